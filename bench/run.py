@@ -1,0 +1,889 @@
+#!/usr/bin/env python3
+"""Benchmark treadle against its peers: one command, one table.
+
+    python bench/run.py                      # everything: ~25 minutes on a 2-core machine
+    python bench/run.py --quick              # 1 round of 3 s each: a smoke test
+    python bench/run.py --scenarios hello,post --servers treadle,uvicorn
+
+What it does, in order:
+
+1. ``bench/setup-peers.sh``: installs wrk and nginx from Debian when missing, and the Python peers
+   (Twisted, aiohttp, uvicorn, granian) into ``bench/.venv-peers``. treadle itself runs from the
+   Python that runs this script, where the repository is installed (``pip install -e .``).
+2. For each round, each scenario and each server (rounds alternate: A B C D, A B C D, ...): start the
+   server pinned to core 0 (``taskset -c 0``), wait until its port accepts, check one response,
+   warm it up with wrk, then measure with wrk pinned to core 1 (``taskset -c 1``); read the server's
+   CPU time (``/proc/PID/stat`` utime+stime over the measured run) and peak RSS (``VmHWM`` in
+   ``/proc/PID/status``), summed over the server's process tree; stop the server.
+3. Print one table of medians over the rounds (req/s, p50, p99, server CPU µs per request, peak RSS,
+   and treadle's throughput as a multiple of each server's), then one "target" line per scenario.
+4. Save ``bench/results/<timestamp>.json`` and ``bench/results/latest.json``, and draw
+   ``bench/results/latest.png`` when matplotlib is importable (here or in the peers' venv).
+
+Only loopback (127.0.0.1) is used. A server that cannot run a scenario is absent from its rows; a
+server that is not installed (treadle before it can serve, granian without a wheel) is reported as
+unavailable and the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+APPS = BENCH / "apps"
+LUA = BENCH / "lua"
+VENV = BENCH / ".venv-peers"
+PEER_PYTHON = VENV / "bin" / "python"
+RESULTS = BENCH / "results"
+
+HOST = "127.0.0.1"
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+HELLO = b"Hello, world!"
+DELAYED_BODY = b"<html><body>Sorry to keep you waiting.</body></html>"
+DELAY_S = 1.0
+SMALL_FILE = "hello.txt"
+SMALL_SIZE = 1024
+LARGE_FILE = "large.bin"
+LARGE_SIZE = 100 * 1024 * 1024
+RPY_FILE = "hello.rpy"
+RPY_SOURCE = '''\
+# A .rpy script without cache(): the server executes it again for every request.
+from twisted.web.resource import Resource
+
+
+class Hello(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        return b"Hello, world!"
+
+
+resource = Hello()
+'''
+POST_HEAD = b"name=Hello%2C+world%21&filler="
+POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as lua/post.lua
+
+SERVERS = ["treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"]
+PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One workload: the same request mix sent to every server that can serve it."""
+
+    name: str
+    title: str
+    path: str
+    connections: int
+    servers: tuple[str, ...]
+    lua: str | None = None
+    timeout_s: int = 5
+    metric: str = "rps"  # what the ratio and the chart compare: "rps" or "mbps"
+    expect: bytes | None = HELLO
+    method: str = "GET"
+    body: bytes | None = None
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("hello", "hello: 13-byte render_GET, keep-alive, 64 connections", "/", 64,
+                 ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx")),
+        Scenario("async", "async: NOT_DONE_YET + callLater(0) (asyncio.sleep(0) for ASGI/aiohttp)",
+                 "/", 64, ("treadle", "twisted", "aiohttp", "uvicorn", "granian")),
+        Scenario("delayed", "delayed: 1 s deferLater response, 10,000 concurrent connections", "/",
+                 10_000, ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
+                 expect=DELAYED_BODY),
+        Scenario("static", "static: 1 KiB file (treadle web --path / twistd web --path / nginx)",
+                 "/" + SMALL_FILE, 64, ("treadle", "twisted", "aiohttp", "nginx"), expect=None),
+        Scenario("static-100m", "static-100m: 100 MiB file, 4 connections", "/" + LARGE_FILE, 4,
+                 ("treadle", "twisted", "aiohttp", "nginx"), timeout_s=60, metric="mbps",
+                 expect=None),
+        Scenario("rpy", "rpy: .rpy script without cache(), re-executed per request",
+                 "/" + RPY_FILE, 64, ("treadle", "twisted")),
+        Scenario("post", "post: 1 KiB urlencoded form, echo request.args[b'name'][0]", "/", 64,
+                 ("treadle", "twisted", "aiohttp", "uvicorn", "granian"), lua="post.lua",
+                 method="POST", body=POST_BODY),
+        Scenario("pipelined", "pipelined: 16 pipelined GETs per connection (hello)", "/", 64,
+                 ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
+                 lua="pipeline.lua"),
+    ]
+}
+
+# Reported, never asserted: (scenario, peer, factor) means "treadle >= factor x peer".
+TARGETS: list[tuple[str, str, float]] = [
+    ("hello", "uvicorn", 1.5),
+    ("hello", "twisted", 3.5),
+    ("async", "uvicorn", 1.2),
+    ("static", "twisted", 6.0),
+    ("rpy", "twisted", 10.0),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def raise_nofile() -> int:
+    """Raise RLIMIT_NOFILE as far as allowed (children, servers and wrk, inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    except OSError:
+        nr_open = hard
+    for want in (nr_open, 1 << 20, 1 << 17, 1 << 16):
+        if want <= hard:
+            break
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on the port and a server could bind it (SO_REUSEADDR, as they do)."""
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        if probe.connect_ex((HOST, port)) == 0:
+            return False
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+class Ports:
+    """Hands out a different free port for every server start (below the ephemeral range)."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base
+        self.next = 0
+
+    def take(self) -> int:
+        for _ in range(2000):
+            port = self.base + self.next % 2000
+            self.next += 1
+            if port_is_free(port):
+                return port
+        raise RuntimeError(f"no free port in {self.base}..{self.base + 1999}")
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """The pid and all its descendants (granian runs its worker as a child process)."""
+    children = _children_map()
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    """utime + stime, in clock ticks, summed over the processes (all their threads)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total
+
+
+def memory_kib(pids: list[int], key: str) -> int:
+    """A /proc/PID/status value in KiB (VmRSS, VmHWM), summed over the processes."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith(key + ":"):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# How each server is started
+
+
+@dataclass
+class Launch:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+
+
+class Context:
+    """What the launchers need: the static directory, the Pythons, availability of each server."""
+
+    def __init__(self, workdir: Path, scenarios: list[str]) -> None:
+        self.workdir = workdir
+        self.docroot = workdir / "docroot"
+        self.docroot.mkdir()
+        (self.docroot / SMALL_FILE).write_bytes(bytes((i * 7 + 13) % 256 for i in range(SMALL_SIZE)))
+        (self.docroot / RPY_FILE).write_text(RPY_SOURCE)
+        if "static-100m" in scenarios:
+            chunk = os.urandom(1 << 20)
+            with open(self.docroot / LARGE_FILE, "wb") as f:
+                for _ in range(LARGE_SIZE >> 20):
+                    f.write(chunk)
+        self.nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        self.echo_module = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
+        self.unavailable: dict[str, str] = {}
+        self.treadle_web_argv: list[str] = []
+
+    # treadle ---------------------------------------------------------------------------------
+    def check_treadle(self) -> None:
+        """Decide whether treadle can serve: resource API and `treadle web` are checked apart."""
+        probe = (
+            "from treadle import reactor\n"
+            "from treadle.resource import Resource\n"
+            "from treadle.server import Site, NOT_DONE_YET\n"
+        )
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        if r.returncode != 0:
+            last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
+            self.unavailable["treadle"] = f"treadle API not importable: {last}"
+        r = subprocess.run([sys.executable, "-c", "import treadle.cli"], capture_output=True, text=True)
+        if r.returncode != 0:
+            last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
+            self.unavailable["treadle-web"] = f"treadle.cli not importable: {last}"
+        script = Path(sysconfig.get_path("scripts")) / "treadle"
+        if script.exists():
+            self.treadle_web_argv = [str(script)]
+        elif shutil.which("treadle"):
+            self.treadle_web_argv = [shutil.which("treadle") or "treadle"]
+        else:
+            self.treadle_web_argv = [
+                sys.executable, "-c", "import sys; from treadle.cli import main; sys.exit(main())",
+            ]
+
+    def check_peers(self) -> None:
+        if not PEER_PYTHON.exists():
+            for name in PYTHON_PEERS:
+                self.unavailable[name] = f"{VENV} missing: run bench/setup-peers.sh"
+            return
+        for name, module in [("twisted", "twisted.web"), ("aiohttp", "aiohttp"),
+                             ("uvicorn", "uvicorn"), ("granian", "granian")]:
+            r = subprocess.run([str(PEER_PYTHON), "-c", f"import {module}, uvloop"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                self.unavailable[name] = f"{module} not installed in {VENV}"
+        if not self.nginx:
+            self.unavailable["nginx"] = "nginx not installed (apt-get install nginx-light)"
+
+    def availability(self, server: str, scenario: str) -> str | None:
+        """Why ``server`` can't be measured now, or None when it can."""
+        if server == "treadle" and scenario in ("static", "static-100m", "rpy"):
+            return self.unavailable.get("treadle-web")
+        if server == "nginx" and scenario == "delayed" and not self.echo_module.exists():
+            return "needs Debian's libnginx-mod-http-echo for echo_sleep"
+        return self.unavailable.get(server)
+
+    # launchers ---------------------------------------------------------------------------------
+    def launch(self, server: str, sc: Scenario, port: int) -> Launch:
+        app_scenario = "hello" if sc.name == "pipelined" else sc.name
+        file_scenario = sc.name in ("static", "static-100m", "rpy")
+        listen = f"tcp:port={port}:interface={HOST}"
+        if server == "treadle":
+            if file_scenario:
+                return Launch([*self.treadle_web_argv, "web", "--path", str(self.docroot),
+                               "--listen", listen, "--no-access-log"])
+            return Launch([sys.executable, str(APPS / "resources.py"), "--impl", "treadle",
+                           "--scenario", app_scenario, "--port", str(port)])
+        if server == "twisted":
+            if file_scenario:
+                return Launch([str(VENV / "bin" / "twistd"), "-n", "--pidfile=", "--logfile=/dev/null",
+                               "web", "--path", str(self.docroot), "--listen", listen],
+                              cwd=self.workdir)
+            return Launch([str(PEER_PYTHON), str(APPS / "resources.py"), "--impl", "twisted",
+                           "--scenario", app_scenario, "--port", str(port)])
+        if server == "aiohttp":
+            extra = ["--path", str(self.docroot)] if file_scenario else []
+            return Launch([str(PEER_PYTHON), str(APPS / "aiohttp_app.py"), "--scenario",
+                           "static" if file_scenario else app_scenario, "--port", str(port), *extra])
+        if server == "uvicorn":
+            return Launch([str(PEER_PYTHON), str(APPS / "asgi_app.py"), "--scenario", app_scenario,
+                           "--port", str(port)])
+        if server == "granian":
+            return Launch(
+                [str(VENV / "bin" / "granian"), "--interface", "asgi", "--workers", "1",
+                 "--runtime-threads", "1", "--loop", "uvloop", "--http", "1", "--no-ws",
+                 "--host", HOST, "--port", str(port), "--backlog", "4096",
+                 # granian's default backpressure (backlog/workers) would cap the delayed scenario
+                 # at 4096 requests in flight; the other servers have no such cap.
+                 "--backpressure", "20000", "--log-level", "warning", "--no-access-log",
+                 "--working-dir", str(APPS), "asgi_app:app"],
+                env={"BENCH_SCENARIO": app_scenario}, cwd=APPS)
+        if server == "nginx":
+            conf_dir = Path(tempfile.mkdtemp(prefix="nginx-", dir=self.workdir))
+            conf = conf_dir / "nginx.conf"
+            conf.write_text(self.nginx_conf(sc, port, conf_dir))
+            return Launch([self.nginx or "nginx", "-p", str(conf_dir), "-c", str(conf), "-e", "stderr"],
+                          cwd=conf_dir)
+        raise ValueError(server)
+
+    def nginx_conf(self, sc: Scenario, port: int, prefix: Path) -> str:
+        load = ""
+        if sc.name in ("static", "static-100m"):
+            location = f"location / {{ root {self.docroot}; }}"
+        elif sc.name == "delayed":
+            load = f"load_module {self.echo_module};"
+            location = f"location = / {{ echo_sleep {DELAY_S:g}; echo -n '{DELAYED_BODY.decode()}'; }}"
+        else:
+            location = f"location = / {{ return 200 '{HELLO.decode()}'; }}"
+        return f"""\
+{load}
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile {resource.getrlimit(resource.RLIMIT_NOFILE)[0]};
+error_log stderr warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    default_type text/html;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000000;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        {location}
+    }}
+}}
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# One measurement
+
+
+class Server:
+    """A server process pinned to the server core, in its own process group."""
+
+    def __init__(self, launch: Launch, log_path: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **launch.env}
+        self.log_path = log_path
+        self.log_file = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, *launch.argv], cwd=launch.cwd, env=env,
+            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, port: int, deadline_s: float = 30.0) -> None:
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with code {self.proc.returncode}: {self.log_tail()}")
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                if s.connect_ex((HOST, port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"port {port} not accepting after {deadline_s:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        self.log_file.flush()
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def pids(self) -> list[int]:
+        return process_tree(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        # Children (granian's worker) may outlive the leader for a moment: end the group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log_file.close()
+
+
+def check_response(sc: Scenario, port: int, docroot: Path) -> None:
+    """One request before the load: the server must answer this scenario correctly."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if sc.body else {}
+        conn.request(sc.method, sc.path, body=sc.body, headers=headers)
+        resp = conn.getresponse()
+        if sc.name == "static-100m":
+            size = 0
+            while chunk := resp.read(1 << 20):
+                size += len(chunk)
+            expect_size = LARGE_SIZE
+        else:
+            body = resp.read()
+            size, expect_size = len(body), None
+        if resp.status != 200:
+            raise RuntimeError(f"check: status {resp.status} for {sc.method} {sc.path}")
+        if expect_size is not None and size != expect_size:
+            raise RuntimeError(f"check: {size} bytes instead of {expect_size}")
+        expect = sc.expect
+        if sc.name == "static":
+            expect = (docroot / SMALL_FILE).read_bytes()
+        if expect is not None and body != expect:
+            raise RuntimeError(f"check: unexpected body {body[:60]!r}")
+    finally:
+        conn.close()
+
+
+def run_wrk(sc: Scenario, port: int, duration_s: int, connections: int, workdir: Path) -> dict[str, Any]:
+    script = workdir / f"wrk-{sc.name}.lua"
+    if not script.exists():
+        parts = [(LUA / sc.lua).read_text()] if sc.lua else []
+        parts.append((LUA / "report.lua").read_text())
+        script.write_text("\n".join(parts))
+    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s",
+            f"--timeout={sc.timeout_s}s", "-s", str(script), f"http://{HOST}:{port}{sc.path}"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + sc.timeout_s + 60)
+    for line in r.stdout.splitlines():
+        if line.startswith("WRK_RESULT "):
+            return json.loads(line[len("WRK_RESULT "):])
+    raise RuntimeError(f"wrk failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
+
+
+def measure(ctx: Context, sc: Scenario, server: str, port: int, opts: argparse.Namespace,
+            log_path: Path) -> dict[str, Any]:
+    """Start, check, warm up, measure and stop one server; return the figures of this round."""
+    duration = opts.delayed_duration if sc.name == "delayed" else opts.duration
+    connections = sc.connections
+    if sc.name == "delayed":
+        connections = opts.delayed_connections
+    launch = ctx.launch(server, sc, port)
+    srv = Server(launch, log_path)
+    try:
+        srv.wait_ready(port)
+        check_response(sc, port, ctx.docroot)
+        idle_rss = memory_kib(srv.pids(), "VmRSS")
+        if opts.warmup > 0:
+            run_wrk(sc, port, opts.warmup, connections, ctx.workdir)
+        pids = srv.pids()
+        ticks0 = cpu_ticks(pids)
+        wrk = run_wrk(sc, port, duration, connections, ctx.workdir)
+        pids = srv.pids()
+        ticks1 = cpu_ticks(pids)
+        hwm = memory_kib(pids, "VmHWM")
+        if srv.proc.poll() is not None:
+            raise RuntimeError(f"server died during the run: {srv.log_tail()}")
+    finally:
+        srv.stop()
+    seconds = wrk["duration_us"] / 1e6
+    requests = wrk["requests"]
+    errors = {k: v for k, v in wrk["errors"].items() if v}
+    result: dict[str, Any] = {
+        "status": "ok",
+        "requests": requests,
+        "duration_s": round(seconds, 3),
+        "connections": connections,
+        "rps": requests / seconds if seconds else 0.0,
+        "mbps": wrk["bytes"] / seconds / 1e6 if seconds else 0.0,
+        "p50_ms": wrk["latency_us"]["p50"] / 1000,
+        "p90_ms": wrk["latency_us"]["p90"] / 1000,
+        "p99_ms": wrk["latency_us"]["p99"] / 1000,
+        "max_ms": wrk["latency_us"]["max"] / 1000,
+        "cpu_us_per_req": (ticks1 - ticks0) / CLK_TCK * 1e6 / requests if requests else None,
+        "cpu_s": (ticks1 - ticks0) / CLK_TCK,
+        "idle_rss_kib": idle_rss,
+        "peak_rss_kib": hwm,
+        "errors": errors,
+    }
+    if sc.name == "delayed":
+        result["per_connection"] = requests / connections
+        result["ideal_per_connection"] = seconds / DELAY_S
+        result["kib_per_pending"] = (hwm - idle_rss) / connections
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Summary, table, targets
+
+
+NUMERIC = ["requests", "rps", "mbps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cpu_us_per_req",
+           "cpu_s", "idle_rss_kib", "peak_rss_kib", "per_connection", "ideal_per_connection",
+           "kib_per_pending", "duration_s"]
+
+
+def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rounds if r.get("status") == "ok"]
+    if not ok:
+        first = rounds[0] if rounds else {"status": "error", "reason": "not run"}
+        return {"status": first["status"], "reason": first.get("reason", ""), "rounds_ok": 0}
+    med: dict[str, Any] = {"status": "ok", "rounds_ok": len(ok), "rounds_failed": len(rounds) - len(ok)}
+    for key in NUMERIC:
+        values = [r[key] for r in ok if r.get(key) is not None]
+        if values:
+            med[key] = statistics.median(values)
+    errors: dict[str, int] = {}
+    for r in ok:
+        for k, v in r["errors"].items():
+            errors[k] = errors.get(k, 0) + v
+    med["errors"] = errors
+    failed = [r.get("reason", "") for r in rounds if r.get("status") != "ok"]
+    if failed:
+        med["reason"] = failed[0]
+    return med
+
+
+def fmt_int(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
+
+
+def fmt_ms(x: float) -> str:
+    if x >= 1000:
+        return f"{x / 1000:.2f}s"
+    if x >= 10:
+        return f"{x:.0f}ms"
+    return f"{x:.2f}ms"
+
+
+def ratio(summary: dict[str, dict[str, Any]], sc: Scenario, server: str) -> float | None:
+    t, s = summary.get("treadle", {}), summary.get(server, {})
+    if t.get("status") != "ok" or s.get("status") != "ok":
+        return None
+    denom = s.get(sc.metric) or 0
+    return t[sc.metric] / denom if denom else None
+
+
+def table(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[str], servers: list[str]) -> str:
+    head = ["scenario", "server", "req/s", "p50", "p99", "CPU µs/req", "peak RSS", "treadle ×", "notes"]
+    rows: list[list[str]] = []
+    for name in scenarios:
+        sc = SCENARIOS[name]
+        for server in servers:
+            if server not in sc.servers or server not in results.get(name, {}):
+                continue
+            s = results[name][server]
+            if s["status"] != "ok":
+                rows.append([name, server, "-", "-", "-", "-", "-", "-", f"{s['status']}: {s.get('reason', '')}"[:90]])
+                continue
+            r = ratio(results[name], sc, server)
+            notes = []
+            if sc.metric == "mbps":
+                notes.append(f"{s['mbps']:,.0f} MB/s")
+            if name == "delayed":
+                notes.append(f"{s['per_connection']:.1f}/{s['ideal_per_connection']:.1f} req/conn, "
+                             f"{s['kib_per_pending']:.1f} KiB/pending")
+            if s["errors"]:
+                notes.append("errors " + ",".join(f"{k}={v}" for k, v in s["errors"].items()))
+            if s.get("rounds_failed"):
+                notes.append(f"{s['rounds_failed']} round(s) failed")
+            rows.append([
+                name, server, fmt_int(s["rps"]), fmt_ms(s["p50_ms"]), fmt_ms(s["p99_ms"]),
+                f"{s['cpu_us_per_req']:.1f}" if s.get("cpu_us_per_req") is not None else "-",
+                f"{s['peak_rss_kib'] / 1024:.1f} MiB", f"{r:.2f}×" if r else "-", "; ".join(notes),
+            ])
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+    right = {2, 3, 4, 5, 6, 7}
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for i, c in enumerate(cells):
+            out.append(c.rjust(widths[i]) if i in right else c.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    out = [line(head), line(["-" * w for w in widths])]
+    previous = None
+    for row in rows:
+        if previous is not None and row[0] != previous:
+            out.append("")
+        out.append(line(row))
+        previous = row[0]
+    return "\n".join(out)
+
+
+def target_lines(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[str]) -> list[str]:
+    lines = []
+    for name in scenarios:
+        sc = SCENARIOS[name]
+        summary = results.get(name, {})
+        parts = []
+        for t_name, peer, factor in TARGETS:
+            if t_name != name:
+                continue
+            r = ratio(summary, sc, peer)
+            verdict = "n/a" if r is None else f"{r:.2f}× {'met' if r >= factor else 'MISSED'}"
+            parts.append(f"≥{factor:g}× {peer}: {verdict}")
+        python_peers = [p for p in PYTHON_PEERS if summary.get(p, {}).get("status") == "ok"]
+        if python_peers:
+            best = max(python_peers, key=lambda p: summary[p][sc.metric])
+            r = ratio(summary, sc, best)
+            verdict = "n/a" if r is None else f"{r:.2f}× {'met' if r >= 1.0 else 'MISSED'}"
+            parts.append(f"≥ best Python peer ({best}): {verdict}")
+        if parts:
+            unit = "MB/s" if sc.metric == "mbps" else "req/s"
+            lines.append(f"target {name} ({unit}): " + "; ".join(parts))
+    return lines
+
+
+def environment(ctx: Context) -> dict[str, Any]:
+    def out(argv: list[str]) -> str:
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            return (r.stdout + r.stderr).strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    versions = {}
+    if PEER_PYTHON.exists():
+        code = ("import importlib.metadata as m, json\nv={}\n"
+                "for n in ['twisted','aiohttp','uvicorn','uvloop','httptools','granian']:\n"
+                "    try: v[n]=m.version(n)\n    except Exception: pass\nprint(json.dumps(v))")
+        with contextlib.suppress(ValueError):
+            versions = json.loads(out([str(PEER_PYTHON), "-c", code]) or "{}")
+    treadle_version = out([sys.executable, "-c",
+                           "import importlib.metadata as m; print(m.version('treadle'))"]).splitlines()
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "treadle": treadle_version[-1] if treadle_version else "",
+        "peers": versions,
+        "nginx": out([ctx.nginx or "nginx", "-v"]),
+        "wrk": out(["wrk", "-v"]).splitlines()[0] if out(["wrk", "-v"]) else "",
+        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        "somaxconn": out(["cat", "/proc/sys/net/core/somaxconn"]),
+    }
+
+
+def draw_chart(json_path: Path, png_path: Path) -> None:
+    plot = BENCH / "plot.py"
+    for python in (sys.executable, str(PEER_PYTHON)):
+        if not Path(python).exists():
+            continue
+        r = subprocess.run([python, "-c", "import matplotlib"], capture_output=True)
+        if r.returncode == 0:
+            r = subprocess.run([python, str(plot), str(json_path), str(png_path)],
+                               capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+            if r.returncode == 0:
+                log(f"chart: {png_path}")
+            else:
+                log(f"chart: plot.py failed: {r.stderr.strip()[-300:]}")
+            return
+    log("chart: skipped (matplotlib is not importable; run bench/setup-peers.sh)")
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Benchmark treadle against Twisted Web, aiohttp, uvicorn, "
+                                "granian and nginx.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated servers")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the table shows medians")
+    p.add_argument("--duration", type=int, default=10, help="seconds measured per server and scenario")
+    p.add_argument("--warmup", type=int, default=2, help="seconds of wrk load before each measurement")
+    p.add_argument("--delayed-duration", type=int, default=None,
+                   help="seconds measured in the delayed scenario (default: duration + 2)")
+    p.add_argument("--delayed-connections", type=int, default=10_000,
+                   help="concurrent connections in the delayed scenario (lowered if RLIMIT_NOFILE is short)")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1 round of 3 s, 1 s warm-up")
+    p.add_argument("--port-base", type=int, default=18000, help="first port tried (below the ephemeral range)")
+    p.add_argument("--no-setup", action="store_true", help="do not run bench/setup-peers.sh first")
+    p.add_argument("--no-save", action="store_true", help="print the table only; write no results")
+    p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs and the work dir")
+    opts = p.parse_args(argv)
+    if opts.quick:
+        opts.rounds, opts.duration, opts.warmup = 1, 3, 1
+    if opts.delayed_duration is None:
+        opts.delayed_duration = opts.duration + 2
+    opts.scenario_list = [s.strip() for s in opts.scenarios.split(",") if s.strip()]
+    opts.server_list = [s.strip() for s in opts.servers.split(",") if s.strip()]
+    # Table order is fixed (treadle first), whatever order the servers were named in.
+    opts.server_list.sort(key=lambda s: SERVERS.index(s) if s in SERVERS else len(SERVERS))
+    for s in opts.scenario_list:
+        if s not in SCENARIOS:
+            p.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
+    for s in opts.server_list:
+        if s not in SERVERS:
+            p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    started = time.monotonic()
+    if not opts.no_setup:
+        r = subprocess.run(["bash", str(BENCH / "setup-peers.sh")])
+        if r.returncode != 0:
+            log("setup-peers.sh failed: peers that are missing will be reported unavailable")
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            log(f"{tool} is not installed (bench/setup-peers.sh installs it)")
+            return 2
+    if (os.cpu_count() or 1) < 2:
+        log("warning: fewer than 2 CPUs; server and wrk will share core 0")
+
+    nofile = raise_nofile()
+    if "delayed" in opts.scenario_list and nofile < opts.delayed_connections + 1024:
+        lowered = max(64, nofile - 1024)
+        log(f"RLIMIT_NOFILE is {nofile}: delayed scenario lowered to {lowered} connections")
+        opts.delayed_connections = lowered
+
+    workdir = Path(tempfile.mkdtemp(prefix="treadle-bench-"))
+    ctx = Context(workdir, opts.scenario_list)
+    ctx.check_treadle()
+    ctx.check_peers()
+    for name, reason in sorted(ctx.unavailable.items()):
+        if name.split("-")[0] in opts.server_list:
+            log(f"unavailable: {name}: {reason}")
+
+    plan = [(name, server) for name in opts.scenario_list for server in opts.server_list
+            if server in SCENARIOS[name].servers]
+    runnable = [(n, s) for n, s in plan if ctx.availability(s, n) is None]
+    per = sum((opts.delayed_duration if n == "delayed" else opts.duration) + opts.warmup + 2
+              for n, _ in runnable)
+    log(f"{len(runnable)} measurements per round x {opts.rounds} rounds: "
+        f"about {per * opts.rounds / 60:.0f} min; work dir {workdir}")
+
+    ports = Ports(opts.port_base)
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in opts.scenario_list}
+    try:
+        for rnd in range(1, opts.rounds + 1):
+            for name, server in plan:
+                sc = SCENARIOS[name]
+                reason = ctx.availability(server, name)
+                if reason is not None:
+                    raw[name].setdefault(server, []).append({"status": "unavailable", "reason": reason})
+                    continue
+                port = ports.take()
+                log_path = workdir / f"{name}-{server}-r{rnd}.log"
+                t0 = time.monotonic()
+                try:
+                    res = measure(ctx, sc, server, port, opts, log_path)
+                    msg = (f"{res['rps']:>10,.0f} req/s  p99 {fmt_ms(res['p99_ms']):>7}  "
+                           f"cpu {res['cpu_us_per_req'] or 0:6.1f} µs/req  rss {res['peak_rss_kib'] / 1024:6.1f} MiB")
+                    if res["errors"]:
+                        msg += f"  errors {res['errors']}"
+                except Exception as exc:  # noqa: BLE001 - one failed server must not end the run
+                    res = {"status": "error", "reason": str(exc)}
+                    msg = f"ERROR {exc}"
+                raw[name].setdefault(server, []).append(res)
+                log(f"round {rnd}/{opts.rounds}  {name:<12} {server:<8} {msg}  ({time.monotonic() - t0:.0f} s)")
+    except KeyboardInterrupt:
+        log("interrupted: summarizing what was measured")
+
+    results = {name: {server: summarize(rounds) for server, rounds in per_server.items()}
+               for name, per_server in raw.items()}
+    elapsed = time.monotonic() - started
+    print()
+    print(f"treadle benchmark — median of {opts.rounds} round(s), {opts.duration} s each "
+          f"(delayed {opts.delayed_duration} s), server on core {SERVER_CPU}, wrk on core {CLIENT_CPU}")
+    print("treadle × = treadle's req/s (MB/s for static-100m) divided by that server's\n")
+    print(table(results, opts.scenario_list, opts.server_list))
+    print()
+    for line in target_lines(results, opts.scenario_list):
+        print(line)
+    print(f"\ntotal time {elapsed / 60:.1f} min")
+
+    if not opts.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y-%m-%dT%H%M%S") + ("-quick" if opts.quick else "")
+        record = {
+            "date": dt.datetime.now().isoformat(timespec="seconds"),
+            "quick": opts.quick,
+            "config": {"rounds": opts.rounds, "duration_s": opts.duration, "warmup_s": opts.warmup,
+                       "delayed_duration_s": opts.delayed_duration,
+                       "delayed_connections": opts.delayed_connections,
+                       "scenarios": opts.scenario_list, "servers": opts.server_list,
+                       "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
+            "environment": environment(ctx),
+            "scenarios": {n: {"title": SCENARIOS[n].title, "metric": SCENARIOS[n].metric,
+                              "connections": (opts.delayed_connections if n == "delayed"
+                                              else SCENARIOS[n].connections)}
+                          for n in opts.scenario_list},
+            "results": results,
+            "rounds": raw,
+            "targets": target_lines(results, opts.scenario_list),
+            "elapsed_s": round(elapsed, 1),
+        }
+        out = RESULTS / f"{stamp}.json"
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        shutil.copyfile(out, RESULTS / "latest.json")
+        log(f"results: {out} and {RESULTS / 'latest.json'}")
+        draw_chart(RESULTS / "latest.json", RESULTS / "latest.png")
+
+    if opts.keep_logs:
+        log(f"logs kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""``Failure``: an exception together with its traceback, as passed down errback chains.
+
+``twisted.python.failure`` ports to this module. A :class:`Failure` is what a
+:class:`~treadle.defer.Deferred` hands to its errbacks: the exception value, its type and the
+traceback, plus the helpers errbacks use (:meth:`Failure.trap`, :meth:`Failure.check`,
+:meth:`Failure.getTraceback`).
+
+Differences from Twisted, on purpose:
+
+* Tracebacks are formatted by the standard library (``traceback.format_exception``), so they
+  read like any other Python traceback, chained exceptions included. Twisted's own format and
+  its ``elideFrameworkCode``/``detail`` options are not offered.
+* Frames are never copied at construction (Twisted did so eagerly for years); the traceback is
+  kept as is. :meth:`Failure.cleanFailure` replaces it with a frame-free snapshot
+  (``traceback.TracebackException``) so the formatted text survives while frames and their
+  locals are freed.
+* Only classes are accepted by :meth:`Failure.check` and :meth:`Failure.trap`, not dotted names.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from types import TracebackType
+from typing import IO, NoReturn
+
+__all__ = ["Failure", "NoCurrentExceptionError"]
+
+
+class NoCurrentExceptionError(Exception):
+    """``Failure()`` was called with no argument outside of an ``except`` block."""
+
+
+def _qualified_name(cls: type) -> str:
+    module = cls.__module__
+    if module in ("builtins", "__main__"):
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+class Failure:
+    """An exception, its type and its traceback.
+
+    Args:
+        exc_value: The exception (an instance, or a class to instantiate with no arguments).
+            When omitted, the exception currently being handled (``sys.exc_info()``) is used.
+        exc_type: The exception's type; defaults to ``type(exc_value)``.
+        exc_tb: The traceback; defaults to ``exc_value.__traceback__``.
+
+    Raises:
+        NoCurrentExceptionError: No argument was given and no exception is being handled.
+        TypeError: ``exc_value`` is not an exception.
+
+    Attributes:
+        value: The exception instance.
+        type: Its class.
+        tb: The traceback, or None when there is none or after :meth:`cleanFailure`.
+    """
+
+    __slots__ = ("_snapshot", "tb", "type", "value")
+
+    value: BaseException
+    type: type[BaseException]
+    tb: TracebackType | None
+
+    def __init__(
+        self,
+        exc_value: BaseException | type[BaseException] | None = None,
+        exc_type: type[BaseException] | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> None:
+        if exc_value is None:
+            current = sys.exc_info()
+            if current[1] is None:
+                raise NoCurrentExceptionError("Failure() needs an exception being handled")
+            exc_value, exc_type, exc_tb = current[1], current[0], current[2]
+        elif isinstance(exc_value, type) and issubclass(exc_value, BaseException):
+            exc_value = exc_value()
+        if not isinstance(exc_value, BaseException):
+            raise TypeError(f"Failure needs an exception, not {exc_value!r}")
+        self.value = exc_value
+        self.type = exc_type if exc_type is not None else type(exc_value)
+        self.tb = exc_tb if exc_tb is not None else exc_value.__traceback__
+        self._snapshot: traceback.TracebackException | None = None
+
+    def check(self, *errorTypes: type[BaseException]) -> type[BaseException] | None:
+        """Tell whether the exception is an instance of one of ``errorTypes``.
+
+        Args:
+            *errorTypes: Exception classes, tried in order.
+
+        Returns:
+            The first class of ``errorTypes`` the exception is an instance of, or None.
+        """
+        for error in errorTypes:
+            if issubclass(self.type, error):
+                return error
+        return None
+
+    def trap(self, *errorTypes: type[BaseException]) -> type[BaseException]:
+        """Let the errback go on only for the expected exception types.
+
+        The usual first line of an errback: expected errors pass, any other one is re-raised so
+        that it continues down the errback chain.
+
+        Args:
+            *errorTypes: Exception classes, tried in order.
+
+        Returns:
+            The first class of ``errorTypes`` that matches.
+
+        Raises:
+            BaseException: The wrapped exception itself (with its traceback) if none matches.
+        """
+        error = self.check(*errorTypes)
+        if error is None:
+            self.raiseException()
+        return error
+
+    def raiseException(self) -> NoReturn:
+        """Raise the wrapped exception with its original traceback (if still kept)."""
+        raise self.value.with_traceback(self.tb)
+
+    def throwExceptionIntoGenerator(self, g: object) -> object:
+        """Throw the wrapped exception into generator ``g`` and return what it yields next.
+
+        Args:
+            g: A suspended generator (or coroutine).
+
+        Returns:
+            The value ``g`` yields after handling the exception.
+
+        Raises:
+            StopIteration: ``g`` returned.
+            BaseException: ``g`` did not handle the exception (or raised another one).
+        """
+        return g.throw(self.value.with_traceback(self.tb))  # type: ignore[attr-defined, no-any-return]
+
+    def getErrorMessage(self) -> str:
+        """Return ``str()`` of the exception, never raising."""
+        try:
+            return str(self.value)
+        except Exception:
+            return f"<unprintable {self.type.__name__} object>"
+
+    def getTraceback(self) -> str:
+        """Return the traceback formatted as the standard library prints it.
+
+        After :meth:`cleanFailure` the text comes from the snapshot taken then, so it is the
+        same as before the frames were dropped. A Failure built from an exception that was
+        never raised has no frames: only the exception line is shown.
+        """
+        if self.tb is None and self._snapshot is not None:
+            return "".join(self._snapshot.format())
+        return "".join(traceback.format_exception(self.type, self.value, self.tb))
+
+    def printTraceback(self, file: IO[str] | None = None) -> None:
+        """Write :meth:`getTraceback` to ``file`` (standard error by default)."""
+        (sys.stderr if file is None else file).write(self.getTraceback())
+
+    def cleanFailure(self) -> None:
+        """Drop the traceback's frames (and everything their locals keep alive).
+
+        The formatted traceback stays available through :meth:`getTraceback`; re-raising the
+        exception afterwards starts a new traceback. Like Twisted, this also clears the
+        exception's own ``__traceback__``, which would otherwise keep the frames alive.
+        Calling it again does nothing.
+        """
+        tb = self.tb if self.tb is not None else self.value.__traceback__
+        if tb is None:
+            return
+        # lookup_lines=False: source lines are read from linecache only if someone formats.
+        self._snapshot = traceback.TracebackException(self.type, self.value, tb, lookup_lines=False)
+        self.tb = None
+        self.value.__traceback__ = None
+
+    def __repr__(self) -> str:
+        return f"<{_qualified_name(type(self))} {_qualified_name(self.type)}: {self.getErrorMessage()}>"
+
+    def __str__(self) -> str:
+        return f"[Failure instance: {_qualified_name(self.type)}: {self.getErrorMessage()}]"

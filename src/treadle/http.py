@@ -1,0 +1,1159 @@
+"""HTTP/1.1 on asyncio: the channel (bytes in, requests out) and the wire-level ``Request``.
+
+:class:`HTTPChannel` is an :class:`asyncio.Protocol` driving httptools (llhttp). Its parser
+callbacks only *record* what they see; the channel acts after ``feed_data`` returns, so no
+user code ever runs inside the parser. Completed requests wait in a short queue and are
+answered strictly in order, one at a time. While a response is outstanding the channel
+keeps reading a little ahead (so it notices a client that leaves, as Twisted does) and
+pauses the transport once that read-ahead or the queue is full.
+
+:class:`Request` is the wire half of a request: headers, body, ``write``/``finish`` with
+framing chosen by :func:`treadle._framing.response_framing`, ``notifyFinish``, cookies.
+:mod:`treadle.server` adds resource traversal and rendering on top; this module knows
+nothing of resources.
+
+Fast path: a response whose body is known when the headers are written goes out as a single
+``transport.write`` (status line, headers and body joined); status lines are precomputed and
+the ``Date`` header is formatted once a second. Query arguments, form bodies and cookies are
+parsed only when first asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
+
+import httptools
+
+from treadle import _framing
+from treadle._framing import RESPONSES, Framing, date_header, response_framing, status_line
+from treadle.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
+from treadle.error import ConnectionDone, ConnectionLost
+from treadle.http_headers import Headers, canonical_name
+
+if TYPE_CHECKING:
+    from treadle.defer import Deferred
+
+__all__ = [
+    "BAD_REQUEST",
+    "DEFAULT_IDLE_TIMEOUT",
+    "FORBIDDEN",
+    "FOUND",
+    "INTERNAL_SERVER_ERROR",
+    "MAX_BODY_SIZE",
+    "MAX_HEADERS",
+    "MAX_HEAD_SIZE",
+    "MAX_PIPELINED",
+    "MAX_URL_SIZE",
+    "MOVED_PERMANENTLY",
+    "NOT_ALLOWED",
+    "NOT_FOUND",
+    "NOT_IMPLEMENTED",
+    "NOT_MODIFIED",
+    "OK",
+    "RESPONSES",
+    "HTTPChannel",
+    "HTTPFactory",
+    "MalformedRequestBody",
+    "Request",
+    "combinedLogFormatter",
+    "datetimeToString",
+]
+
+error_log = logging.getLogger("treadle.error")
+access_log = logging.getLogger("treadle.access")
+
+# Status codes under the names Twisted code imports from twisted.web.http.
+OK: Final = 200
+CREATED: Final = 201
+NO_CONTENT: Final = 204
+PARTIAL_CONTENT: Final = 206
+MOVED_PERMANENTLY: Final = 301
+FOUND: Final = 302
+SEE_OTHER: Final = 303
+NOT_MODIFIED: Final = 304
+TEMPORARY_REDIRECT: Final = 307
+BAD_REQUEST: Final = 400
+UNAUTHORIZED: Final = 401
+FORBIDDEN: Final = 403
+NOT_FOUND: Final = 404
+NOT_ALLOWED: Final = 405
+REQUEST_ENTITY_TOO_LARGE: Final = 413
+REQUEST_URI_TOO_LONG: Final = 414
+REQUESTED_RANGE_NOT_SATISFIABLE: Final = 416
+EXPECTATION_FAILED: Final = 417
+INTERNAL_SERVER_ERROR: Final = 500
+NOT_IMPLEMENTED: Final = 501
+SERVICE_UNAVAILABLE: Final = 503
+HTTP_VERSION_NOT_SUPPORTED: Final = 505
+
+# -- limits ----------------------------------------------------------------------------------
+# Each is an attribute of HTTPFactory (and so of Site) too; these are the defaults.
+
+#: Request target length. nginx's large_client_header_buffers is 8 KiB, uvicorn has none,
+#: Twisted 16 KiB for the whole line; 8 KiB fits every real URL and refuses abuse early.
+MAX_URL_SIZE: Final = 8 * 1024
+#: Whole request head (request line + fields). nginx allows 4 × 8 KiB, Apache 100 × 8 KiB,
+#: Twisted 16 KiB per line; 64 KiB holds large cookie sets and stops memory-bloat attacks.
+MAX_HEAD_SIZE: Final = 64 * 1024
+#: Number of header fields. Apache's LimitRequestFields is 100, Twisted 500.
+MAX_HEADERS: Final = 100
+#: Buffered request body. Twisted has no limit at all; nginx's client_max_body_size is 1 MiB;
+#: 10 MiB keeps ordinary uploads working while bounding what one request can hold in memory.
+MAX_BODY_SIZE: Final = 10 * 1024 * 1024
+#: Complete requests queued behind the one being answered. aiohttp bounds its queue the same
+#: way; beyond this the channel stops reading and TCP pushes back on the client.
+MAX_PIPELINED: Final = 16
+#: Bytes read ahead while a response is outstanding (Twisted reads 16 KiB optimistically):
+#: enough to notice a client that closes, small enough not to buffer a flood.
+READ_AHEAD: Final = 64 * 1024
+#: Bodies larger than this are spooled to a temporary file instead of memory.
+SPOOL_SIZE: Final = 1024 * 1024
+#: Seconds an idle keep-alive connection is kept (nginx 75 s, uvicorn 5 s, Twisted 12 h).
+DEFAULT_IDLE_TIMEOUT: Final = 60.0
+
+SERVER_NAME: Final = b"treadle"
+_CRLF: Final = b"\r\n"
+
+
+def datetimeToString(msSinceEpoch: float | None = None) -> bytes:
+    """Return an HTTP date (IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``) as bytes."""
+    from email.utils import formatdate
+
+    return formatdate(msSinceEpoch, usegmt=True).encode("ascii")
+
+
+class MalformedRequestBody(ValueError):
+    """A form body (urlencoded or multipart) could not be parsed; answered with 400."""
+
+
+class _Rejection:
+    """A request the channel refused while parsing; answered in its turn, then we close."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+
+
+class _Refused(Exception):
+    """Raised inside a parser callback to stop parsing with a status code."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+# -- the request -----------------------------------------------------------------------------
+
+
+class Request:
+    """One HTTP request and its response, as Twisted's ``http.Request``.
+
+    Attributes:
+        channel: The :class:`HTTPChannel` the request arrived on.
+        method: Request method, e.g. ``b"GET"``.
+        uri: Request target as sent, e.g. ``b"/a/b?x=1"``.
+        path: ``uri`` without the query string (still percent-encoded).
+        clientproto: ``b"HTTP/1.1"`` or ``b"HTTP/1.0"``.
+        requestHeaders: The request's :class:`~treadle.http_headers.Headers`.
+        responseHeaders: Headers to send; change them before the first ``write``.
+        code: Response status code (200 unless set).
+        finished: True once ``finish()`` completed.
+        startedWriting: True once the status line and headers were sent.
+        sentLength: Body bytes handed to the transport so far.
+    """
+
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_args",
+        "_content",
+        "_cookies_in",
+        "_disconnected",
+        "_framing",
+        "_http11",
+        "_keep_alive",
+        "_lost_reason",
+        "_notifications",
+        "_producer",
+        "_producer_streaming",
+        "channel",
+        "clientproto",
+        "code",
+        "code_message",
+        "cookies",
+        "finished",
+        "method",
+        "path",
+        "queued",
+        "requestHeaders",
+        "responseHeaders",
+        "sentLength",
+        "startedWriting",
+        "uri",
+    )
+
+    #: Content-Type sent when the response sets none (None sends none).
+    defaultContentType: bytes | None = b"text/html"
+
+    def __init__(self, channel: HTTPChannel, queued: object = None) -> None:
+        self.channel = channel
+        self.queued = 0
+        self.method = b"GET"
+        self.uri = b"/"
+        self.path = b"/"
+        self.clientproto = b"HTTP/1.1"
+        self._http11 = True
+        self._keep_alive = True
+        self.requestHeaders = Headers()
+        self.responseHeaders = Headers()
+        self._content: IO[bytes] | None = None
+        self._args: dict[bytes, list[bytes]] | None = None
+        self._cookies_in: dict[bytes, bytes] | None = None
+        self.cookies: list[bytes] = []
+        self.code = 200
+        self.code_message: bytes | None = None
+        self.finished = False
+        self.startedWriting = False
+        self.sentLength = 0
+        self._framing = Framing.NONE
+        self._disconnected = False
+        self._lost_reason: Exception | None = None
+        self._notifications: list[Deferred] | None = None
+        self._producer: Any = None
+        self._producer_streaming = False
+
+    # -- arrival ---------------------------------------------------------------------------
+
+    def _received(
+        self,
+        method: bytes,
+        uri: bytes,
+        http11: bool,
+        headers: dict[bytes, list[bytes]],
+        content: IO[bytes] | None,
+        keep_alive: bool,
+    ) -> None:
+        """Fill in what the channel parsed, then ``process()`` (the channel's entry point)."""
+        self.method = method
+        self.uri = uri
+        self._http11 = http11
+        if not http11:
+            self.clientproto = b"HTTP/1.0"
+        self.requestHeaders = Headers._from_raw(headers)
+        self._content = content
+        self._keep_alive = keep_alive
+        if uri[:1] == b"/":
+            q = uri.find(b"?")
+            self.path = uri if q < 0 else uri[:q]
+        else:
+            self.path = _path_of_target(uri)
+        self.process()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Twisted's entry point, kept for code that drives a Request by hand."""
+        self.method = command
+        self.uri = path
+        self.clientproto = version
+        self._http11 = version == b"HTTP/1.1"
+        q = path.find(b"?")
+        self.path = path if q < 0 else path[:q]
+        self.process()
+
+    def process(self) -> None:
+        """Produce the response; :class:`treadle.server.Request` renders a resource here."""
+        self.setResponseCode(NOT_FOUND)
+        self.finish()
+
+    @property
+    def content(self) -> IO[bytes]:
+        """The request body as a binary file positioned at its start (empty if none)."""
+        content = self._content
+        if content is None:
+            content = self._content = io.BytesIO()
+        return content
+
+    @content.setter
+    def content(self, value: IO[bytes]) -> None:
+        self._content = value
+
+    @property
+    def args(self) -> dict[bytes, list[bytes]]:
+        """Query-string and form-body arguments: ``{b"name": [b"value", ...]}``.
+
+        Parsed on first use: the query string, then an ``application/x-www-form-urlencoded``
+        or ``multipart/form-data`` body (values of file fields are their bytes).
+
+        Raises:
+            MalformedRequestBody: The form body cannot be parsed (rendered as 400).
+        """
+        args = self._args
+        if args is None:
+            args = self._args = self._parse_args()
+        return args
+
+    @args.setter
+    def args(self, value: dict[bytes, list[bytes]]) -> None:
+        self._args = value
+
+    def _parse_args(self) -> dict[bytes, list[bytes]]:
+        q = self.uri.find(b"?")
+        args: dict[bytes, list[bytes]] = (
+            parse_qs(self.uri[q + 1 :], keep_blank_values=True) if q >= 0 else {}
+        )
+        ctype = self.requestHeaders._raw.get(b"content-type")
+        if ctype is None or self._content is None:
+            return args
+        from treadle._forms import parse_form
+
+        for name, values in parse_form(ctype[0], self._content).items():
+            args.setdefault(name, []).extend(values)
+        return args
+
+    @property
+    def received_cookies(self) -> dict[bytes, bytes]:
+        """Cookies the client sent, parsed leniently on first use."""
+        cookies = self._cookies_in
+        if cookies is None:
+            cookies = self._cookies_in = {}
+            for header in self.requestHeaders._raw.get(b"cookie", ()):
+                for pair in header.split(b";"):
+                    name, sep, value = pair.partition(b"=")
+                    if sep:
+                        cookies[name.strip()] = value.strip()
+        return cookies
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The connection's transport (None before ``connection_made``)."""
+        return self.channel.transport
+
+    # -- reading the request ----------------------------------------------------------------
+
+    def getHeader(self, key: str | bytes) -> Any:
+        """Return the last value of request header ``key`` (``str`` for a ``str`` key), or None."""
+        values = self.requestHeaders.getRawHeaders(key)
+        return values[-1] if values else None
+
+    def getAllHeaders(self) -> dict[bytes, bytes]:
+        """Return every request header as ``{lowercased name: last value}``."""
+        return {name: values[-1] for name, values in self.requestHeaders._raw.items()}
+
+    def getCookie(self, key: bytes) -> bytes | None:
+        """Return the value of cookie ``key`` the client sent, or None."""
+        return self.received_cookies.get(key)
+
+    def getClientAddress(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """Return the address of the client (the peer of the connection)."""
+        return self.channel.peer_address()
+
+    def getClientIP(self) -> str | None:
+        """Return the client's IP address as a string, or None on a UNIX socket."""
+        address = self.getClientAddress()
+        return None if isinstance(address, UNIXAddress) else address.host
+
+    def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """Return the local address the request arrived on."""
+        return self.channel.host_address()
+
+    def isSecure(self) -> bool:
+        """Return True when the connection is TLS."""
+        transport = self.channel.transport
+        return transport is not None and transport.get_extra_info("sslcontext") is not None
+
+    def getRequestHostname(self) -> bytes:
+        """Return the host the client asked for (``Host`` without port), else our address."""
+        host = self.requestHeaders._raw.get(b"host")
+        if host:
+            value = host[0]
+            if value.startswith(b"["):  # IPv6 literal: [::1]:8080
+                return value[1 : value.find(b"]")] if b"]" in value else value
+            return value.rsplit(b":", 1)[0] if b":" in value else value
+        address = self.getHost()
+        return b"localhost" if isinstance(address, UNIXAddress) else address.host.encode()
+
+    # -- shaping the response ---------------------------------------------------------------
+
+    def setResponseCode(self, code: int, message: bytes | str | None = None) -> None:
+        """Set the status code (and optionally the reason phrase) of the response.
+
+        Raises:
+            TypeError: ``code`` is not an int.
+        """
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise TypeError(f"HTTP response code must be int, not {type(code).__name__}")
+        self.code = code
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        self.code_message = message
+
+    def setHeader(self, name: str | bytes, value: str | bytes) -> None:
+        """Set response header ``name`` to the single value ``value``."""
+        self.responseHeaders.setRawHeaders(name, [value])
+
+    def redirect(self, url: str | bytes) -> None:
+        """Make the response a ``302 Found`` pointing at ``url``."""
+        self.setResponseCode(FOUND)
+        self.setHeader(b"location", url)
+
+    def addCookie(
+        self,
+        k: str | bytes,
+        v: str | bytes,
+        expires: str | bytes | None = None,
+        domain: str | bytes | None = None,
+        path: str | bytes | None = None,
+        max_age: str | bytes | int | None = None,
+        comment: str | bytes | None = None,
+        secure: bool | None = None,
+        httpOnly: bool = False,
+        sameSite: str | None = None,
+    ) -> None:
+        """Add a ``Set-Cookie`` header to the response.
+
+        Raises:
+            ValueError: A name or attribute contains ``;``, CR or LF, or ``sameSite`` is not
+                ``lax``, ``strict`` or ``none``.
+        """
+        parts = [_cookie_part(k) + b"=" + _cookie_part(v)]
+        for label, value in ((b"Expires", expires), (b"Domain", domain), (b"Path", path),
+                             (b"Max-Age", max_age), (b"Comment", comment)):
+            if value is not None:
+                parts.append(label + b"=" + _cookie_part(value))
+        if secure:
+            parts.append(b"Secure")
+        if httpOnly:
+            parts.append(b"HttpOnly")
+        if sameSite is not None:
+            if sameSite.lower() not in ("lax", "strict", "none"):
+                raise ValueError("sameSite must be 'lax', 'strict' or 'none'")
+            parts.append(b"SameSite=" + sameSite.capitalize().encode())
+        self.cookies.append(b"; ".join(parts))
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, data: bytes | str) -> None:
+        """Append ``data`` to the response body (``str`` is encoded as UTF-8).
+
+        The first call sends the status line and headers. Ignored once the connection is lost.
+
+        Raises:
+            RuntimeError: ``finish()`` was already called.
+        """
+        if self.finished:
+            raise RuntimeError(
+                "Request.write called on a request after Request.finish was called."
+            )
+        if self._disconnected:
+            return
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if not self.startedWriting:
+            self._start_response(data, None)
+            return
+        if not data:
+            return
+        framing = self._framing
+        transport = self.channel.transport
+        assert transport is not None
+        if framing is Framing.CHUNKED:
+            transport.write(_framing.chunk(data) if len(data) < 65536
+                            else b"%x\r\n" % len(data) + data + _CRLF)
+        elif framing is not Framing.NONE:
+            transport.write(data)
+        else:
+            return
+        self.sentLength += len(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        """Write each item of ``data`` in turn."""
+        for item in data:
+            self.write(item)
+
+    def finish(self) -> None:
+        """End the response; keep-alive connections then answer their next request.
+
+        Raises:
+            RuntimeError: The connection was lost first (use ``notifyFinish`` to learn of
+                that instead of calling ``finish``).
+        """
+        if self._disconnected:
+            raise RuntimeError(
+                "Request.finish called on a request after its connection was lost; "
+                "use Request.notifyFinish to keep track of this."
+            )
+        if self.finished:
+            import warnings
+
+            warnings.warn("request.finish called twice", RuntimeWarning, stacklevel=2)
+            return
+        if not self.startedWriting:
+            self._start_response(b"", 0)
+        elif self._framing is Framing.CHUNKED:
+            transport = self.channel.transport
+            assert transport is not None
+            transport.write(b"0\r\n\r\n")
+        self._complete()
+
+    def _write_whole(self, body: bytes) -> None:
+        """Send the complete response with ``body`` in one write, then finish (fast path)."""
+        self._start_response(body, len(body))
+        self._complete()
+
+    def _start_response(self, body: bytes, length: int | None) -> None:
+        """Send the head and the first body bytes; ``length`` set means the body is whole."""
+        self.startedWriting = True
+        raw = self.responseHeaders._raw
+        explicit_length = b"content-length" in raw
+        framing = response_framing(
+            http11=self._http11,
+            method=self.method,
+            code=self.code,
+            length_known=length is not None or explicit_length,
+        )
+        self._framing = framing
+        persist = self._keep_alive and framing is not Framing.CLOSE and self.channel.persistent
+        lines = [status_line(self.code, self.code_message)]
+        if b"server" not in raw:
+            lines.append(b"Server: " + SERVER_NAME + _CRLF)
+        if b"date" not in raw:
+            lines.append(date_header())
+        if b"content-type" not in raw and self.defaultContentType is not None:
+            if framing is not Framing.NONE or length:
+                lines.append(b"Content-Type: " + self.defaultContentType + _CRLF)
+        for name, values in raw.items():
+            if name == b"connection":
+                if any(b"close" in v.lower() for v in values):
+                    persist = False
+                continue
+            cname = canonical_name(name)
+            for value in values:
+                lines.append(cname + b": " + value + _CRLF)
+        for cookie in self.cookies:
+            lines.append(b"Set-Cookie: " + cookie + _CRLF)
+        if not explicit_length:
+            if length is not None and self.code != 204 and self.code >= 200 and (
+                length or self.code != 304
+            ):
+                lines.append(b"Content-Length: %d\r\n" % length)
+            elif framing is Framing.CHUNKED:
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+        if not persist:
+            lines.append(b"Connection: close\r\n")
+            self._keep_alive = False
+        elif not self._http11:
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(_CRLF)
+        if body and framing is not Framing.NONE:
+            self.sentLength = len(body)
+            if framing is Framing.CHUNKED:
+                lines.append(_framing.chunk(body))
+            else:
+                lines.append(body)
+        transport = self.channel.transport
+        assert transport is not None
+        transport.write(b"".join(lines))
+
+    def _complete(self) -> None:
+        """Bookkeeping once the last byte is handed to the transport."""
+        self.finished = True
+        self.unregisterProducer()
+        notifications = self._notifications
+        if notifications is not None:
+            self._notifications = None
+            for d in notifications:
+                d.callback(None)
+        self.channel.log_request(self)
+        self.channel.request_done(self)
+
+    # -- lifecycle notifications ------------------------------------------------------------
+
+    def notifyFinish(self) -> Deferred:
+        """Return a Deferred that fires when this request's story ends.
+
+        It fires with None once ``finish()`` handed the last byte to the transport, or
+        errbacks with :class:`~treadle.error.ConnectionDone` /
+        :class:`~treadle.error.ConnectionLost` if the client went away first. Called after
+        either happened, it returns an already-fired Deferred (Twisted's never fires).
+        """
+        from treadle.defer import Deferred, fail, succeed
+
+        if self._disconnected:
+            assert self._lost_reason is not None
+            return fail(self._lost_reason)
+        if self.finished:
+            return succeed(None)
+        d: Deferred = Deferred()
+        if self._notifications is None:
+            self._notifications = [d]
+        else:
+            self._notifications.append(d)
+        return d
+
+    def connectionLost(self, reason: Exception) -> None:
+        """Called when the connection closed before the response was finished."""
+        if self._disconnected or self.finished:
+            return
+        self._disconnected = True
+        self._lost_reason = reason
+        producer = self._producer
+        if producer is not None:
+            self._producer = None
+            try:
+                producer.stopProducing()
+            except Exception:
+                error_log.exception("error stopping producer %r", producer)
+        notifications = self._notifications
+        if notifications is not None:
+            self._notifications = None
+            from treadle.failure import Failure
+
+            for d in notifications:
+                d.errback(Failure(reason))
+
+    # -- flow control -----------------------------------------------------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Attach a producer feeding this response, paused and resumed by the transport.
+
+        Args:
+            producer: Has ``pauseProducing``/``resumeProducing``/``stopProducing``
+                (push, ``streaming=True``) or ``resumeProducing``/``stopProducing``
+                (pull, ``streaming=False``: called whenever more data is wanted).
+
+        Raises:
+            RuntimeError: A producer is already registered.
+        """
+        if self._producer is not None:
+            raise RuntimeError(f"a producer is already registered: {self._producer!r}")
+        self._producer = producer
+        self._producer_streaming = streaming
+        if self._disconnected:
+            producer.stopProducing()
+            return
+        self.channel.producer_registered(self)
+
+    def unregisterProducer(self) -> None:
+        """Detach the producer (no-op when none)."""
+        self._producer = None
+
+    async def drain(self) -> None:
+        """Wait until the transport wants more data (returns at once if it does).
+
+        ``async def`` writers call ``await request.drain()`` between writes so a slow client
+        slows them down instead of filling memory. Returns at once after connection loss.
+        """
+        await self.channel.drain()
+
+    # -- misc -------------------------------------------------------------------------------
+
+    def loseConnection(self) -> None:
+        """Close the connection (after sending what is already written)."""
+        transport = self.channel.transport
+        if transport is not None:
+            transport.close()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} at 0x{id(self):x} method={self.method.decode()} "
+                f"uri={self.uri.decode('latin-1')} clientproto={self.clientproto.decode()}>")
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"Data must be bytes or str, not {type(data).__name__}")
+
+
+def _cookie_part(value: str | bytes | int) -> bytes:
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if b";" in value or b"\r" in value or b"\n" in value:
+        raise ValueError(f"cookie name or attribute contains ';', CR or LF: {value!r}")
+    return value
+
+
+def _path_of_target(target: bytes) -> bytes:
+    """Path of an absolute-form (``http://h/p?q``) or asterisk-form target (RFC 9112 §3.2)."""
+    if target == b"*":
+        return target
+    parts = urlsplit(target)
+    return parts.path or b"/"
+
+
+# -- the channel -----------------------------------------------------------------------------
+
+
+class HTTPChannel(asyncio.Protocol):
+    """One HTTP/1.x connection: parses requests and answers them strictly in order."""
+
+    __slots__ = (
+        "_active",
+        "_body",
+        "_body_size",
+        "_buffered",
+        "_continue_pending",
+        "_dispatching",
+        "_drain_waiter",
+        "_head_size",
+        "_headers",
+        "_host",
+        "_last_activity",
+        "_loop",
+        "_parser",
+        "_peer",
+        "_queue",
+        "_reading_paused",
+        "_stop_parsing",
+        "_timer",
+        "_upgrade_or_close",
+        "_url",
+        "_writing_paused",
+        "factory",
+        "persistent",
+        "transport",
+    )
+
+    def __init__(self, factory: HTTPFactory) -> None:
+        self.factory = factory
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: dict[bytes, list[bytes]] = {}
+        self._head_size = 0
+        self._body: IO[bytes] | None = None
+        self._body_size = 0
+        self._queue: deque[tuple[Any, ...] | _Rejection] = deque()
+        self._active: Request | None = None
+        self._dispatching = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._stop_parsing = False
+        self._upgrade_or_close = False
+        self._continue_pending = False
+        self._buffered = 0
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self._peer: Any = None
+        self._host: Any = None
+        #: False once the connection must close after the current response.
+        self.persistent = True
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self._loop = asyncio.get_running_loop()
+        self._last_activity = self._loop.time()
+        self._timer = self._loop.call_later(self.factory.timeOut, self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        if self._stop_parsing:
+            return
+        self._last_activity = self._loop.time()
+        if self._active is not None:
+            self._buffered += len(data)
+            if self._buffered > READ_AHEAD:
+                self._pause_reading()
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # An Upgrade we do not speak: the request is answered as plain HTTP, and the
+            # bytes after it belong to another protocol, so nothing more is parsed.
+            self._stop_parsing = True
+        except httptools.HttpParserCallbackError as e:
+            cause = e.__context__
+            if isinstance(cause, _Refused):
+                self._reject(cause.code, str(cause))
+            else:
+                error_log.error("error while parsing a request", exc_info=cause)
+                self._reject(500, "internal error")
+        except httptools.HttpParserError as e:
+            if not self._stop_parsing:  # else: bytes after `Connection: close`, dropped
+                self._reject(400, str(e) or type(e).__name__)
+        if self._active is None:
+            self._dispatch()
+
+    def eof_received(self) -> bool | None:
+        # A client that half-closes is treated as gone, as Twisted does: a response still
+        # being produced for it is abandoned and its notifyFinish Deferreds errback.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.persistent = False
+        self._stop_parsing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+        active, self._active = self._active, None
+        if active is not None:
+            reason: Exception = ConnectionDone() if exc is None else ConnectionLost(exc)
+            active.connectionLost(reason)
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        active = self._active
+        if active is not None and active._producer is not None and active._producer_streaming:
+            active._producer.pauseProducing()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        active = self._active
+        if active is not None and active._producer is not None:
+            active._producer.resumeProducing()
+
+    # -- httptools callbacks: record only ---------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._head_size = 0
+        self._body = None
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.factory.maxURLSize:
+            raise _Refused(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4
+        headers = self._headers
+        if self._head_size > self.factory.maxHeadSize:
+            raise _Refused(431, "request header block too large")
+        if len(headers) >= self.factory.maxHeaders:
+            raise _Refused(431, "too many header fields")
+        key = name.lower()
+        values = headers.get(key)
+        if values is None:
+            headers[key] = [value]
+        else:
+            values.append(value)
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise _Refused(505 if version[:1] == "2" else 400, "unsupported HTTP version")
+        headers = self._headers
+        if version == "1.1" and b"host" not in headers:
+            raise _Refused(400, "HTTP/1.1 request without Host")
+        length = headers.get(b"content-length")
+        if length is not None and int(length[0]) > self.factory.maxRequestBodySize:
+            raise _Refused(413, "request body too large")
+        expect = headers.get(b"expect")
+        if expect is not None and version == "1.1":
+            if expect[0].lower() != b"100-continue":
+                raise _Refused(417, "unsupported expectation")
+            if self._active is None and not self._queue:
+                assert self.transport is not None
+                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            else:
+                self._continue_pending = True
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self.factory.maxRequestBodySize:
+            raise _Refused(413, "request body too large")
+        content = self._body
+        if content is None:
+            content = self._body = tempfile.SpooledTemporaryFile(SPOOL_SIZE)  # noqa: SIM115
+        content.write(body)
+
+    def on_message_complete(self) -> None:
+        parser = self._parser
+        keep_alive = parser.should_keep_alive()
+        content = self._body
+        if content is not None:
+            content.seek(0)
+        self._queue.append((
+            parser.get_method(),
+            self._url,
+            parser.get_http_version() == "1.1",
+            self._headers,
+            content,
+            keep_alive,
+        ))
+        self._continue_pending = False
+        if not keep_alive:
+            self._stop_parsing = True
+        elif len(self._queue) >= self.factory.maxPipelined:
+            self._pause_reading()
+
+    # -- answering --------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Start answering queued requests until one stays outstanding."""
+        if self._dispatching:
+            return
+        self._dispatching = True
+        try:
+            queue = self._queue
+            while self._active is None and queue:
+                item = queue.popleft()
+                if type(item) is _Rejection:
+                    self._send_rejection(item)
+                    return
+                assert type(item) is tuple
+                request = self.factory.requestFactory(self)
+                self._active = request
+                try:
+                    request._received(*item)
+                except Exception:
+                    self._internal_error(request)
+        finally:
+            self._dispatching = False
+        if self._reading_paused and self._active is None and not self._stop_parsing:
+            self._buffered = 0
+            self._resume_reading()
+
+    def request_done(self, request: Request) -> None:
+        """Called by a request once its last byte was written."""
+        if request is not self._active:
+            return
+        self._active = None
+        self._last_activity = self._loop.time()
+        if not request._keep_alive or not self.persistent:
+            self.persistent = False
+            self._stop_parsing = True
+            self._queue.clear()
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if self._continue_pending and not self._queue and self.transport is not None:
+            self._continue_pending = False
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if not self._dispatching:
+            self._buffered = 0
+            self._dispatch()
+
+    def _internal_error(self, request: Request) -> None:
+        """Something escaped the request's own error handling: answer 500 or drop the line."""
+        error_log.exception("unhandled error answering %r", request)
+        if self._active is not request:
+            return
+        if request.startedWriting or request.finished:
+            self.abort()
+        else:
+            self.persistent = False
+            request._keep_alive = False
+            request.setResponseCode(500)
+            request.responseHeaders = Headers()
+            request._write_whole(b"<html><body><h1>Internal Server Error</h1></body></html>")
+
+    def _reject(self, code: int, reason: str) -> None:
+        """Stop parsing; answer ``code`` after the requests already queued, then close."""
+        self._stop_parsing = True
+        self._pause_reading()
+        self._queue.append(_Rejection(code, reason))
+
+    def _send_rejection(self, rejection: _Rejection) -> None:
+        self.persistent = False
+        transport = self.transport
+        if transport is None:
+            return
+        phrase = RESPONSES.get(rejection.code, b"Error")
+        body = b"<html><body><h1>%d %s</h1></body></html>" % (rejection.code, phrase)
+        transport.write(
+            status_line(rejection.code)
+            + b"Server: " + SERVER_NAME + _CRLF
+            + date_header()
+            + b"Content-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % len(body)
+            + body
+        )
+        transport.close()
+
+    # -- flow control and timers ------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def _check_idle(self) -> None:
+        """One timer per connection: close it once idle between requests for ``timeOut``."""
+        timeout = self.factory.timeOut
+        now = self._loop.time()
+        if self._active is not None:
+            # Never time out a response the application is still producing.
+            self._timer = self._loop.call_later(timeout, self._check_idle)
+            return
+        idle = now - self._last_activity
+        if idle >= timeout:
+            self._timer = None
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._timer = self._loop.call_later(timeout - idle, self._check_idle)
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its low-water mark."""
+        if not self._writing_paused or self.transport is None:
+            return
+        waiter = self._drain_waiter
+        if waiter is None:
+            waiter = self._drain_waiter = self._loop.create_future()
+        await asyncio.shield(waiter)
+
+    def producer_registered(self, request: Request) -> None:
+        """Start a newly registered producer the way the transport's state calls for."""
+        producer = request._producer
+        if request._producer_streaming:
+            if self._writing_paused:
+                producer.pauseProducing()
+        elif not self._writing_paused:
+            self._loop.call_soon(_pull_more, request, producer)
+
+    # -- misc -------------------------------------------------------------------------------
+
+    def log_request(self, request: Request) -> None:
+        """Hand a finished request to the factory's access log."""
+        self.factory.log(request)
+
+    def peer_address(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """The client's address (computed once)."""
+        if self._peer is None:
+            transport = self.transport
+            self._peer = from_sockname(
+                transport.get_extra_info("peername") if transport is not None else None
+            )
+        return self._peer  # type: ignore[no-any-return]
+
+    def host_address(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """Our own address on this connection (computed once)."""
+        if self._host is None:
+            transport = self.transport
+            self._host = from_sockname(
+                transport.get_extra_info("sockname") if transport is not None else None
+            )
+        return self._host  # type: ignore[no-any-return]
+
+    def abort(self) -> None:
+        """Drop the connection at once, discarding unsent data."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    loseConnection = abort
+
+
+def _pull_more(request: Request, producer: Any) -> None:
+    """Drive a pull producer: ask for more while it stays registered and writing is open."""
+    if request._producer is not producer or request._disconnected:
+        return
+    producer.resumeProducing()
+    channel = request.channel
+    if request._producer is producer and not channel._writing_paused:
+        channel._loop.call_soon(_pull_more, request, producer)
+
+
+# -- the factory ------------------------------------------------------------------------------
+
+
+def combinedLogFormatter(timestamp: str, request: Request) -> str:
+    """Format ``request`` as one line of the combined log format (as Apache and nginx)."""
+    address = request.getClientAddress()
+    ip = "-" if isinstance(address, UNIXAddress) else address.host
+    referer = _log_quote(request.getHeader(b"referer") or b"-")
+    agent = _log_quote(request.getHeader(b"user-agent") or b"-")
+    line = _log_quote(b"%s %s %s" % (request.method, request.uri, request.clientproto))
+    return (f'"{ip}" - - {timestamp} "{line}" {request.code} '
+            f'{request.sentLength or "-"} "{referer}" "{agent}"')
+
+
+def _log_quote(value: bytes) -> str:
+    # Escape quotes and control characters so a client cannot forge log lines.
+    text = value.decode("latin-1")
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def _log_timestamp() -> str:
+    return time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime())
+
+
+class HTTPFactory:
+    """Builds :class:`HTTPChannel` s; holds the limits, timeouts and the access log.
+
+    Args:
+        logPath: Access log file (combined format); None logs to the ``treadle.access``
+            logger, which is silent unless logging is configured for it.
+        timeout: Seconds an idle keep-alive connection is kept.
+        logFormatter: ``(timestamp, request) -> str`` for access log lines.
+    """
+
+    requestFactory: Callable[[HTTPChannel], Request] = Request
+    protocol = HTTPChannel
+    maxURLSize: int = MAX_URL_SIZE
+    maxHeadSize: int = MAX_HEAD_SIZE
+    maxHeaders: int = MAX_HEADERS
+    maxRequestBodySize: int = MAX_BODY_SIZE
+    maxPipelined: int = MAX_PIPELINED
+
+    def __init__(
+        self,
+        logPath: str | None = None,
+        timeout: float = DEFAULT_IDLE_TIMEOUT,
+        logFormatter: Callable[[str, Request], str] | None = None,
+        reactor: Any = None,
+    ) -> None:
+        self.timeOut = timeout
+        self.logPath = logPath
+        self._logFormatter = logFormatter or combinedLogFormatter
+        self._logFile: IO[str] | None = None
+        self._reactor = reactor
+
+    def buildProtocol(self, addr: object) -> HTTPChannel:
+        """Return a new channel for a connection."""
+        return self.protocol(self)
+
+    def doStart(self) -> None:
+        """Called when a port starts listening with this factory."""
+        if self.logPath is not None and self._logFile is None:
+            self._logFile = open(self.logPath, "a", buffering=1)  # noqa: SIM115
+
+    def doStop(self) -> None:
+        """Called when a port using this factory stops listening."""
+        if self._logFile is not None:
+            self._logFile.close()
+            self._logFile = None
+
+    startFactory = doStart
+    stopFactory = doStop
+
+    def log(self, request: Request) -> None:
+        """Write one access-log line for a finished ``request`` (cheap when disabled)."""
+        if self._logFile is not None:
+            self._logFile.write(self._logFormatter(_log_timestamp(), request) + "\n")
+        elif access_log.isEnabledFor(logging.INFO):
+            access_log.info("%s", self._logFormatter(_log_timestamp(), request))
+
+
+def unquote_path_segment(segment: bytes) -> bytes:
+    """Percent-decode one path segment (fast when there is nothing to decode)."""
+    return unquote_to_bytes(segment) if b"%" in segment else segment

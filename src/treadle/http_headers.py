@@ -1,0 +1,146 @@
+"""``Headers``: a case-insensitive multimap of raw HTTP header values, as Twisted's.
+
+Names are stored lowercased; values keep every occurrence in order. ``str`` names and values
+are accepted and returned as ``str`` (ISO-8859-1 for names, UTF-8 for values, as in Twisted), so
+code written for either flavour ports unchanged.
+
+The request parser builds the underlying dict directly (see :meth:`Headers._from_raw`): a
+request costs one dict and no copies until somebody asks for a header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import AnyStr, overload
+
+__all__ = ["Headers"]
+
+# Names whose canonical capitalisation is not simply "Each-Word-Capitalised".
+_CANONICAL_EXCEPTIONS = {
+    b"content-md5": b"Content-MD5",
+    b"dnt": b"DNT",
+    b"etag": b"ETag",
+    b"p3p": b"P3P",
+    b"te": b"TE",
+    b"www-authenticate": b"WWW-Authenticate",
+    b"x-xss-protection": b"X-XSS-Protection",
+}
+_canonical_cache: dict[bytes, bytes] = {}
+
+
+def canonical_name(name: bytes) -> bytes:
+    """Return a lowercased header name in its conventional capitalisation (``Content-Type``)."""
+    found = _canonical_cache.get(name)
+    if found is None:
+        found = _CANONICAL_EXCEPTIONS.get(name) or b"-".join(
+            part.capitalize() for part in name.split(b"-")
+        )
+        if len(_canonical_cache) < 1024:  # bounded: header names come from clients
+            _canonical_cache[name] = found
+    return found
+
+
+def _encode_name(name: str | bytes) -> bytes:
+    if isinstance(name, str):
+        return name.lower().encode("iso-8859-1")
+    return name.lower()
+
+
+def _encode_value(value: str | bytes) -> bytes:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    # A value carrying CR or LF would let the application split the response: refuse it
+    # rather than emit a second header or body smuggled through user data.
+    if b"\r" in value or b"\n" in value:
+        raise ValueError(f"header value contains a line break: {value!r}")
+    return value
+
+
+class Headers:
+    """Case-insensitive header multimap.
+
+    Args:
+        rawHeaders: Optional mapping of header name to a sequence of values.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(
+        self, rawHeaders: Mapping[str | bytes, Sequence[str | bytes]] | None = None
+    ) -> None:
+        self._raw: dict[bytes, list[bytes]] = {}
+        if rawHeaders:
+            for name, values in rawHeaders.items():
+                self.setRawHeaders(name, values)
+
+    @classmethod
+    def _from_raw(cls, raw: dict[bytes, list[bytes]]) -> Headers:
+        """Wrap an already lowercased dict without copying it (the parser's fast path)."""
+        headers = cls.__new__(cls)
+        headers._raw = raw
+        return headers
+
+    def hasHeader(self, name: str | bytes) -> bool:
+        """Return True if at least one value is present for ``name``."""
+        return _encode_name(name) in self._raw
+
+    def removeHeader(self, name: str | bytes) -> None:
+        """Remove every value of ``name``; absent names are ignored."""
+        self._raw.pop(_encode_name(name), None)
+
+    def setRawHeaders(self, name: AnyStr, values: Sequence[str | bytes]) -> None:
+        """Replace every value of ``name`` with ``values``.
+
+        Raises:
+            TypeError: ``values`` is a single string rather than a sequence of them.
+            ValueError: A value contains CR or LF.
+        """
+        if isinstance(values, str | bytes):
+            raise TypeError(f"setRawHeaders expects a list of values, not {type(values).__name__}")
+        self._raw[_encode_name(name)] = [_encode_value(v) for v in values]
+
+    def addRawHeader(self, name: AnyStr, value: str | bytes) -> None:
+        """Append one more value for ``name``.
+
+        Raises:
+            ValueError: The value contains CR or LF.
+        """
+        self._raw.setdefault(_encode_name(name), []).append(_encode_value(value))
+
+    @overload
+    def getRawHeaders(self, name: bytes, default: None = None) -> list[bytes] | None: ...
+    @overload
+    def getRawHeaders(self, name: str, default: None = None) -> list[str] | None: ...
+    @overload
+    def getRawHeaders(self, name: bytes, default: list[bytes]) -> list[bytes]: ...
+    @overload
+    def getRawHeaders(self, name: str, default: list[str]) -> list[str]: ...
+
+    def getRawHeaders(self, name: str | bytes, default: object = None) -> object:
+        """Return every value of ``name`` in order, or ``default`` when absent.
+
+        A ``str`` name gives ``str`` values (decoded as UTF-8), a ``bytes`` name ``bytes``.
+        """
+        values = self._raw.get(_encode_name(name))
+        if values is None:
+            return default
+        if isinstance(name, str):
+            return [v.decode("utf-8", "replace") for v in values]
+        return list(values)
+
+    def getAllRawHeaders(self) -> Iterator[tuple[bytes, list[bytes]]]:
+        """Yield ``(canonical name, values)`` for every header."""
+        for name, values in self._raw.items():
+            yield canonical_name(name), values
+
+    def copy(self) -> Headers:
+        """Return an independent copy."""
+        return Headers._from_raw({k: list(v) for k, v in self._raw.items()})
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Headers):
+            return self._raw == other._raw
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Headers({self._raw!r})"
