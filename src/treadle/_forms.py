@@ -50,8 +50,9 @@ def parse_form(content_type: bytes, body: IO[bytes]) -> dict[bytes, list[bytes]]
 
 def _parse_multipart(body: IO[bytes], boundary: str, charset: str) -> dict[bytes, list[bytes]]:
     args: dict[bytes, list[bytes]] = {}
-    parser = multipart.MultipartParser(body, boundary, charset=charset, strict=True,
-                                       part_limit=MAX_FORM_PARTS)
+    parser = multipart.MultipartParser(
+        body, boundary, charset=charset, strict=True, part_limit=MAX_FORM_PARTS
+    )
     for part in parser:
         args.setdefault(part.name.encode("utf-8"), []).append(part.raw)
         part.close()

@@ -58,9 +58,7 @@ def body_forbidden(method: bytes, code: int) -> bool:
     return method == b"HEAD" or code < 200 or code == 204 or code == 304
 
 
-def response_framing(
-    *, http11: bool, method: bytes, code: int, length_known: bool
-) -> Framing:
+def response_framing(*, http11: bool, method: bytes, code: int, length_known: bool) -> Framing:
     """Choose the framing of a response body.
 
     Args:

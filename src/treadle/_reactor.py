@@ -30,8 +30,14 @@ from treadle.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.base import DelayedCall
 from treadle.error import CannotListenError
 
-__all__ = ["DEFAULT_BACKLOG", "ListeningPort", "Reactor", "ReactorNotRunning", "new_event_loop",
-           "reactor"]
+__all__ = [
+    "DEFAULT_BACKLOG",
+    "ListeningPort",
+    "Reactor",
+    "ReactorNotRunning",
+    "new_event_loop",
+    "reactor",
+]
 
 log = logging.getLogger("treadle.error")
 
@@ -199,8 +205,9 @@ class Reactor:
         Returns:
             A :class:`~treadle.base.DelayedCall` that can be cancelled, reset or delayed.
         """
-        call = _LoopDelayedCall(time.time() + delay, f, args, kw, self._cancel_call,
-                                self._reset_call, time.time)
+        call = _LoopDelayedCall(
+            time.time() + delay, f, args, kw, self._cancel_call, self._reset_call, time.time
+        )
         call._handle = self._get_loop().call_later(delay, self._run_call, call)
         return call
 
@@ -268,8 +275,10 @@ class Reactor:
         except RuntimeError:
             pass
         else:
-            raise RuntimeError("an asyncio loop is already running in this thread; treadle "
-                               "serves on it already, so reactor.run() is not needed")
+            raise RuntimeError(
+                "an asyncio loop is already running in this thread; treadle "
+                "serves on it already, so reactor.run() is not needed"
+            )
         loop = self._get_loop()
         self.running = True
         handled: list[int] = []
@@ -344,13 +353,19 @@ class Reactor:
     ) -> ListeningPort:
         """Listen for TLS connections; ``contextFactory`` is an ``ssl.SSLContext`` or has
         ``getContext()`` returning one."""
-        context = contextFactory if isinstance(contextFactory, _ssl.SSLContext) else (
-            contextFactory.getContext())
+        context = (
+            contextFactory
+            if isinstance(contextFactory, _ssl.SSLContext)
+            else (contextFactory.getContext())
+        )
         sock = _bind_tcp(interface, port, backlog, False)
         return ListeningPort(self, sock, factory, backlog, ssl_context=context)
 
     def listenUNIX(
-        self, address: str, factory: ServerFactory, backlog: int = DEFAULT_BACKLOG,
+        self,
+        address: str,
+        factory: ServerFactory,
+        backlog: int = DEFAULT_BACKLOG,
         mode: int = 0o666,
     ) -> ListeningPort:
         """Listen on a UNIX-domain socket at path ``address`` (a stale socket file is replaced).

@@ -25,8 +25,17 @@ class DelayedCall:
         cancelled: True once ``cancel()`` succeeded.
     """
 
-    __slots__ = ("_canceller", "_resetter", "_seconds", "args", "called", "cancelled", "func",
-                 "kw", "time")
+    __slots__ = (
+        "_canceller",
+        "_resetter",
+        "_seconds",
+        "args",
+        "called",
+        "cancelled",
+        "func",
+        "kw",
+        "time",
+    )
 
     def __init__(
         self,

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -145,24 +146,23 @@ class _UnhandledFailure:
     Deferred carries no finaliser: ``__del__`` here runs when its Deferred goes away.
     """
 
-    __slots__ = ("failResult",)
+    __slots__ = ("fail_result",)
 
     def __init__(self) -> None:
-        self.failResult: Failure | None = None
+        self.fail_result: Failure | None = None
 
     def __del__(self) -> None:
-        failure = self.failResult
+        failure = self.fail_result
         if failure is None:
             return
-        try:
+        # Logging may already be torn down at interpreter exit; a finaliser must not raise.
+        with contextlib.suppress(Exception):
             _log.error("Unhandled error in Deferred:\n%s", failure.getTraceback().rstrip("\n"))
-        except Exception:  # noqa: S110 - nothing sane to do at interpreter shutdown
-            pass
 
 
 def _continue(result: object, waiter: Deferred[Any]) -> None:
     """Marker callback: hand the result on to ``waiter`` (never actually called)."""
-    raise AssertionError("the chaining marker is handled by _runCallbacks")  # pragma: no cover
+    raise AssertionError("the chaining marker is handled by _run_callbacks")  # pragma: no cover
 
 
 # A callback entry: ((callback, args, kwargs), (errback, args, kwargs)).
@@ -194,10 +194,10 @@ class Deferred(Generic[_T]):
     __slots__ = (
         "__weakref__",
         "_canceller",
-        "_chainedTo",
-        "_debugInfo",
-        "_runningCallbacks",
-        "_suppressAlreadyCalled",
+        "_chained_to",
+        "_debug_info",
+        "_running_callbacks",
+        "_suppress_already_called",
         "callbacks",
         "called",
         "paused",
@@ -211,10 +211,10 @@ class Deferred(Generic[_T]):
         self.called = False
         self.paused = 0
         self._canceller = canceller
-        self._chainedTo: Deferred[Any] | None = None
-        self._debugInfo: _UnhandledFailure | None = None
-        self._runningCallbacks = False
-        self._suppressAlreadyCalled = False
+        self._chained_to: Deferred[Any] | None = None
+        self._debug_info: _UnhandledFailure | None = None
+        self._running_callbacks = False
+        self._suppress_already_called = False
 
     # -- adding callbacks -------------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class Deferred(Generic[_T]):
             )
         )
         if self.called:
-            self._runCallbacks()
+            self._run_callbacks()
         return self
 
     def addCallback(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
@@ -269,7 +269,7 @@ class Deferred(Generic[_T]):
         entry: _Step = (callback, args, kw)
         self.callbacks.append((entry, (_passthrough, (), None)))
         if self.called:
-            self._runCallbacks()
+            self._run_callbacks()
         return self
 
     def addErrback(self, errback: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
@@ -287,7 +287,7 @@ class Deferred(Generic[_T]):
         entry: _Step = (errback, args, kw)
         self.callbacks.append(((_passthrough, (), None), entry))
         if self.called:
-            self._runCallbacks()
+            self._run_callbacks()
         return self
 
     def addBoth(self, callback: Callable[..., Any], *args: Any, **kw: Any) -> Deferred[Any]:
@@ -304,7 +304,7 @@ class Deferred(Generic[_T]):
         entry: _Step = (callback, args, kw)
         self.callbacks.append((entry, entry))
         if self.called:
-            self._runCallbacks()
+            self._run_callbacks()
         return self
 
     def chainDeferred(self, d: Deferred[Any]) -> Deferred[Any]:
@@ -319,7 +319,7 @@ class Deferred(Generic[_T]):
         Returns:
             This Deferred.
         """
-        d._chainedTo = self
+        d._chained_to = self
         return self.addCallbacks(d.callback, d.errback)
 
     def addTimeout(
@@ -401,9 +401,9 @@ class Deferred(Generic[_T]):
 
     def _fire(self, result: object) -> None:
         if self.called:
-            if self._suppressAlreadyCalled:
+            if self._suppress_already_called:
                 # The work was cancelled without a canceller; its late result is expected.
-                self._suppressAlreadyCalled = False
+                self._suppress_already_called = False
                 return
             raise AlreadyCalledError(f"{self!r} has already fired")
         self.called = True
@@ -411,7 +411,9 @@ class Deferred(Generic[_T]):
         # The canceller is of no use any more; dropping it breaks the reference cycles that
         # cancellers closing over their own Deferred would otherwise leave to the cyclic GC.
         self._canceller = None
-        self._runCallbacks()
+        if self.callbacks or self.paused or isinstance(result, Failure):
+            self._run_callbacks()
+        # else: nothing to run and nothing to report (succeed(), or a result nobody awaits yet).
 
     def pause(self) -> None:
         """Hold back the callbacks until :meth:`unpause` is called as many times."""
@@ -421,7 +423,7 @@ class Deferred(Generic[_T]):
         """Undo one :meth:`pause`; run the pending callbacks if this was the last one."""
         self.paused -= 1
         if self.paused == 0 and self.called:
-            self._runCallbacks()
+            self._run_callbacks()
 
     def cancel(self) -> None:
         """Stop waiting for the result.
@@ -436,13 +438,13 @@ class Deferred(Generic[_T]):
             if canceller is not None:
                 canceller(self)
             else:
-                self._suppressAlreadyCalled = True
+                self._suppress_already_called = True
             if not self.called:
                 self.errback(Failure(CancelledError()))
         elif isinstance(self.result, Deferred):
             self.result.cancel()
 
-    def _runCallbacks(self) -> None:
+    def _run_callbacks(self) -> None:
         """Run callbacks, following chained Deferreds with a loop instead of recursion.
 
         When a callback returns an unfired Deferred, this Deferred pauses and puts a marker
@@ -450,7 +452,7 @@ class Deferred(Generic[_T]):
         which moves the result over and pushes the waiting Deferred on ``chain``: ten thousand
         nested Deferreds cost ten thousand list items, not stack frames.
         """
-        if self._runningCallbacks:
+        if self._running_callbacks:
             # Re-entered from one of our own callbacks (it added callbacks or fired a Deferred
             # chained to us): the loop running below us picks the new work up.
             return
@@ -461,7 +463,7 @@ class Deferred(Generic[_T]):
                 # It keeps its result until unpause(); the rest of the chain may go on.
                 chain.pop()
                 continue
-            current._chainedTo = None
+            current._chained_to = None
             finished = True
             callbacks = current.callbacks
             while callbacks:
@@ -471,13 +473,13 @@ class Deferred(Generic[_T]):
                     waiter: Deferred[Any] = args[0]
                     waiter.result = current.result
                     current.result = None
-                    if current._debugInfo is not None:
-                        current._debugInfo.failResult = None
+                    if current._debug_info is not None:
+                        current._debug_info.fail_result = None
                     waiter.paused -= 1
                     chain.append(waiter)
                     finished = False
                     break
-                current._runningCallbacks = True
+                current._running_callbacks = True
                 try:
                     result = fn(current.result, *args, **(kw or {}))
                 except _PROPAGATE:
@@ -485,7 +487,7 @@ class Deferred(Generic[_T]):
                 except BaseException:
                     result = Failure()
                 finally:
-                    current._runningCallbacks = False
+                    current._running_callbacks = False
                 if isinstance(result, Deferred):
                     if result is current:
                         result = Failure(TypeError(f"callback {fn!r} returned its own Deferred"))
@@ -498,12 +500,12 @@ class Deferred(Generic[_T]):
                         inner = result
                         result = inner.result
                         inner.result = None
-                        if inner._debugInfo is not None:
-                            inner._debugInfo.failResult = None
+                        if inner._debug_info is not None:
+                            inner._debug_info.fail_result = None
                     else:
                         current.result = result
                         current.paused += 1
-                        current._chainedTo = result
+                        current._chained_to = result
                         marker: _Step = (_continue, (current,), None)
                         result.callbacks.append((marker, marker))
                         break
@@ -513,16 +515,16 @@ class Deferred(Generic[_T]):
                 if isinstance(result, Failure):
                     # Nobody may ever look at it: free the frames now, log it if it is dropped.
                     result.cleanFailure()
-                    if current._debugInfo is None:
-                        current._debugInfo = _UnhandledFailure()
-                    current._debugInfo.failResult = result
-                elif current._debugInfo is not None:
-                    current._debugInfo.failResult = None
+                    if current._debug_info is None:
+                        current._debug_info = _UnhandledFailure()
+                    current._debug_info.fail_result = result
+                elif current._debug_info is not None:
+                    current._debug_info.fail_result = None
                 chain.pop()
 
-    def _markHandled(self) -> None:
-        if self._debugInfo is not None:
-            self._debugInfo.failResult = None
+    def _mark_handled(self) -> None:
+        if self._debug_info is not None:
+            self._debug_info.fail_result = None
 
     # -- asyncio ----------------------------------------------------------------------------
 
@@ -634,7 +636,7 @@ class Deferred(Generic[_T]):
         if self.called and not self.paused and not isinstance(self.result, Deferred):
             result = self.result
             if isinstance(result, Failure):
-                self._markHandled()
+                self._mark_handled()
                 result.raiseException()
             return result  # type: ignore[no-any-return]
         future = self.asFuture(asyncio.get_running_loop())
@@ -644,7 +646,7 @@ class Deferred(Generic[_T]):
 
     def __repr__(self) -> str:
         head = f"<{type(self).__name__} at 0x{id(self):x}"
-        inner = self._chainedTo
+        inner = self._chained_to
         if inner is not None:
             return f"{head} waiting on {type(inner).__name__} at 0x{id(inner):x}>"
         if self.called:
@@ -766,7 +768,7 @@ class DeferredList(Deferred[list[tuple[bool, Any]]]):
     """
 
     __slots__ = (
-        "_deferredList",
+        "_deferred_list",
         "consumeErrors",
         "finishedCount",
         "fireOnOneCallback",
@@ -782,23 +784,23 @@ class DeferredList(Deferred[list[tuple[bool, Any]]]):
         consumeErrors: bool = False,
     ) -> None:
         super().__init__()
-        self._deferredList = list(deferredList)
-        self.resultList: list[Any] = [None] * len(self._deferredList)
+        self._deferred_list = list(deferredList)
+        self.resultList: list[Any] = [None] * len(self._deferred_list)
         self.finishedCount = 0
         self.fireOnOneCallback = fireOnOneCallback
         self.fireOnOneErrback = fireOnOneErrback
         self.consumeErrors = consumeErrors
-        if not self._deferredList and not fireOnOneCallback:
+        if not self._deferred_list and not fireOnOneCallback:
             self.callback([])
-        for index, d in enumerate(self._deferredList):
+        for index, d in enumerate(self._deferred_list):
             d.addCallbacks(
-                self._cbDeferred,
-                self._cbDeferred,
+                self._cb_deferred,
+                self._cb_deferred,
                 callbackArgs=(index, True),
                 errbackArgs=(index, False),
             )
 
-    def _cbDeferred(self, result: Any, index: int, succeeded: bool) -> Any:
+    def _cb_deferred(self, result: Any, index: int, succeeded: bool) -> Any:
         self.resultList[index] = (succeeded, result)
         self.finishedCount += 1
         if not self.called:
@@ -817,7 +819,7 @@ class DeferredList(Deferred[list[tuple[bool, Any]]]):
         if self.called:
             super().cancel()
             return
-        for d in self._deferredList:
+        for d in self._deferred_list:
             try:
                 d.cancel()
             except Exception:

@@ -38,7 +38,9 @@ class ConnectionLost(ConnectionClosed):
     """The connection was lost in a non-clean fashion (reset, timeout, I/O error)."""
 
     def __init__(self, *args: object) -> None:
-        super().__init__(*(args or ("Connection to the other side was lost in a non-clean fashion.",)))
+        super().__init__(
+            *(args or ("Connection to the other side was lost in a non-clean fashion.",))
+        )
 
 
 class CannotListenError(OSError):

@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Generator
 from types import TracebackType
-from typing import IO, NoReturn
+from typing import IO, Any, NoReturn, TypeAlias
 
 __all__ = ["Failure", "NoCurrentExceptionError"]
+
+
+# An alias because inside ``Failure`` the name ``type`` is the attribute, as in Twisted.
+_ExcClass: TypeAlias = type[BaseException]
 
 
 class NoCurrentExceptionError(Exception):
@@ -60,13 +65,13 @@ class Failure:
     __slots__ = ("_snapshot", "tb", "type", "value")
 
     value: BaseException
-    type: type[BaseException]
+    type: _ExcClass
     tb: TracebackType | None
 
     def __init__(
         self,
-        exc_value: BaseException | type[BaseException] | None = None,
-        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | _ExcClass | None = None,
+        exc_type: _ExcClass | None = None,
         exc_tb: TracebackType | None = None,
     ) -> None:
         if exc_value is None:
@@ -83,7 +88,7 @@ class Failure:
         self.tb = exc_tb if exc_tb is not None else exc_value.__traceback__
         self._snapshot: traceback.TracebackException | None = None
 
-    def check(self, *errorTypes: type[BaseException]) -> type[BaseException] | None:
+    def check(self, *errorTypes: _ExcClass) -> _ExcClass | None:
         """Tell whether the exception is an instance of one of ``errorTypes``.
 
         Args:
@@ -97,7 +102,7 @@ class Failure:
                 return error
         return None
 
-    def trap(self, *errorTypes: type[BaseException]) -> type[BaseException]:
+    def trap(self, *errorTypes: _ExcClass) -> _ExcClass:
         """Let the errback go on only for the expected exception types.
 
         The usual first line of an errback: expected errors pass, any other one is re-raised so
@@ -121,7 +126,7 @@ class Failure:
         """Raise the wrapped exception with its original traceback (if still kept)."""
         raise self.value.with_traceback(self.tb)
 
-    def throwExceptionIntoGenerator(self, g: object) -> object:
+    def throwExceptionIntoGenerator(self, g: Generator[Any, Any, Any]) -> Any:
         """Throw the wrapped exception into generator ``g`` and return what it yields next.
 
         Args:
@@ -134,7 +139,7 @@ class Failure:
             StopIteration: ``g`` returned.
             BaseException: ``g`` did not handle the exception (or raised another one).
         """
-        return g.throw(self.value.with_traceback(self.tb))  # type: ignore[attr-defined, no-any-return]
+        return g.throw(self.value.with_traceback(self.tb))
 
     def getErrorMessage(self) -> str:
         """Return ``str()`` of the exception, never raising."""
@@ -175,7 +180,8 @@ class Failure:
         self.value.__traceback__ = None
 
     def __repr__(self) -> str:
-        return f"<{_qualified_name(type(self))} {_qualified_name(self.type)}: {self.getErrorMessage()}>"
+        what = f"{_qualified_name(self.type)}: {self.getErrorMessage()}"
+        return f"<{_qualified_name(type(self))} {what}>"
 
     def __str__(self) -> str:
         return f"[Failure instance: {_qualified_name(self.type)}: {self.getErrorMessage()}]"

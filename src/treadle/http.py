@@ -100,7 +100,7 @@ HTTP_VERSION_NOT_SUPPORTED: Final = 505
 #: Request target length. nginx's large_client_header_buffers is 8 KiB, uvicorn has none,
 #: Twisted 16 KiB for the whole line; 8 KiB fits every real URL and refuses abuse early.
 MAX_URL_SIZE: Final = 8 * 1024
-#: Whole request head (request line + fields). nginx allows 4 × 8 KiB, Apache 100 × 8 KiB,
+#: Whole request head (request line + fields). nginx allows 4 x 8 KiB, Apache 100 x 8 KiB,
 #: Twisted 16 KiB per line; 64 KiB holds large cookie sets and stops memory-bloat attacks.
 MAX_HEAD_SIZE: Final = 64 * 1024
 #: Number of header fields. Apache's LimitRequestFields is 100, Twisted 500.
@@ -425,8 +425,13 @@ class Request:
                 ``lax``, ``strict`` or ``none``.
         """
         parts = [_cookie_part(k) + b"=" + _cookie_part(v)]
-        for label, value in ((b"Expires", expires), (b"Domain", domain), (b"Path", path),
-                             (b"Max-Age", max_age), (b"Comment", comment)):
+        for label, value in (
+            (b"Expires", expires),
+            (b"Domain", domain),
+            (b"Path", path),
+            (b"Max-Age", max_age),
+            (b"Comment", comment),
+        ):
             if value is not None:
                 parts.append(label + b"=" + _cookie_part(value))
         if secure:
@@ -450,9 +455,7 @@ class Request:
             RuntimeError: ``finish()`` was already called.
         """
         if self.finished:
-            raise RuntimeError(
-                "Request.write called on a request after Request.finish was called."
-            )
+            raise RuntimeError("Request.write called on a request after Request.finish was called.")
         if self._disconnected:
             return
         if type(data) is not bytes:
@@ -466,8 +469,9 @@ class Request:
         transport = self.channel.transport
         assert transport is not None
         if framing is Framing.CHUNKED:
-            transport.write(_framing.chunk(data) if len(data) < 65536
-                            else b"%x\r\n" % len(data) + data + _CRLF)
+            transport.write(
+                _framing.chunk(data) if len(data) < 65536 else b"%x\r\n" % len(data) + data + _CRLF
+            )
         elif framing is not Framing.NONE:
             transport.write(data)
         else:
@@ -527,9 +531,12 @@ class Request:
             lines.append(b"Server: " + SERVER_NAME + _CRLF)
         if b"date" not in raw:
             lines.append(date_header())
-        if b"content-type" not in raw and self.defaultContentType is not None:
-            if framing is not Framing.NONE or length:
-                lines.append(b"Content-Type: " + self.defaultContentType + _CRLF)
+        if (
+            b"content-type" not in raw
+            and self.defaultContentType is not None
+            and (framing is not Framing.NONE or length)
+        ):
+            lines.append(b"Content-Type: " + self.defaultContentType + _CRLF)
         for name, values in raw.items():
             if name == b"connection":
                 if any(b"close" in v.lower() for v in values):
@@ -541,8 +548,11 @@ class Request:
         for cookie in self.cookies:
             lines.append(b"Set-Cookie: " + cookie + _CRLF)
         if not explicit_length:
-            if length is not None and self.code != 204 and self.code >= 200 and (
-                length or self.code != 304
+            if (
+                length is not None
+                and self.code != 204
+                and self.code >= 200
+                and (length or self.code != 304)
             ):
                 lines.append(b"Content-Length: %d\r\n" % length)
             elif framing is Framing.CHUNKED:
@@ -567,6 +577,7 @@ class Request:
         """Bookkeeping once the last byte is handed to the transport."""
         self.finished = True
         self.unregisterProducer()
+        self._release_body()
         notifications = self._notifications
         if notifications is not None:
             self._notifications = None
@@ -574,6 +585,13 @@ class Request:
                 d.callback(None)
         self.channel.log_request(self)
         self.channel.request_done(self)
+
+    def _release_body(self) -> None:
+        # A body spooled to a temporary file holds a descriptor: give it back now rather
+        # than whenever the request object is collected.
+        content = self._content
+        if content is not None and not isinstance(content, io.BytesIO):
+            content.close()
 
     # -- lifecycle notifications ------------------------------------------------------------
 
@@ -605,6 +623,7 @@ class Request:
             return
         self._disconnected = True
         self._lost_reason = reason
+        self._release_body()
         producer = self._producer
         if producer is not None:
             self._producer = None
@@ -663,8 +682,10 @@ class Request:
             transport.close()
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} at 0x{id(self):x} method={self.method.decode()} "
-                f"uri={self.uri.decode('latin-1')} clientproto={self.clientproto.decode()}>")
+        return (
+            f"<{type(self).__name__} at 0x{id(self):x} method={self.method.decode()} "
+            f"uri={self.uri.decode('latin-1')} clientproto={self.clientproto.decode()}>"
+        )
 
 
 def _as_bytes(data: object) -> bytes:
@@ -704,6 +725,7 @@ class HTTPChannel(asyncio.Protocol):
         "_body",
         "_body_size",
         "_buffered",
+        "_call_later",
         "_continue_pending",
         "_dispatching",
         "_drain_waiter",
@@ -711,7 +733,7 @@ class HTTPChannel(asyncio.Protocol):
         "_headers",
         "_host",
         "_last_activity",
-        "_loop",
+        "_now",
         "_parser",
         "_peer",
         "_queue",
@@ -745,7 +767,7 @@ class HTTPChannel(asyncio.Protocol):
         self._continue_pending = False
         self._buffered = 0
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Any = None
         self._last_activity = 0.0
         self._peer: Any = None
         self._host: Any = None
@@ -756,14 +778,24 @@ class HTTPChannel(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        self._loop = asyncio.get_running_loop()
-        self._last_activity = self._loop.time()
-        self._timer = self._loop.call_later(self.factory.timeOut, self._check_idle)
+        clock = self.factory._clock
+        if clock is None:
+            loop = asyncio.get_running_loop()
+            self._call_later: Callable[..., Any] = loop.call_later
+            self._now: Callable[[], float] = loop.time
+        else:  # a task.Clock injected by tests
+            self._call_later = clock.callLater
+            self._now = clock.seconds
+        self.factory._connections.add(self)
+        if self.factory._shutting_down:
+            self.persistent = False
+        self._last_activity = self._now()
+        self._timer = self._call_later(self.factory.timeOut, self._check_idle)
 
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
             return
-        self._last_activity = self._loop.time()
+        self._last_activity = self._now()
         if self._active is not None:
             self._buffered += len(data)
             if self._buffered > READ_AHEAD:
@@ -793,12 +825,13 @@ class HTTPChannel(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.factory._connections.discard(self)
         self.persistent = False
         self._stop_parsing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._queue.clear()
+        self._drop_queue()
         active, self._active = self._active, None
         if active is not None:
             reason: Exception = ConnectionDone() if exc is None else ConnectionLost(exc)
@@ -878,7 +911,12 @@ class HTTPChannel(asyncio.Protocol):
             raise _Refused(413, "request body too large")
         content = self._body
         if content is None:
-            content = self._body = tempfile.SpooledTemporaryFile(SPOOL_SIZE)  # noqa: SIM115
+            content = self._body = io.BytesIO()
+        elif self._body_size > SPOOL_SIZE and isinstance(content, io.BytesIO):
+            # Large bodies move to disk; the request closes the file when it is done.
+            spooled = tempfile.TemporaryFile()  # noqa: SIM115
+            spooled.write(content.getbuffer())
+            content = self._body = spooled
         content.write(body)
 
     def on_message_complete(self) -> None:
@@ -887,14 +925,17 @@ class HTTPChannel(asyncio.Protocol):
         content = self._body
         if content is not None:
             content.seek(0)
-        self._queue.append((
-            parser.get_method(),
-            self._url,
-            parser.get_http_version() == "1.1",
-            self._headers,
-            content,
-            keep_alive,
-        ))
+            self._body = None
+        self._queue.append(
+            (
+                parser.get_method(),
+                self._url,
+                parser.get_http_version() == "1.1",
+                self._headers,
+                content,
+                keep_alive,
+            )
+        )
         self._continue_pending = False
         if not keep_alive:
             self._stop_parsing = True
@@ -933,11 +974,11 @@ class HTTPChannel(asyncio.Protocol):
         if request is not self._active:
             return
         self._active = None
-        self._last_activity = self._loop.time()
+        self._last_activity = self._now()
         if not request._keep_alive or not self.persistent:
             self.persistent = False
             self._stop_parsing = True
-            self._queue.clear()
+            self._drop_queue()
             if self.transport is not None:
                 self.transport.close()
             return
@@ -947,6 +988,16 @@ class HTTPChannel(asyncio.Protocol):
         if not self._dispatching:
             self._buffered = 0
             self._dispatch()
+
+    def _drop_queue(self) -> None:
+        """Forget queued requests, closing any body spooled to a temporary file."""
+        for item in self._queue:
+            if type(item) is tuple and item[4] is not None:
+                item[4].close()
+        self._queue.clear()
+        if self._body is not None:
+            self._body.close()
+            self._body = None
 
     def _internal_error(self, request: Request) -> None:
         """Something escaped the request's own error handling: answer 500 or drop the line."""
@@ -977,7 +1028,9 @@ class HTTPChannel(asyncio.Protocol):
         body = b"<html><body><h1>%d %s</h1></body></html>" % (rejection.code, phrase)
         transport.write(
             status_line(rejection.code)
-            + b"Server: " + SERVER_NAME + _CRLF
+            + b"Server: "
+            + SERVER_NAME
+            + _CRLF
             + date_header()
             + b"Content-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
             % len(body)
@@ -1000,10 +1053,10 @@ class HTTPChannel(asyncio.Protocol):
     def _check_idle(self) -> None:
         """One timer per connection: close it once idle between requests for ``timeOut``."""
         timeout = self.factory.timeOut
-        now = self._loop.time()
+        now = self._now()
         if self._active is not None:
             # Never time out a response the application is still producing.
-            self._timer = self._loop.call_later(timeout, self._check_idle)
+            self._timer = self._call_later(timeout, self._check_idle)
             return
         idle = now - self._last_activity
         if idle >= timeout:
@@ -1011,7 +1064,7 @@ class HTTPChannel(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
             return
-        self._timer = self._loop.call_later(timeout - idle, self._check_idle)
+        self._timer = self._call_later(timeout - idle, self._check_idle)
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
@@ -1019,7 +1072,7 @@ class HTTPChannel(asyncio.Protocol):
             return
         waiter = self._drain_waiter
         if waiter is None:
-            waiter = self._drain_waiter = self._loop.create_future()
+            waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
         await asyncio.shield(waiter)
 
     def producer_registered(self, request: Request) -> None:
@@ -1029,9 +1082,16 @@ class HTTPChannel(asyncio.Protocol):
             if self._writing_paused:
                 producer.pauseProducing()
         elif not self._writing_paused:
-            self._loop.call_soon(_pull_more, request, producer)
+            asyncio.get_running_loop().call_soon(_pull_more, request, producer)
 
     # -- misc -------------------------------------------------------------------------------
+
+    def close_when_idle(self) -> None:
+        """Finish the response in progress (if any), then close; close at once when idle."""
+        self.persistent = False
+        if self._active is None and self.transport is not None:
+            self._stop_parsing = True
+            self.transport.close()
 
     def log_request(self, request: Request) -> None:
         """Hand a finished request to the factory's access log."""
@@ -1070,7 +1130,7 @@ def _pull_more(request: Request, producer: Any) -> None:
     producer.resumeProducing()
     channel = request.channel
     if request._producer is producer and not channel._writing_paused:
-        channel._loop.call_soon(_pull_more, request, producer)
+        asyncio.get_running_loop().call_soon(_pull_more, request, producer)
 
 
 # -- the factory ------------------------------------------------------------------------------
@@ -1083,8 +1143,10 @@ def combinedLogFormatter(timestamp: str, request: Request) -> str:
     referer = _log_quote(request.getHeader(b"referer") or b"-")
     agent = _log_quote(request.getHeader(b"user-agent") or b"-")
     line = _log_quote(b"%s %s %s" % (request.method, request.uri, request.clientproto))
-    return (f'"{ip}" - - {timestamp} "{line}" {request.code} '
-            f'{request.sentLength or "-"} "{referer}" "{agent}"')
+    return (
+        f'"{ip}" - - {timestamp} "{line}" {request.code} '
+        f'{request.sentLength or "-"} "{referer}" "{agent}"'
+    )
 
 
 def _log_quote(value: bytes) -> str:
@@ -1127,6 +1189,11 @@ class HTTPFactory:
         self._logFormatter = logFormatter or combinedLogFormatter
         self._logFile: IO[str] | None = None
         self._reactor = reactor
+        # A fake clock (task.Clock) drives the channel's timers in tests; the real reactor
+        # is bypassed in favour of the running loop's own call_later, which is cheaper.
+        self._clock = reactor if reactor is not None and hasattr(reactor, "advance") else None
+        self._connections: set[HTTPChannel] = set()
+        self._shutting_down = False
 
     def buildProtocol(self, addr: object) -> HTTPChannel:
         """Return a new channel for a connection."""
@@ -1145,6 +1212,36 @@ class HTTPFactory:
 
     startFactory = doStart
     stopFactory = doStop
+
+    @property
+    def connections(self) -> frozenset[HTTPChannel]:
+        """The channels currently open."""
+        return frozenset(self._connections)
+
+    async def shutdown(self, grace: float = 10.0) -> bool:
+        """Close every connection gracefully: idle ones now, busy ones after their response.
+
+        Responses still running after ``grace`` seconds are cut off: their connections are
+        aborted, so their ``notifyFinish`` Deferreds errback and resources can clean up.
+        Stop the listening ports first so no new connection arrives.
+
+        Returns:
+            True when every connection finished within ``grace``.
+        """
+        self._shutting_down = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        for channel in list(self._connections):
+            channel.close_when_idle()
+        while self._connections and loop.time() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        drained = not self._connections
+        for channel in list(self._connections):
+            channel.abort()
+        # Let the aborted transports deliver connection_lost before we report.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return drained
 
     def log(self, request: Request) -> None:
         """Write one access-log line for a finished ``request`` (cheap when disabled)."""

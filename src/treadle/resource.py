@@ -68,12 +68,15 @@ def _render_name(method: bytes) -> str:
 
 def _computeAllowedMethods(resource: object) -> list[bytes]:
     """Return the methods ``resource`` has ``render_<METHOD>`` for (plus HEAD with GET)."""
-    methods = sorted({
-        name[len("render_"):].encode("ascii")
-        for name in dir(resource)
-        if name.startswith("render_") and name[len("render_"):].isupper()
-        and callable(getattr(resource, name))
-    })
+    methods = sorted(
+        {
+            name[len("render_") :].encode("ascii")
+            for name in dir(resource)
+            if name.startswith("render_")
+            and name[len("render_") :].isupper()
+            and callable(getattr(resource, name))
+        }
+    )
     if b"GET" in methods and b"HEAD" not in methods:
         methods.append(b"HEAD")
     return sorted(methods)
@@ -167,7 +170,7 @@ def _page(code: int, brief: str, detail: str) -> bytes:
         "<!DOCTYPE html>\n<html>\n  <head><title>"
         f"{code} - {brief_html}</title></head>\n  <body>\n    <h1>{brief_html}</h1>\n"
         f"    <p>{html.escape(detail)}</p>\n  </body>\n</html>\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 class ErrorPage(Resource):

@@ -171,13 +171,19 @@ class Request(http.Request):
         if method in _KNOWN_METHODS:
             self.setResponseCode(http.NOT_ALLOWED)
             self.setHeader(b"allow", b", ".join(allowed))
-            body = error_page(405, "Method Not Allowed",
-                              f"This resource does not answer {method.decode('latin-1')}; "
-                              f"it allows {', '.join(m.decode() for m in allowed)}.")
+            body = error_page(
+                405,
+                "Method Not Allowed",
+                f"This resource does not answer {method.decode('latin-1')}; "
+                f"it allows {', '.join(m.decode() for m in allowed)}.",
+            )
         else:
             self.setResponseCode(http.NOT_IMPLEMENTED)
-            body = error_page(501, "Not Implemented",
-                              f"{method.decode('latin-1')} is not implemented by this server.")
+            body = error_page(
+                501,
+                "Not Implemented",
+                f"{method.decode('latin-1')} is not implemented by this server.",
+            )
         self.setHeader(b"content-type", b"text/html; charset=utf-8")
         self._write_whole(body)
 
@@ -200,8 +206,11 @@ class Request(http.Request):
             self._error_response(400, error_page(400, "Bad Request", str(exc)))
             return
         tb = exc.__traceback__ if isinstance(exc, BaseException) else None
-        error_log.error("Unhandled error rendering %r", self,
-                        exc_info=(type(exc), exc, tb) if isinstance(exc, BaseException) else None)
+        error_log.error(
+            "Unhandled error rendering %r",
+            self,
+            exc_info=(type(exc), exc, tb) if isinstance(exc, BaseException) else None,
+        )
         if self._disconnected or self.finished:
             return
         if self.startedWriting:
@@ -212,7 +221,7 @@ class Request(http.Request):
             body = (
                 "<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head><body>"
                 f"<b>Processing Failed</b><pre>{html.escape(text)}</pre></body></html>\n"
-            ).encode("utf-8")
+            ).encode()
         else:
             body = _processing_failed_page()
         self._error_response(500, body)
@@ -259,8 +268,10 @@ class Request(http.Request):
 
 
 def _processing_failed_page() -> bytes:
-    return (b"<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head>"
-            b"<body><b>Processing Failed</b></body></html>\n")
+    return (
+        b"<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head>"
+        b"<body><b>Processing Failed</b></body></html>\n"
+    )
 
 
 class Site(http.HTTPFactory):

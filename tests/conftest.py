@@ -1,0 +1,107 @@
+"""Shared fixtures: a real treadle server on 127.0.0.1 in a background thread.
+
+``serve(resource_or_site)`` starts listening on an ephemeral port and returns the base URL.
+The server's loop runs in its own thread, so test code can use blocking clients
+(``http.client``, ``httpx``, raw sockets) with deadlines. Socket tests run under both the
+stdlib asyncio loop and uvloop (the ``loop_kind`` parameter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from treadle import reactor
+from treadle._reactor import new_event_loop
+from treadle.server import Site
+
+try:
+    import uvloop  # noqa: F401
+
+    LOOP_KINDS = ["asyncio", "uvloop"]
+except ImportError:  # pragma: no cover
+    LOOP_KINDS = ["asyncio"]
+
+
+class ServerThread:
+    """An event loop in a thread, serving Sites started with :meth:`serve`."""
+
+    def __init__(self, loop_kind: str) -> None:
+        self.loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
+        self.ports: list[Any] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        ready = threading.Event()
+        self.loop.call_soon(ready.set)
+        self._thread.start()
+        assert ready.wait(10), "server loop did not start"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 10) -> Any:
+        """Run ``fn(*args)`` on the server loop and return its result."""
+
+        async def runner() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(runner(), self.loop).result(timeout)
+
+    def serve(self, resource: Any, **site_kwargs: Any) -> str:
+        """Serve ``resource`` (or a ready Site) and return ``http://127.0.0.1:PORT``."""
+        site = resource if hasattr(resource, "buildProtocol") else Site(resource, **site_kwargs)
+        port = self.call(lambda: reactor.listenTCP(0, site, interface="127.0.0.1"))
+        self.ports.append(port)
+        return f"http://127.0.0.1:{port.getHost().port}"
+
+    def stop(self) -> None:
+        for port in self.ports:
+            self.call(port.stopListening)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture(params=LOOP_KINDS)
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def server(loop_kind: str) -> Iterator[ServerThread]:
+    thread = ServerThread(loop_kind)
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
+@pytest.fixture
+def serve(server: ServerThread) -> Callable[..., str]:
+    return server.serve
+
+
+def raw_request(url: str, data: bytes, *, timeout: float = 10, until_close: bool = True) -> bytes:
+    """Send raw bytes to the server at ``url`` and return what comes back until it closes."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                if until_close:
+                    raise
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)

@@ -1,0 +1,359 @@
+"""The HTTP/1.1 channel over an in-memory transport, with time driven by a Clock."""
+
+from __future__ import annotations
+
+import h11
+import pytest
+
+from treadle.resource import Resource
+from treadle.server import NOT_DONE_YET, Request, Site
+from treadle.task import Clock
+from treadle.testing import StringTransport, connect, request_bytes
+
+
+class Hello(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return b"hello " + request.path
+
+    def render_POST(self, request: Request) -> bytes:
+        return b"got " + request.content.read()
+
+
+class Held(Resource):
+    """Keeps every request open until the test finishes it."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[Request] = []
+
+    def render_GET(self, request: Request) -> object:
+        if request.path == b"/now":
+            return b"now"
+        self.pending.append(request)
+        return NOT_DONE_YET
+
+
+def parse_responses(
+    data: bytes, methods: list[bytes] | None = None
+) -> list[tuple[int, dict[bytes, bytes], bytes]]:
+    """Parse every response in ``data`` with h11 (an independent HTTP implementation)."""
+    conn = h11.Connection(h11.CLIENT)
+    responses = []
+    methods = list(methods or [])
+    conn.receive_data(data)
+    while True:
+        if conn.our_state is h11.IDLE or (
+            conn.our_state is h11.DONE and conn.their_state is h11.DONE
+        ):
+            pass
+        if conn.our_state is h11.IDLE:
+            conn.send(
+                h11.Request(
+                    method=methods.pop(0) if methods else b"GET",
+                    target="/",
+                    headers=[("Host", "x")],
+                )
+            )
+            conn.send(h11.EndOfMessage())
+        event = conn.next_event()
+        if event is h11.NEED_DATA or event is h11.PAUSED:
+            if conn.their_state is h11.DONE and conn.our_state is h11.DONE:
+                conn.start_next_cycle()
+                continue
+            break
+        if isinstance(event, h11.Response):
+            current = [event.status_code, dict(event.headers), b""]
+        elif isinstance(event, h11.Data):
+            current[2] += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            responses.append(tuple(current))
+            if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                conn.start_next_cycle()
+        elif isinstance(event, h11.ConnectionClosed):
+            break
+    return responses  # type: ignore[return-value]
+
+
+def test_keep_alive_answers_each_request_on_one_connection() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(request_bytes(target="/a"))
+    channel.data_received(request_bytes(target="/b"))
+    responses = parse_responses(transport.value())
+    assert [r[2] for r in responses] == [b"hello /a", b"hello /b"]
+    assert not transport.closed
+
+
+def test_pipelined_requests_in_one_packet_are_answered_in_order() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(b"".join(request_bytes(target=f"/{i}") for i in range(10)))
+    assert [r[2] for r in parse_responses(transport.value())] == [
+        b"hello /%d" % i for i in range(10)
+    ]
+
+
+def test_byte_at_a_time_gives_the_same_response() -> None:
+    data = request_bytes("POST", "/x", body=b"payload")
+    whole_channel, whole = connect(Site(Hello()))
+    whole_channel.data_received(data)
+    split_channel, split = connect(Site(Hello()))
+    for i in range(len(data)):
+        split_channel.data_received(data[i : i + 1])
+    assert parse_responses(whole.value(), [b"POST"]) == parse_responses(split.value(), [b"POST"])
+    assert parse_responses(split.value(), [b"POST"])[0][2] == b"got payload"
+
+
+def test_pipelined_response_waits_for_the_pending_one() -> None:
+    held = Held()
+    channel, transport = connect(Site(held))
+    channel.data_received(request_bytes(target="/slow") + request_bytes(target="/now"))
+    assert transport.value() == b""  # /now is queued behind /slow
+    request = held.pending[0]
+    request.write(b"slow ")
+    request.write(b"done")
+    request.finish()
+    responses = parse_responses(transport.value())
+    assert [r[2] for r in responses] == [b"slow done", b"now"]
+
+
+def test_reading_pauses_when_the_pipeline_queue_is_full() -> None:
+    held = Held()
+    site = Site(held)
+    channel, transport = connect(site)
+    channel.data_received(
+        b"".join(request_bytes(target=f"/{i}") for i in range(site.maxPipelined + 2))
+    )
+    assert not transport.reading
+    held.pending[0].finish()
+    # Finishing one lets the queue drain synchronously up to the next held request.
+    assert len(held.pending) == 2
+    for _ in range(site.maxPipelined + 1):
+        held.pending[-1].finish()
+    assert transport.reading
+    assert len(parse_responses(transport.value())) == site.maxPipelined + 2
+
+
+def test_connection_close_is_honoured_and_later_requests_dropped() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(
+        request_bytes(headers=[("Host", "x"), ("Connection", "close")])
+        + request_bytes(target="/never")
+    )
+    value = transport.value()
+    assert b"Connection: close\r\n" in value
+    assert value.count(b"HTTP/1.1 200") == 1
+    assert transport.closed
+
+
+def test_http10_closes_unless_keep_alive_is_asked() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(b"GET / HTTP/1.0\r\n\r\n")
+    assert transport.closed
+    assert b"Content-Length: 7\r\n" in transport.value()
+
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert not transport.closed
+    assert b"Connection: keep-alive\r\n" in transport.value()
+
+
+def test_streamed_response_is_chunked_for_http11_and_close_delimited_for_http10() -> None:
+    held = Held()
+    channel, transport = connect(Site(held))
+    channel.data_received(request_bytes())
+    held.pending[0].write(b"a")
+    held.pending[0].write("é")
+    held.pending[0].finish()
+    value = transport.value()
+    assert b"Transfer-Encoding: chunked\r\n" in value
+    assert value.endswith(b"1\r\na\r\n2\r\n\xc3\xa9\r\n0\r\n\r\n")
+
+    channel, transport = connect(Site(held))
+    channel.data_received(b"GET / HTTP/1.0\r\n\r\n")
+    held.pending[1].write(b"abc")
+    held.pending[1].finish()
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
+    assert body == b"abc" and transport.closed
+
+
+def test_head_has_headers_but_no_body() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(request_bytes("HEAD", "/x"))
+    value = transport.value()
+    assert value.endswith(b"Content-Length: 8\r\n\r\n")
+
+
+def test_chunked_request_body() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(
+        request_bytes("POST", "/", headers=[("Host", "x"), ("Transfer-Encoding", "chunked")])
+        + b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+    )
+    assert parse_responses(transport.value(), [b"POST"])[0][2] == b"got abcdefg"
+
+
+def test_expect_100_continue_is_answered_before_the_body() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(
+        request_bytes(
+            "POST",
+            "/",
+            headers=[("Host", "x"), ("Content-Length", "4"), ("Expect", "100-continue")],
+        )
+    )
+    assert transport.value() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    channel.data_received(b"body")
+    assert transport.value().endswith(b"got body")
+
+
+def test_expect_100_continue_over_the_body_limit_is_refused() -> None:
+    site = Site(Hello())
+    site.maxRequestBodySize = 10
+    channel, transport = connect(site)
+    channel.data_received(
+        request_bytes(
+            "POST",
+            "/",
+            headers=[("Host", "x"), ("Content-Length", "11"), ("Expect", "100-continue")],
+        )
+    )
+    assert transport.value().startswith(b"HTTP/1.1 413 ")
+    assert transport.closed
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"\x00\x01\x02 garbage\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",  # HTTP/1.1 without Host
+    ],
+)
+def test_malformed_request_gets_400_and_the_connection_closes(garbage: bytes) -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(garbage + request_bytes(target="/smuggled"))
+    value = transport.value()
+    assert value.startswith(b"HTTP/1.1 400 ")
+    assert b"smuggled" not in value
+    assert transport.closed
+
+
+def test_error_after_a_pending_response_is_sent_in_order() -> None:
+    held = Held()
+    channel, transport = connect(Site(held))
+    channel.data_received(request_bytes(target="/first") + b"BROKEN\r\n\r\n")
+    assert transport.value() == b""
+    held.pending[0].write(b"first")
+    held.pending[0].finish()
+    value = transport.value()
+    assert value.index(b"first") < value.index(b"HTTP/1.1 400")
+    assert transport.closed
+
+
+def test_idle_keep_alive_connection_times_out() -> None:
+    clock = Clock()
+    site = Site(Hello(), timeout=5)
+    channel, transport = connect(site, clock)
+    channel.data_received(request_bytes())
+    clock.advance(4)
+    assert not transport.closed
+    channel.data_received(request_bytes())  # activity restarts the idle period
+    clock.advance(4)
+    assert not transport.closed
+    clock.advance(1.5)
+    assert transport.closed
+
+
+def test_pending_response_is_never_timed_out() -> None:
+    clock = Clock()
+    held = Held()
+    channel, transport = connect(Site(held, timeout=5), clock)
+    channel.data_received(request_bytes())
+    clock.pump([5] * 10)
+    assert not transport.closed
+    held.pending[0].finish()
+    clock.advance(5)
+    assert transport.closed
+
+
+def test_connection_lost_notifies_and_ignores_later_writes() -> None:
+    held = Held()
+    channel, transport = connect(Site(held))
+    channel.data_received(request_bytes())
+    request = held.pending[0]
+    outcomes: list[object] = []
+    request.notifyFinish().addCallbacks(outcomes.append, lambda f: outcomes.append(f.type))
+    channel.connection_lost(None)
+    from treadle.error import ConnectionDone
+
+    assert outcomes == [ConnectionDone]
+    request.write(b"ignored")  # no error: Twisted ignores writes after loss
+    with pytest.raises(RuntimeError, match="notifyFinish"):
+        request.finish()
+    assert transport.value() == b""
+
+
+def test_write_after_finish_raises() -> None:
+    held = Held()
+    channel, _ = connect(Site(held))
+    channel.data_received(request_bytes())
+    request = held.pending[0]
+    request.finish()
+    with pytest.raises(RuntimeError, match=r"after Request\.finish"):
+        request.write(b"late")
+
+
+def test_notify_finish_fires_after_the_last_byte() -> None:
+    held = Held()
+    channel, transport = connect(Site(held))
+    channel.data_received(request_bytes())
+    request = held.pending[0]
+    seen: list[bytes] = []
+    request.notifyFinish().addCallback(lambda _: seen.append(transport.value()))
+    request.write(b"x")
+    request.finish()
+    assert seen and seen[0].endswith(b"0\r\n\r\n")
+    # Asked after the fact, it has already fired (Twisted's would never fire).
+    late: list[object] = []
+    request.notifyFinish().addCallback(late.append)
+    assert late == [None]
+
+
+def test_custom_status_message_and_headers() -> None:
+    class Custom(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> bytes:
+            request.setResponseCode(202, b"Taken")
+            request.setHeader("X-Thing", "1")
+            request.responseHeaders.addRawHeader(b"x-multi", b"a")
+            request.responseHeaders.addRawHeader(b"x-multi", b"b")
+            request.addCookie(b"k", b"v", path=b"/", httpOnly=True, sameSite="lax")
+            return b""
+
+    channel, transport = connect(Site(Custom()))
+    channel.data_received(request_bytes())
+    value = transport.value()
+    assert value.startswith(b"HTTP/1.1 202 Taken\r\n")
+    assert b"X-Thing: 1\r\n" in value
+    assert b"X-Multi: a\r\nX-Multi: b\r\n" in value
+    assert b"Set-Cookie: k=v; Path=/; HttpOnly; SameSite=Lax\r\n" in value
+    assert b"Content-Length: 0\r\n" in value
+
+
+def test_header_values_with_line_breaks_are_refused() -> None:
+    from treadle.http_headers import Headers
+
+    with pytest.raises(ValueError):
+        Headers().setRawHeaders(b"x", [b"a\r\nInjected: 1"])
+
+
+def test_string_transport_records_peer() -> None:
+    t = StringTransport(peer=("1.2.3.4", 5))
+    assert t.get_extra_info("peername") == ("1.2.3.4", 5)

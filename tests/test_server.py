@@ -1,0 +1,423 @@
+"""The resource layer over real sockets with real clients: the issue's core behaviours."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import http.client
+import logging
+import socket
+import threading
+import time
+import weakref
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from treadle import reactor
+from treadle.base import DelayedCall
+from treadle.resource import Resource
+from treadle.server import NOT_DONE_YET, Request, Site
+
+from .conftest import ServerThread, raw_request
+
+DELAY = 0.3
+
+
+class Delayed(Resource):
+    """The asynchronous-responses pattern: callLater, NOT_DONE_YET, write (a str), finish."""
+
+    isLeaf = True
+
+    def _render_later(self, request: Request) -> None:
+        request.write("<html><body>Thanks for waiting.</body></html>")
+        request.finish()
+
+    def render_GET(self, request: Request) -> object:
+        reactor.callLater(DELAY, self._render_later, request)
+        return NOT_DONE_YET
+
+
+class Hello(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return b"Hello, world!"
+
+
+class Gate(Resource):
+    """Holds requests open until the test releases them."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: list[Request] = []
+
+    def render_GET(self, request: Request) -> object:
+        self.pending.append(request)
+        return NOT_DONE_YET
+
+    def release(self) -> None:
+        for request in self.pending:
+            request.write(b"released")
+            request.finish()
+        self.pending.clear()
+
+
+class Chatty(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> object:
+        for i in range(50):
+            request.write(b"line %d\n" % i)
+        reactor.callLater(0.01, self._more, request)
+        return NOT_DONE_YET
+
+    def _more(self, request: Request) -> None:
+        for i in range(50, 100):
+            request.write(f"line {i}\n")
+        request.finish()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.005)
+
+
+def host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    return parts.hostname, parts.port
+
+
+def root_with(**children: Resource) -> Resource:
+    root = Resource()
+    for name, child in children.items():
+        root.putChild(name.encode(), child)
+    return root
+
+
+# -- the delayed resource --------------------------------------------------------------------
+
+
+def test_delayed_resource_answers_after_the_delay(serve: Any) -> None:
+    url = serve(Delayed())
+    started = time.monotonic()
+    response = httpx.get(url + "/", timeout=10)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.text == "<html><body>Thanks for waiting.</body></html>"
+    assert elapsed >= DELAY * 0.95
+
+
+def test_hundred_delayed_requests_wait_together_not_in_turn(serve: Any) -> None:
+    url = serve(Delayed())
+    host, port = host_port(url)
+
+    async def one() -> bytes:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return data
+
+    async def all_of_them() -> list[bytes]:
+        return await asyncio.gather(*(one() for _ in range(100)))
+
+    started = time.monotonic()
+    results = asyncio.run(all_of_them())
+    elapsed = time.monotonic() - started
+    assert all(r.endswith(b"Thanks for waiting.</body></html>\r\n0\r\n\r\n") for r in results)
+    # Served one after another they would take 100 x DELAY = 30 s.
+    assert elapsed < DELAY * 15
+
+
+def test_a_new_client_is_answered_while_a_hundred_are_pending(
+    serve: Any, server: ServerThread
+) -> None:
+    gate = Gate()
+    url = serve(root_with(gate=gate, hello=Hello()))
+    host, port = host_port(url)
+    socks = []
+    try:
+        for _ in range(100):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"GET /gate HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        wait_for(lambda: server.call(lambda: len(gate.pending)) == 100)
+        response = httpx.get(url + "/hello", timeout=5)
+        assert response.text == "Hello, world!"
+        assert server.call(lambda: len(gate.pending)) == 100  # all still waiting
+        server.call(gate.release)
+        for s in socks:
+            data = b""
+            while not data.endswith(b"0\r\n\r\n"):
+                chunk = s.recv(4096)
+                assert chunk, "connection closed early"
+                data += chunk
+            assert b"released" in data
+    finally:
+        for s in socks:
+            s.close()
+
+
+# -- streaming -------------------------------------------------------------------------------
+
+
+def test_many_writes_keep_their_order_for_every_client(serve: Any) -> None:
+    url = serve(Chatty())
+    expected = "".join(f"line {i}\n" for i in range(100))
+    assert httpx.get(url, timeout=10).text == expected
+
+    host, port = host_port(url)
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.request("GET", "/")
+    response = conn.getresponse()
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert response.read().decode() == expected
+    conn.close()
+
+    raw = raw_request(url, b"GET / HTTP/1.0\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"chunked" not in head
+    assert body.decode() == expected
+
+
+# -- abandonment -----------------------------------------------------------------------------
+
+
+class Abandonable(Resource):
+    """Schedules a long DelayedCall and cancels it when the client leaves."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = 0
+        self.calls: list[DelayedCall] = []
+        self.requests: weakref.WeakSet[Request] = weakref.WeakSet()
+
+    def render_GET(self, request: Request) -> object:
+        call = reactor.callLater(60, request.finish)
+        self.calls.append(call)
+        self.requests.add(request)
+        request.notifyFinish().addErrback(self._client_left, call)
+        return NOT_DONE_YET
+
+    def _client_left(self, failure: Any, call: DelayedCall) -> None:
+        call.cancel()
+        self.cancelled += 1
+
+
+def test_abandoned_requests_fire_their_errbacks_and_leave_nothing(
+    serve: Any, server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    resource = Abandonable()
+    site = Site(root_with(slow=resource, hello=Hello()))
+    url = serve(site)
+    host, port = host_port(url)
+    total = 2000
+    batch = 200
+    with caplog.at_level(logging.ERROR, logger="treadle"):
+        for start in range(0, total, batch):
+            socks = []
+            for _ in range(batch):
+                s = socket.create_connection((host, port), timeout=10)
+                s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                socks.append(s)
+            wait_for(lambda n=start + batch: server.call(lambda: len(resource.calls)) == n)
+            for s in socks:
+                s.close()
+            wait_for(lambda n=start + batch: server.call(lambda: resource.cancelled) == n)
+    assert server.call(lambda: all(not c.active() for c in resource.calls))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # Nothing kept: every connection gone, every request collectable.
+    wait_for(lambda: server.call(lambda: len(site.connections)) == 0)
+    resource.calls.clear()
+    wait_for(lambda: server.call(lambda: (gc.collect(), len(resource.requests))[1]) == 0)
+    assert httpx.get(url + "/hello", timeout=5).text == "Hello, world!"
+
+
+# -- async def -------------------------------------------------------------------------------
+
+
+class AsyncHello(Resource):
+    isLeaf = True
+
+    async def render_GET(self, request: Request) -> bytes:
+        await asyncio.sleep(0.01)
+        return b"async hello " + request.path
+
+
+class AsyncWaiter(Resource):
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+
+    async def render_GET(self, request: Request) -> bytes:
+        self.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return b"never"
+
+
+def test_async_render_returning_bytes(serve: Any) -> None:
+    url = serve(AsyncHello())
+    response = httpx.get(url + "/x", timeout=10)
+    assert response.text == "async hello /x"
+    assert response.headers["content-length"] == str(len("async hello /x"))
+
+
+def test_awaitable_is_cancelled_when_the_client_leaves(serve: Any) -> None:
+    waiter = AsyncWaiter()
+    url = serve(root_with(wait=waiter, hello=Hello()))
+    host, port = host_port(url)
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert waiter.started.wait(10)
+    assert waiter.cancelled.wait(10)
+    assert httpx.get(url + "/hello", timeout=5).text == "Hello, world!"
+
+
+def test_deferred_returned_from_render(serve: Any) -> None:
+    from treadle.task import deferLater
+
+    class Later(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> object:
+            return deferLater(reactor, 0.01, lambda: b"from a Deferred")
+
+    assert httpx.get(serve(Later()), timeout=10).text == "from a Deferred"
+
+
+# -- the usual HTTP behaviours ---------------------------------------------------------------
+
+
+class Echo(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return repr(sorted(request.args.items())).encode()
+
+    def render_POST(self, request: Request) -> bytes:
+        return repr(sorted(request.args.items())).encode()
+
+
+class Broken(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        raise ValueError("secret detail")
+
+
+def test_keep_alive_and_pipelining_over_a_socket(serve: Any) -> None:
+    url = serve(Echo())
+    data = b"".join(
+        b"GET /?n=%d HTTP/1.1\r\nHost: x\r\n%s\r\n"
+        % (i, b"Connection: close\r\n" if i == 9 else b"")
+        for i in range(10)
+    )
+    raw = raw_request(url, data)
+    positions = [raw.index(b"[(b'n', [b'%d'])]" % i) for i in range(10)]
+    assert positions == sorted(positions)
+    assert raw.count(b"HTTP/1.1 200 OK") == 10
+
+    with httpx.Client(timeout=10) as client:
+        for i in range(5):
+            assert client.get(url + f"/?k={i}").text == repr([(b"k", [str(i).encode()])])
+
+
+def test_head_405_404_and_500(serve: Any, caplog: pytest.LogCaptureFixture) -> None:
+    url = serve(root_with(hello=Hello(), broken=Broken()))
+    head = httpx.head(url + "/hello", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == "13"
+
+    not_allowed = httpx.delete(url + "/hello", timeout=10)
+    assert not_allowed.status_code == 405
+    assert not_allowed.headers["allow"] == "GET, HEAD"
+
+    assert httpx.get(url + "/missing", timeout=10).status_code == 404
+
+    with caplog.at_level(logging.ERROR, logger="treadle.error"), httpx.Client(timeout=10) as client:
+        failed = client.get(url + "/broken")
+        assert failed.status_code == 500
+        assert "secret detail" not in failed.text
+        assert "Processing Failed" in failed.text
+        # The connection stays usable after the error.
+        assert client.get(url + "/hello").text == "Hello, world!"
+    assert any(
+        "secret detail" in r.getMessage() or (r.exc_info and "secret detail" in str(r.exc_info[1]))
+        for r in caplog.records
+    )
+
+
+def test_tracebacks_only_when_asked(serve: Any) -> None:
+    site = Site(Broken())
+    site.displayTracebacks = True
+    response = httpx.get(serve(site), timeout=10)
+    assert response.status_code == 500
+    assert "ValueError: secret detail" in response.text
+
+
+def test_post_urlencoded_and_multipart_args(serve: Any) -> None:
+    url = serve(Echo())
+    response = httpx.post(url + "/?q=1", data={"name": "treadle", "x": "a&b"}, timeout=10)
+    assert response.text == repr([(b"name", [b"treadle"]), (b"q", [b"1"]), (b"x", [b"a&b"])])
+    response = httpx.post(
+        url, data={"field": "value"}, files={"upload": ("f.txt", b"file bytes\x00\xff")}, timeout=10
+    )
+    assert response.text == repr([(b"field", [b"value"]), (b"upload", [b"file bytes\x00\xff"])])
+
+
+def test_malformed_multipart_is_a_400(serve: Any) -> None:
+    url = serve(Echo())
+    response = httpx.post(
+        url,
+        content=b"--nope\r\ngarbage",
+        headers={"content-type": "multipart/form-data; boundary=b"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+
+
+def test_chunked_request_body_and_100_continue_over_a_socket(serve: Any) -> None:
+    class Body(Resource):
+        isLeaf = True
+
+        def render_PUT(self, request: Request) -> bytes:
+            return b"len=%d" % len(request.content.read())
+
+    url = serve(Body())
+    host, port = host_port(url)
+    with socket.create_connection((host, port), timeout=10) as s:
+        s.sendall(
+            b"PUT / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+        )
+        assert s.recv(4096).endswith(b"len=11")
+        s.sendall(b"PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"abc")
+        assert s.recv(4096).endswith(b"len=3")
+
+
+def test_malformed_request_over_a_socket_gets_400_and_close(serve: Any) -> None:
+    url = serve(Hello())
+    raw = raw_request(url, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.1 400 ")
+    assert httpx.get(url, timeout=5).text == "Hello, world!"
