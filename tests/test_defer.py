@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import itertools
 import logging
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -31,6 +33,12 @@ from treadle.failure import Failure, NoCurrentExceptionError
 from treadle.task import Clock
 
 ERROR_LOGGER = "treadle.error"
+
+
+@pytest.fixture(autouse=True)
+def _collect_earlier_garbage() -> None:
+    """Collect other tests' garbage first, so its unhandled failures are not logged here."""
+    gc.collect()
 
 
 def results_of(d: Deferred[Any]) -> list[Any]:
@@ -640,16 +648,56 @@ def test_ensure_deferred_without_a_running_loop_uses_the_current_loop() -> None:
     async def answer() -> int:
         return 5
 
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        d = ensureDeferred(answer())
-        out = results_of(d)
-        loop.run_until_complete(asyncio.sleep(0))
-        assert out == [5]
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    out: list[Any] = []
+
+    def in_thread() -> None:
+        # A thread of its own, so setting its current loop leaves the main thread's alone.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            d = ensureDeferred(answer())
+            d.addBoth(out.append)
+            assert out == []  # the Task waits for the loop to run
+            loop.run_until_complete(asyncio.sleep(0))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    thread = threading.Thread(target=in_thread)
+    thread.start()
+    thread.join(10)
+    assert out == [5]
+
+
+def test_error_after_cancelling_a_future_deferred_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise KeyError("failed while cancelling") from None
+
+    async def main() -> None:
+        d = ensureDeferred(stubborn())
+        await asyncio.sleep(0)
+        d.cancel()
+        assert failure_of(d).check(CancelledError)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    with caplog.at_level(logging.ERROR, logger=ERROR_LOGGER):
+        asyncio.run(main())
+    assert any("failed while cancelling" in r.getMessage() for r in caplog.records)
+
+
+def test_as_future_turns_stop_iteration_into_runtime_error() -> None:
+    async def main() -> None:
+        future = fail(StopIteration()).asFuture(asyncio.get_running_loop())
+        with pytest.raises(RuntimeError):
+            await future
+
+    asyncio.run(main())
 
 
 def test_a_failing_coroutine_errbacks() -> None:
@@ -729,6 +777,22 @@ def test_inline_callbacks_needs_a_generator() -> None:
 
     with pytest.raises(TypeError):
         not_a_generator()
+
+
+def test_inline_callbacks_run_in_their_own_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+    gate: Deferred[None] = Deferred()
+
+    @inlineCallbacks
+    def work() -> Generator[Any, Any, str]:
+        var.set("inside")
+        yield gate
+        return var.get()
+
+    d = work()
+    assert var.get() == "outside"
+    gate.callback(None)
+    assert d.result == "inside"
 
 
 def test_many_fired_yields_do_not_recurse() -> None:

@@ -153,6 +153,13 @@ def test_print_traceback_to_a_file_and_to_stderr(capsys: pytest.CaptureFixture[s
     assert capsys.readouterr().err == f.getTraceback()
 
 
+def without_markers(text: str) -> str:
+    """Drop the ``^^^^`` column-marker lines that only a live traceback can produce."""
+    return "".join(
+        line for line in text.splitlines(keepends=True) if line.strip(" ^~\n") or not line.strip()
+    )
+
+
 def test_clean_failure_keeps_the_text_and_drops_the_frames() -> None:
     def raise_with_payload(payload: Payload) -> None:
         raise ValueError("boom")
@@ -170,9 +177,26 @@ def test_clean_failure_keeps_the_text_and_drops_the_frames() -> None:
     assert ref() is None
     assert f.tb is None
     assert f.value.__traceback__ is None
-    assert f.getTraceback() == before
+    after = f.getTraceback()
+    assert after == without_markers(before)
+    assert "raise_with_payload" in after
+    assert 'raise ValueError("boom")' in after  # source lines still shown
     f.cleanFailure()  # idempotent
-    assert f.getTraceback() == before
+    assert f.getTraceback() == after
+
+
+def test_clean_failure_keeps_chained_exceptions() -> None:
+    def chained() -> None:
+        try:
+            raise_value_error("inner")
+        except ValueError as exc:
+            raise KeyError("outer") from exc
+
+    f = capture(chained)
+    before = f.getTraceback()
+    f.cleanFailure()
+    assert f.getTraceback() == without_markers(before)
+    assert "direct cause" in f.getTraceback()
 
 
 def test_clean_failure_without_traceback_is_harmless() -> None:

@@ -27,6 +27,8 @@ Differences from Twisted, on purpose:
   fails the chain with ``TypeError`` (Twisted uses assertions and a deprecation warning).
 * :class:`TimeoutError` also subclasses the built-in ``TimeoutError``, so asyncio-style
   ``except TimeoutError`` catches :meth:`Deferred.addTimeout` timeouts.
+* :meth:`Deferred.fromFuture` of a future that is already done fires at once, and
+  ``await`` of a fired Deferred returns (or raises) without creating a Future.
 """
 
 from __future__ import annotations
@@ -174,6 +176,10 @@ def _passthrough(result: object) -> object:
     return result
 
 
+# Shared by every one-sided entry: a pending request's Deferred should cost few allocations.
+_PASS: _Step = (_passthrough, (), None)
+
+
 class Deferred(Generic[_T]):
     """A result that is not there yet, with the callbacks that will process it.
 
@@ -248,7 +254,7 @@ class Deferred(Generic[_T]):
         self.callbacks.append(
             (
                 (callback, callbackArgs, callbackKeywords),
-                (errback or _passthrough, errbackArgs, errbackKeywords),
+                _PASS if errback is None else (errback, errbackArgs, errbackKeywords),
             )
         )
         if self.called:
@@ -266,8 +272,8 @@ class Deferred(Generic[_T]):
         Returns:
             This Deferred.
         """
-        entry: _Step = (callback, args, kw)
-        self.callbacks.append((entry, (_passthrough, (), None)))
+        entry: _Step = (callback, args, kw or None)
+        self.callbacks.append((entry, _PASS))
         if self.called:
             self._run_callbacks()
         return self
@@ -284,8 +290,8 @@ class Deferred(Generic[_T]):
         Returns:
             This Deferred.
         """
-        entry: _Step = (errback, args, kw)
-        self.callbacks.append(((_passthrough, (), None), entry))
+        entry: _Step = (errback, args, kw or None)
+        self.callbacks.append((_PASS, entry))
         if self.called:
             self._run_callbacks()
         return self
@@ -301,7 +307,7 @@ class Deferred(Generic[_T]):
         Returns:
             This Deferred.
         """
-        entry: _Step = (callback, args, kw)
+        entry: _Step = (callback, args, kw or None)
         self.callbacks.append((entry, entry))
         if self.called:
             self._run_callbacks()
@@ -876,16 +882,16 @@ def returnValue(val: object) -> NoReturn:
 class _InlineState:
     """The Deferred an inlineCallbacks generator reports to, and what it waits for."""
 
-    __slots__ = ("context", "deferred", "generator", "waitingOn")
+    __slots__ = ("context", "deferred", "generator", "waiting_on")
 
     def __init__(self, generator: Generator[Any, Any, Any]) -> None:
         self.generator = generator
         self.context = contextvars.copy_context()
         self.deferred: Deferred[Any] = Deferred(self.cancel)
-        self.waitingOn: Deferred[Any] | None = None
+        self.waiting_on: Deferred[Any] | None = None
 
     def cancel(self, outer: Deferred[Any]) -> None:
-        waiting = self.waitingOn
+        waiting = self.waiting_on
         if waiting is None:
             # Cancelled from inside the generator itself: cancel() errbacks right away.
             return
@@ -893,7 +899,7 @@ class _InlineState:
         # follows a fresh one that the generator's eventual outcome will fire.
         follow: Deferred[Any] = Deferred(self.cancel)
         self.deferred = follow
-        outer.callbacks.insert(0, ((lambda _: follow, (), None), (_passthrough, (), None)))
+        outer.callbacks.insert(0, ((lambda _: follow, (), None), _PASS))
         outer.callback(None)
         waiting.cancel()
 
@@ -932,7 +938,7 @@ class _Waiter:
         if self.synchronous:
             self.result = result
         else:
-            self.state.waitingOn = None
+            self.state.waiting_on = None
             _inline_step(self.state, result)
 
 
@@ -968,7 +974,7 @@ def _inline_step(state: _InlineState, result: object) -> None:
         yielded.addBoth(waiter)
         if waiter.result is _PENDING:
             waiter.synchronous = False
-            state.waitingOn = yielded
+            state.waiting_on = yielded
             return
         result = waiter.result
 

@@ -11,10 +11,12 @@ Differences from Twisted, on purpose:
   read like any other Python traceback, chained exceptions included. Twisted's own format and
   its ``elideFrameworkCode``/``detail`` options are not offered.
 * Frames are never copied at construction (Twisted did so eagerly for years); the traceback is
-  kept as is. :meth:`Failure.cleanFailure` replaces it with a frame-free snapshot
-  (``traceback.TracebackException``) so the formatted text survives while frames and their
+  kept as is. :meth:`Failure.cleanFailure` replaces it with a list of (file, line, function)
+  entries, a few microseconds' work, so the formatted text survives while frames and their
   locals are freed.
 * Only classes are accepted by :meth:`Failure.check` and :meth:`Failure.trap`, not dotted names.
+* A Failure is a plain object, not a ``BaseException`` subclass: raise ``failure.value`` (or
+  call :meth:`Failure.raiseException`) rather than the Failure itself.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Failure:
         tb: The traceback, or None when there is none or after :meth:`cleanFailure`.
     """
 
-    __slots__ = ("_snapshot", "tb", "type", "value")
+    __slots__ = ("_frames", "tb", "type", "value")
 
     value: BaseException
     type: _ExcClass
@@ -86,7 +88,8 @@ class Failure:
         self.value = exc_value
         self.type = exc_type if exc_type is not None else type(exc_value)
         self.tb = exc_tb if exc_tb is not None else exc_value.__traceback__
-        self._snapshot: traceback.TracebackException | None = None
+        # (filename, line number, function name) per frame, once cleanFailure() dropped tb.
+        self._frames: list[tuple[str, int, str]] | None = None
 
     def check(self, *errorTypes: _ExcClass) -> _ExcClass | None:
         """Tell whether the exception is an instance of one of ``errorTypes``.
@@ -151,13 +154,18 @@ class Failure:
     def getTraceback(self) -> str:
         """Return the traceback formatted as the standard library prints it.
 
-        After :meth:`cleanFailure` the text comes from the snapshot taken then, so it is the
-        same as before the frames were dropped. A Failure built from an exception that was
-        never raised has no frames: only the exception line is shown.
+        After :meth:`cleanFailure` the text is rebuilt from the frame list kept then (source
+        lines are read from the files at this point, and the column markers of Python 3.11
+        are left out). A Failure built from an exception that was never raised has no
+        frames: only the exception line is shown.
         """
-        if self.tb is None and self._snapshot is not None:
-            return "".join(self._snapshot.format())
-        return "".join(traceback.format_exception(self.type, self.value, self.tb))
+        if self._frames is None:
+            return "".join(traceback.format_exception(self.type, self.value, self.tb))
+        formatted = traceback.TracebackException(self.type, self.value, None)
+        formatted.stack = traceback.StackSummary.from_list(
+            [(filename, lineno, name, None) for filename, lineno, name in self._frames]
+        )
+        return "".join(formatted.format())
 
     def printTraceback(self, file: IO[str] | None = None) -> None:
         """Write :meth:`getTraceback` to ``file`` (standard error by default)."""
@@ -166,16 +174,24 @@ class Failure:
     def cleanFailure(self) -> None:
         """Drop the traceback's frames (and everything their locals keep alive).
 
-        The formatted traceback stays available through :meth:`getTraceback`; re-raising the
-        exception afterwards starts a new traceback. Like Twisted, this also clears the
-        exception's own ``__traceback__``, which would otherwise keep the frames alive.
-        Calling it again does nothing.
+        :meth:`getTraceback` still shows the same frames afterwards; re-raising the exception
+        starts a new traceback. Like Twisted, this also clears the exception's own
+        ``__traceback__``, which would otherwise keep the frames alive. Exceptions chained to
+        it (``__cause__``, ``__context__``) keep theirs. Calling it again does nothing.
         """
+        if self._frames is not None:
+            return
         tb = self.tb if self.tb is not None else self.value.__traceback__
         if tb is None:
             return
-        # lookup_lines=False: source lines are read from linecache only if someone formats.
-        self._snapshot = traceback.TracebackException(self.type, self.value, tb, lookup_lines=False)
+        # Only names and numbers, no formatting: Deferreds call this on every failure left
+        # at the end of a chain, most of which are handled moments later and never printed.
+        frames = []
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            frames.append((code.co_filename, tb.tb_lineno, code.co_name))
+            tb = tb.tb_next
+        self._frames = frames
         self.tb = None
         self.value.__traceback__ = None
 
