@@ -18,6 +18,7 @@ __all__ = [
     "chunk",
     "date_header",
     "response_framing",
+    "server_and_date",
     "status_line",
 ]
 
@@ -83,13 +84,28 @@ def chunk(data: bytes) -> bytes:
 
 _date_second = 0
 _date_line = b""
+_server_and_date = b""
+SERVER_LINE = b"Server: treadle\r\n"
+
+
+def _refresh_date(now: int) -> None:
+    global _date_second, _date_line, _server_and_date
+    _date_second = now
+    _date_line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+    _server_and_date = SERVER_LINE + _date_line
 
 
 def date_header() -> bytes:
     """Return ``Date: ...\\r\\n`` for now, formatted at most once a second (IMF-fixdate)."""
-    global _date_second, _date_line
     now = int(time.time())
     if now != _date_second:
-        _date_second = now
-        _date_line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        _refresh_date(now)
     return _date_line
+
+
+def server_and_date() -> bytes:
+    """Return the ``Server`` and ``Date`` lines together (the usual case, one lookup)."""
+    now = int(time.time())
+    if now != _date_second:
+        _refresh_date(now)
+    return _server_and_date

@@ -70,7 +70,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
         except ImportError:
             pass
         else:
-            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+            return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
 
@@ -177,11 +177,11 @@ class Reactor:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            loop = self._loop
-            if loop is None or loop.is_closed():
-                loop = self._loop = new_event_loop()
-                asyncio.set_event_loop(loop)
-            return loop
+            own = self._loop
+            if own is None or own.is_closed():
+                own = self._loop = new_event_loop()
+                asyncio.set_event_loop(own)
+            return own
         self._loop = loop
         return loop
 
@@ -281,7 +281,7 @@ class Reactor:
             )
         loop = self._get_loop()
         self.running = True
-        handled: list[int] = []
+        handled: list[signal.Signals] = []
         if installSignalHandlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 try:

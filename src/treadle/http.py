@@ -33,7 +33,14 @@ from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 import httptools
 
 from treadle import _framing
-from treadle._framing import RESPONSES, Framing, date_header, response_framing, status_line
+from treadle._framing import (
+    _STATUS_LINES,
+    RESPONSES,
+    Framing,
+    date_header,
+    server_and_date,
+    status_line,
+)
 from treadle.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.error import ConnectionDone, ConnectionLost
 from treadle.http_headers import Headers, canonical_name
@@ -175,26 +182,20 @@ class Request:
     __slots__ = (
         "__dict__",
         "__weakref__",
-        "_args",
         "_content",
-        "_cookies_in",
         "_disconnected",
         "_framing",
         "_http11",
         "_keep_alive",
-        "_lost_reason",
         "_notifications",
         "_producer",
-        "_producer_streaming",
         "channel",
         "clientproto",
         "code",
-        "code_message",
         "cookies",
         "finished",
         "method",
         "path",
-        "queued",
         "requestHeaders",
         "responseHeaders",
         "sentLength",
@@ -204,33 +205,35 @@ class Request:
 
     #: Content-Type sent when the response sets none (None sends none).
     defaultContentType: bytes | None = b"text/html"
+    # Rarely set: class-level defaults keep a request cheap to create (set values go to the
+    # instance dict).
+    queued = 0
+    code_message: bytes | None = None
+    _args: dict[bytes, list[bytes]] | None = None
+    _cookies_in: dict[bytes, bytes] | None = None
+    _lost_reason: Exception | None = None
+    _producer_streaming = False
 
     def __init__(self, channel: HTTPChannel, queued: object = None) -> None:
         self.channel = channel
-        self.queued = 0
         self.method = b"GET"
         self.uri = b"/"
         self.path = b"/"
         self.clientproto = b"HTTP/1.1"
         self._http11 = True
         self._keep_alive = True
-        self.requestHeaders = Headers()
-        self.responseHeaders = Headers()
+        self.requestHeaders = _new_headers()
+        self.responseHeaders = _new_headers()
         self._content: IO[bytes] | None = None
-        self._args: dict[bytes, list[bytes]] | None = None
-        self._cookies_in: dict[bytes, bytes] | None = None
         self.cookies: list[bytes] = []
         self.code = 200
-        self.code_message: bytes | None = None
         self.finished = False
         self.startedWriting = False
         self.sentLength = 0
         self._framing = Framing.NONE
         self._disconnected = False
-        self._lost_reason: Exception | None = None
-        self._notifications: list[Deferred] | None = None
+        self._notifications: list[Deferred[None]] | None = None
         self._producer: Any = None
-        self._producer_streaming = False
 
     # -- arrival ---------------------------------------------------------------------------
 
@@ -517,74 +520,77 @@ class Request:
         """Send the head and the first body bytes; ``length`` set means the body is whole."""
         self.startedWriting = True
         raw = self.responseHeaders._raw
+        code = self.code
         explicit_length = b"content-length" in raw
-        framing = response_framing(
-            http11=self._http11,
-            method=self.method,
-            code=self.code,
-            length_known=length is not None or explicit_length,
-        )
+        if self.method == b"HEAD" or code < 200 or code == 204 or code == 304:
+            framing = Framing.NONE
+        elif length is not None or explicit_length:
+            framing = Framing.LENGTH
+        elif self._http11:
+            framing = Framing.CHUNKED
+        else:
+            framing = Framing.CLOSE
         self._framing = framing
         persist = self._keep_alive and framing is not Framing.CLOSE and self.channel.persistent
-        lines = [status_line(self.code, self.code_message)]
-        if b"server" not in raw:
-            lines.append(b"Server: " + SERVER_NAME + _CRLF)
-        if b"date" not in raw:
-            lines.append(date_header())
-        if (
-            b"content-type" not in raw
-            and self.defaultContentType is not None
-            and (framing is not Framing.NONE or length)
-        ):
-            lines.append(b"Content-Type: " + self.defaultContentType + _CRLF)
-        for name, values in raw.items():
-            if name == b"connection":
-                if any(b"close" in v.lower() for v in values):
-                    persist = False
-                continue
-            cname = canonical_name(name)
-            for value in values:
-                lines.append(cname + b": " + value + _CRLF)
-        for cookie in self.cookies:
-            lines.append(b"Set-Cookie: " + cookie + _CRLF)
+        message = self.code_message
+        line = _STATUS_LINES.get(code) if message is None else None
+        lines = [line or status_line(code, message)]
+        if b"server" in raw or b"date" in raw:
+            if b"server" not in raw:
+                lines.append(b"Server: " + SERVER_NAME + _CRLF)
+            if b"date" not in raw:
+                lines.append(date_header())
+        else:
+            lines.append(server_and_date())
+        if b"content-type" not in raw:
+            default_type = self.defaultContentType
+            if default_type is not None and (framing is not Framing.NONE or length):
+                lines.append(b"Content-Type: " + default_type + _CRLF)
+        if raw:
+            for name, values in raw.items():
+                if name == b"connection":
+                    if any(b"close" in v.lower() for v in values):
+                        persist = False
+                    continue
+                cname = canonical_name(name)
+                for value in values:
+                    lines.append(cname + b": " + value + _CRLF)
+        if self.cookies:
+            for cookie in self.cookies:
+                lines.append(b"Set-Cookie: " + cookie + _CRLF)
         if not explicit_length:
-            if (
-                length is not None
-                and self.code != 204
-                and self.code >= 200
-                and (length or self.code != 304)
-            ):
-                lines.append(b"Content-Length: %d\r\n" % length)
+            if length is not None:
+                # RFC 9110 §8.6: never in a 1xx or 204; in a 304 only the real size would do.
+                if code >= 200 and code != 204 and (length or code != 304):
+                    lines.append(b"Content-Length: %d\r\n" % length)
             elif framing is Framing.CHUNKED:
                 lines.append(b"Transfer-Encoding: chunked\r\n")
         if not persist:
-            lines.append(b"Connection: close\r\n")
+            lines.append(b"Connection: close\r\n\r\n")
             self._keep_alive = False
         elif not self._http11:
-            lines.append(b"Connection: keep-alive\r\n")
-        lines.append(_CRLF)
+            lines.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            lines.append(_CRLF)
         if body and framing is not Framing.NONE:
             self.sentLength = len(body)
-            if framing is Framing.CHUNKED:
-                lines.append(_framing.chunk(body))
-            else:
-                lines.append(body)
-        transport = self.channel.transport
-        assert transport is not None
-        transport.write(b"".join(lines))
+            lines.append(_framing.chunk(body) if framing is Framing.CHUNKED else body)
+        self.channel.transport.write(b"".join(lines))  # type: ignore[union-attr]
 
     def _complete(self) -> None:
         """Bookkeeping once the last byte is handed to the transport."""
         self.finished = True
-        self.unregisterProducer()
-        self._release_body()
+        self._producer = None
+        if self._content is not None:
+            self._release_body()
         notifications = self._notifications
         if notifications is not None:
             self._notifications = None
             for d in notifications:
                 d.callback(None)
-        self.channel.log_request(self)
-        self.channel.request_done(self)
+        channel = self.channel
+        channel.factory.log(self)
+        channel.request_done(self)
 
     def _release_body(self) -> None:
         # A body spooled to a temporary file holds a descriptor: give it back now rather
@@ -595,7 +601,7 @@ class Request:
 
     # -- lifecycle notifications ------------------------------------------------------------
 
-    def notifyFinish(self) -> Deferred:
+    def notifyFinish(self) -> Deferred[None]:
         """Return a Deferred that fires when this request's story ends.
 
         It fires with None once ``finish()`` handed the last byte to the transport, or
@@ -610,7 +616,7 @@ class Request:
             return fail(self._lost_reason)
         if self.finished:
             return succeed(None)
-        d: Deferred = Deferred()
+        d: Deferred[None] = Deferred()
         if self._notifications is None:
             self._notifications = [d]
         else:
@@ -688,6 +694,13 @@ class Request:
         )
 
 
+def _new_headers() -> Headers:
+    # Headers() without the argument handling of __init__: this runs twice per request.
+    headers = Headers.__new__(Headers)
+    headers._raw = {}
+    return headers
+
+
 def _as_bytes(data: object) -> bytes:
     if isinstance(data, str):
         return data.encode("utf-8")
@@ -742,6 +755,7 @@ class HTTPChannel(asyncio.Protocol):
         "_timer",
         "_upgrade_or_close",
         "_url",
+        "_version",
         "_writing_paused",
         "factory",
         "persistent",
@@ -753,6 +767,7 @@ class HTTPChannel(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
         self._url = b""
+        self._version = "1.1"
         self._headers: dict[bytes, list[bytes]] = {}
         self._head_size = 0
         self._body: IO[bytes] | None = None
@@ -871,11 +886,12 @@ class HTTPChannel(asyncio.Protocol):
             raise _Refused(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_size += len(name) + len(value) + 4
+        size = self._head_size = self._head_size + len(name) + len(value) + 4
         headers = self._headers
-        if self._head_size > self.factory.maxHeadSize:
+        factory = self.factory
+        if size > factory.maxHeadSize:
             raise _Refused(431, "request header block too large")
-        if len(headers) >= self.factory.maxHeaders:
+        if len(headers) >= factory.maxHeaders:
             raise _Refused(431, "too many header fields")
         key = name.lower()
         values = headers.get(key)
@@ -886,7 +902,7 @@ class HTTPChannel(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        version = parser.get_http_version()
+        self._version = version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
             raise _Refused(505 if version[:1] == "2" else 400, "unsupported HTTP version")
         headers = self._headers
@@ -930,7 +946,7 @@ class HTTPChannel(asyncio.Protocol):
             (
                 parser.get_method(),
                 self._url,
-                parser.get_http_version() == "1.1",
+                self._version == "1.1",
                 self._headers,
                 content,
                 keep_alive,

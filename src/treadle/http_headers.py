@@ -11,7 +11,7 @@ request costs one dict and no copies until somebody asks for a header.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import AnyStr, overload
+from typing import overload
 
 __all__ = ["Headers"]
 
@@ -88,7 +88,7 @@ class Headers:
         """Remove every value of ``name``; absent names are ignored."""
         self._raw.pop(_encode_name(name), None)
 
-    def setRawHeaders(self, name: AnyStr, values: Sequence[str | bytes]) -> None:
+    def setRawHeaders(self, name: str | bytes, values: Sequence[str | bytes]) -> None:
         """Replace every value of ``name`` with ``values``.
 
         Raises:
@@ -99,7 +99,7 @@ class Headers:
             raise TypeError(f"setRawHeaders expects a list of values, not {type(values).__name__}")
         self._raw[_encode_name(name)] = [_encode_value(v) for v in values]
 
-    def addRawHeader(self, name: AnyStr, value: str | bytes) -> None:
+    def addRawHeader(self, name: str | bytes, value: str | bytes) -> None:
         """Append one more value for ``name``.
 
         Raises:

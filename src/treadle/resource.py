@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from treadle.http import FORBIDDEN, NOT_FOUND
 
@@ -95,7 +95,7 @@ class Resource:
         children: Static children by path segment (bytes).
     """
 
-    isLeaf: ClassVar[bool] | bool = False
+    isLeaf: bool = False
     server: Any = None
 
     def __init__(self) -> None:
