@@ -357,3 +357,55 @@ def test_header_values_with_line_breaks_are_refused() -> None:
 def test_string_transport_records_peer() -> None:
     t = StringTransport(peer=("1.2.3.4", 5))
     assert t.get_extra_info("peername") == ("1.2.3.4", 5)
+
+
+def test_head_deadline_counts_from_the_first_byte_and_trickling_does_not_extend_it() -> None:
+    clock = Clock()
+    site = Site(Hello())
+    channel, transport = connect(site, clock)
+    channel.data_received(b"GET / HTTP/1.1\r\n")
+    for _ in range(int(site.headTimeout) - 1):
+        clock.advance(1)
+        channel.data_received(b"X: y\r\n")  # a byte of progress every second
+    assert not transport.closed
+    clock.advance(1.01)
+    assert transport.value().startswith(b"HTTP/1.1 408 ")
+    assert transport.closed
+
+
+def test_a_silent_new_connection_gets_the_head_timeout() -> None:
+    clock = Clock()
+    site = Site(Hello(), timeout=300)
+    _channel, transport = connect(site, clock)
+    clock.advance(site.headTimeout - 0.1)
+    assert not transport.closed
+    clock.advance(0.2)
+    assert transport.closed and transport.value() == b""
+
+
+def test_a_stalled_body_times_out_but_a_slow_one_does_not() -> None:
+    clock = Clock()
+    site = Site(Hello())
+    channel, transport = connect(site, clock)
+    channel.data_received(request_bytes("POST", headers=[("Host", "x"), ("Content-Length", "100")]))
+    for _ in range(5):
+        clock.advance(site.bodyTimeout - 1)
+        channel.data_received(b"x")
+    assert not transport.closed
+    clock.advance(site.bodyTimeout + 0.1)
+    assert transport.value().startswith(b"HTTP/1.1 408 ")
+
+
+def test_connections_over_the_limit_get_503() -> None:
+    site = Site(Hello())
+    site.maxConnections = 2
+    clock = Clock()
+    first, _ = connect(site, clock)
+    _second, _ = connect(site, clock)
+    _third, transport = connect(site, clock)
+    assert transport.value().startswith(b"HTTP/1.1 503 ")
+    assert transport.closed
+    first.connection_lost(None)
+    fourth, transport = connect(site, clock)
+    fourth.data_received(request_bytes())
+    assert transport.value().startswith(b"HTTP/1.1 200 ")

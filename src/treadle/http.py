@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BAD_REQUEST",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "FORBIDDEN",
     "FOUND",
@@ -125,6 +127,13 @@ READ_AHEAD: Final = 64 * 1024
 SPOOL_SIZE: Final = 1024 * 1024
 #: Seconds an idle keep-alive connection is kept (nginx 75 s, uvicorn 5 s, Twisted 12 h).
 DEFAULT_IDLE_TIMEOUT: Final = 60.0
+#: Seconds to receive a whole request head, counted from its first byte and never extended
+#: by later bytes, so a client trickling a header a byte at a time (slowloris) is cut off.
+#: nginx's client_header_timeout is 60 s; Apache's mod_reqtimeout starts at 20 s.
+DEFAULT_HEAD_TIMEOUT: Final = 10.0
+#: Seconds of silence allowed between two reads of a request body (nginx's
+#: client_body_timeout is 60 s between reads).
+DEFAULT_BODY_TIMEOUT: Final = 30.0
 
 SERVER_NAME: Final = b"treadle"
 _CRLF: Final = b"\r\n"
@@ -139,6 +148,12 @@ def datetimeToString(msSinceEpoch: float | None = None) -> bytes:
 
 class MalformedRequestBody(ValueError):
     """A form body (urlencoded or multipart) could not be parsed; answered with 400."""
+
+
+# What the channel is reading, for its timeouts.
+_IDLE: Final = 0
+_HEAD: Final = 1
+_BODY: Final = 2
 
 
 class _Rejection:
@@ -739,18 +754,22 @@ class HTTPChannel(asyncio.Protocol):
         "_body_size",
         "_buffered",
         "_call_later",
+        "_connected_at",
         "_continue_pending",
         "_dispatching",
         "_drain_waiter",
         "_head_size",
+        "_head_started",
         "_headers",
         "_host",
         "_last_activity",
         "_now",
         "_parser",
         "_peer",
+        "_phase",
         "_queue",
         "_reading_paused",
+        "_requests_seen",
         "_stop_parsing",
         "_timer",
         "_upgrade_or_close",
@@ -783,6 +802,10 @@ class HTTPChannel(asyncio.Protocol):
         self._buffered = 0
         self._drain_waiter: asyncio.Future[None] | None = None
         self._timer: Any = None
+        self._phase = _IDLE
+        self._head_started = 0.0
+        self._connected_at = 0.0
+        self._requests_seen = 0
         self._last_activity = 0.0
         self._peer: Any = None
         self._host: Any = None
@@ -801,11 +824,18 @@ class HTTPChannel(asyncio.Protocol):
         else:  # a task.Clock injected by tests
             self._call_later = clock.callLater
             self._now = clock.seconds
-        self.factory._connections.add(self)
-        if self.factory._shutting_down:
+        factory = self.factory
+        self._last_activity = self._connected_at = self._now()
+        limit = factory.maxConnections
+        if limit is not None and len(factory._connections) >= limit:
+            # Over the concurrency limit: answer at once instead of letting clients pile up.
+            self._stop_parsing = True
+            self._send_rejection(_Rejection(503, "too many connections"))
+            return
+        factory._connections.add(self)
+        if factory._shutting_down:
             self.persistent = False
-        self._last_activity = self._now()
-        self._timer = self._call_later(self.factory.timeOut, self._check_idle)
+        self._timer = self._call_later(self._timer_period(), self._check_timeouts)
 
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
@@ -874,6 +904,8 @@ class HTTPChannel(asyncio.Protocol):
     # -- httptools callbacks: record only ---------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self._phase = _HEAD
+        self._head_started = self._last_activity
         self._url = b""
         self._headers = {}
         self._head_size = 0
@@ -901,6 +933,7 @@ class HTTPChannel(asyncio.Protocol):
             values.append(value)
 
     def on_headers_complete(self) -> None:
+        self._phase = _BODY
         parser = self._parser
         self._version = version = parser.get_http_version()
         if version != "1.1" and version != "1.0":
@@ -936,6 +969,8 @@ class HTTPChannel(asyncio.Protocol):
         content.write(body)
 
     def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        self._requests_seen += 1
         parser = self._parser
         keep_alive = parser.should_keep_alive()
         content = self._body
@@ -1066,21 +1101,54 @@ class HTTPChannel(asyncio.Protocol):
             self._reading_paused = False
             self.transport.resume_reading()
 
-    def _check_idle(self) -> None:
-        """One timer per connection: close it once idle between requests for ``timeOut``."""
-        timeout = self.factory.timeOut
+    def _timer_period(self) -> float:
+        factory = self.factory
+        return min(factory.timeOut, factory.headTimeout, factory.bodyTimeout)
+
+    def _check_timeouts(self) -> None:
+        """One timer per connection enforces every timeout; see the phases below.
+
+        - between requests: ``timeOut`` of silence closes the connection (a new connection
+          that never sends a byte gets ``headTimeout``);
+        - reading a head: ``headTimeout`` from its first byte, however the bytes trickle in
+          (slowloris), then ``408``;
+        - reading a body: ``bodyTimeout`` between two reads, then ``408``;
+        - answering: never; a response may take as long as its resource wants.
+
+        The timer re-arms at most every ``_timer_period()`` seconds, so a phase that starts
+        between two checks is caught within that period of its deadline.
+        """
+        self._timer = None
+        if self.transport is None:
+            return
+        factory = self.factory
         now = self._now()
+        phase = self._phase
         if self._active is not None:
-            # Never time out a response the application is still producing.
-            self._timer = self._call_later(timeout, self._check_idle)
-            return
-        idle = now - self._last_activity
-        if idle >= timeout:
-            self._timer = None
-            if self.transport is not None:
-                self.transport.close()
-            return
-        self._timer = self._call_later(timeout - idle, self._check_idle)
+            deadline = now + factory.timeOut  # answering: no deadline
+            status = 0
+        elif phase == _HEAD:
+            deadline = self._head_started + factory.headTimeout
+            status = 408
+        elif phase == _BODY:
+            deadline = self._last_activity + factory.bodyTimeout
+            status = 408
+        elif self._requests_seen == 0:
+            deadline = self._connected_at + factory.headTimeout
+            status = 0
+        else:
+            deadline = self._last_activity + factory.timeOut
+            status = 0
+        if now < deadline:
+            self._timer = self._call_later(
+                min(deadline - now, self._timer_period()), self._check_timeouts
+            )
+        elif status:
+            self._reject(status, "request timed out")
+            self._dispatch()
+        else:
+            self._stop_parsing = True
+            self.transport.close()
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
@@ -1192,6 +1260,10 @@ class HTTPFactory:
     maxHeaders: int = MAX_HEADERS
     maxRequestBodySize: int = MAX_BODY_SIZE
     maxPipelined: int = MAX_PIPELINED
+    #: Open connections accepted at once; more get ``503`` and are closed (None: no limit).
+    maxConnections: int | None = None
+    headTimeout: float = DEFAULT_HEAD_TIMEOUT
+    bodyTimeout: float = DEFAULT_BODY_TIMEOUT
 
     def __init__(
         self,
