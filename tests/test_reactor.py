@@ -1,0 +1,163 @@
+"""The reactor: scheduling, listening, running standalone and inside asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+from treadle import reactor
+from treadle._reactor import DEFAULT_BACKLOG, Reactor
+from treadle.error import AlreadyCalled, AlreadyCancelled, CannotListenError
+from treadle.resource import Resource
+from treadle.server import Site
+
+
+def test_call_later_runs_with_arguments_and_returns_a_delayed_call() -> None:
+    async def main() -> list[object]:
+        seen: list[object] = []
+        done = asyncio.Event()
+
+        def record(a: int, *, b: int) -> None:
+            seen.append((a, b))
+            done.set()
+
+        call = reactor.callLater(0.01, record, 1, b=2)
+        assert call.active()
+        assert call.getTime() == pytest.approx(reactor.seconds() + 0.01, abs=0.5)
+        await asyncio.wait_for(done.wait(), 10)
+        assert not call.active() and call.called
+        return seen
+
+    assert asyncio.run(main()) == [(1, 2)]
+
+
+def test_cancel_reset_and_delay_and_their_errors() -> None:
+    async def main() -> None:
+        fired = asyncio.Event()
+        call = reactor.callLater(30, fired.set)
+        call.reset(0.01)
+        await asyncio.wait_for(fired.wait(), 10)
+        with pytest.raises(AlreadyCalled):
+            call.cancel()
+        with pytest.raises(AlreadyCalled):
+            call.reset(1)
+
+        never = reactor.callLater(0.01, pytest.fail, "cancelled call ran")
+        before = never.getTime()
+        never.delay(5)
+        assert never.getTime() == pytest.approx(before + 5)
+        never.cancel()
+        assert never.cancelled and not never.active()
+        with pytest.raises(AlreadyCancelled):
+            never.cancel()
+        with pytest.raises(AlreadyCancelled):
+            never.delay(1)
+        await asyncio.sleep(0.05)
+
+    asyncio.run(main())
+
+
+def test_an_exception_in_a_scheduled_call_is_logged_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> bool:
+        after = asyncio.Event()
+        reactor.callLater(0, lambda: 1 / 0)
+        reactor.callLater(0.02, after.set)
+        await asyncio.wait_for(after.wait(), 10)
+        return True
+
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        assert asyncio.run(main())
+    record = next(r for r in caplog.records if r.exc_info)
+    assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+def test_call_from_thread_and_call_when_running_inside_asyncio() -> None:
+    async def main() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+        reactor.callWhenRunning(seen.append, "running")  # a loop runs: called at once
+
+        def from_thread() -> None:
+            seen.append("thread")
+            done.set()
+
+        reactor.callLater(0, lambda: None)  # attaches the reactor to this loop
+        threading.Thread(target=reactor.callFromThread, args=(from_thread,)).start()
+        await asyncio.wait_for(done.wait(), 10)
+        return seen
+
+    assert asyncio.run(main()) == ["running", "thread"]
+
+
+def test_listen_tcp_binds_at_once_and_serves_inside_a_running_program() -> None:
+    class Hello(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: object) -> bytes:
+            return b"hi"
+
+    async def main() -> bytes:
+        port = reactor.listenTCP(0, Site(Hello()), interface="127.0.0.1")
+        host = port.getHost()
+        assert host.type == "TCP" and host.host == "127.0.0.1" and host.port > 0
+        reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        await port.stopListening()
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", host.port)
+        return data
+
+    assert asyncio.run(main()).endswith(b"\r\n\r\nhi")
+
+
+def test_port_in_use_raises_cannot_listen_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CannotListenError) as info:
+            Reactor().listenTCP(port, Site(Resource()), interface="127.0.0.1")
+        assert str(port) in str(info.value)
+
+
+def test_default_backlog_is_generous() -> None:
+    assert DEFAULT_BACKLOG >= 2048
+
+
+def test_run_and_stop_standalone_the_twisted_way() -> None:
+    # reactor.run() owns the process's loop: run it in a child interpreter.
+    program = textwrap.dedent(
+        """
+        from treadle import reactor
+        order = []
+        reactor.callWhenRunning(order.append, "running")
+        reactor.callLater(0.01, order.append, "later")
+        reactor.callLater(0.02, reactor.stop)
+        reactor.addSystemEventTrigger("before", "shutdown", order.append, "shutdown")
+        reactor.run()
+        print(order)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "['running', 'later', 'shutdown']"
+
+
+def test_run_refuses_inside_a_running_loop() -> None:
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="already running"):
+            reactor.run()
+
+    asyncio.run(main())

@@ -1,0 +1,106 @@
+"""Resource trees: children, traversal, render dispatch, error resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from treadle.resource import (
+    ErrorPage,
+    ForbiddenResource,
+    NoResource,
+    Resource,
+    UnsupportedMethod,
+    getChildForRequest,
+)
+from treadle.server import Request
+from treadle.testing import connect, request_bytes
+
+
+class Leaf(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return b"prepath=%r postpath=%r" % (request.prepath, request.postpath)
+
+
+class Dynamic(Resource):
+    def getChild(self, path: bytes, request: Request) -> Any:
+        if path == b"missing":
+            return NoResource()
+        return Leaf()
+
+
+class OnlyPost(Resource):
+    def render_POST(self, request: Request) -> bytes:
+        return b"posted"
+
+
+def tree() -> Resource:
+    root = Resource()
+    root.putChild(b"leaf", Leaf())
+    root.putChild(b"dyn", Dynamic())
+    root.putChild(b"post", OnlyPost())
+    root.putChild(b"forbidden", ForbiddenResource())
+    root.putChild(b"teapot", ErrorPage(418, "Teapot <b>", "short & stout"))
+    return root
+
+
+def test_put_child_requires_bytes() -> None:
+    with pytest.raises(TypeError):
+        Resource().putChild("text", Resource())  # type: ignore[arg-type]
+
+
+def test_static_children_win_over_get_child() -> None:
+    root = Dynamic()
+    special = Leaf()
+    root.putChild(b"x", special)
+    assert root.getChildWithDefault(b"x", None) is special  # type: ignore[arg-type]
+    assert isinstance(root.getChildWithDefault(b"y", None), Leaf)  # type: ignore[arg-type]
+    assert root.listStaticNames() == [b"x"]
+
+
+def test_traversal_moves_segments_from_postpath_to_prepath() -> None:
+    class FakeRequest:
+        prepath: list[bytes] = []
+        postpath = [b"leaf", b"a", b"b"]
+
+    request = FakeRequest()
+    found = getChildForRequest(tree(), request)  # type: ignore[arg-type]
+    assert isinstance(found, Leaf)
+    assert request.prepath == [b"leaf"] and request.postpath == [b"a", b"b"]
+
+
+def test_render_without_a_method_raises_unsupported_method() -> None:
+    class FakeRequest:
+        method = b"GET"
+
+    with pytest.raises(UnsupportedMethod) as info:
+        OnlyPost().render(FakeRequest())  # type: ignore[arg-type]
+    assert info.value.allowedMethods == [b"POST"]
+
+
+def test_over_a_socket(serve: Any) -> None:
+    url = serve(tree())
+    with httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/leaf/a/b").text == "prepath=[b'leaf'] postpath=[b'a', b'b']"
+        assert client.get("/dyn/anything/more").text.startswith("prepath=[b'dyn', b'anything']")
+        assert client.get("/dyn/missing").status_code == 404
+        assert client.get("/nothing").status_code == 404
+        assert client.get("/forbidden").status_code == 403
+        teapot = client.get("/teapot")
+        assert teapot.status_code == 418
+        assert "Teapot &lt;b&gt;" in teapot.text and "short &amp; stout" in teapot.text
+        refused = client.get("/post")
+        assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+        assert client.post("/post").text == "posted"
+        unknown = client.request("PROPFIND", "/post")
+        assert unknown.status_code == 501
+
+
+def test_percent_encoded_segments_are_decoded_after_splitting() -> None:
+    channel, transport = connect(__import__("treadle.server").server.Site(tree()))
+    channel.data_received(request_bytes(target="/leaf/a%2Fb/%41"))
+    assert transport.value().endswith(b"prepath=[b'leaf'] postpath=[b'a/b', b'A']")
