@@ -421,3 +421,9 @@ def test_malformed_request_over_a_socket_gets_400_and_close(serve: Any) -> None:
     raw = raw_request(url, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 400 ")
     assert httpx.get(url, timeout=5).text == "Hello, world!"
+
+
+def test_percent_encoded_utf8_arguments(serve: Any) -> None:
+    url = serve(Echo())
+    response = httpx.get(url + "/?n=caf%C3%A9&plus=a+b", timeout=10)
+    assert response.text == repr([(b"n", ["café".encode()]), (b"plus", [b"a b"])])

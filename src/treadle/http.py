@@ -28,11 +28,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final
-from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import httptools
 
 from treadle import _framing
+from treadle._forms import parse_form, parse_urlencoded
 from treadle._framing import (
     _STATUS_LINES,
     RESPONSES,
@@ -326,12 +327,11 @@ class Request:
     def _parse_args(self) -> dict[bytes, list[bytes]]:
         q = self.uri.find(b"?")
         args: dict[bytes, list[bytes]] = (
-            parse_qs(self.uri[q + 1 :], keep_blank_values=True) if q >= 0 else {}
+            parse_urlencoded(self.uri[q + 1 :]) if q >= 0 else {}
         )
         ctype = self.requestHeaders._raw.get(b"content-type")
         if ctype is None or self._content is None:
             return args
-        from treadle._forms import parse_form
 
         for name, values in parse_form(ctype[0], self._content).items():
             args.setdefault(name, []).extend(values)
