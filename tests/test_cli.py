@@ -1,0 +1,650 @@
+"""The ``treadle web`` command: options parsed without sockets, then the real command.
+
+The integration tests run ``python -m treadle web ...`` in a subprocess on ``tcp:0`` and learn
+the port from the startup line, waiting on output with deadlines rather than sleeping.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+import pytest
+
+import treadle
+from treadle import __version__
+from treadle.cli import (
+    Endpoint,
+    UsageError,
+    WebOptions,
+    main,
+    parse_command_line,
+    parse_endpoint,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# The subprocesses run the treadle these tests imported (src/, unless installed elsewhere).
+SRC = Path(treadle.__file__).resolve().parents[1]
+DEADLINE = 10.0  # seconds any single wait may take before the test fails
+
+# Twisted's "asynchronous responses" example; the delay comes from the query string so
+# each test picks its own, and it says on stdout when it starts rendering.
+SLOW_RPY = """\
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from twisted.internet import reactor
+
+class DelayedResource(Resource):
+    def _delayedRender(self, request):
+        request.write("<html><body>Sorry to keep you waiting.</body></html>")
+        request.finish()
+
+    def render_GET(self, request):
+        delay = float(request.args.get(b"delay", [b"0.3"])[0])
+        print("rendering", request.uri.decode(), flush=True)
+        reactor.callLater(delay, self._delayedRender, request)
+        return NOT_DONE_YET
+
+resource = DelayedResource()
+"""
+
+SLOW_BODY = "<html><body>Sorry to keep you waiting.</body></html>"
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
+    return env
+
+
+class Treadle:
+    """A ``treadle web`` subprocess whose output lines are collected by two threads."""
+
+    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "treadle", "web", *args],
+            cwd=cwd,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._queues: dict[str, queue.Queue[str | None]] = {
+            "stdout": queue.Queue(),
+            "stderr": queue.Queue(),
+        }
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, "stdout"), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, "stderr"), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        self.urls: list[str] = []
+
+    def _pump(self, pipe: IO[str], name: str) -> None:
+        for line in pipe:
+            self._queues[name].put(line.rstrip("\n"))
+        self._queues[name].put(None)
+
+    def wait_line(self, stream: str, predicate: Callable[[str], bool]) -> str:
+        """Return the first line of ``stream`` matching ``predicate``, already read or not.
+
+        Waits at most DEADLINE seconds for it.
+        """
+        deadline = time.monotonic() + DEADLINE
+        seen = self.stdout if stream == "stdout" else self.stderr
+        for line in seen:
+            if predicate(line):
+                return line
+        while True:
+            try:
+                new = self._queues[stream].get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no matching line on {stream}; saw {seen}") from None
+            if new is None:
+                raise AssertionError(f"{stream} closed; saw {seen}; stderr {self.stderr}")
+            seen.append(new)
+            if predicate(new):
+                return new
+
+    def started(self) -> str:
+        """Wait for the startup line; remember the URLs it lists; return it."""
+        line = self.wait_line("stdout", lambda text: text.startswith("treadle "))
+        self.urls = line.split(" on ", 1)[1].split(", ")
+        return line
+
+    @property
+    def url(self) -> str:
+        return self.urls[0].rstrip("/")
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = DEADLINE) -> int:
+        """Wait for the process to exit and for its output to be read; return the status."""
+        code = self.proc.wait(timeout)
+        for thread in self._threads:
+            thread.join(DEADLINE)
+        for name, seen in (("stdout", self.stdout), ("stderr", self.stderr)):
+            pending = self._queues[name]
+            while not pending.empty():
+                line = pending.get_nowait()
+                if line is not None:
+                    seen.append(line)
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(DEADLINE)
+        for thread in self._threads:
+            thread.join(DEADLINE)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.fixture
+def run() -> Iterator[Callable[..., Treadle]]:
+    started: list[Treadle] = []
+
+    def start(*args: str, cwd: Path | None = None) -> Treadle:
+        server = Treadle(list(args), cwd)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("site")
+    (root / "slow.rpy").write_text(SLOW_RPY)
+    (root / "index.html").write_text("<p>the default index</p>")
+    (root / "home.html").write_text("<p>home, named by --index</p>")
+    (root / "data.weird").write_text("unknown extension")
+    (root / "hello.txt").write_text("hello")
+    return root
+
+
+def run_to_exit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "treadle", *args],
+        cwd=cwd,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+
+
+def get(url: str, **kwargs: Any) -> httpx.Response:
+    return httpx.get(url, timeout=DEADLINE, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the command line, without sockets ---------------------------------------------------------
+
+
+def test_defaults_are_twistd_webs() -> None:
+    options = parse_command_line(["web", "--path", "site"])
+    assert options == WebOptions(path="site")
+    assert options.listen == (Endpoint("tcp", "tcp:8080", port=8080),)
+    assert options.mime_type == "text/html"
+    assert options.display_tracebacks is False
+    assert options.logfile == "-" and options.access_log is True
+    assert options.grace == 10.0
+
+
+def test_every_option() -> None:
+    options = parse_command_line(
+        [
+            "web",
+            "--path",
+            "site",
+            "--listen",
+            "tcp:0",
+            "--port",
+            "8081",
+            "-p",
+            "unix:/tmp/s",
+            "--index",
+            "a.html",
+            "-i",
+            "b.html",
+            "--mime_type",
+            "text/plain",
+            "--ignore-ext",
+            "html",
+            "--ignore-ext",
+            ".htm",
+            "--ignore-ext",
+            "*",
+            "--allow-ignore-ext",
+            "--add-header",
+            "X-A:  1 ",
+            "--add-header",
+            "X-B: two words",
+            "--display-tracebacks",
+            "--logfile",
+            "access.log",
+            "--pidfile",
+            "t.pid",
+            "-n",
+            "--grace",
+            "2.5",
+        ]
+    )
+    assert [e.description for e in options.listen] == ["tcp:0", "tcp:8081", "unix:/tmp/s"]
+    assert options.indexes == ("a.html", "b.html")
+    assert options.mime_type == "text/plain"
+    assert options.ignore_exts == (".html", ".htm", "*")
+    assert options.allow_ignore_ext
+    assert options.headers == (("X-A", "1"), ("X-B", "two words"))
+    assert options.display_tracebacks
+    assert options.logfile == "access.log" and options.pidfile == "t.pid"
+    assert options.grace == 2.5
+    assert not parse_command_line(
+        ["web", "--path", ".", "--display-tracebacks", "--notracebacks"]
+    ).display_tracebacks
+    assert not parse_command_line(["web", "--class", "a.B", "--no-access-log"]).access_log
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("8080", Endpoint("tcp", "tcp:8080", port=8080)),
+        ("tcp:0", Endpoint("tcp", "tcp:0", port=0)),
+        (
+            "tcp:port=80:interface=127.0.0.1",
+            Endpoint("tcp", "tcp:port=80:interface=127.0.0.1", port=80, interface="127.0.0.1"),
+        ),
+        (
+            "tcp:80:interface=\\:\\:1:backlog=5",
+            Endpoint(
+                "tcp", "tcp:80:interface=\\:\\:1:backlog=5", port=80, interface="::1", backlog=5
+            ),
+        ),
+        (
+            "ssl:8443:privateKey=k.pem:certKey=c.pem",
+            Endpoint(
+                "ssl",
+                "ssl:8443:privateKey=k.pem:certKey=c.pem",
+                port=8443,
+                private_key="k.pem",
+                cert_key="c.pem",
+            ),
+        ),
+        (
+            "ssl:443",
+            Endpoint("ssl", "ssl:443", port=443, private_key="server.pem", cert_key="server.pem"),
+        ),
+        (
+            "unix:/run/w.sock:mode=660",
+            Endpoint("unix", "unix:/run/w.sock:mode=660", address="/run/w.sock", mode=0o660),
+        ),
+    ],
+)
+def test_endpoints(text: str, expected: Endpoint) -> None:
+    assert parse_endpoint(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "http:80",
+        "tcp",
+        "tcp:x",
+        "tcp:70000",
+        "tcp:80:8080:9",
+        "tcp:80:sslmethod=x",
+        "unix:",
+        "unix:/s:mode=9",
+        "tcp:80:port=81",
+        "ssl:8443:lockfile=1",
+    ],
+)
+def test_bad_endpoints(text: str) -> None:
+    with pytest.raises(UsageError, match="bad endpoint"):
+        parse_endpoint(text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["web"], "exactly one of --path"),
+        (["web", "--path", ".", "--class", "a.B"], "given: --path and --class"),
+        (["web", "--class", "a.B", "--mime-type", "x/y"], "--mime-type applies to the files of"),
+        (["web", "--path", ".", "--add-header", "no colon"], "bad --add-header"),
+        (["web", "--path", ".", "--add-header", "X: a\x01b"], "printable ASCII"),
+        (["web", "--path", ".", "--grace", "-1"], "--grace"),
+        (["web", "--path", ".", "--logfile", "f", "--no-access-log"], "contradict"),
+        (["web", "--path", ".", "--bogus"], "unrecognized arguments: --bogus"),
+        ([], "treadle web --path DIR"),
+    ],
+)
+def test_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(message)):
+        parse_command_line(argv)
+
+
+def test_usage_error_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["web", "--path", ".", "--listen", "tcp:nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("treadle: error: bad endpoint 'tcp:nope'")
+    assert err.count("\n") == 1
+
+
+# -- the real command --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(site: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Treadle]:
+    """One server for the option tests: TCP and UNIX, extra header, index, mime type, log."""
+    work = tmp_path_factory.mktemp("served")
+    server = Treadle(
+        [
+            "--path",
+            str(site),
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--listen",
+            f"unix:{work / 'web.sock'}",
+            "--add-header",
+            "X-Test: yes",
+            "--index",
+            "home.html",
+            "--mime-type",
+            "application/x-test",
+            "--logfile",
+            str(work / "access.log"),
+        ]
+    )
+    server.work = work  # type: ignore[attr-defined]
+    try:
+        server.started()
+        yield server
+    finally:
+        server.close()
+
+
+def test_startup_line_lists_every_address(served: Treadle, site: Path) -> None:
+    assert re.fullmatch(
+        rf"treadle {re.escape(__version__)} serving {re.escape(str(site))} on "
+        rf"http://127\.0\.0\.1:\d+/, unix:.*web\.sock",
+        served.stdout[0],
+    )
+
+
+def test_rpy_in_the_page_style(served: Treadle) -> None:
+    started = time.monotonic()
+    response = get(f"{served.url}/slow.rpy?delay=0.3")
+    assert time.monotonic() - started >= 0.3
+    assert response.status_code == 200
+    assert response.text == SLOW_BODY
+    assert response.headers["x-test"] == "yes"
+
+
+def test_added_header_index_and_mime_type(served: Treadle) -> None:
+    home = get(f"{served.url}/")
+    assert home.text == "<p>home, named by --index</p>"
+    assert home.headers["x-test"] == "yes"
+    weird = get(f"{served.url}/data.weird")
+    assert weird.headers["content-type"].startswith("application/x-test")
+    assert get(f"{served.url}/hello.txt").headers["content-type"].startswith("text/plain")
+
+
+def test_unix_socket(served: Treadle) -> None:
+    path = served.urls[1].removeprefix("unix:")
+    with httpx.Client(transport=httpx.HTTPTransport(uds=path), timeout=DEADLINE) as client:
+        assert client.get("http://treadle/hello.txt").text == "hello"
+
+
+def test_logfile_gets_combined_format(served: Treadle) -> None:
+    get(f"{served.url}/hello.txt?from=log", headers={"user-agent": "log-test", "referer": "r"})
+    log = served.work / "access.log"  # type: ignore[attr-defined]
+    pattern = re.compile(
+        r'"127\.0\.0\.1" - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] '
+        r'"GET /hello\.txt\?from=log HTTP/1\.1" 200 5 "r" "log-test"'
+    )
+    deadline = time.monotonic() + DEADLINE
+    while not any(pattern.fullmatch(line) for line in log.read_text().splitlines()):
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+    # The access log went to the file, not to stdout.
+    assert not any("GET /" in line for line in served.stdout)
+
+
+def test_graceful_shutdown_finishes_the_response(
+    run: Callable[..., Treadle], site: Path, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "treadle.pid"
+    server = run(
+        "--path", str(site), "--listen", "tcp:0:interface=127.0.0.1", "--pidfile", str(pidfile)
+    )
+    server.started()
+    assert pidfile.read_text() == f"{server.proc.pid}\n"
+    result: dict[str, Any] = {}
+
+    def client() -> None:
+        started = time.monotonic()
+        result["response"] = get(f"{server.url}/slow.rpy?delay=0.8")
+        result["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    server.wait_line("stdout", lambda line: line.startswith("rendering /slow.rpy"))
+    server.signal(signal.SIGTERM)
+    # No new connections once shutting down, while the slow response is still running.
+    host, port = server.url.removeprefix("http://").split(":")
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=DEADLINE).close()
+        except ConnectionRefusedError:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert "response" not in result
+    thread.join(DEADLINE)
+    assert result["response"].status_code == 200
+    assert result["response"].text == SLOW_BODY
+    assert result["elapsed"] >= 0.8
+    assert server.finish() == 0
+    assert not pidfile.exists()
+    # Default access log: stdout, after the startup line.
+    assert any('"GET /slow.rpy?delay=0.8 HTTP/1.1" 200' in line for line in server.stdout)
+    assert not any("Traceback" in line for line in server.stderr)
+
+
+def test_second_signal_exits_at_once(run: Callable[..., Treadle], site: Path) -> None:
+    server = run("--path", str(site), "--listen", "tcp:0:interface=127.0.0.1", "--no-access-log")
+    server.started()
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            get(f"{server.url}/slow.rpy?delay=20")
+        except httpx.HTTPError as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    server.wait_line("stdout", lambda line: line.startswith("rendering"))
+    server.signal(signal.SIGTERM)
+    server.wait_line("stderr", lambda line: "shutting down" in line)
+    started = time.monotonic()
+    server.signal(signal.SIGINT)
+    assert server.finish() == 128 + signal.SIGINT
+    assert time.monotonic() - started < 3
+    thread.join(DEADLINE)
+    assert errors, "the cut-off request should have failed"
+    # --no-access-log: stdout holds the startup line and the script's own print only.
+    assert len(server.stdout) == 2
+
+
+def test_version_and_help() -> None:
+    version = run_to_exit("web", "--version")
+    assert (version.returncode, version.stdout) == (0, f"treadle {__version__}\n")
+    assert run_to_exit("--version").stdout == f"treadle {__version__}\n"
+    help_ = run_to_exit("web", "--help")
+    assert help_.returncode == 0
+    for text in (
+        "--path DIR",
+        "--listen ENDPOINT",
+        "--no-access-log",
+        "examples:",
+        "endpoints (--listen, --port):",
+        "--grace SECONDS",
+    ):
+        assert text in help_.stdout
+
+
+def test_startup_errors_are_one_line(tmp_path: Path, site: Path) -> None:
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    (tmp_path / "file.txt").write_text("")
+    serve = ["--path", str(site)]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        in_use = f"tcp:{busy.getsockname()[1]}:interface=127.0.0.1"
+        cases = [
+            ([*serve, "--listen", in_use], 1, f"cannot listen on {in_use}: Address already in use"),
+            (["--path", str(tmp_path / "missing")], 1, "no such directory"),
+            (["--path", str(tmp_path / "file.txt")], 1, "not a directory"),
+            ([*serve, "--listen", "tcp:port=eighty"], 2, "bad endpoint 'tcp:port=eighty'"),
+            ([*serve, "--listen", "ssl:0:privateKey=bad.pem"], 1, "cannot use certificate"),
+            ([*serve, "--listen", "ssl:0:privateKey=none.pem"], 1, "none.pem not found"),
+            (["--class", "no_such_module_here.Root"], 1, "no module named 'no_such_module_here'"),
+            (["--class", "os.path.NoSuchRoot"], 1, "has no attribute 'NoSuchRoot'"),
+            ([*serve, "--logfile", str(tmp_path / "no" / "dir" / "log")], 1, "--logfile"),
+        ]
+        # Started together: each is a short-lived process, so the test stays quick.
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "treadle",
+                    "web",
+                    "--listen",
+                    "tcp:0:interface=127.0.0.1",
+                    *args,
+                ],
+                env=child_env(),
+                cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args, _, _ in cases
+        ]
+        for proc, (args, status, message) in zip(procs, cases, strict=True):
+            out, err = proc.communicate(timeout=DEADLINE)
+            assert proc.returncode == status, (args, err)
+            assert err.startswith("treadle: error: "), (args, err)
+            assert message in err, (args, err)
+            assert err.count("\n") == 1 and "Traceback" not in err, (args, err)
+            assert out == ""
+
+
+def test_https(run: Callable[..., Treadle], site: Path, tmp_path: Path) -> None:
+    cryptography = pytest.importorskip("cryptography")
+    del cryptography
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    server = run(
+        "--path",
+        str(site),
+        "--no-access-log",
+        "--listen",
+        "ssl:0:interface=127.0.0.1:privateKey=key.pem:certKey=cert.pem",
+        cwd=tmp_path,
+    )
+    server.started()
+    assert server.url.startswith("https://127.0.0.1:")
+    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    response = get(f"{server.url}/hello.txt", verify=trust)
+    assert response.text == "hello"
+
+
+def test_examples_delayed_program_answers() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "delayed.py"), str(port)],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            try:
+                response = get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.ConnectError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        assert response.status_code == 200
+        assert response.text == "<html><body>Thank you for waiting.</body></html>"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=DEADLINE)

@@ -1,0 +1,372 @@
+"""Resource scripts (.rpy) through a real server: Twisted imports, re-execution, cache()."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from treadle import reactor, script, static
+from treadle._registry import Registry
+from treadle._twisted_compat import TWISTED_MODULES, TwistedImporter
+from treadle.script import ResourceScript, ResourceScriptDirectory, ResourceScriptWrapper
+from treadle.server import Site
+
+pytestmark = pytest.mark.timeout(20)
+
+# The example of Twisted's "asynchronous responses" page, delay shortened.
+PAGE_STYLE = """\
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from twisted.internet import reactor
+
+class DelayedResource(Resource):
+    def _delayedRender(self, request):
+        request.write("<html><body>Sorry to keep you waiting.</body></html>")
+        request.finish()
+
+    def render_GET(self, request):
+        reactor.callLater(0.2, self._delayedRender, request)
+        return NOT_DONE_YET
+
+resource = DelayedResource()
+"""
+
+# Executions are counted in the registry, which outlives each run of the script.
+COUNTING = """\
+from twisted.web.resource import Resource
+runs = registry.getComponent("runs", 0) + 1
+registry.setComponent("runs", runs)
+
+class Count(Resource):
+    isLeaf = True
+    def render_GET(self, request):
+        return ("%s %d" % (VERSION, runs)).encode()
+
+VERSION = "v1"
+resource = Count()
+"""
+
+CACHING = "cache()\n" + COUNTING
+
+
+def write(directory: Path, name: str, source: str) -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def bump_mtime(path: Path) -> None:
+    # Explicitly later than before: an edit within the file system's timestamp
+    # granularity would otherwise keep the old stamp.
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+def site_for(directory: Path, registry: Registry | None = None, **attrs: object) -> Site:
+    root = static.File(str(directory), registry=registry or Registry())
+    root.processors = {".rpy": ResourceScript}
+    site = Site(root)
+    for name, value in attrs.items():
+        setattr(site, name, value)
+    return site
+
+
+def get(url: str) -> httpx.Response:
+    return httpx.get(url, timeout=10)
+
+
+def test_page_style_script_answers_after_its_delay(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    write(tmp_path, "delayed.rpy", PAGE_STYLE)
+    base = serve(site_for(tmp_path))
+    started = time.monotonic()
+    response = get(f"{base}/delayed.rpy")
+    assert time.monotonic() - started >= 0.2
+    assert response.status_code == 200
+    assert response.text == "<html><body>Sorry to keep you waiting.</body></html>"
+
+
+def test_script_runs_on_every_request_from_one_compiled_code_object(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    path = write(tmp_path, "count.rpy", COUNTING)
+    base = serve(site_for(tmp_path))
+    assert get(f"{base}/count.rpy").text == "v1 1"
+    code = script._code_cache[str(path)][1]
+    assert get(f"{base}/count.rpy").text == "v1 2"
+    assert get(f"{base}/count.rpy").text == "v1 3"
+    # Executed three times, compiled once.
+    assert script._code_cache[str(path)][1] is code
+
+
+def test_edited_script_is_recompiled(tmp_path: Path, serve: Callable[..., str]) -> None:
+    path = write(tmp_path, "count.rpy", COUNTING)
+    base = serve(site_for(tmp_path))
+    assert get(f"{base}/count.rpy").text == "v1 1"
+    path.write_text(COUNTING.replace('"v1"', '"v2"'))
+    bump_mtime(path)
+    assert get(f"{base}/count.rpy").text == "v2 2"
+
+
+def test_cache_keeps_the_resource_until_the_file_changes(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    path = write(tmp_path, "cached.rpy", CACHING)
+    base = serve(site_for(tmp_path))
+    assert get(f"{base}/cached.rpy").text == "v1 1"
+    assert get(f"{base}/cached.rpy").text == "v1 1"  # not run past cache() again
+    path.write_text(CACHING.replace('"v1"', '"v2"'))
+    bump_mtime(path)
+    assert get(f"{base}/cached.rpy").text == "v2 2"
+    assert get(f"{base}/cached.rpy").text == "v2 2"
+
+
+def test_raising_script_gives_500_naming_it_without_traceback(
+    tmp_path: Path, serve: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "a&b.rpy", "x = 1\nraise ZeroDivisionError('secret detail')\n")
+    write(tmp_path, "delayed.rpy", PAGE_STYLE)
+    base = serve(site_for(tmp_path))
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        response = get(f"{base}/a%26b.rpy")
+    assert response.status_code == 500
+    assert "<code>a&amp;b.rpy</code> raised an exception" in response.text
+    assert "secret detail" not in response.text
+    assert "Traceback" not in response.text
+    assert any("a&b.rpy" in r.getMessage() and r.exc_info for r in caplog.records)
+    # The server carries on.
+    assert get(f"{base}/delayed.rpy").status_code == 200
+
+
+def test_raising_script_shows_traceback_when_asked(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    write(tmp_path, "broken.rpy", "x = 1\nraise ZeroDivisionError('<detail>')\n")
+    base = serve(site_for(tmp_path, displayTracebacks=True))
+    response = get(f"{base}/broken.rpy")
+    assert response.status_code == 500
+    assert "broken.rpy" in response.text
+    assert "Traceback" in response.text
+    assert "ZeroDivisionError: &lt;detail&gt;" in response.text
+    assert 'broken.rpy", line 2' in response.text
+    assert "treadle/script.py" not in response.text  # starts in the script
+
+
+def test_script_without_resource_gives_500(
+    tmp_path: Path, serve: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "empty.rpy", "from twisted.web.resource import Resource\n")
+    write(tmp_path, "wrong.rpy", "resource = 42\n")
+    base = serve(site_for(tmp_path))
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        empty = get(f"{base}/empty.rpy")
+        wrong = get(f"{base}/wrong.rpy")
+    assert empty.status_code == 500
+    assert "<code>empty.rpy</code> did not assign a resource" in empty.text
+    assert wrong.status_code == 500
+    assert "<code>wrong.rpy</code> assigned something that is not a resource" in wrong.text
+    assert any("empty.rpy" in r.getMessage() for r in caplog.records)
+
+
+def test_script_calling_exit_does_not_stop_the_server(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    write(tmp_path, "exit.rpy", "import sys\nsys.exit(3)\n")
+    write(tmp_path, "delayed.rpy", PAGE_STYLE)
+    base = serve(site_for(tmp_path))
+    assert get(f"{base}/exit.rpy").status_code == 500
+    assert get(f"{base}/delayed.rpy").status_code == 200
+
+
+TWISTED_IMPORTS = """\
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web import static, server, resource as resource_module, http
+from twisted.internet import reactor, defer, task
+from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.python.failure import Failure
+from twisted.web.static import File
+import twisted.web.resource
+import twisted.internet.reactor
+
+found = {
+    "Resource": Resource, "NOT_DONE_YET": NOT_DONE_YET, "Site": Site, "static": static,
+    "server": server, "resource": resource_module, "http": http, "reactor": reactor,
+    "defer": defer, "task": task, "deferLater": deferLater, "Deferred": Deferred,
+    "inlineCallbacks": inlineCallbacks, "Failure": Failure, "File": File,
+    "dotted": twisted.web.resource.Resource, "dotted_reactor": twisted.internet.reactor,
+}
+registry.setComponent("found", found)
+
+class Later(Resource):
+    isLeaf = True
+    def render_GET(self, request):
+        # A Deferred from deferLater, as Twisted code returns one: the server waits for it.
+        return deferLater(reactor, 0.01, lambda: b"later")
+
+resource = Later()
+"""
+
+
+def test_twisted_imports_resolve_to_treadle(tmp_path: Path, serve: Callable[..., str]) -> None:
+    from treadle import defer, failure, http, resource, server, task
+
+    registry = Registry()
+    write(tmp_path, "imports.rpy", TWISTED_IMPORTS)
+    before = {name for name in sys.modules if name.split(".")[0] == "twisted"}
+    base = serve(site_for(tmp_path, registry))
+    assert get(f"{base}/imports.rpy").text == "later"
+    found = registry.getComponent("found")
+    assert found["Resource"] is resource.Resource is found["dotted"]
+    assert found["NOT_DONE_YET"] is server.NOT_DONE_YET
+    assert found["Site"] is server.Site
+    assert found["File"] is static.File is found["static"].File
+    assert found["server"].Request is server.Request
+    assert found["resource"].NoResource is resource.NoResource
+    assert found["http"].OK == http.OK
+    assert found["reactor"] is reactor is found["dotted_reactor"]
+    assert found["defer"].succeed is defer.succeed
+    assert found["task"].LoopingCall is task.LoopingCall
+    assert found["deferLater"] is task.deferLater
+    assert found["Deferred"] is defer.Deferred
+    assert found["inlineCallbacks"] is defer.inlineCallbacks
+    assert found["Failure"] is failure.Failure
+    # Nothing was registered for the process: other code still sees the real import system.
+    assert {name for name in sys.modules if name.split(".")[0] == "twisted"} == before
+
+
+def test_missing_counterpart_names_the_twisted_module(tmp_path: Path) -> None:
+    importer = TwistedImporter()
+    message = r"twisted\.spread\.pb .*treadle does not provide it"
+    with pytest.raises(ModuleNotFoundError, match=message):
+        importer("twisted.spread.pb", None, None, (), 0)
+    with pytest.raises(ModuleNotFoundError, match=r"twisted\.web\.demo .*treadle does not"):
+        importer("twisted.web", None, None, ("demo",), 0)
+    # A module of the porting table that treadle has not written (yet) says so too.
+    unwritten = [
+        name
+        for name, (target, _) in TWISTED_MODULES.items()
+        if importlib.util.find_spec(target) is None
+    ]
+    for name in unwritten:
+        with pytest.raises(ModuleNotFoundError, match=rf"{name} .*there is no treadle\."):
+            importer(name, None, None, (), 0)
+    # Through a script: logged, and in the traceback of the error page.
+    write(tmp_path, "spread.rpy", "from twisted.spread import pb\n")
+    base_page = ResourceScript(str(tmp_path / "spread.rpy"), Registry())
+    assert "twisted.spread is not available" in str(getattr(base_page, "details", ""))
+
+
+def test_package_attributes_load_lazily_and_refuse_unknown_names() -> None:
+    importer = TwistedImporter()
+    twisted = importer("twisted.web", None, None, None, 0)
+    assert twisted.web.resource.Resource.__module__ == "treadle.resource"
+    assert not hasattr(twisted.web, "no_such_module")
+    with pytest.raises(AttributeError, match=r"standing in for twisted\.web\.resource"):
+        twisted.web.resource.NoSuchName  # noqa: B018
+    # Other names go to the real __import__.
+    assert importer("os.path", None, None, ("join",), 0) is os.path
+
+
+def test_fake_twisted_on_the_path_is_not_shadowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stands in for a real Twisted installed next to treadle (which may not be installed).
+    package = tmp_path / "site" / "twisted" / "web"
+    package.mkdir(parents=True)
+    (package.parent / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "resource.py").write_text("WHO = 'the installed twisted'\n")
+    write(
+        tmp_path,
+        "who.rpy",
+        """\
+        import twisted.web.resource
+        registry.setComponent("who", getattr(twisted.web.resource, "WHO", "treadle"))
+        resource = twisted.web.resource.Resource()
+    """,
+    )
+    if "twisted" in sys.modules:
+        pytest.skip("a real Twisted is imported already; see test_real_twisted_is_not_shadowed")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    registry = Registry()
+    try:
+        ResourceScript(str(tmp_path / "who.rpy"), registry)
+        assert registry.getComponent("who") == "treadle"
+        assert not any(name.split(".")[0] == "twisted" for name in sys.modules)
+        import twisted.web.resource  # type: ignore[import-not-found]
+
+        assert twisted.web.resource.WHO == "the installed twisted"
+        # And scripts still get treadle afterwards.
+        ResourceScript(str(tmp_path / "who.rpy"), registry)
+        assert registry.getComponent("who") == "treadle"
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "twisted"]:
+            del sys.modules[name]
+
+
+def test_real_twisted_is_not_shadowed(tmp_path: Path) -> None:
+    real = pytest.importorskip("twisted.web.resource")
+    write(
+        tmp_path,
+        "who.rpy",
+        """\
+        from twisted.web.resource import Resource
+        registry.setComponent("Resource", Resource)
+        resource = Resource()
+    """,
+    )
+    registry = Registry()
+    ResourceScript(str(tmp_path / "who.rpy"), registry)
+    from treadle.resource import Resource
+
+    assert registry.getComponent("Resource") is Resource
+    import twisted.web.resource
+
+    assert twisted.web.resource is real
+    assert twisted.web.resource.Resource is not Resource
+
+
+def test_resource_script_wrapper_runs_the_script_per_request(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    path = write(tmp_path, "root.rpy", COUNTING + "resource.isLeaf = True\n")
+    base = serve(ResourceScriptWrapper(str(path)))
+    assert get(f"{base}/").text == "v1 1"
+    assert get(f"{base}/any/path").text == "v1 2"
+    # A resource that is not a leaf is asked for its children, as any root is.
+    path.write_text(
+        PAGE_STYLE + "resource = Resource()\nresource.putChild(b'slow', DelayedResource())\n"
+    )
+    bump_mtime(path)
+    assert get(f"{base}/slow").text == "<html><body>Sorry to keep you waiting.</body></html>"
+    assert get(f"{base}/other").status_code == 404
+
+
+def test_resource_script_directory(tmp_path: Path, serve: Callable[..., str]) -> None:
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "count", COUNTING)
+    (tmp_path / "secret").write_text("resource = None\n")
+    base = serve(ResourceScriptDirectory(str(tmp_path / "sub")))
+    assert get(f"{base}/count").text == "v1 1"
+    assert get(f"{base}/missing").status_code == 404
+    assert get(f"{base}/..%2Fsecret").status_code == 404
+    assert get(f"{base}/").status_code == 404
+
+
+def test_reactor_is_the_treadle_reactor() -> None:
+    # The table maps twisted.internet.reactor to the object scripts schedule on.
+    importer = TwistedImporter()
+    internet = importer("twisted.internet", None, None, ("reactor",), 0)
+    assert internet.reactor is reactor
