@@ -15,6 +15,7 @@ runs; connections arriving earlier wait in the kernel backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
@@ -23,6 +24,7 @@ import socket
 import ssl as _ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -74,6 +76,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
+_ports_per_factory: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
 class _LoopDelayedCall(DelayedCall):
     """A DelayedCall backed by an asyncio timer handle."""
 
@@ -102,8 +107,12 @@ class ListeningPort:
         self._starting: asyncio.Future[Any] | None = None
         self._closed = False
         self._host = from_sockname(sock.getsockname())
+        # As Twisted's numPorts: a factory serving several ports starts with the first and
+        # stops with the last, so stopping one port does not close, say, its access log.
+        count = _ports_per_factory.get(factory, 0)
+        _ports_per_factory[factory] = count + 1
         start = getattr(factory, "doStart", None)
-        if start is not None:
+        if start is not None and count == 0:
             start()
         loop = reactor._get_loop()
 
@@ -149,8 +158,14 @@ class ListeningPort:
                 self.socket.close()
             else:
                 self.socket.close()
+            if isinstance(self._host, UNIXAddress) and self._host.name:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._host.name)
+            count = _ports_per_factory.pop(self.factory, 1) - 1
+            if count:
+                _ports_per_factory[self.factory] = count
             stop = getattr(self.factory, "doStop", None)
-            if stop is not None:
+            if stop is not None and count == 0:
                 stop()
         return succeed(None)
 
