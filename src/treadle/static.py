@@ -1,0 +1,1156 @@
+"""Static content: :class:`File` serves a file or a directory tree, :class:`Data` bytes in memory.
+
+Names and behaviour follow ``twisted.web.static``: ``File(path)`` answers ``GET``/``HEAD``
+for a file and walks a directory tree through ``getChild``; a directory requested without
+its trailing slash is redirected to it; with the slash, the first existing ``indexNames``
+entry is served, else a :class:`DirectoryLister` page. ``processors`` hands files with a
+given extension (``.rpy``) to a callable instead of sending their bytes; it is empty by
+default, so serving a tree never executes anything unless asked to.
+
+Security. A path segment reaches :meth:`File.getChild` already percent-decoded (see
+``server._postpath``), so ``..%2f`` arrives as ``../``. Every segment is first checked on
+its own (:func:`_child_name`: no ``.``/``..``, no ``/``, ``\\`` or NUL, valid in the file
+system encoding; empty only as the last segment), then the joined path is resolved with
+``os.path.realpath`` and must stay under the real path of the root (``os.path.commonpath``,
+as Starlette does), so a symbolic link leading out of the tree is refused with 403 unless
+``follow_symlinks=True``. Only regular files are opened (never a FIFO or a device, which
+would block the loop), with ``O_NONBLOCK`` so that a file swapped for a FIFO after the check
+cannot block either. What this cannot prevent: someone who can write inside the served tree
+racing a link swap between the check and ``open`` (Python has no ``openat2``/
+``RESOLVE_BENEATH``).
+
+HTTP. Responses carry ``Content-Type`` (``; charset=utf-8`` added to textual types),
+``Last-Modified``, a strong ``ETag`` built from inode, size and ``st_mtime_ns``, and
+``Accept-Ranges: bytes``. Conditional requests follow RFC 9110 §13.2.2: ``If-None-Match``
+(weak comparison, ``*``), else ``If-Modified-Since``, answer 304; ``Range`` (§14.2) with
+``If-Range`` gives 206 (``multipart/byteranges`` for several ranges) or 416. An invalid
+``Range`` is ignored, and so is an abusive one (more than :data:`MAX_RANGE_PARTS` parts
+after merging, or more bytes asked for than the file holds): the whole file is sent.
+
+Sending. A body of at most :data:`SMALL_BODY` bytes is read and returned from
+``render_GET`` (one ``transport.write``, no Task). A larger one is sent by a task that never
+holds the file in memory: the head goes out with ``request.write(b"")`` (explicit
+``Content-Length``, hence length framing), then the bytes are sent zero-copy by the first
+of these that the loop and transport allow:
+
+1. ``loop.sendfile`` — asyncio's own loops on a plain socket transport;
+2. ``os.sendfile`` on the transport's socket, once the transport's buffer is empty, waiting
+   for writability on a ``dup`` of the descriptor (both loops refuse ``add_writer`` on a
+   descriptor a transport owns) — uvloop, whose loop does not implement ``sendfile``
+   (it raises ``NotImplementedError`` as of uvloop 0.23);
+3. ``pread`` + ``request.write`` in 64 KiB steps, awaiting ``request.drain()`` between
+   them — TLS, or a file object without a descriptor.
+
+The task is cancelled when the client goes away (``notifyFinish`` errback), the file is
+closed in every case, and a file that shrinks under a transfer aborts the connection (the
+promised ``Content-Length`` can no longer be met).
+
+Differences from Twisted: a directory without its slash gets ``301`` (Twisted: ``302``) with
+a relative ``Location`` (``./name/``, query kept) that cannot be turned into an off-site
+redirect; ``processors`` are looked up ignoring case on every platform (Twisted: Windows
+only), so ``x.RPY`` is never served as source on a case-insensitive file system; index
+names must be regular files; ``File`` is not a ``FilePath``; ``DirectoryLister`` renders
+``GET``/``HEAD`` only, with its own HTML (no ``template``/``linePattern``); instance-level
+``contentTypes``/``contentEncodings``/``forbidden`` are passed on to children by
+``createSimilarFile``. Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
+``follow_symlinks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import html
+import io
+import logging
+import mimetypes
+import os
+import secrets
+import stat
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import IO, TYPE_CHECKING, Any, Final
+from urllib.parse import quote, unquote_to_bytes
+
+from treadle import http
+from treadle._registry import Registry
+from treadle.resource import ForbiddenResource, IResource, NoResource, Resource
+from treadle.server import NOT_DONE_YET
+
+if TYPE_CHECKING:
+    from treadle.server import Request
+
+__all__ = [
+    "MAX_RANGE_PARTS",
+    "SMALL_BODY",
+    "Data",
+    "DirectoryLister",
+    "File",
+    "Registry",
+    "formatFileSize",
+    "getTypeAndEncoding",
+    "loadMimeTypes",
+]
+
+error_log = logging.getLogger("treadle.error")
+
+#: Bodies up to this size are read whole and written at once (the fast path); larger ones
+#: are streamed. 64 KiB is the transport's default high-water mark: one write fits it.
+SMALL_BODY: Final = 64 * 1024
+#: Most parts a ``multipart/byteranges`` answer may have after merging (Apache's
+#: ``MaxRanges`` default is 200 too); a longer list is answered with the whole file.
+MAX_RANGE_PARTS: Final = 200
+#: Bytes per ``os.sendfile`` call: the loop gets control back between bursts.
+_SENDFILE_CHUNK: Final = 1024 * 1024
+#: Bytes per read when the body has to be copied through user space.
+_COPY_CHUNK: Final = 64 * 1024
+
+_WINDOWS: Final = os.name == "nt"
+_HAVE_PREAD: Final = hasattr(os, "pread")
+_FS_ENCODING: Final = sys.getfilesystemencoding()
+
+# Types the stdlib table lacks or gets wrong for the web; they win over it.
+_TYPE_OVERRIDES: Final = {
+    ".js": "text/javascript",  # RFC 9239 made text/javascript the one registered type
+    ".mjs": "text/javascript",
+    ".json": "application/json",
+    ".wasm": "application/wasm",  # WebAssembly.instantiateStreaming insists on it
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".svg": "image/svg+xml",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".md": "text/markdown",
+    ".flac": "audio/flac",
+    # Source and text formats a browser should show rather than download or run.
+    ".py": "text/plain",
+    ".rpy": "text/plain",  # only reached when no processor is set: shown, never run
+    ".conf": "text/plain",
+    ".diff": "text/plain",
+    ".patch": "text/plain",
+    ".java": "text/plain",
+    ".log": "text/plain",
+}
+
+# Types served as UTF-8 text when they name no charset themselves.
+_TEXTUAL_APPLICATION_TYPES: Final = frozenset(("application/javascript", "application/json"))
+
+
+def loadMimeTypes(mimetype_locations: Iterable[str] | None = None) -> dict[str, str]:
+    """Return the extension → MIME type table ``File`` uses.
+
+    Built from a private :class:`mimetypes.MimeTypes` instance (the stdlib's own table, the
+    same on every machine, plus the given ``mime.types`` files) and treadle's overrides for
+    web formats. Unlike Twisted's, the global :mod:`mimetypes` state is left alone.
+
+    Args:
+        mimetype_locations: Paths of ``mime.types``-style files read after the built-in
+            table; later entries override earlier ones.
+
+    Returns:
+        A new dict such as ``{".html": "text/html", ...}`` (extensions lowercased).
+    """
+    db = mimetypes.MimeTypes(tuple(mimetype_locations or ()))
+    types = dict(db.types_map[False])
+    types.update(db.types_map[True])
+    types.update(_TYPE_OVERRIDES)
+    return {ext.lower(): ctype for ext, ctype in types.items()}
+
+
+def getTypeAndEncoding(
+    filename: str,
+    types: dict[str, str],
+    encodings: dict[str, str],
+    defaultType: str,
+) -> tuple[str, str | None]:
+    """Return ``(MIME type, content encoding or None)`` for a file name.
+
+    ``archive.tar.gz`` gives the type of ``.tar`` and the encoding of ``.gz``, as in Twisted.
+    Extensions compare case-insensitively; an unknown one gives ``defaultType``.
+    """
+    base, ext = os.path.splitext(filename)
+    ext = ext.lower()
+    encoding = encodings.get(ext)
+    if encoding is not None:
+        ext = os.path.splitext(base)[1].lower()
+    return types.get(ext, defaultType), encoding
+
+
+def _content_type(ctype: str) -> bytes:
+    """The ``Content-Type`` value for a MIME type: UTF-8 is declared for textual types."""
+    lowered = ctype.lower()
+    if "charset=" not in lowered and (
+        lowered.startswith("text/") or lowered in _TEXTUAL_APPLICATION_TYPES
+    ):
+        ctype += "; charset=utf-8"
+    return ctype.encode("latin-1")
+
+
+def formatFileSize(size: int) -> str:
+    """Return ``size`` bytes in a human-readable form: ``"512 B"``, ``"1.5 KiB"``, ``"12 MiB"``."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- path safety -------------------------------------------------------------------------------
+
+
+def _child_name(segment: bytes) -> str | None:
+    """Return the file name a (decoded) path segment stands for, or None if it must be refused.
+
+    Refused: empty, ``.`` and ``..``; anything containing a separator (``/``, and ``\\`` on
+    every platform, since a decoded ``%5C`` is one on Windows) or NUL; bytes that are not
+    valid in the file system encoding; on Windows also drive or stream colons and trailing
+    dots or spaces, which Windows strips (``"..."`` would name the parent).
+    """
+    if not segment or segment in (b".", b"..") or b"/" in segment or b"\\" in segment:
+        return None
+    if b"\x00" in segment:
+        return None
+    try:
+        name = segment.decode(_FS_ENCODING)
+    except UnicodeDecodeError:
+        return None
+    if os.sep in name or (os.altsep is not None and os.altsep in name):
+        return None
+    if _WINDOWS and (":" in name or name[-1] in ". "):
+        return None
+    return name
+
+
+def _is_within(path: str, root: str) -> bool:
+    """True when the real path ``path`` is ``root`` or below it (both absolute, resolved)."""
+    try:
+        return os.path.commonpath((root, path)) == root
+    except ValueError:  # different drives on Windows
+        return False
+
+
+# -- validators and conditional requests (RFC 9110 §8.8, §13) ----------------------------------
+
+
+def _etag(st: os.stat_result) -> bytes:
+    """A strong entity tag: any change of content bumps size or ``st_mtime_ns``."""
+    return b'"%x-%x-%x"' % (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _entity_tags(value: bytes) -> list[bytes]:
+    """Split an ``If-None-Match`` list into entity-tags (``"x"``, ``W/"x"``); stops at junk.
+
+    A tag may itself contain a comma, so the list is scanned rather than split.
+    """
+    tags: list[bytes] = []
+    i, n = 0, len(value)
+    while i < n:
+        if value[i] in b" \t,":
+            i += 1
+            continue
+        start = i
+        if value.startswith(b"W/", i):
+            i += 2
+        if value[i : i + 1] != b'"':
+            break
+        end = value.find(b'"', i + 1)
+        if end < 0:
+            break
+        tags.append(value[start : end + 1])
+        i = end + 1
+    return tags
+
+
+def _none_match(values: Sequence[bytes], etag: bytes) -> bool:
+    """True when ``If-None-Match`` lists ``etag`` (weak comparison, §8.8.3.2) or is ``*``."""
+    joined = b",".join(values)
+    if joined.strip() == b"*":
+        return True
+    for tag in _entity_tags(joined):
+        if tag == etag or (tag.startswith(b"W/") and tag[2:] == etag):
+            return True
+    return False
+
+
+def _parse_http_date(value: bytes) -> int | None:
+    """Seconds since the epoch for an HTTP date (any of the three §5.6.7 forms), or None."""
+    try:
+        parsed = parsedate_to_datetime(value.decode("latin-1"))
+        if parsed.tzinfo is None:  # "-0000" or no zone: HTTP dates are always GMT
+            parsed = parsed.replace(tzinfo=UTC)
+        return int(parsed.timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+def _not_modified(request: Request, etag: bytes, mtime: int) -> bool:
+    """Whether a GET/HEAD may be answered 304 (§13.2.2 steps 3 and 4)."""
+    headers = request.requestHeaders
+    none_match = headers.getRawHeaders(b"if-none-match")
+    if none_match is not None:
+        # If-Modified-Since is ignored when If-None-Match is present (§13.1.3).
+        return _none_match(none_match, etag)
+    since = headers.getRawHeaders(b"if-modified-since")
+    if since is None or len(since) != 1:
+        return False
+    date = _parse_http_date(since[0])
+    return date is not None and mtime <= date
+
+
+def _if_range_holds(value: bytes, etag: bytes, mtime: int) -> bool:
+    """Whether ``If-Range`` lets the Range apply: strong ETag match or exact date (§13.1.5)."""
+    value = value.strip()
+    if value.startswith(b'"'):
+        return value == etag
+    if value.startswith(b"W/"):  # a weak tag never validates a range
+        return False
+    date = _parse_http_date(value)
+    return date is not None and date == mtime
+
+
+# -- ranges (RFC 9110 §14) ---------------------------------------------------------------------
+
+#: Parsed range-specs: ``(first, last)`` inclusive, ``(first, None)`` open, ``(None, n)`` suffix.
+RangeSpec = tuple[int | None, int | None]
+
+
+def _position(digits: bytes) -> int | None:
+    if not digits.isdigit():  # bytes.isdigit is ASCII-only: no "+5", " 5" or "5_0"
+        return None
+    # Past 18 digits the value exceeds any file; int() would also refuse >4300 digits.
+    return int(digits) if len(digits) <= 18 else 10**18
+
+
+def _parse_range(value: bytes) -> list[RangeSpec] | None:
+    """Parse a ``Range`` value; None when it is not a valid ``bytes`` ranges-specifier."""
+    unit, sep, specs = value.partition(b"=")
+    if not sep or unit.strip().lower() != b"bytes":
+        return None
+    parsed: list[RangeSpec] = []
+    for item in specs.split(b","):
+        item = item.strip(b" \t")
+        if not item:  # list syntax allows empty elements (§5.6.1)
+            continue
+        first_s, dash, last_s = item.partition(b"-")
+        if not dash:
+            return None
+        last = _position(last_s) if last_s else None
+        if last_s and last is None:
+            return None
+        if first_s:
+            first = _position(first_s)
+            if first is None or (last is not None and last < first):
+                return None
+            parsed.append((first, last))
+        elif last is None:
+            return None
+        else:
+            parsed.append((None, last))
+    return parsed or None
+
+
+def _plan_ranges(value: bytes, size: int) -> list[tuple[int, int]] | None:
+    """Decide how to answer a ``Range`` for a representation of ``size`` bytes.
+
+    Returns:
+        None to ignore the header and send the whole file (invalid syntax, an empty file, or
+        an abusive request); ``[]`` when no range is satisfiable (416); otherwise the sorted,
+        merged ``(start, stop)`` half-open spans to send (206).
+    """
+    specs = _parse_range(value)
+    if specs is None or size == 0:
+        return None
+    spans: list[tuple[int, int]] = []
+    for first, last in specs:
+        if first is None:
+            assert last is not None
+            if last == 0:  # a zero-length suffix selects nothing
+                continue
+            spans.append((max(0, size - last), size))
+        elif first < size:
+            spans.append((first, size if last is None else min(last + 1, size)))
+    if not spans:
+        return []
+    # More bytes asked for than exist means overlapping ranges: a cheap way to make a
+    # small request cost a large response. Answer with the file once instead.
+    if sum(stop - start for start, stop in spans) > size:
+        return None
+    spans.sort()
+    merged = [spans[0]]
+    for start, stop in spans[1:]:
+        last_start, last_stop = merged[-1]
+        if start <= last_stop:  # overlapping or adjacent
+            merged[-1] = (last_start, max(last_stop, stop))
+        else:
+            merged.append((start, stop))
+    if len(merged) > MAX_RANGE_PARTS:
+        return None
+    return merged
+
+
+# Body pieces: ``(bytes to write first, file offset, byte count)``.
+_Piece = tuple[bytes, int, int]
+
+
+def _multipart(
+    spans: list[tuple[int, int]], size: int, content_type: bytes | None
+) -> tuple[bytes, list[_Piece], int]:
+    """Lay out a ``multipart/byteranges`` body; return (boundary, pieces, total length)."""
+    boundary = secrets.token_hex(16).encode("ascii")
+    pieces: list[_Piece] = []
+    total = 0
+    for i, (start, stop) in enumerate(spans):
+        head = (b"\r\n--" if i else b"--") + boundary + b"\r\n"
+        if content_type is not None:
+            head += b"Content-Type: " + content_type + b"\r\n"
+        head += b"Content-Range: bytes %d-%d/%d\r\n\r\n" % (start, stop - 1, size)
+        pieces.append((head, start, stop - start))
+        total += len(head) + stop - start
+    trailer = b"\r\n--" + boundary + b"--\r\n"
+    pieces.append((trailer, 0, 0))
+    return boundary, pieces, total + len(trailer)
+
+
+# -- reading and sending -----------------------------------------------------------------------
+
+
+class _FileShrank(Exception):
+    """The file ended before the bytes promised in ``Content-Length``."""
+
+
+def _read_at(file: IO[bytes], offset: int, count: int) -> bytes:
+    """Read up to ``count`` bytes at ``offset`` (``pread`` when the file has a descriptor)."""
+    try:
+        fd = file.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        fd = -1
+    if fd < 0 or not _HAVE_PREAD:
+        file.seek(offset)
+        return file.read(count)
+    return os.pread(fd, count, offset)
+
+
+def _read_exact(file: IO[bytes], offset: int, count: int) -> bytes:
+    chunks = []
+    while count > 0:
+        data = _read_at(file, offset, count)
+        if not data:
+            break  # the file shrank since fstat: send what there is, framed by its length
+        chunks.append(data)
+        offset += len(data)
+        count -= len(data)
+    return b"".join(chunks)
+
+
+def _sendfile_strategy(loop: asyncio.AbstractEventLoop, transport: Any, file: IO[bytes]) -> str:
+    """Pick how to send file bytes: ``"loop"``, ``"os"`` or ``"copy"`` (see module doc)."""
+    try:
+        file.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return "copy"
+    if transport.get_extra_info("sslcontext") is not None:
+        # asyncio would fall back to swapping the transport's protocol for its own while
+        # it copies; our copy loop keeps the channel in charge instead.
+        return "copy"
+    if type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile:
+        return "loop"
+    if hasattr(os, "sendfile") and transport.get_extra_info("socket") is not None:
+        return "os"
+    return "copy"
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Wait until ``fd`` is writable."""
+    waiter: asyncio.Future[None] = loop.create_future()
+    loop.add_writer(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        # Removed here, synchronously, before the caller can close ``fd``: a later removal
+        # could hit another connection that reused the descriptor number.
+        loop.remove_writer(fd)
+
+
+class _SendfileUnavailable(Exception):
+    """``os.sendfile`` refused the pair before sending anything; copy instead."""
+
+
+async def _send_with_os_sendfile(
+    request: Request, transport: Any, file: IO[bytes], offset: int, count: int
+) -> None:
+    loop = asyncio.get_running_loop()
+    out_fd = transport.get_extra_info("socket").fileno()
+    in_fd = file.fileno()
+    # Both asyncio and uvloop refuse add_writer on a descriptor one of their transports
+    # owns; a duplicate refers to the same socket and may be watched freely.
+    watch = os.dup(out_fd)
+    try:
+        # What the transport still buffers (the head) must reach the socket before us.
+        while transport.get_write_buffer_size():
+            await _writable(loop, watch)
+            await asyncio.sleep(0)  # let the transport flush on this readiness
+        sent_any = False
+        while count > 0:
+            if transport.is_closing():
+                raise ConnectionResetError("connection closed during sendfile")
+            try:
+                sent = os.sendfile(out_fd, in_fd, offset, min(count, _SENDFILE_CHUNK))
+            except (BlockingIOError, InterruptedError):
+                await _writable(loop, watch)
+                continue
+            except OSError as e:
+                if not sent_any and e.errno in (
+                    errno.EINVAL,
+                    errno.ENOSYS,
+                    errno.ENOTSOCK,
+                    errno.EOPNOTSUPP,
+                ):
+                    raise _SendfileUnavailable from e
+                raise
+            if sent == 0:
+                raise _FileShrank
+            sent_any = True
+            offset += sent
+            count -= sent
+            request.sentLength += sent
+            await asyncio.sleep(0)  # fairness: other connections run between bursts
+    finally:
+        os.close(watch)
+
+
+async def _send_by_copy(request: Request, file: IO[bytes], offset: int, count: int) -> None:
+    while count > 0:
+        data = _read_at(file, offset, min(count, _COPY_CHUNK))
+        if not data:
+            raise _FileShrank
+        request.write(data)
+        offset += len(data)
+        count -= len(data)
+        await request.drain()  # waits only while the transport is above its high-water mark
+        await asyncio.sleep(0)
+
+
+async def _send_range(request: Request, file: IO[bytes], offset: int, count: int) -> None:
+    """Send ``count`` bytes of ``file`` from ``offset`` after what the request already wrote."""
+    transport: Any = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("connection closed")
+    loop = asyncio.get_running_loop()
+    strategy = _sendfile_strategy(loop, transport, file)
+    if strategy == "loop":
+        try:
+            sent = await loop.sendfile(transport, file, offset, count, fallback=False)
+        except (NotImplementedError, RuntimeError):
+            # Raised before a byte is sent (SendfileNotAvailableError is a RuntimeError,
+            # and asyncio raises it only when nothing went out): try the next way.
+            if transport.is_closing():
+                raise ConnectionResetError("connection closed") from None
+            strategy = "os" if hasattr(os, "sendfile") else "copy"
+        else:
+            request.sentLength += sent
+            if sent < count:
+                raise _FileShrank
+            return
+    if strategy == "os":
+        try:
+            await _send_with_os_sendfile(request, transport, file, offset, count)
+            return
+        except _SendfileUnavailable:
+            pass
+    await _send_by_copy(request, file, offset, count)
+
+
+_sending: set[asyncio.Task[None]] = set()  # strong references: the loop keeps weak ones
+
+
+class _FileSender:
+    """Streams a large body: one task per response, cancelled if the client leaves."""
+
+    __slots__ = ("file", "lost", "pieces", "request", "task")
+
+    def __init__(self, request: Request, file: IO[bytes], pieces: list[_Piece]) -> None:
+        self.request = request
+        self.file = file
+        self.pieces = pieces
+        self.lost = False
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._run())
+        self.task = task
+        _sending.add(task)
+        # A task cancelled before its first step never enters the coroutine's ``finally``:
+        # the file is closed by the done callback, which always runs.
+        task.add_done_callback(self._done)
+        self.request.notifyFinish().addErrback(self._connection_lost)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        _sending.discard(task)
+        self.file.close()
+
+    def _connection_lost(self, failure: object) -> None:
+        self.lost = True
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _run(self) -> None:
+        request = self.request
+        try:
+            for prefix, offset, count in self.pieces:
+                if prefix:
+                    request.write(prefix)
+                if count:
+                    await _send_range(request, self.file, offset, count)
+        except ConnectionError as e:
+            error_log.debug("client left during a file transfer: %r", e)
+            self._abort()
+            return
+        except _FileShrank:
+            error_log.warning("file shrank while being sent; connection aborted (%r)", request)
+            self._abort()
+            return
+        except Exception:
+            error_log.exception("error sending a file for %r", request)
+            self._abort()
+            return
+        if not self.lost and not request.finished:
+            request.finish()
+
+    def _abort(self) -> None:
+        # The head is out, so no error page is possible: cut the connection so the client
+        # sees a short body rather than waiting for bytes that will never come.
+        transport = self.request.transport
+        if not self.lost and transport is not None:
+            transport.abort()
+
+
+# -- resources ---------------------------------------------------------------------------------
+
+
+def _render(resource: IResource, request: Request) -> bytes:
+    """Render an error page or listing inside another resource's render (they return bytes)."""
+    body: bytes = resource.render(request)
+    return body
+
+
+class Data(Resource):
+    """A resource answering ``GET``/``HEAD`` with fixed bytes held in memory.
+
+    Args:
+        data: The body.
+        type: Its ``Content-Type``, sent as given (e.g. ``"text/plain; charset=utf-8"``).
+    """
+
+    def __init__(self, data: bytes, type: str | bytes) -> None:
+        super().__init__()
+        self.data = data
+        self.type = type
+
+    def render_GET(self, request: Request) -> bytes:
+        """Return the data with ``Content-Type`` and ``Content-Length`` (no body for HEAD)."""
+        ctype = self.type.encode("latin-1") if isinstance(self.type, str) else self.type
+        request.setHeader(b"content-type", ctype)
+        request.setHeader(b"content-length", b"%d" % len(self.data))
+        if request.method == b"HEAD":
+            return b""
+        return self.data
+
+    render_HEAD = render_GET
+
+
+class File(Resource):
+    """A file, or a directory tree, served from the file system.
+
+    A ``File`` for a directory has a child for each entry (``getChild``), so one instance
+    serves a whole tree. ``GET``/``HEAD`` are answered (any other method gets 405 with
+    ``Allow: GET, HEAD``); see the module documentation for headers, ranges, conditional
+    requests and how bytes are sent.
+
+    Args:
+        path: The file or directory to serve (made absolute).
+        defaultType: MIME type for files whose extension ``contentTypes`` does not know.
+        ignoredExts: Extensions that may be left out of URLs: with ``(".html",)`` a request
+            for ``about`` serves ``about.html`` when no ``about`` exists. ``"*"`` matches
+            any extension.
+        registry: Shared state for ``processors`` (a new :class:`Registry` if None).
+        allowExt: Deprecated, as in Twisted: true means ``ignoredExts=["*"]``.
+        follow_symlinks: Serve symbolic links that lead out of the tree (beyond Twisted).
+            Off by default: such a link is answered 403.
+
+    Attributes:
+        path: Absolute path of the file or directory.
+        processors: Extension → ``callable(path, registry)`` returning the resource that
+            answers for such files (``{".rpy": ResourceScript}`` to run scripts). Empty by
+            default. Matched ignoring case.
+        indexNames: File names served for a directory URL; the first that is a regular file
+            wins.
+        contentTypes: Extension → MIME type (see :func:`loadMimeTypes`).
+        contentEncodings: Extension → ``Content-Encoding`` (``.gz`` → ``gzip``).
+        type: MIME type of this file (computed on first render when None).
+        encoding: Content encoding of this file, or None.
+        childNotFound: Resource rendered for a missing or refused child (404).
+        forbidden: Resource rendered for an unreadable file or an escaping link (403).
+    """
+
+    contentTypes: dict[str, str] = loadMimeTypes()
+    contentEncodings: dict[str, str] = {".gz": "gzip", ".bz2": "bzip2"}
+    processors: dict[str, Callable[[str, Registry], IResource]] = {}
+    indexNames: list[str] = ["index", "index.html", "index.htm", "index.rpy"]
+    type: str | None = None
+    encoding: str | None = None
+    childNotFound: IResource = NoResource("File not found.")
+    forbidden: IResource = ForbiddenResource()
+
+    def __init__(
+        self,
+        path: str | bytes | os.PathLike[str],
+        defaultType: str = "text/html",
+        ignoredExts: Sequence[str] | int = (),
+        registry: Registry | None = None,
+        allowExt: int = 0,
+        *,
+        follow_symlinks: bool = False,
+    ) -> None:
+        super().__init__()
+        self.path = os.path.abspath(os.fsdecode(path))
+        self.defaultType = defaultType
+        if isinstance(ignoredExts, int) or allowExt:
+            warnings.warn(
+                "ignoredExts should receive a list, not a boolean; allowExt is deprecated",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.ignoredExts: list[str] = ["*"] if (ignoredExts or allowExt) else []
+        else:
+            self.ignoredExts = list(ignoredExts)
+        self.registry = registry if registry is not None else Registry()
+        self.follow_symlinks = follow_symlinks
+        # Real path of the tree's top, which children must resolve below: computed on first
+        # use, so the Files made per request by createSimilarFile (which pass it on) skip it.
+        self._root: str | None = None
+
+    # -- Twisted's configuration helpers ----------------------------------------------------
+
+    def ignoreExt(self, ext: str) -> None:
+        """Let requests leave out extension ``ext`` (e.g. ``".html"``)."""
+        self.ignoredExts.append(ext)
+
+    def createSimilarFile(self, path: str) -> File:
+        """Return a ``File`` for ``path`` configured like this one (same tree, same rules)."""
+        f = self.__class__(path, self.defaultType, self.ignoredExts, self.registry)
+        f.follow_symlinks = self.follow_symlinks
+        f._root = self._root_path()
+        f.processors = self.processors
+        f.indexNames = self.indexNames[:]
+        f.childNotFound = self.childNotFound
+        for name in ("contentTypes", "contentEncodings", "forbidden"):
+            if name in self.__dict__:
+                setattr(f, name, self.__dict__[name])
+        return f
+
+    def listNames(self) -> list[str]:
+        """Return the sorted entry names of this directory (empty for a file)."""
+        try:
+            return sorted(os.listdir(self.path))
+        except OSError:
+            return []
+
+    def listEntities(self) -> list[File]:
+        """Return a ``File`` for each entry of this directory."""
+        return [self.createSimilarFile(os.path.join(self.path, n)) for n in self.listNames()]
+
+    def directoryListing(self) -> DirectoryLister:
+        """Return the :class:`DirectoryLister` page for this directory.
+
+        Entries a request could not reach are left out: names not valid in the file system
+        encoding and, unless ``follow_symlinks``, links leading out of the tree.
+        """
+        names = [
+            name
+            for name in self.listNames()
+            if _child_name(os.fsencode(name)) is not None
+            and self._allowed(os.path.join(self.path, name))
+        ]
+        return DirectoryLister(
+            self.path, names, self.contentTypes, self.contentEncodings, self.defaultType
+        )
+
+    # -- Twisted's hooks for subclasses (e.g. to decrypt on the fly) ------------------------
+
+    def openForReading(self) -> IO[bytes]:
+        """Open the file for reading (binary, unbuffered).
+
+        ``O_NONBLOCK`` keeps ``open`` from blocking the loop if the path became a FIFO
+        after it was checked; it changes nothing for regular files.
+        """
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        return os.fdopen(os.open(self.path, flags), "rb", buffering=0)
+
+    def getFileSize(self) -> int:
+        """Return the size of the file in bytes."""
+        return os.path.getsize(self.path)
+
+    # -- traversal --------------------------------------------------------------------------
+
+    def _allowed(self, path: str) -> bool:
+        """True when ``path`` (joined from checked segments) resolves inside the tree."""
+        if self.follow_symlinks:
+            return True  # checked segments keep the unresolved path inside already
+        return _is_within(os.path.realpath(path), self._root_path())
+
+    def _root_path(self) -> str:
+        root = self._root
+        if root is None:
+            root = self._root = os.path.realpath(self.path)
+        return root
+
+    def _sibling_with_extension(self, path: str) -> str | None:
+        """Twisted's ``siblingExtensionSearch``: ``path`` plus one of ``ignoredExts``."""
+        for ext in self.ignoredExts:
+            if ext == "*":
+                directory, base = os.path.split(path)
+                prefix = base + "."
+                try:
+                    names = sorted(os.listdir(directory))
+                except OSError:
+                    continue
+                for name in names:
+                    if name.startswith(prefix):
+                        return os.path.join(directory, name)
+            elif ext and os.path.lexists(path + ext):
+                return path + ext
+        return None
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """Return the resource for entry ``path`` of this directory.
+
+        Args:
+            path: One decoded path segment. ``b""`` (a URL ending in ``/``) gives the
+                first existing index file, else the directory listing.
+            request: The request being traversed.
+
+        Returns:
+            A ``File`` (via :meth:`createSimilarFile`), what a processor returns for the
+            entry's extension, :attr:`childNotFound` for a missing entry or a refused
+            segment (``..``, separators, NUL, undecodable bytes, ``.``, an empty segment
+            that is not the last), or :attr:`forbidden` for a link out of the tree.
+
+        Raises:
+            TypeError: ``path`` is not bytes.
+        """
+        if not isinstance(path, bytes):
+            raise TypeError(f"path segment must be bytes, not {type(path).__name__}: {path!r}")
+        if not os.path.isdir(self.path):
+            return self.childNotFound
+        if not path:
+            if request is not None and request.postpath:
+                return self.childNotFound  # "a//b": an empty segment inside the path
+            return self._index_or_listing(request)
+        name = _child_name(path)
+        if name is None:
+            return self.childNotFound
+        child = os.path.join(self.path, name)
+        if not os.path.lexists(child):
+            found = self._sibling_with_extension(child)
+            if found is None:
+                return self.childNotFound
+            child = found
+        if not self._allowed(child):
+            return self.forbidden
+        processor = self._processor_for(os.path.splitext(child)[1])
+        if processor is not None:
+            return processor(child, self.registry)
+        return self.createSimilarFile(child)
+
+    def _processor_for(self, ext: str) -> Callable[[str, Registry], IResource] | None:
+        if not ext:
+            return None
+        processor = self.processors.get(ext)
+        if processor is None:
+            lowered = ext.lower()
+            for key, value in self.processors.items():
+                if key.lower() == lowered:
+                    return value
+        return processor
+
+    def _index_or_listing(self, request: Request) -> IResource:
+        for index in self.indexNames:
+            if os.path.isfile(os.path.join(self.path, index)):
+                # Through getChild, so an index.rpy meets ``processors`` and the checks.
+                return self.getChild(index.encode(_FS_ENCODING), request)
+        return self.directoryListing()
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """Answer with the file (or part of it), a 304, a redirect or an error page.
+
+        Returns:
+            The body as bytes for small bodies, HEAD, 304 and errors; ``NOT_DONE_YET``
+            when a large body is being streamed.
+        """
+        if self.type is None:
+            self.type, self.encoding = getTypeAndEncoding(
+                os.path.basename(self.path),
+                self.contentTypes,
+                self.contentEncodings,
+                self.defaultType,
+            )
+        try:
+            st = os.stat(self.path)
+        except PermissionError:
+            return _render(self.forbidden, request)
+        except (OSError, ValueError):  # missing, ELOOP, ENAMETOOLONG, embedded NUL...
+            return _render(self.childNotFound, request)
+        if stat.S_ISDIR(st.st_mode):
+            if request.path.endswith(b"/"):  # already the directory URL: no redirect loop
+                return _render(self._index_or_listing(request), request)
+            return self.redirect(request)
+        if not stat.S_ISREG(st.st_mode):
+            return _render(self.forbidden, request)
+        try:
+            file = self.openForReading()
+        except PermissionError:
+            return _render(self.forbidden, request)
+        except OSError:
+            return _render(self.childNotFound, request)
+        try:
+            try:
+                st = os.fstat(file.fileno())  # what was opened, not what was checked
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                pass  # a subclass's file object without a descriptor: keep the stat above
+            else:
+                if not stat.S_ISREG(st.st_mode):
+                    file.close()
+                    return _render(self.forbidden, request)
+            return self._respond(request, file, st)
+        except BaseException:
+            file.close()
+            raise
+
+    render_HEAD = render_GET
+
+    def _respond(self, request: Request, file: IO[bytes], st: os.stat_result) -> bytes | int:
+        """Set headers and produce the body; takes ownership of ``file``."""
+        size = st.st_size
+        if type(self).getFileSize is not File.getFileSize:
+            size = self.getFileSize()
+        mtime = int(st.st_mtime)
+        etag = _etag(st)
+        request.setHeader(b"etag", etag)
+        request.setHeader(b"last-modified", http.datetimeToString(mtime))
+        if _not_modified(request, etag, mtime):
+            file.close()
+            request.setResponseCode(http.NOT_MODIFIED)
+            return b""
+        request.setHeader(b"accept-ranges", b"bytes")
+        if self.encoding:
+            request.setHeader(b"content-encoding", self.encoding.encode("latin-1"))
+        content_type = _content_type(self.type or self.defaultType)
+
+        spans = None
+        if request.method == b"GET":  # Range is defined for GET only (§14.2)
+            ranges = request.requestHeaders.getRawHeaders(b"range")
+            if ranges is not None and len(ranges) == 1:
+                if_range = request.requestHeaders.getRawHeaders(b"if-range")
+                if if_range is None or _if_range_holds(if_range[-1], etag, mtime):
+                    spans = _plan_ranges(ranges[0], size)
+
+        if spans is None:
+            request.setHeader(b"content-type", content_type)
+            pieces: list[_Piece] = [(b"", 0, size)]
+            length = size
+        elif not spans:
+            file.close()
+            request.setResponseCode(http.REQUESTED_RANGE_NOT_SATISFIABLE)
+            request.setHeader(b"content-range", b"bytes */%d" % size)
+            return b""
+        elif len(spans) == 1:
+            start, stop = spans[0]
+            request.setResponseCode(http.PARTIAL_CONTENT)
+            request.setHeader(b"content-type", content_type)
+            request.setHeader(b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, size))
+            pieces = [(b"", start, stop - start)]
+            length = stop - start
+        else:
+            boundary, pieces, length = _multipart(spans, size, content_type)
+            request.setResponseCode(http.PARTIAL_CONTENT)
+            request.setHeader(b"content-type", b"multipart/byteranges; boundary=" + boundary)
+
+        if request.method == b"HEAD":
+            file.close()
+            request.setHeader(b"content-length", b"%d" % length)
+            return b""
+        if length <= SMALL_BODY:
+            try:
+                return b"".join(
+                    prefix + _read_exact(file, offset, count) for prefix, offset, count in pieces
+                )
+            finally:
+                file.close()
+        request.setHeader(b"content-length", b"%d" % length)
+        request.write(b"")  # the head, framed by the explicit Content-Length
+        _FileSender(request, file, pieces).start()
+        return NOT_DONE_YET
+
+    def redirect(self, request: Request) -> bytes:
+        """Answer ``301`` to the same URL with a trailing slash (query kept).
+
+        ``Location`` is relative (``./name/?query``): it resolves against the request's
+        own URL, so it is right behind any prefix or proxy and can never name another
+        host (a path-absolute ``//evil/`` could).
+        """
+        segment = request.path.rsplit(b"/", 1)[-1]
+        q = request.uri.find(b"?")
+        query = request.uri[q:] if q >= 0 else b""
+        location = (
+            b"./"
+            + quote(segment, safe="%!$&'()*+,;=:@-._~").encode("ascii")
+            + b"/"
+            + quote(query, safe="%!$&'()*+,;=:@-._~/?").encode("ascii")
+        )
+        request.setResponseCode(http.MOVED_PERMANENTLY)
+        request.setHeader(b"location", location)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        link = html.escape(location.decode("ascii"))
+        return (
+            "<!DOCTYPE html>\n<html><head><title>Moved Permanently</title></head>"
+            f'<body><a href="{link}">{link}</a></body></html>\n'
+        ).encode()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r}>"
+
+
+# -- directory listing -------------------------------------------------------------------------
+
+_LISTING_STYLE: Final = """\
+:root{color-scheme:light dark}
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
+max-width:60rem;padding:1rem}
+h1{font-size:1.25rem;font-weight:600;overflow-wrap:anywhere}
+table{width:100%;border-collapse:collapse}
+th,td{padding:.45rem .5rem;text-align:left;border-bottom:1px solid #8884}
+th{font-weight:600}
+td.name{overflow-wrap:anywhere}
+.size{text-align:right;white-space:nowrap}
+.type{opacity:.7}
+a{text-decoration:none}
+a:hover,a:focus{text-decoration:underline}
+@media (max-width:36rem){.type{display:none}body{padding:.5rem}}
+"""
+
+
+class DirectoryLister(Resource):
+    """An HTML page listing a directory: directories first, then files, each sorted by name.
+
+    Names are HTML-escaped and their links percent-encoded, so any file name is safe to
+    show. The page is self-contained (inline style, no scripts or external assets), sent
+    with a ``Content-Security-Policy`` that allows nothing else, and readable on a phone.
+
+    Args:
+        pathname: The directory to list.
+        dirs: The entry names to show; None lists the directory when rendering.
+        contentTypes: Extension → MIME type, for the type column.
+        contentEncodings: Extension → content encoding, for the type column.
+        defaultType: Type shown for unknown extensions.
+    """
+
+    def __init__(
+        self,
+        pathname: str,
+        dirs: Sequence[str | bytes] | None = None,
+        contentTypes: dict[str, str] = File.contentTypes,
+        contentEncodings: dict[str, str] = File.contentEncodings,
+        defaultType: str = "text/html",
+    ) -> None:
+        super().__init__()
+        self.path = pathname
+        self.dirs = dirs
+        self.contentTypes = contentTypes
+        self.contentEncodings = contentEncodings
+        self.defaultType = defaultType
+
+    def _entries(self) -> tuple[list[str], list[tuple[str, int, str]]]:
+        """Return (directory names, (file name, size, type label)), both sorted."""
+        if self.dirs is None:
+            try:
+                names: Iterable[str | bytes] = os.listdir(self.path)
+            except OSError:
+                names = []
+        else:
+            names = self.dirs
+        directories: list[str] = []
+        files: list[tuple[str, int, str]] = []
+        for raw in names:
+            name = os.fsdecode(raw)
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable on disk: cannot be linked or served
+                continue
+            try:
+                st = os.stat(os.path.join(self.path, name))
+            except (OSError, ValueError):
+                continue  # vanished, or a dangling link
+            if stat.S_ISDIR(st.st_mode):
+                directories.append(name)
+                continue
+            ctype, encoding = getTypeAndEncoding(
+                name, self.contentTypes, self.contentEncodings, self.defaultType
+            )
+            files.append((name, st.st_size, f"{ctype} ({encoding})" if encoding else ctype))
+        directories.sort()
+        files.sort()
+        return directories, files
+
+    def render_GET(self, request: Request) -> bytes:
+        """Return the listing page."""
+        directories, files = self._entries()
+        where = html.escape(unquote_to_bytes(request.path).decode("utf-8", "replace"))
+        rows = []
+        if request.path not in (b"/", b""):
+            rows.append(
+                '<tr><td class="name"><a href="../">../</a></td>'
+                '<td class="size"></td><td class="type">Parent directory</td></tr>'
+            )
+        for name in directories:
+            href = quote(name, safe="") + "/"
+            rows.append(
+                f'<tr><td class="name"><a href="{href}">{html.escape(name)}/</a></td>'
+                '<td class="size"></td><td class="type">Directory</td></tr>'
+            )
+        for name, size, label in files:
+            href = quote(name, safe="")
+            rows.append(
+                f'<tr><td class="name"><a href="{href}">{html.escape(name)}</a></td>'
+                f'<td class="size">{formatFileSize(size)}</td>'
+                f'<td class="type">{html.escape(label)}</td></tr>'
+            )
+        page = (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>Index of {where}</title>\n<style>\n{_LISTING_STYLE}</style>\n</head>\n"
+            f"<body>\n<h1>Index of {where}</h1>\n<table>\n<thead><tr><th>Name</th>"
+            '<th class="size">Size</th><th class="type">Type</th></tr></thead>\n<tbody>\n'
+            + "\n".join(rows)
+            + "\n</tbody>\n</table>\n</body>\n</html>\n"
+        )
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(
+            b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'"
+        )
+        return page.encode("utf-8")
+
+    def __repr__(self) -> str:
+        return f"<DirectoryLister of {self.path!r}>"

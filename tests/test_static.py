@@ -1,0 +1,1005 @@
+"""treadle.static: files, directories, ranges, validators and path safety.
+
+Pure decisions (segment checks, Range planning, validators) are tested without I/O; the
+rest goes through a real server (both loops) with httpx, http.client and raw sockets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from treadle import static
+from treadle._registry import Registry
+from treadle.resource import IResource, Resource
+from treadle.static import (
+    MAX_RANGE_PARTS,
+    Data,
+    DirectoryLister,
+    File,
+    formatFileSize,
+    getTypeAndEncoding,
+    loadMimeTypes,
+)
+
+from .conftest import ServerThread, raw_request
+
+BIG = 5 * 1024 * 1024
+SECRET = b"TOP-SECRET-CONTENT"
+
+Serve = Callable[..., str]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A served root with a secret file beside it (outside the root)."""
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "hello.txt").write_bytes(b"hello, world\n")
+    (root / "page.html").write_bytes(b"<p>page</p>")
+    (root / "app.js").write_bytes(b"console.log(1)")
+    (root / "data.json").write_bytes(b"{}")
+    (root / "image.png").write_bytes(b"\x89PNG fake")
+    (root / "blob.unknownext").write_bytes(b"??")
+    (root / "archive.tar.gz").write_bytes(b"\x1f\x8bnot really")
+    (root / "script.rpy").write_bytes(b"resource = None\n")
+    sub = root / "sub"
+    sub.mkdir()
+    (sub / "inner.txt").write_bytes(b"inner")
+    return root
+
+
+_clients: list[httpx.Client] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _shared_client() -> Iterator[None]:
+    # One client for the module: building an httpx.Client (its TLS context) costs ~15 ms.
+    # No keep-alive: a connection left open would outlive its test's server, and closing a
+    # uvloop loop that still has a connection blocks.
+    _clients.append(httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0)))
+    yield
+    _clients.pop().close()
+
+
+def get(base: str, path: str, headers: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    return _clients[0].get(base + path, headers=headers, **kw)
+
+
+def head(base: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    return _clients[0].head(base + path, headers=headers)
+
+
+def raw_get(base: str, target: bytes, *, method: bytes = b"GET", extra: bytes = b"") -> bytes:
+    return raw_request(
+        base,
+        method + b" " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + extra + b"\r\n",
+    )
+
+
+def status_of(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def head_of(raw: bytes) -> dict[bytes, bytes]:
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    return {k.lower(): v.strip() for k, _, v in (line.partition(b":") for line in head)}
+
+
+def port_of(base: str) -> int:
+    return urlsplit(base).port or 80
+
+
+def parse_byteranges(body: bytes, boundary: bytes) -> list[tuple[dict[bytes, bytes], bytes]]:
+    """Split a multipart/byteranges body into (headers, data) parts, checking its framing."""
+    delimiter = b"\r\n--" + boundary
+    assert body.startswith(b"--" + boundary + b"\r\n")
+    assert body.endswith(delimiter + b"--\r\n")
+    chunks = (b"\r\n" + body).split(delimiter)
+    assert chunks[0] == b"" and chunks[-1] == b"--\r\n"
+    parts = []
+    for chunk in chunks[1:-1]:
+        assert chunk.startswith(b"\r\n")
+        head, _, data = chunk[2:].partition(b"\r\n\r\n")
+        headers = {}
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        parts.append((headers, data))
+    return parts
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+# -- pure decisions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [
+        b"",
+        b".",
+        b"..",
+        b"../x",
+        b"a/b",
+        b"a\\b",
+        b"..\\..",
+        b"a\x00b",
+        b"\x00",
+        b"\xff",
+        b"\xc0\xaf",
+    ],
+)
+def test_child_name_refuses_dangerous_segments(segment: bytes) -> None:
+    assert static._child_name(segment) is None
+
+
+@pytest.mark.parametrize(
+    ("segment", "name"),
+    [
+        (b"a.txt", "a.txt"),
+        (b".hidden", ".hidden"),
+        (b"...", "..."),
+        (b"%2e%2e", "%2e%2e"),
+        ("é.txt".encode(), "é.txt"),
+        (b"a b", "a b"),
+    ],
+)
+def test_child_name_accepts_ordinary_names(segment: bytes, name: str) -> None:
+    assert static._child_name(segment) == name
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"bytes=0-9", [(0, 9)]),
+        (b"bytes=5-", [(5, None)]),
+        (b"bytes=-3", [(None, 3)]),
+        (b"Bytes = 0-1, 4-5 ,, -2", [(0, 1), (4, 5), (None, 2)]),
+        (b"bytes=0-9", [(0, 9)]),
+        (b"bytes=" + b"9" * 30 + b"-", [(10**18, None)]),
+    ],
+)
+def test_parse_range_valid(header: bytes, expected: list[Any]) -> None:
+    assert static._parse_range(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"bytes",
+        b"bytes=",
+        b"items=0-1",
+        b"bytes=5-4",
+        b"bytes=-",
+        b"bytes=a-b",
+        b"bytes=+1-2",
+        b"bytes= 1-2x",
+        b"bytes=1",
+        b"bytes=0-1,x",
+        b"bytes=1_0-20",
+        b"bytes=\xd9\xa1-2",
+    ],
+)
+def test_parse_range_invalid_is_none(header: bytes) -> None:
+    assert static._parse_range(header) is None
+
+
+def test_plan_ranges_decisions() -> None:
+    plan = static._plan_ranges
+    assert plan(b"bytes=0-9", 100) == [(0, 10)]
+    assert plan(b"bytes=90-200", 100) == [(90, 100)]
+    assert plan(b"bytes=-10", 100) == [(90, 100)]
+    assert plan(b"bytes=-1000", 100) == [(0, 100)]
+    assert plan(b"bytes=50-", 100) == [(50, 100)]
+    assert plan(b"bytes=60-69,0-9", 100) == [(0, 10), (60, 70)]  # sorted
+    assert plan(b"bytes=0-10,5-20", 100) == [(0, 21)]  # overlapping: merged
+    assert plan(b"bytes=0-9,10-19", 100) == [(0, 20)]  # adjacent: merged
+    assert plan(b"bytes=100-", 100) == []  # unsatisfiable
+    assert plan(b"bytes=-0", 100) == []
+    assert plan(b"bytes=100-,0-0", 100) == [(0, 1)]  # the satisfiable one is kept
+    assert plan(b"bytes=0-,0-", 100) is None  # amplification: whole file
+    assert plan(b"bytes=0-5", 0) is None  # empty file: Range ignored
+    assert plan(b"garbage", 100) is None
+    many = b"bytes=" + b",".join(b"%d-%d" % (i * 2, i * 2) for i in range(MAX_RANGE_PARTS))
+    assert len(plan(many, 10_000) or []) == MAX_RANGE_PARTS  # the limit itself passes
+    more = many + b",%d-%d" % (MAX_RANGE_PARTS * 2, MAX_RANGE_PARTS * 2)
+    assert plan(more, 10_000) is None  # limit + 1: whole file
+
+
+def test_validators() -> None:
+    etag = b'"1-2-3"'
+    assert static._none_match([b'"1-2-3"'], etag)
+    assert static._none_match([b'W/"1-2-3"'], etag)  # weak comparison
+    assert static._none_match([b'"a", "1-2-3"'], etag)
+    assert static._none_match([b'"a"', b'"1-2-3"'], etag)  # several header lines
+    assert static._none_match([b"*"], etag)
+    assert not static._none_match([b'"a,b", "c"'], etag)
+    assert static._entity_tags(b'"a,b", W/"c" junk "d"') == [b'"a,b"', b'W/"c"']
+    assert not static._none_match([b"1-2-3"], etag)  # unquoted: not an entity-tag
+    assert static._if_range_holds(b'"1-2-3"', etag, 0)
+    assert not static._if_range_holds(b'W/"1-2-3"', etag, 0)  # If-Range needs strong
+    assert static._if_range_holds(b"Thu, 01 Jan 1970 00:00:10 GMT", etag, 10)
+    assert not static._if_range_holds(b"Thu, 01 Jan 1970 00:00:11 GMT", etag, 10)
+    assert static._parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT") == 784111777
+    assert static._parse_http_date(b"Sun Nov  6 08:49:37 1994") == 784111777
+    assert static._parse_http_date(b"not a date") is None
+
+
+def test_types_and_sizes() -> None:
+    types = loadMimeTypes()
+    assert types[".js"] == "text/javascript"
+    assert types[".md"] == "text/markdown"
+    assert types[".py"] == "text/plain"
+    assert types[".wasm"] == "application/wasm"
+    assert getTypeAndEncoding("a.tar.gz", types, File.contentEncodings, "x/y") == (
+        "application/x-tar",
+        "gzip",
+    )
+    assert getTypeAndEncoding("A.HTML", types, {}, "x/y") == ("text/html", None)
+    assert getTypeAndEncoding("noext", types, {}, "x/y") == ("x/y", None)
+    assert static._content_type("text/css") == b"text/css; charset=utf-8"
+    assert static._content_type("application/json") == b"application/json; charset=utf-8"
+    assert static._content_type("text/plain; charset=latin-1") == b"text/plain; charset=latin-1"
+    assert static._content_type("image/png") == b"image/png"
+    assert [formatFileSize(n) for n in (0, 1023, 1536, 20 * 1024**2, 3 * 1024**3)] == [
+        "0 B",
+        "1023 B",
+        "1.5 KiB",
+        "20 MiB",
+        "3.0 GiB",
+    ]
+
+
+def test_twisted_surface(tree: Path) -> None:
+    f = File(str(tree))
+    assert f.indexNames == ["index", "index.html", "index.htm", "index.rpy"]
+    assert f.processors == {}
+    assert f.contentEncodings == {".gz": "gzip", ".bz2": "bzip2"}
+    assert "sub" in f.listNames() and f.listNames() == sorted(f.listNames())
+    assert {os.path.basename(e.path) for e in f.listEntities()} == set(f.listNames())
+    f.ignoreExt(".html")
+    assert f.ignoredExts == [".html"]
+    child = f.createSimilarFile(str(tree / "sub"))
+    assert isinstance(child, File) and child.ignoredExts == [".html"]
+    assert child.registry is f.registry and child._root == f._root_path()
+    assert isinstance(f.directoryListing(), DirectoryLister)
+    assert static.Registry is Registry
+    with pytest.raises(TypeError):
+        f.getChild("hello.txt", None)  # type: ignore[arg-type]
+    with pytest.warns(DeprecationWarning):
+        assert File(str(tree), allowExt=1).ignoredExts == ["*"]
+
+
+# -- content and headers -----------------------------------------------------------------------
+
+
+def test_file_content_and_headers(serve: Serve, tree: Path) -> None:
+    base = serve(File(str(tree)))
+    r = get(base, "/hello.txt")
+    st = os.stat(tree / "hello.txt")
+    assert r.status_code == 200
+    assert r.content == b"hello, world\n"
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["content-length"] == "13"
+    assert r.headers["accept-ranges"] == "bytes"
+    assert r.headers["last-modified"] == time.strftime(
+        "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(st.st_mtime)
+    )
+    assert r.headers["etag"] == f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+@pytest.mark.parametrize(
+    ("name", "ctype"),
+    [
+        ("page.html", "text/html; charset=utf-8"),
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("data.json", "application/json; charset=utf-8"),
+        ("image.png", "image/png"),
+        ("blob.unknownext", "text/html; charset=utf-8"),  # defaultType
+        ("script.rpy", "text/plain; charset=utf-8"),  # no processor: source, not HTML
+    ],
+)
+def test_content_types(serve: Serve, tree: Path, name: str, ctype: str) -> None:
+    r = get(serve(File(str(tree))), "/" + name)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == ctype
+    assert r.content == (tree / name).read_bytes()
+
+
+def test_default_type_and_content_encoding(serve: Serve, tree: Path) -> None:
+    base = serve(File(str(tree), defaultType="application/octet-stream"))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    try:
+        conn.request("GET", "/archive.tar.gz")
+        r = conn.getresponse()
+        assert r.read() == (tree / "archive.tar.gz").read_bytes()
+        assert r.getheader("content-type") == "application/x-tar"
+        assert r.getheader("content-encoding") == "gzip"
+        conn.request("GET", "/blob.unknownext")
+        r = conn.getresponse()
+        assert r.read() == b"??"
+        assert r.getheader("content-type") == "application/octet-stream"
+    finally:
+        conn.close()
+
+
+def test_head_and_methods(serve: Serve, tree: Path) -> None:
+    base = serve(File(str(tree)))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    try:
+        conn.request("HEAD", "/hello.txt")
+        r = conn.getresponse()
+        assert r.status == 200
+        assert r.getheader("content-length") == "13"
+        assert r.getheader("etag") and r.getheader("last-modified")
+        assert r.read() == b""
+        conn.request("GET", "/hello.txt")  # same connection: HEAD left no stray body
+        assert conn.getresponse().read() == b"hello, world\n"
+    finally:
+        conn.close()
+    r = _clients[0].post(base + "/hello.txt", content=b"x")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, HEAD"
+
+
+def test_data_resource(serve: Serve) -> None:
+    root = Resource()
+    root.putChild(b"d", Data(b'{"a": 1}', "application/json"))
+    base = serve(root)
+    r = get(base, "/d")
+    assert r.content == b'{"a": 1}'
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["content-length"] == "8"
+    h = head(base, "/d")
+    assert h.status_code == 200 and h.content == b"" and h.headers["content-length"] == "8"
+
+
+# -- conditional requests ----------------------------------------------------------------------
+
+
+def test_if_none_match_gives_304(serve: Serve, tree: Path) -> None:
+    base = serve(File(str(tree)))
+    first = get(base, "/hello.txt")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    for value in (etag, f'"other", {etag}', f"W/{etag}", "*"):
+        r = get(base, "/hello.txt", {"If-None-Match": value})
+        assert r.status_code == 304, value
+        assert r.content == b""
+        assert r.headers["etag"] == etag and r.headers["last-modified"] == modified
+        assert "content-length" not in r.headers
+    # A non-matching If-None-Match wins over a matching If-Modified-Since.
+    r = get(base, "/hello.txt", {"If-None-Match": '"other"', "If-Modified-Since": modified})
+    assert r.status_code == 200 and r.content == b"hello, world\n"
+
+
+def test_if_modified_since(serve: Serve, tree: Path) -> None:
+    os.utime(tree / "hello.txt", (1_000_000_000, 1_000_000_000))
+    base = serve(File(str(tree)))
+    modified = get(base, "/hello.txt").headers["last-modified"]
+    assert modified == "Sun, 09 Sep 2001 01:46:40 GMT"
+    assert get(base, "/hello.txt", {"If-Modified-Since": modified}).status_code == 304
+    later = "Mon, 10 Sep 2001 00:00:00 GMT"
+    assert get(base, "/hello.txt", {"If-Modified-Since": later}).status_code == 304
+    earlier = "Sat, 08 Sep 2001 00:00:00 GMT"
+    assert get(base, "/hello.txt", {"If-Modified-Since": earlier}).status_code == 200
+    assert get(base, "/hello.txt", {"If-Modified-Since": "garbage"}).status_code == 200
+    r = head(base, "/hello.txt", {"If-Modified-Since": modified})
+    assert r.status_code == 304
+
+
+# -- ranges ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def digits(tree: Path) -> bytes:
+    data = bytes(range(256)) * 4  # 1024 bytes, every offset recognisable
+    (tree / "digits.bin").write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("spec", "start", "stop"),
+    [
+        ("bytes=10-19", 10, 20),
+        ("bytes=-100", 924, 1024),
+        ("bytes=1000-", 1000, 1024),
+        ("bytes=1000-5000", 1000, 1024),
+        ("bytes=0-10,5-20", 0, 21),
+        ("bytes=0-0,1-1,2-9", 0, 10),
+    ],
+)
+def test_single_range(
+    serve: Serve, tree: Path, digits: bytes, spec: str, start: int, stop: int
+) -> None:
+    r = get(serve(File(str(tree))), "/digits.bin", {"Range": spec})
+    assert r.status_code == 206
+    assert r.content == digits[start:stop]
+    assert r.headers["content-range"] == f"bytes {start}-{stop - 1}/1024"
+    assert r.headers["content-length"] == str(stop - start)
+    assert r.headers["content-type"] == "application/octet-stream"
+
+
+def test_multiple_ranges(serve: Serve, tree: Path, digits: bytes) -> None:
+    r = get(serve(File(str(tree))), "/digits.bin", {"Range": "bytes=500-509, 0-4, -3"})
+    assert r.status_code == 206
+    ctype = r.headers["content-type"]
+    assert ctype.startswith("multipart/byteranges; boundary=")
+    boundary = ctype.split("boundary=", 1)[1].encode()
+    assert len(boundary) >= 16
+    assert int(r.headers["content-length"]) == len(r.content)
+    parts = parse_byteranges(r.content, boundary)
+    assert [(h[b"content-range"], data) for h, data in parts] == [
+        (b"bytes 0-4/1024", digits[0:5]),
+        (b"bytes 500-509/1024", digits[500:510]),
+        (b"bytes 1021-1023/1024", digits[1021:]),
+    ]
+    assert all(h[b"content-type"] == b"application/octet-stream" for h, _ in parts)
+    other = get(serve(File(str(tree))), "/digits.bin", {"Range": "bytes=0-1,5-6"})
+    assert other.headers["content-type"] != ctype  # a fresh random boundary
+
+
+def test_unsatisfiable_and_ignored_ranges(serve: Serve, tree: Path, digits: bytes) -> None:
+    base = serve(File(str(tree)))
+    r = get(base, "/digits.bin", {"Range": "bytes=2000-3000"})
+    assert r.status_code == 416
+    assert r.headers["content-range"] == "bytes */1024"
+    for spec in ("bytes=5-1", "lines=1-2", "bytes=abc", "bytes=0-,0-"):
+        r = get(base, "/digits.bin", {"Range": spec})
+        assert r.status_code == 200, spec
+        assert r.content == digits
+        assert "content-range" not in r.headers
+    h = head(base, "/digits.bin", {"Range": "bytes=0-1"})  # Range is for GET only
+    assert h.status_code == 200 and h.headers["content-length"] == "1024"
+
+
+def test_abusive_range_lists(serve: Serve, tree: Path, digits: bytes) -> None:
+    base = serve(File(str(tree)))
+    scattered = "bytes=" + ",".join(f"{i * 3}-{i * 3}" for i in range(300))
+    r = get(base, "/digits.bin", {"Range": scattered})
+    assert r.status_code == 200 and r.content == digits  # 300 parts: whole file instead
+    adjacent = "bytes=" + ",".join(f"{i}-{i}" for i in reversed(range(300)))
+    r = get(base, "/digits.bin", {"Range": adjacent})
+    assert r.status_code == 206  # merged into one part
+    assert r.headers["content-range"] == "bytes 0-299/1024"
+    assert r.content == digits[:300]
+    overlapping = "bytes=" + ",".join("0-1023" for _ in range(50))
+    r = get(base, "/digits.bin", {"Range": overlapping})
+    assert r.status_code == 200 and r.content == digits
+
+
+def test_if_range(serve: Serve, tree: Path, digits: bytes) -> None:
+    base = serve(File(str(tree)))
+    full = get(base, "/digits.bin")
+    etag, modified = full.headers["etag"], full.headers["last-modified"]
+    r = get(base, "/digits.bin", {"Range": "bytes=0-9", "If-Range": etag})
+    assert r.status_code == 206 and r.content == digits[:10]
+    r = get(base, "/digits.bin", {"Range": "bytes=0-9", "If-Range": modified})
+    assert r.status_code == 206
+    for stale in ('"stale"', f"W/{etag}", "Thu, 01 Jan 1970 00:00:00 GMT"):
+        r = get(base, "/digits.bin", {"Range": "bytes=0-9", "If-Range": stale})
+        assert r.status_code == 200 and r.content == digits, stale
+
+
+# -- directories -------------------------------------------------------------------------------
+
+
+def test_directory_redirects_to_slash(serve: Serve, tree: Path) -> None:
+    (tree / "my dir").mkdir()
+    base = serve(File(str(tree)))
+    raw = raw_get(base, b"/sub?a=1&b=%2F")
+    assert status_of(raw) == 301
+    assert head_of(raw)[b"location"] == b"./sub/?a=1&b=%2F"
+    raw = raw_get(base, b"/my%20dir")
+    assert head_of(raw)[b"location"] == b"./my%20dir/"
+    r = get(base, "/sub", follow_redirects=True)
+    assert r.status_code == 200
+    assert str(r.url) == base + "/sub/"
+    assert "inner.txt" in r.text
+
+
+def test_directory_under_a_mount_point(serve: Serve, tree: Path) -> None:
+    root = Resource()
+    root.putChild(b"static", File(str(tree)))
+    base = serve(root)
+    r = get(base, "/static/sub", follow_redirects=True)
+    assert str(r.url) == base + "/static/sub/"
+    assert get(base, "/static/sub/inner.txt").content == b"inner"
+
+
+def test_root_directory_as_site_child(serve: Serve, tree: Path) -> None:
+    # A File rendered for a URL that already ends in "/" lists instead of redirecting.
+    root = Resource()
+    root.putChild(b"", File(str(tree)))
+    r = get(serve(root), "/")
+    assert r.status_code == 200 and "hello.txt" in r.text
+
+
+def test_index_files(serve: Serve, tree: Path) -> None:
+    (tree / "sub" / "index.html").write_bytes(b"<h1>index</h1>")
+    base = serve(File(str(tree)))
+    r = get(base, "/sub/")
+    assert r.content == b"<h1>index</h1>"
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    (tree / "index").write_bytes(b"bare index")  # "index" comes first in indexNames
+    assert get(base, "/").content == b"bare index"
+
+
+def test_directory_listing(serve: Serve, tree: Path) -> None:
+    (tree / "<script>&.txt").write_bytes(b"x" * 2048)
+    (tree / "zdir").mkdir()
+    r = get(serve(File(str(tree))), "/")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    page = r.text
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<meta name="viewport"' in page
+    assert "<style>" in page and "<script" not in page.replace("&lt;script", "")
+    assert "&lt;script&gt;&amp;.txt" in page
+    assert 'href="%3Cscript%3E%26.txt"' in page
+    assert "2.0 KiB" in page
+    assert page.index('href="sub/"') < page.index('href="zdir/"') < page.index('href="app.js"')
+    assert "../" not in page  # no parent above the root
+    sub = get(serve(File(str(tree))), "/sub/")
+    assert 'href="../"' in sub.text and 'href="inner.txt"' in sub.text
+    (tree / "ü dir").mkdir()
+    r = get(serve(File(str(tree))), "/%C3%BC%20dir/")
+    assert "Index of /ü dir/" in r.text
+
+
+# -- extensions, processors --------------------------------------------------------------------
+
+
+def test_ignored_extensions(serve: Serve, tree: Path) -> None:
+    (tree / "about.html").write_bytes(b"about page")
+    base = serve(File(str(tree), ignoredExts=(".html",)))
+    r = get(base, "/about")
+    assert r.content == b"about page"
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert get(base, "/nothing").status_code == 404
+    with pytest.warns(DeprecationWarning):
+        any_ext = File(str(tree), allowExt=True)
+    assert get(serve(any_ext), "/about").content == b"about page"
+
+
+def test_processors(serve: Serve, tree: Path) -> None:
+    (tree / "LOUD.RPY").write_bytes(b"")
+    (tree / "sub" / "index.rpy").write_bytes(b"")
+    seen: list[tuple[str, Registry]] = []
+
+    def processor(path: str, registry: Registry) -> IResource:
+        seen.append((path, registry))
+        return Data(b"processed " + os.path.basename(path).encode(), "text/plain")
+
+    f = File(str(tree))
+    f.processors = {".rpy": processor}
+    base = serve(f)
+    assert get(base, "/script.rpy").content == b"processed script.rpy"
+    assert get(base, "/LOUD.RPY").content == b"processed LOUD.RPY"  # never served as source
+    assert get(base, "/sub/").content == b"processed index.rpy"
+    assert all(registry is f.registry for _, registry in seen)
+
+
+# -- path safety -------------------------------------------------------------------------------
+
+TRAVERSALS = [
+    b"/../secret.txt",
+    b"/..%2fsecret.txt",
+    b"/..%2F..%2Fsecret.txt",
+    b"/sub/..%2f..%2fsecret.txt",
+    b"/%2e%2e/secret.txt",
+    b"/%2e%2e%2fsecret.txt",
+    b"/%2E%2E/%2e%2e/secret.txt",
+    b"/sub/%2e%2e/%2e%2e/secret.txt",
+    b"/..\\secret.txt",
+    b"/..\\..\\secret.txt",
+    b"/..%5csecret.txt",
+    b"/sub%5c..%5c..%5csecret.txt",
+    b"/%252e%252e/secret.txt",
+    b"/%252e%252e%252fsecret.txt",
+    b"/..%252fsecret.txt",
+    b"/..%c0%afsecret.txt",
+    b"/%c0%ae%c0%ae/secret.txt",
+    b"/hello.txt%00.png",
+    b"/a%00b",
+    b"/%00",
+    b"/%ff",
+    b"/./hello.txt",
+    b"/sub/./inner.txt",
+    b"//secret.txt",
+    b"/sub//inner.txt",
+    b"/..",
+    b"/sub/..",
+    b"/sub/%2e%2e",
+    b"/sub/%2e%2e/",
+    b"/sub/..%00/",
+    b"/" + str(Path("/etc/passwd")).encode(),
+    b"/%2fetc%2fpasswd",
+    b"http://x/../secret.txt",
+    b"http://x/%2e%2e/secret.txt",
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS, ids=[t.decode("latin-1") for t in TRAVERSALS])
+def test_traversal_is_refused(serve: Serve, tree: Path, target: bytes) -> None:
+    base = serve(File(str(tree)))
+    raw = raw_get(base, target)
+    assert status_of(raw) in (400, 403, 404), raw[:200]
+    assert SECRET not in raw
+    assert b"root:" not in raw
+    # The server is unharmed.
+    assert get(base, "/hello.txt").content == b"hello, world\n"
+
+
+def test_refused_segments_at_the_resource_level(tree: Path) -> None:
+    f = File(str(tree))
+    for segment in (b"..", b".", b"../secret.txt", b"..\\secret.txt", b"a\x00", b"\xff"):
+        assert f.getChild(segment, None) is f.childNotFound, segment  # type: ignore[arg-type]
+
+
+class WalkRequest:
+    """Just what File.getChild reads from a request."""
+
+    def __init__(self) -> None:
+        self.postpath: list[bytes] = []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "..",
+                ".",
+                "%2e",
+                "%2E",
+                "%2f",
+                "%5c",
+                "/",
+                "\\",
+                "%00",
+                "%25",
+                "%ff",
+                "sub",
+                "out",
+                "hello.txt",
+                "secret.txt",
+                "a",
+                "",
+            ]
+        ),
+        max_size=8,
+    )
+)
+def test_no_path_leaves_the_root(tree: Path, pieces: list[str]) -> None:
+    if not (tree / "out").is_symlink():
+        (tree / "out").symlink_to(tree.parent)
+    root = File(str(tree))
+    real_root = os.path.realpath(tree)
+    # Split and decode the way the server does before traversal.
+    segments = [urllib.parse.unquote_to_bytes(s) for s in ("".join(pieces)).split("/")]
+    request = WalkRequest()
+    resource: Any = root
+    for i, segment in enumerate(segments):
+        request.postpath = segments[i + 1 :]
+        resource = resource.getChildWithDefault(segment, request)
+        if not isinstance(resource, File):
+            break
+    if isinstance(resource, File):
+        real = os.path.realpath(resource.path)
+        assert os.path.commonpath((real, real_root)) == real_root, (pieces, real)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_symlinks(serve: Serve, tree: Path) -> None:
+    (tree / "etc").symlink_to("/etc")
+    (tree / "leak.txt").symlink_to(tree.parent / "secret.txt")
+    (tree / "alias.txt").symlink_to(tree / "hello.txt")
+    (tree / "subalias").symlink_to(tree / "sub")
+    (tree / "relative.txt").symlink_to("sub/inner.txt")
+    (tree / "dangling").symlink_to(tree / "nowhere")
+    base = serve(File(str(tree)))
+    for target in (b"/etc/passwd", b"/etc/", b"/etc", b"/leak.txt"):
+        raw = raw_get(base, target)
+        assert status_of(raw) in (403, 404), target
+        assert SECRET not in raw and b"root:" not in raw
+    assert get(base, "/alias.txt").content == b"hello, world\n"  # stays inside: fine
+    assert get(base, "/subalias/inner.txt").content == b"inner"
+    assert get(base, "/relative.txt").content == b"inner"
+    assert get(base, "/dangling").status_code == 404
+    listing = get(base, "/").text
+    assert "alias.txt" in listing and "leak.txt" not in listing and 'href="etc/"' not in listing
+
+    followed = serve(File(str(tree), follow_symlinks=True))
+    assert get(followed, "/leak.txt").content == SECRET
+    assert get(followed, "/etc/").status_code == 200
+    assert status_of(raw_get(followed, b"/..%2fsecret.txt")) == 404  # ".." still refused
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_special_files_are_not_opened(serve: Serve, tree: Path) -> None:
+    os.mkfifo(tree / "pipe")
+    base = serve(File(str(tree)))
+    r = get(base, "/pipe")  # opening a FIFO would block the loop forever
+    assert r.status_code == 403
+    assert get(base, "/hello.txt").status_code == 200
+
+
+# -- large files -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def big(tree: Path) -> bytes:
+    data = os.urandom(BIG)
+    (tree / "big.bin").write_bytes(data)
+    return data
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_large_file_is_streamed(serve: Serve, tree: Path, big: bytes) -> None:
+    base = serve(File(str(tree)))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    try:
+        conn.request("GET", "/big.bin")
+        r = conn.getresponse()
+        assert r.status == 200
+        assert r.getheader("content-length") == str(BIG)
+        assert r.getheader("transfer-encoding") is None
+        assert sha(r.read()) == sha(big)
+        # Same connection: the length framing was exact.
+        conn.request("GET", "/big.bin", headers={"Range": "bytes=1000000-3999999"})
+        r = conn.getresponse()
+        assert r.status == 206
+        assert r.getheader("content-range") == f"bytes 1000000-3999999/{BIG}"
+        assert r.read() == big[1_000_000:4_000_000]
+        conn.request("HEAD", "/big.bin")
+        r = conn.getresponse()
+        assert r.getheader("content-length") == str(BIG) and r.read() == b""
+        conn.request("GET", "/hello.txt")
+        assert conn.getresponse().read() == b"hello, world\n"
+    finally:
+        conn.close()
+
+
+def test_large_multipart_ranges(serve: Serve, tree: Path, big: bytes) -> None:
+    r = get(serve(File(str(tree))), "/big.bin", {"Range": "bytes=-100000,0-199999,3000000-3100000"})
+    assert r.status_code == 206
+    boundary = r.headers["content-type"].split("boundary=", 1)[1].encode()
+    parts = parse_byteranges(r.content, boundary)
+    assert [(h[b"content-range"], sha(data)) for h, data in parts] == [
+        (b"bytes 0-199999/%d" % BIG, sha(big[:200_000])),
+        (b"bytes 3000000-3100000/%d" % BIG, sha(big[3_000_000:3_100_001])),
+        (b"bytes %d-%d/%d" % (BIG - 100_000, BIG - 1, BIG), sha(big[-100_000:])),
+    ]
+
+
+@pytest.mark.parametrize("strategy", ["os", "copy"])
+def test_large_file_fallback_strategies(
+    serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    used: list[str] = []
+    original = static._sendfile_strategy
+
+    def forced(loop: Any, transport: Any, file: IO[bytes]) -> str:
+        used.append(original(loop, transport, file))
+        return strategy
+
+    monkeypatch.setattr(static, "_sendfile_strategy", forced)
+    base = serve(File(str(tree)))
+    assert sha(get(base, "/big.bin").content) == sha(big)
+    r = get(base, "/big.bin", {"Range": "bytes=100-2000000"})
+    assert r.content == big[100:2_000_001]
+    assert used  # the streaming path was taken
+
+
+class PrefixThenFile(Resource):
+    """Writes a body start that overflows the socket, then sends a file after it."""
+
+    isLeaf = True
+
+    def __init__(self, path: Path, prefix: bytes) -> None:
+        super().__init__()
+        self.path = path
+        self.prefix = prefix
+        self.buffered = -1
+
+    def render_GET(self, request: Any) -> Any:
+        size = self.path.stat().st_size
+        request.setHeader(b"content-length", b"%d" % (len(self.prefix) + size))
+        request.write(self.prefix)
+        self.buffered = request.transport.get_write_buffer_size()
+
+        async def send() -> None:
+            with open(self.path, "rb") as f:
+                await static._send_range(request, f, 0, size)
+
+        return send()
+
+
+@pytest.mark.parametrize("strategy", ["loop", "os", "copy"])
+def test_buffered_bytes_go_out_before_the_file(
+    serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "loop" under uvloop also checks the fallback when loop.sendfile is not implemented.
+    monkeypatch.setattr(static, "_sendfile_strategy", lambda *a: strategy)
+    prefix = b"p" * 6_000_000
+    resource = PrefixThenFile(tree / "big.bin", prefix)
+    base = serve(resource)
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    try:
+        conn.request("GET", "/")
+        body = conn.getresponse().read()
+    finally:
+        conn.close()
+    assert resource.buffered > 0  # the transport still held part of the prefix
+    assert len(body) == len(prefix) + BIG
+    assert body[: len(prefix)] == prefix and sha(body[len(prefix) :]) == sha(big)
+
+
+def test_native_strategy_per_loop(server: ServerThread, loop_kind: str) -> None:
+    """asyncio's loop sends with loop.sendfile; uvloop (no loop.sendfile) with os.sendfile."""
+
+    class FakeTransport:
+        def get_extra_info(self, name: str) -> object:
+            return {"socket": socket.socket}.get(name)
+
+    with open(__file__, "rb") as f:
+        strategy = server.call(lambda: static._sendfile_strategy(server.loop, FakeTransport(), f))
+    assert strategy == ("loop" if loop_kind == "asyncio" else "os")
+
+
+def test_http10_client_gets_the_large_file(serve: Serve, tree: Path, big: bytes) -> None:
+    raw = raw_request(serve(File(str(tree))), b"GET /big.bin HTTP/1.0\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and sha(body) == sha(big)
+
+
+@pytest.mark.parametrize(
+    ("size", "streamed"), [(static.SMALL_BODY, False), (static.SMALL_BODY + 1, True)]
+)
+def test_small_body_limit(
+    serve: Serve, tree: Path, size: int, streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(size)
+    (tree / "edge.bin").write_bytes(data)
+    senders: list[object] = []
+
+    class Spy(static._FileSender):
+        def start(self) -> None:
+            senders.append(self)
+            super().start()
+
+    monkeypatch.setattr(static, "_FileSender", Spy)
+    r = get(serve(File(str(tree))), "/edge.bin")
+    assert r.content == data
+    assert bool(senders) is streamed
+
+
+def test_empty_file(serve: Serve, tree: Path) -> None:
+    (tree / "empty.txt").write_bytes(b"")
+    base = serve(File(str(tree)))
+    r = get(base, "/empty.txt")
+    assert r.status_code == 200 and r.content == b"" and r.headers["content-length"] == "0"
+    r = get(base, "/empty.txt", {"Range": "bytes=0-10"})  # nothing to slice: whole (empty) file
+    assert r.status_code == 200 and r.content == b""
+
+
+class Shrunk(File):
+    """Claims more bytes than the file holds: as if it shrank after the stat."""
+
+    def getFileSize(self) -> int:
+        extra = 100_000 if self.path.endswith("big.bin") else 0
+        return os.path.getsize(self.path) + extra
+
+
+@pytest.mark.parametrize("strategy", ["native", "copy"])
+def test_file_shrinking_mid_transfer_aborts(
+    serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if strategy == "copy":
+        monkeypatch.setattr(static, "_sendfile_strategy", lambda *a: "copy")
+    base = serve(Shrunk(str(tree)))
+    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    try:
+        conn.request("GET", "/big.bin")
+        r = conn.getresponse()
+        assert r.getheader("content-length") == str(BIG + 100_000)
+        with pytest.raises(http.client.IncompleteRead) as info:
+            r.read()
+        assert len(info.value.partial) == BIG  # every real byte, then the connection cut
+    finally:
+        conn.close()
+    assert get(base, "/hello.txt").status_code == 200
+
+
+# -- clients that leave ------------------------------------------------------------------------
+
+
+class Tracking(File):
+    """Records every file it opens, to check each one gets closed."""
+
+    opened: list[IO[bytes]]
+
+    def openForReading(self) -> IO[bytes]:
+        f = super().openForReading()
+        self.opened.append(f)
+        return f
+
+
+@pytest.fixture
+def tracking(tree: Path) -> Iterator[type[Tracking]]:
+    with open(tree / "huge.bin", "wb") as f:
+        f.truncate(64 * 1024 * 1024)  # sparse: far more than the socket buffers hold
+    Tracking.opened = []
+    yield Tracking
+
+
+@pytest.mark.parametrize("strategy", ["native", "copy"])
+def test_client_leaving_mid_transfer(
+    serve: Serve,
+    tree: Path,
+    tracking: type[Tracking],
+    strategy: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if strategy == "copy":
+        monkeypatch.setattr(static, "_sendfile_strategy", lambda *a: "copy")
+    base = serve(tracking(str(tree)))
+    sock = socket.socket()
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port_of(base)))
+        sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = 0
+        while received < 100_000:
+            chunk = sock.recv(65536)
+            assert chunk
+            received += len(chunk)
+    finally:
+        sock.close()  # unread data pending: the kernel resets the connection
+    assert wait_for(lambda: bool(tracking.opened) and all(f.closed for f in tracking.opened))
+    assert get(base, "/hello.txt").content == b"hello, world\n"
+
+
+def test_client_leaving_before_the_first_byte(
+    serve: Serve, tree: Path, tracking: type[Tracking]
+) -> None:
+    base = serve(tracking(str(tree)))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port_of(base)), timeout=10) as sock:
+            sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_for(lambda: len(tracking.opened) == 3 and all(f.closed for f in tracking.opened))
+    assert get(base, "/hello.txt").status_code == 200
