@@ -41,28 +41,28 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SRC = Path(treadle.__file__).resolve().parents[1]
 DEADLINE = 10.0  # seconds any single wait may take before the test fails
 
-# Twisted's "asynchronous responses" example; the delay comes from the query string so
+# A script in the asynchronous-responses style (our own); the delay comes from the query string so
 # each test picks its own, and it says on stdout when it starts rendering.
 SLOW_RPY = """\
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.internet import reactor
 
-class DelayedResource(Resource):
-    def _delayedRender(self, request):
-        request.write("<html><body>Sorry to keep you waiting.</body></html>")
+class PatientPage(Resource):
+    def _renderLater(self, request):
+        request.write("<html><body>Thank you for your patience.</body></html>")
         request.finish()
 
     def render_GET(self, request):
         delay = float(request.args.get(b"delay", [b"0.3"])[0])
         print("rendering", request.uri.decode(), flush=True)
-        reactor.callLater(delay, self._delayedRender, request)
+        reactor.callLater(delay, self._renderLater, request)
         return NOT_DONE_YET
 
-resource = DelayedResource()
+resource = PatientPage()
 """
 
-SLOW_BODY = "<html><body>Sorry to keep you waiting.</body></html>"
+SLOW_BODY = "<html><body>Thank you for your patience.</body></html>"
 
 
 def child_env() -> dict[str, str]:
@@ -648,3 +648,65 @@ def test_examples_delayed_program_answers() -> None:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=DEADLINE)
+
+
+def worker_pids(parent: int) -> set[int]:
+    """The live children of ``parent``, from /proc."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent and fields[0] != "Z":
+                pids.add(int(entry.name))
+    return pids
+
+
+def wait_until(predicate: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_share_the_port_are_replaced_and_drain(
+    run: Callable[..., Treadle], site: Path
+) -> None:
+    server = run(
+        "--path",
+        str(site),
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--workers",
+        "2",
+        "--no-access-log",
+    )
+    assert " with 2 workers on http://127.0.0.1:" in server.started()
+    for _ in range(6):
+        assert get(f"{server.url}/hello.txt").text == "hello"
+    wait_until(lambda: len(worker_pids(server.proc.pid)) == 2)
+    first, second = sorted(worker_pids(server.proc.pid))
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: len(pids := worker_pids(server.proc.pid)) == 2 and first not in pids)
+    assert second in worker_pids(server.proc.pid)
+    assert get(f"{server.url}/hello.txt").text == "hello"
+    server.signal(signal.SIGTERM)
+    assert server.finish() == 0
+
+
+def test_workers_from_the_environment() -> None:
+    old = os.environ.get("WEB_CONCURRENCY")
+    os.environ["WEB_CONCURRENCY"] = "3"
+    try:
+        assert parse_command_line(["web", "--path", "."]).workers == 3
+        assert parse_command_line(["web", "--path", ".", "--workers", "2"]).workers == 2
+    finally:
+        if old is None:
+            del os.environ["WEB_CONCURRENCY"]
+        else:
+            os.environ["WEB_CONCURRENCY"] = old
+    with pytest.raises(UsageError):
+        parse_command_line(["web", "--path", ".", "--workers", "0"])

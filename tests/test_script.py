@@ -22,22 +22,22 @@ from treadle.server import Site
 
 pytestmark = pytest.mark.timeout(20)
 
-# The example of Twisted's "asynchronous responses" page, delay shortened.
+# A script in the style of the asynchronous-responses page (our own), delay shortened.
 PAGE_STYLE = """\
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.internet import reactor
 
-class DelayedResource(Resource):
-    def _delayedRender(self, request):
-        request.write("<html><body>Sorry to keep you waiting.</body></html>")
+class PatientPage(Resource):
+    def _renderLater(self, request):
+        request.write("<html><body>Thank you for your patience.</body></html>")
         request.finish()
 
     def render_GET(self, request):
-        reactor.callLater(0.2, self._delayedRender, request)
+        reactor.callLater(0.2, self._renderLater, request)
         return NOT_DONE_YET
 
-resource = DelayedResource()
+resource = PatientPage()
 """
 
 # Executions are counted in the registry, which outlives each run of the script.
@@ -93,7 +93,7 @@ def test_page_style_script_answers_after_its_delay(
     response = get(f"{base}/delayed.rpy")
     assert time.monotonic() - started >= 0.2
     assert response.status_code == 200
-    assert response.text == "<html><body>Sorry to keep you waiting.</body></html>"
+    assert response.text == "<html><body>Thank you for your patience.</body></html>"
 
 
 def test_script_runs_on_every_request_from_one_compiled_code_object(
@@ -347,10 +347,10 @@ def test_resource_script_wrapper_runs_the_script_per_request(
     assert get(f"{base}/any/path").text == "v1 2"
     # A resource that is not a leaf is asked for its children, as any root is.
     path.write_text(
-        PAGE_STYLE + "resource = Resource()\nresource.putChild(b'slow', DelayedResource())\n"
+        PAGE_STYLE + "resource = Resource()\nresource.putChild(b'slow', PatientPage())\n"
     )
     bump_mtime(path)
-    assert get(f"{base}/slow").text == "<html><body>Sorry to keep you waiting.</body></html>"
+    assert get(f"{base}/slow").text == "<html><body>Thank you for your patience.</body></html>"
     assert get(f"{base}/other").status_code == 404
 
 

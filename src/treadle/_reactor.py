@@ -365,15 +365,17 @@ class Reactor:
         contextFactory: Any,
         backlog: int = DEFAULT_BACKLOG,
         interface: str = "",
+        *,
+        reusePort: bool = False,
     ) -> ListeningPort:
         """Listen for TLS connections; ``contextFactory`` is an ``ssl.SSLContext`` or has
-        ``getContext()`` returning one."""
+        ``getContext()`` returning one. Other arguments as for :meth:`listenTCP`."""
         context = (
             contextFactory
             if isinstance(contextFactory, _ssl.SSLContext)
             else (contextFactory.getContext())
         )
-        sock = _bind_tcp(interface, port, backlog, False)
+        sock = _bind_tcp(interface, port, backlog, reusePort)
         return ListeningPort(self, sock, factory, backlog, ssl_context=context)
 
     def listenUNIX(

@@ -142,6 +142,7 @@ class WebOptions:
         access_log: Write an access log at all (``--no-access-log`` turns it off).
         pidfile: File to write the process id to (``--pidfile``).
         grace: Seconds running responses get to finish at shutdown (``--grace``).
+        workers: Server processes sharing the ports (``--workers``; ``WEB_CONCURRENCY``).
     """
 
     path: str | None = None
@@ -158,6 +159,7 @@ class WebOptions:
     access_log: bool = True
     pidfile: str | None = None
     grace: float = 10.0
+    workers: int = 1
 
 
 # -- endpoint descriptions --------------------------------------------------------------------
@@ -375,6 +377,13 @@ def _build_parser() -> _Parser:
         f"(default: {defaults.grace:g})",
     )
     net.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="run N server processes on the same ports (SO_REUSEPORT), replaced if they "
+        "die (default: $WEB_CONCURRENCY, else 1)",
+    )
+    net.add_argument(
         "--pidfile", metavar="FILE", help="write the process id to FILE (removed at exit)"
     )
 
@@ -524,6 +533,16 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
         raise UsageError("--logfile and --no-access-log contradict each other")
     if ns.grace is not None and not ns.grace >= 0:  # also refuses nan
         raise UsageError(f"--grace must be a number of seconds >= 0, not {ns.grace}")
+    workers = ns.workers
+    if workers is None and os.environ.get("WEB_CONCURRENCY"):
+        try:
+            workers = int(os.environ["WEB_CONCURRENCY"])
+        except ValueError:
+            raise UsageError(
+                f"WEB_CONCURRENCY must be a number, not {os.environ['WEB_CONCURRENCY']!r}"
+            ) from None
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1, not {workers}")
     given: dict[str, Any] = {
         "path": ns.path,
         "resource_script": ns.resource_script,
@@ -542,6 +561,7 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
         "access_log": ns.access_log,
         "pidfile": ns.pidfile,
         "grace": ns.grace,
+        "workers": workers,
     }
     # Options not given keep the dataclass defaults: they are written down only there.
     return WebOptions(**{k: v for k, v in given.items() if v is not None})
@@ -707,7 +727,7 @@ def _tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     return context
 
 
-def listen(endpoint: Endpoint, site: Site) -> ListeningPort:
+def listen(endpoint: Endpoint, site: Site, reuse_port: bool = False) -> ListeningPort:
     """Open ``endpoint`` for ``site`` with the reactor (``listenTCP``/``SSL``/``UNIX``).
 
     Returns:
@@ -719,10 +739,17 @@ def listen(endpoint: Endpoint, site: Site) -> ListeningPort:
     """
     try:
         if endpoint.kind == "tcp":
-            return reactor.listenTCP(endpoint.port, site, endpoint.backlog, endpoint.interface)
+            return reactor.listenTCP(
+                endpoint.port, site, endpoint.backlog, endpoint.interface, reusePort=reuse_port
+            )
         if endpoint.kind == "ssl":
             return reactor.listenSSL(
-                endpoint.port, site, _tls_context(endpoint), endpoint.backlog, endpoint.interface
+                endpoint.port,
+                site,
+                _tls_context(endpoint),
+                endpoint.backlog,
+                endpoint.interface,
+                reusePort=reuse_port,
             )
         return reactor.listenUNIX(endpoint.address, site, endpoint.backlog, endpoint.mode)
     except CannotListenError as e:
@@ -892,7 +919,7 @@ def _finish_loop(site: Site) -> None:
     loop.close()
 
 
-def serve(options: WebOptions, out: IO[str] | None = None) -> int:
+def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = False) -> int:
     """Serve until stopped by a signal.
 
     Prints one startup line to ``out`` (stdout), e.g.
@@ -901,6 +928,7 @@ def serve(options: WebOptions, out: IO[str] | None = None) -> int:
     Args:
         options: What to serve and how.
         out: Where the startup line goes.
+        reuse_port: Listen with ``SO_REUSEPORT`` (as the workers of ``--workers`` do).
 
     Returns:
         The exit status (see the module docstring).
@@ -918,7 +946,7 @@ def serve(options: WebOptions, out: IO[str] | None = None) -> int:
         site, what = make_site(options)
         urls = []
         for endpoint in options.listen:
-            port = listen(endpoint, site)
+            port = listen(endpoint, site, reuse_port)
             ports.append(port)
             if endpoint.kind == "unix":
                 sockets.append(endpoint.address)
@@ -953,6 +981,33 @@ def serve(options: WebOptions, out: IO[str] | None = None) -> int:
         logs.close()
 
 
+def _serve_workers(options: WebOptions) -> int:
+    """Run ``options.workers`` processes on the same ports (see :mod:`treadle._workers`)."""
+    from treadle import _workers
+
+    make_site(options)  # a missing path or a bad --class is reported once, here
+    try:
+        options, reserved = _workers.reserve_ports(options)
+    except ValueError as e:
+        raise StartupError(str(e)) from None
+    except OSError as e:
+        raise StartupError(f"cannot listen: {e.strerror or e}") from None
+    try:
+        urls = ", ".join(
+            f"{'https' if e.kind == 'ssl' else 'http'}://{e.interface or '0.0.0.0'}:{e.port}/"
+            for e in options.listen
+        )
+        what = options.path or options.resource_script or options.class_name
+        print(
+            f"treadle {__version__} serving {what} with {options.workers} workers on {urls}",
+            flush=True,
+        )
+        return _workers.run_workers(options, serve)
+    finally:
+        for sock in reserved:
+            sock.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``treadle`` command.
 
@@ -972,6 +1027,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
     try:
+        if options.workers > 1:
+            return _serve_workers(options)
         return serve(options)
     except StartupError as e:
         print(f"treadle: error: {e}", file=sys.stderr)
