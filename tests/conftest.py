@@ -61,8 +61,14 @@ class ServerThread:
         return f"http://127.0.0.1:{port.getHost().port}"
 
     def stop(self) -> None:
-        for port in self.ports:
-            self.call(port.stopListening)
+        def close_everything() -> None:
+            for port in self.ports:
+                port.stopListening()
+                # A connection a test left open would keep uvloop's close() waiting.
+                for channel in getattr(port.factory, "connections", ()):
+                    channel.abort()
+
+        self.call(close_everything)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

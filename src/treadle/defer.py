@@ -562,7 +562,9 @@ class Deferred(Generic[_T]):
                 outcome = done.result() if exc is None else Failure(exc)
             if not d.called:
                 d._fire(outcome)
-            elif isinstance(outcome, Failure) and not outcome.check(asyncio.CancelledError):
+            elif isinstance(outcome, Failure) and not outcome.check(
+                asyncio.CancelledError, CancelledError
+            ):
                 # The Deferred was cancelled but the future failed another way while stopping.
                 _log.error(
                     "Error in future after its Deferred was cancelled:\n%s",
