@@ -12,12 +12,14 @@ import html
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from treadle._encoding import EncodingResourceWrapper
 from treadle.http import FORBIDDEN, NOT_FOUND
 
 if TYPE_CHECKING:
     from treadle.server import Request
 
 __all__ = [
+    "EncodingResourceWrapper",
     "ErrorPage",
     "ForbiddenResource",
     "IResource",

@@ -548,6 +548,10 @@ async def _send_range(request: Request, file: IO[bytes], offset: int, count: int
         raise ConnectionResetError("connection closed")
     loop = asyncio.get_running_loop()
     strategy = _sendfile_strategy(loop, transport, file)
+    if getattr(request, "_encoder", None) is not None:
+        # A content encoder (gzip) rewrites what request.write is given: zero-copy would
+        # put the raw file bytes past it on the wire.
+        strategy = "copy"
     if strategy == "loop":
         try:
             sent = await loop.sendfile(transport, file, offset, count, fallback=False)
@@ -1000,7 +1004,9 @@ class File(Resource):
             finally:
                 file.close()
         request.setHeader(b"content-length", b"%d" % length)
-        request.write(b"")  # the head, framed by the explicit Content-Length
+        if getattr(request, "_encoder", None) is None:
+            request.write(b"")  # the head, framed by the explicit Content-Length
+        # else: the encoder decides on the first real bytes (and drops the length).
         _FileSender(request, file, pieces).start()
         return NOT_DONE_YET
 
