@@ -161,3 +161,40 @@ def test_run_refuses_inside_a_running_loop() -> None:
             reactor.run()
 
     asyncio.run(main())
+
+
+def test_call_in_thread_runs_off_the_loop_and_logs_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = loop.create_future()
+
+        def work() -> None:
+            name = threading.current_thread().name
+            reactor.callFromThread(done.set_result, name)
+
+        reactor.callInThread(lambda: 1 / 0)
+        reactor.callInThread(work)
+        return await asyncio.wait_for(done, 10)
+
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        assert asyncio.run(main()).startswith("treadle-pool")
+        pool = reactor.getThreadPool()
+        pool.stop()
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
+
+
+def test_log_err_writes_the_failure(caplog: pytest.LogCaptureFixture) -> None:
+    from treadle import log
+    from treadle.failure import Failure
+
+    try:
+        raise KeyError("missing")
+    except KeyError:
+        failure = Failure()
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        log.err(failure, "looking something up")
+    record = caplog.records[-1]
+    assert record.getMessage() == "looking something up"
+    assert record.exc_info is not None and record.exc_info[0] is KeyError

@@ -15,6 +15,7 @@ runs; connections arriving earlier wait in the kernel backlog.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -37,6 +38,7 @@ __all__ = [
     "ListeningPort",
     "Reactor",
     "ReactorNotRunning",
+    "ThreadPool",
     "new_event_loop",
     "reactor",
 ]
@@ -84,6 +86,53 @@ class _LoopDelayedCall(DelayedCall):
 
     __slots__ = ("_handle",)
     _handle: asyncio.TimerHandle | None
+
+
+class ThreadPool:
+    """Twisted's ``ThreadPool`` shape over a :class:`~concurrent.futures.ThreadPoolExecutor`.
+
+    Args:
+        minthreads: Accepted for compatibility (threads start on demand).
+        maxthreads: Most threads running at once.
+    """
+
+    def __init__(self, minthreads: int = 5, maxthreads: int = 20) -> None:
+        self.min = minthreads
+        self.max = maxthreads
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                self.max, thread_name_prefix="treadle-pool"
+            )
+        return self._executor
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``f(*args, **kw)`` in a pool thread; an exception is logged."""
+        self._pool().submit(_call_and_log, f, args, kw, f)
+
+    def submit(
+        self, f: Callable[..., Any], /, *args: Any, **kw: Any
+    ) -> concurrent.futures.Future[Any]:
+        """Run ``f`` in a pool thread and return a future of its result."""
+        return self._pool().submit(f, *args, **kw)
+
+    def adjustPoolsize(self, minthreads: int | None = None, maxthreads: int | None = None) -> None:
+        """Change the pool's size (takes effect for a pool not yet started)."""
+        if minthreads is not None:
+            self.min = minthreads
+        if maxthreads is not None and self._executor is None:
+            self.max = maxthreads
+
+    def start(self) -> None:
+        """Threads start on demand: nothing to do."""
+
+    def stop(self) -> None:
+        """Wait for running work to end and release the threads."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 class ListeningPort:
@@ -185,6 +234,7 @@ class Reactor:
             tuple[int, int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
         ] = []
         self.running = False
+        self._threadpool: ThreadPool | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -259,6 +309,22 @@ class Reactor:
         if loop is None or loop.is_closed():
             loop = self._get_loop()
         loop.call_soon_threadsafe(_call_and_log, f, args, kw, f)
+
+    def getThreadPool(self) -> ThreadPool:
+        """Return the reactor's thread pool (for ``WSGIResource`` and ``callInThread``)."""
+        if self._threadpool is None:
+            self._threadpool = ThreadPool()
+            self.addSystemEventTrigger("after", "shutdown", self._threadpool.stop)
+        return self._threadpool
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``f(*args, **kw)`` in the reactor's thread pool; errors are logged."""
+        self._get_loop()  # remember the running loop, for callFromThread from that thread
+        self.getThreadPool().callInThread(f, *args, **kw)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """Set how many threads the reactor's pool may use."""
+        self.getThreadPool().adjustPoolsize(maxthreads=size)
 
     def addSystemEventTrigger(
         self, phase: str, eventType: str, f: Callable[..., Any], *args: Any, **kw: Any

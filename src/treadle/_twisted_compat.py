@@ -45,6 +45,7 @@ TWISTED_MODULES: Final[Mapping[str, tuple[str, str | None]]] = {
             "guard",
             "http",
             "http_headers",
+            "pages",
             "proxy",
             "resource",
             "script",
@@ -69,11 +70,19 @@ TWISTED_MODULES: Final[Mapping[str, tuple[str, str | None]]] = {
     "twisted.internet.reactor": ("treadle", "reactor"),
     "twisted.python.components": ("treadle.components", None),
     "twisted.python.failure": ("treadle.failure", None),
+    "twisted.python.log": ("treadle.log", None),
+    # twisted.cred's portal, checkers and credentials live together in treadle.guard.
+    "twisted.cred.checkers": ("treadle.guard", None),
+    "twisted.cred.credentials": ("treadle.guard", None),
+    "twisted.cred.error": ("treadle.guard", None),
+    "twisted.cred.portal": ("treadle.guard", None),
     "twisted.python.urlpath": ("treadle.urlpath", None),
 }
 
 # The packages on the way to those modules: they hold their children as attributes.
-_PACKAGES: Final = frozenset({"twisted", "twisted.internet", "twisted.python", "twisted.web"})
+_PACKAGES: Final = frozenset(
+    {"twisted", "twisted.cred", "twisted.internet", "twisted.python", "twisted.web"}
+)
 
 _ImportFunction = Callable[..., Any]
 
