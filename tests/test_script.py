@@ -370,3 +370,48 @@ def test_reactor_is_the_treadle_reactor() -> None:
     importer = TwistedImporter()
     internet = importer("twisted.internet", None, None, ("reactor",), 0)
     assert internet.reactor is reactor
+
+
+SESSION_COUNTER = """\
+from zope.interface import Attribute, Interface, implementer
+from twisted.python.components import registerAdapter
+from twisted.web.resource import Resource
+from twisted.web.server import Session
+
+
+class IVisits(Interface):
+    count = Attribute("pages seen in this session")
+
+
+@implementer(IVisits)
+class Visits:
+    def __init__(self, session):
+        self.count = 0
+
+
+registerAdapter(Visits, Session, IVisits)
+
+
+class Page(Resource):
+    isLeaf = True
+
+    def render_GET(self, request):
+        visits = IVisits(request.getSession())
+        visits.count += 1
+        return "seen %d" % visits.count
+
+
+cache()
+resource = Page()
+"""
+
+
+def test_session_objects_through_zope_interface_imports(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    write(tmp_path, "visits.rpy", SESSION_COUNTER)
+    url = serve(site_for(tmp_path))
+    with httpx.Client(timeout=10) as client:
+        assert client.get(f"{url}/visits.rpy").text == "seen 1"
+        assert client.get(f"{url}/visits.rpy").text == "seen 2"
+    assert "zope" not in sys.modules or "treadle" not in repr(sys.modules["zope"])

@@ -71,6 +71,9 @@ TWISTED_MODULES: Final[Mapping[str, tuple[str, str | None]]] = {
     "twisted.python.components": ("treadle.components", None),
     "twisted.python.failure": ("treadle.failure", None),
     "twisted.python.log": ("treadle.log", None),
+    # The tutorials declare session interfaces with zope.interface; treadle.components has
+    # Interface, Attribute and implementer.
+    "zope.interface": ("treadle.components", None),
     # twisted.cred's portal, checkers and credentials live together in treadle.guard.
     "twisted.cred.checkers": ("treadle.guard", None),
     "twisted.cred.credentials": ("treadle.guard", None),
@@ -81,8 +84,10 @@ TWISTED_MODULES: Final[Mapping[str, tuple[str, str | None]]] = {
 
 # The packages on the way to those modules: they hold their children as attributes.
 _PACKAGES: Final = frozenset(
-    {"twisted", "twisted.cred", "twisted.internet", "twisted.python", "twisted.web"}
+    {"twisted", "twisted.cred", "twisted.internet", "twisted.python", "twisted.web", "zope"}
 )
+# Top-level names the importer answers for; everything else is a real import.
+_ROOTS: Final = frozenset({"twisted", "zope"})
 
 _ImportFunction = Callable[..., Any]
 
@@ -129,11 +134,12 @@ class TwistedImporter:
         Raises:
             ModuleNotFoundError: A ``twisted`` module treadle does not provide.
         """
-        if level != 0 or (name != "twisted" and not name.startswith("twisted.")):
+        root = name.partition(".")[0]
+        if level != 0 or root not in _ROOTS:
             return self._real_import(name, globals, locals, fromlist, level)
         module = self._load(name)
         if not fromlist:
-            return self._modules["twisted"]
+            return self._modules[root]
         if name in _PACKAGES:
             # ``from twisted.web import static``: load submodules named in the list, so a
             # missing one fails here with our message rather than "cannot import name".
