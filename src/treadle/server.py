@@ -172,7 +172,12 @@ class Request(http.Request):
                 self.finish()
         elif first and isinstance(body, Deferred):
             self._pending = body
-            body.addCallbacks(self._async_result, self._async_failure)
+            body.addCallbacks(
+                self._async_result,
+                self._async_failure,
+                callbackArgs=(body,),
+                errbackArgs=(body,),
+            )
         elif first and inspect.isawaitable(body):
             task = asyncio.ensure_future(body)
             self._pending = task
@@ -190,7 +195,9 @@ class Request(http.Request):
     # -- asynchronous results ---------------------------------------------------------------
 
     def _task_done(self, task: asyncio.Future[Any]) -> None:
-        self._pending = None
+        # Clear only our own: a render may have started another awaitable meanwhile.
+        if self._pending is task:
+            self._pending = None
         if self._disconnected or task.cancelled():
             return
         exc = task.exception()
@@ -199,16 +206,18 @@ class Request(http.Request):
         elif not self.finished:
             self._handle_result(task.result(), first=False)
 
-    def _async_result(self, result: Any) -> None:
-        self._pending = None
+    def _async_result(self, result: Any, source: Deferred[Any]) -> None:
+        if self._pending is source:
+            self._pending = None
         if not self._disconnected and not self.finished:
             try:
                 self._handle_result(result, first=False)
             except Exception as e:
                 self.processingFailed(e)
 
-    def _async_failure(self, failure: Any) -> None:
-        self._pending = None
+    def _async_failure(self, failure: Any, source: Deferred[Any]) -> None:
+        if self._pending is source:
+            self._pending = None
         if not self._disconnected and not self.finished:
             self.processingFailed(failure)
 
