@@ -16,7 +16,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 COLORS = {"treadle": "#d9661f", "nginx": "#9db4c0"}
 DEFAULT_COLOR = "#5c6b73"
@@ -28,29 +28,33 @@ def main(json_path: str, png_path: str) -> None:
     panels = []
     for name, per_server in record["results"].items():
         meta = record["scenarios"][name]
-        bars = [(server, s[meta["metric"]]) for server, s in per_server.items()
-                if s.get("status") == "ok" and s.get(meta["metric"])]
+        bars = [
+            (server, s[meta["metric"]])
+            for server, s in per_server.items()
+            if s.get("status") == "ok" and s.get(meta["metric"])
+        ]
         if bars:
             panels.append((name, meta, bars, per_server))
     if not panels:
         raise SystemExit("no results to draw")
     cols = 2 if len(panels) > 1 else 1
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 0.45 * 6 * rows + 1.2 * rows),
-                             squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(6.5 * cols, 0.45 * 6 * rows + 1.2 * rows), squeeze=False
+    )
+    for ax in axes.flat[len(panels) :]:
         ax.axis("off")
-    for ax, (name, meta, bars, per_server) in zip(axes.flat, panels):
+    for ax, (_name, meta, bars, per_server) in zip(axes.flat, panels, strict=False):
         metric = meta["metric"]
         servers = [b[0] for b in bars][::-1]
         values = [b[1] for b in bars][::-1]
         ax.barh(servers, values, color=[COLORS.get(s, DEFAULT_COLOR) for s in servers])
         treadle = per_server.get("treadle", {})
         top = max(values)
-        for y, (server, value) in enumerate(zip(servers, values)):
+        for y, (server, value) in enumerate(zip(servers, values, strict=True)):
             label = f"{value:,.0f}"
             if server != "treadle" and treadle.get("status") == "ok" and value:
-                label += f"  (treadle {treadle[metric] / value:.2f}×)"
+                label += f"  (treadle {treadle[metric] / value:.2f}x)"
             ax.text(value + top * 0.01, y, label, va="center", fontsize=8)
         ax.set_xlim(0, top * 1.45)
         ax.set_title(meta["title"], fontsize=9, loc="left")
@@ -64,7 +68,7 @@ def main(json_path: str, png_path: str) -> None:
         f"{cfg.get('duration_s')} s; {env.get('cpu', '')}, server and wrk on one core each",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.975))
     fig.savefig(png_path, dpi=110)
 
 

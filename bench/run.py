@@ -10,7 +10,7 @@ What it does, in order:
 1. ``bench/setup-peers.sh``: installs wrk and nginx from Debian when missing, and the Python peers
    (Twisted, aiohttp, uvicorn, granian) into ``bench/.venv-peers``. treadle itself runs from the
    Python that runs this script, where the repository is installed (``pip install -e .``).
-2. For each round, each scenario and each server (rounds alternate: A B C D, A B C D, ...): start the
+2. For each round, each scenario and each server (rounds alternate: A B C D, A B C D, ...): start
    server pinned to core 0 (``taskset -c 0``), wait until its port accepts, check one response,
    warm it up with wrk, then measure with wrk pinned to core 1 (``taskset -c 1``); read the server's
    CPU time (``/proc/PID/stat`` utime+stime over the measured run) and peak RSS (``VmHWM`` in
@@ -69,7 +69,7 @@ SMALL_SIZE = 1024
 LARGE_FILE = "large.bin"
 LARGE_SIZE = 100 * 1024 * 1024
 RPY_FILE = "hello.rpy"
-RPY_SOURCE = '''\
+RPY_SOURCE = """\
 # A .rpy script without cache(): the server executes it again for every request.
 from twisted.web.resource import Resource
 
@@ -82,9 +82,12 @@ class Hello(Resource):
 
 
 resource = Hello()
-'''
+"""
 POST_HEAD = b"name=Hello%2C+world%21&filler="
 POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as lua/post.lua
+
+# A run where other processes (or the hypervisor) took this share of a core is flagged in the table.
+NOISY = 0.10
 
 SERVERS = ["treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"]
 PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian"]
@@ -110,26 +113,71 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in [
-        Scenario("hello", "hello: 13-byte render_GET, keep-alive, 64 connections", "/", 64,
-                 ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx")),
-        Scenario("async", "async: NOT_DONE_YET + callLater(0) (asyncio.sleep(0) for ASGI/aiohttp)",
-                 "/", 64, ("treadle", "twisted", "aiohttp", "uvicorn", "granian")),
-        Scenario("delayed", "delayed: 1 s deferLater response, 10,000 concurrent connections", "/",
-                 10_000, ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
-                 expect=DELAYED_BODY),
-        Scenario("static", "static: 1 KiB file (treadle web --path / twistd web --path / nginx)",
-                 "/" + SMALL_FILE, 64, ("treadle", "twisted", "aiohttp", "nginx"), expect=None),
-        Scenario("static-100m", "static-100m: 100 MiB file, 4 connections", "/" + LARGE_FILE, 4,
-                 ("treadle", "twisted", "aiohttp", "nginx"), timeout_s=60, metric="mbps",
-                 expect=None),
-        Scenario("rpy", "rpy: .rpy script without cache(), re-executed per request",
-                 "/" + RPY_FILE, 64, ("treadle", "twisted")),
-        Scenario("post", "post: 1 KiB urlencoded form, echo request.args[b'name'][0]", "/", 64,
-                 ("treadle", "twisted", "aiohttp", "uvicorn", "granian"), lua="post.lua",
-                 method="POST", body=POST_BODY),
-        Scenario("pipelined", "pipelined: 16 pipelined GETs per connection (hello)", "/", 64,
-                 ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
-                 lua="pipeline.lua"),
+        Scenario(
+            "hello",
+            "hello: 13-byte render_GET, keep-alive, 64 connections",
+            "/",
+            64,
+            ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
+        ),
+        Scenario(
+            "async",
+            "async: NOT_DONE_YET + callLater(0) (asyncio.sleep(0) for ASGI/aiohttp)",
+            "/",
+            64,
+            ("treadle", "twisted", "aiohttp", "uvicorn", "granian"),
+        ),
+        Scenario(
+            "delayed",
+            "delayed: 1 s deferLater response, 10,000 concurrent connections",
+            "/",
+            10_000,
+            ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
+            expect=DELAYED_BODY,
+        ),
+        Scenario(
+            "static",
+            "static: 1 KiB file (treadle web --path / twistd web --path / nginx)",
+            "/" + SMALL_FILE,
+            64,
+            ("treadle", "twisted", "aiohttp", "nginx"),
+            expect=None,
+        ),
+        Scenario(
+            "static-100m",
+            "static-100m: 100 MiB file, 4 connections",
+            "/" + LARGE_FILE,
+            4,
+            ("treadle", "twisted", "aiohttp", "nginx"),
+            timeout_s=60,
+            metric="mbps",
+            expect=None,
+        ),
+        Scenario(
+            "rpy",
+            "rpy: .rpy script without cache(), re-executed per request",
+            "/" + RPY_FILE,
+            64,
+            ("treadle", "twisted"),
+        ),
+        Scenario(
+            "post",
+            "post: 1 KiB urlencoded form, echo request.args[b'name'][0]",
+            "/",
+            64,
+            ("treadle", "twisted", "aiohttp", "uvicorn", "granian"),
+            lua="post.lua",
+            method="POST",
+            body=POST_BODY,
+        ),
+        Scenario(
+            "pipelined",
+            "pipelined: 16 pipelined GETs per connection (hello)",
+            "/",
+            64,
+            ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
+            lua="pipeline.lua",
+        ),
     ]
 }
 
@@ -153,7 +201,7 @@ def log(message: str) -> None:
 
 def raise_nofile() -> int:
     """Raise RLIMIT_NOFILE as far as allowed (children, servers and wrk, inherit it)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     try:
         nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
     except OSError:
@@ -170,7 +218,7 @@ def raise_nofile() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing listens on the port and a server could bind it (SO_REUSEADDR, as they do)."""
+    """True when nothing listens on the port and a server could bind it (with SO_REUSEADDR)."""
     with socket.socket() as probe:
         probe.settimeout(0.2)
         if probe.connect_ex((HOST, port)) == 0:
@@ -238,6 +286,20 @@ def cpu_ticks(pids: list[int]) -> int:
     return total
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of all CPUs from /proc/stat; busy is user + nice + system."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system = int(fields[0]), int(fields[1]), int(fields[2])
+    steal = int(fields[7]) if len(fields) > 7 else 0
+    return user + nice + system, steal
+
+
+def children_ticks() -> int:
+    """CPU time of this process's reaped children (wrk), in clock ticks."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round((usage.ru_utime + usage.ru_stime) * CLK_TCK)
+
+
 def memory_kib(pids: list[int], key: str) -> int:
     """A /proc/PID/status value in KiB (VmRSS, VmHWM), summed over the processes."""
     total = 0
@@ -271,14 +333,18 @@ class Context:
         self.workdir = workdir
         self.docroot = workdir / "docroot"
         self.docroot.mkdir()
-        (self.docroot / SMALL_FILE).write_bytes(bytes((i * 7 + 13) % 256 for i in range(SMALL_SIZE)))
+        (self.docroot / SMALL_FILE).write_bytes(
+            bytes((i * 7 + 13) % 256 for i in range(SMALL_SIZE))
+        )
         (self.docroot / RPY_FILE).write_text(RPY_SOURCE)
         if "static-100m" in scenarios:
             chunk = os.urandom(1 << 20)
             with open(self.docroot / LARGE_FILE, "wb") as f:
                 for _ in range(LARGE_SIZE >> 20):
                     f.write(chunk)
-        self.nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        self.nginx = shutil.which("nginx") or (
+            "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+        )
         self.echo_module = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
         self.unavailable: dict[str, str] = {}
         self.treadle_web_argv: list[str] = []
@@ -295,7 +361,9 @@ class Context:
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
             self.unavailable["treadle"] = f"treadle API not importable: {last}"
-        r = subprocess.run([sys.executable, "-c", "import treadle.cli"], capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-c", "import treadle.cli"], capture_output=True, text=True
+        )
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
             self.unavailable["treadle-web"] = f"treadle.cli not importable: {last}"
@@ -306,7 +374,9 @@ class Context:
             self.treadle_web_argv = [shutil.which("treadle") or "treadle"]
         else:
             self.treadle_web_argv = [
-                sys.executable, "-c", "import sys; from treadle.cli import main; sys.exit(main())",
+                sys.executable,
+                "-m",
+                "treadle",
             ]
 
     def check_peers(self) -> None:
@@ -314,10 +384,15 @@ class Context:
             for name in PYTHON_PEERS:
                 self.unavailable[name] = f"{VENV} missing: run bench/setup-peers.sh"
             return
-        for name, module in [("twisted", "twisted.web"), ("aiohttp", "aiohttp"),
-                             ("uvicorn", "uvicorn"), ("granian", "granian")]:
-            r = subprocess.run([str(PEER_PYTHON), "-c", f"import {module}, uvloop"],
-                               capture_output=True, text=True)
+        for name, module in [
+            ("twisted", "twisted.web"),
+            ("aiohttp", "aiohttp"),
+            ("uvicorn", "uvicorn"),
+            ("granian", "granian"),
+        ]:
+            r = subprocess.run(
+                [str(PEER_PYTHON), "-c", f"import {module}, uvloop"], capture_output=True, text=True
+            )
             if r.returncode != 0:
                 self.unavailable[name] = f"{module} not installed in {VENV}"
         if not self.nginx:
@@ -338,40 +413,124 @@ class Context:
         listen = f"tcp:port={port}:interface={HOST}"
         if server == "treadle":
             if file_scenario:
-                return Launch([*self.treadle_web_argv, "web", "--path", str(self.docroot),
-                               "--listen", listen, "--no-access-log"])
-            return Launch([sys.executable, str(APPS / "resources.py"), "--impl", "treadle",
-                           "--scenario", app_scenario, "--port", str(port)])
+                return Launch(
+                    [
+                        *self.treadle_web_argv,
+                        "web",
+                        "--path",
+                        str(self.docroot),
+                        "--listen",
+                        listen,
+                        "--no-access-log",
+                    ]
+                )
+            return Launch(
+                [
+                    sys.executable,
+                    str(APPS / "resources.py"),
+                    "--impl",
+                    "treadle",
+                    "--scenario",
+                    app_scenario,
+                    "--port",
+                    str(port),
+                ]
+            )
         if server == "twisted":
             if file_scenario:
-                return Launch([str(VENV / "bin" / "twistd"), "-n", "--pidfile=", "--logfile=/dev/null",
-                               "web", "--path", str(self.docroot), "--listen", listen],
-                              cwd=self.workdir)
-            return Launch([str(PEER_PYTHON), str(APPS / "resources.py"), "--impl", "twisted",
-                           "--scenario", app_scenario, "--port", str(port)])
+                return Launch(
+                    [
+                        str(VENV / "bin" / "twistd"),
+                        "-n",
+                        "--pidfile=",
+                        "--logfile=/dev/null",
+                        "web",
+                        "--path",
+                        str(self.docroot),
+                        "--listen",
+                        listen,
+                    ],
+                    cwd=self.workdir,
+                )
+            return Launch(
+                [
+                    str(PEER_PYTHON),
+                    str(APPS / "resources.py"),
+                    "--impl",
+                    "twisted",
+                    "--scenario",
+                    app_scenario,
+                    "--port",
+                    str(port),
+                ]
+            )
         if server == "aiohttp":
             extra = ["--path", str(self.docroot)] if file_scenario else []
-            return Launch([str(PEER_PYTHON), str(APPS / "aiohttp_app.py"), "--scenario",
-                           "static" if file_scenario else app_scenario, "--port", str(port), *extra])
+            return Launch(
+                [
+                    str(PEER_PYTHON),
+                    str(APPS / "aiohttp_app.py"),
+                    "--scenario",
+                    "static" if file_scenario else app_scenario,
+                    "--port",
+                    str(port),
+                    *extra,
+                ]
+            )
         if server == "uvicorn":
-            return Launch([str(PEER_PYTHON), str(APPS / "asgi_app.py"), "--scenario", app_scenario,
-                           "--port", str(port)])
+            return Launch(
+                [
+                    str(PEER_PYTHON),
+                    str(APPS / "asgi_app.py"),
+                    "--scenario",
+                    app_scenario,
+                    "--port",
+                    str(port),
+                ]
+            )
         if server == "granian":
             return Launch(
-                [str(VENV / "bin" / "granian"), "--interface", "asgi", "--workers", "1",
-                 "--runtime-threads", "1", "--loop", "uvloop", "--http", "1", "--no-ws",
-                 "--host", HOST, "--port", str(port), "--backlog", "4096",
-                 # granian's default backpressure (backlog/workers) would cap the delayed scenario
-                 # at 4096 requests in flight; the other servers have no such cap.
-                 "--backpressure", "20000", "--log-level", "warning", "--no-access-log",
-                 "--working-dir", str(APPS), "asgi_app:app"],
-                env={"BENCH_SCENARIO": app_scenario}, cwd=APPS)
+                [
+                    str(VENV / "bin" / "granian"),
+                    "--interface",
+                    "asgi",
+                    "--workers",
+                    "1",
+                    "--runtime-threads",
+                    "1",
+                    "--loop",
+                    "uvloop",
+                    "--http",
+                    "1",
+                    "--no-ws",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--backlog",
+                    "4096",
+                    # granian's default backpressure (backlog/workers) would cap the delayed
+                    # scenario at 4096 requests in flight; the other servers have no such cap.
+                    "--backpressure",
+                    "20000",
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "--working-dir",
+                    str(APPS),
+                    "asgi_app:app",
+                ],
+                env={"BENCH_SCENARIO": app_scenario},
+                cwd=APPS,
+            )
         if server == "nginx":
             conf_dir = Path(tempfile.mkdtemp(prefix="nginx-", dir=self.workdir))
             conf = conf_dir / "nginx.conf"
             conf.write_text(self.nginx_conf(sc, port, conf_dir))
-            return Launch([self.nginx or "nginx", "-p", str(conf_dir), "-c", str(conf), "-e", "stderr"],
-                          cwd=conf_dir)
+            return Launch(
+                [self.nginx or "nginx", "-p", str(conf_dir), "-c", str(conf), "-e", "stderr"],
+                cwd=conf_dir,
+            )
         raise ValueError(server)
 
     def nginx_conf(self, sc: Scenario, port: int, prefix: Path) -> str:
@@ -380,7 +539,9 @@ class Context:
             location = f"location / {{ root {self.docroot}; }}"
         elif sc.name == "delayed":
             load = f"load_module {self.echo_module};"
-            location = f"location = / {{ echo_sleep {DELAY_S:g}; echo -n '{DELAYED_BODY.decode()}'; }}"
+            location = (
+                f"location = / {{ echo_sleep {DELAY_S:g}; echo -n '{DELAYED_BODY.decode()}'; }}"
+            )
         else:
             location = f"location = / {{ return 200 '{HELLO.decode()}'; }}"
         return f"""\
@@ -421,10 +582,14 @@ class Server:
     def __init__(self, launch: Launch, log_path: Path) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **launch.env}
         self.log_path = log_path
-        self.log_file = open(log_path, "wb")
+        self.log_file = open(log_path, "wb")  # noqa: SIM115 - open for the server's lifetime
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *launch.argv], cwd=launch.cwd, env=env,
-            stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT,
+            ["taskset", "-c", SERVER_CPU, *launch.argv],
+            cwd=launch.cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -495,18 +660,31 @@ def check_response(sc: Scenario, port: int, docroot: Path) -> None:
         conn.close()
 
 
-def run_wrk(sc: Scenario, port: int, duration_s: int, connections: int, workdir: Path) -> dict[str, Any]:
+def run_wrk(
+    sc: Scenario, port: int, duration_s: int, connections: int, workdir: Path
+) -> dict[str, Any]:
     script = workdir / f"wrk-{sc.name}.lua"
     if not script.exists():
         parts = [(LUA / sc.lua).read_text()] if sc.lua else []
         parts.append((LUA / "report.lua").read_text())
         script.write_text("\n".join(parts))
-    argv = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s",
-            f"--timeout={sc.timeout_s}s", "-s", str(script), f"http://{HOST}:{port}{sc.path}"]
+    argv = [
+        "taskset",
+        "-c",
+        CLIENT_CPU,
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        f"--timeout={sc.timeout_s}s",
+        "-s",
+        str(script),
+        f"http://{HOST}:{port}{sc.path}",
+    ]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + sc.timeout_s + 60)
     for line in r.stdout.splitlines():
         if line.startswith("WRK_RESULT "):
-            return json.loads(line[len("WRK_RESULT "):])
+            return json.loads(line[len("WRK_RESULT ") :])
     raise RuntimeError(f"wrk failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
 
 
@@ -520,8 +698,9 @@ def scenario_duration(name: str, opts: argparse.Namespace) -> int:
     return opts.duration
 
 
-def measure(ctx: Context, sc: Scenario, server: str, port: int, opts: argparse.Namespace,
-            log_path: Path) -> dict[str, Any]:
+def measure(
+    ctx: Context, sc: Scenario, server: str, port: int, opts: argparse.Namespace, log_path: Path
+) -> dict[str, Any]:
     """Start, check, warm up, measure and stop one server; return the figures of this round."""
     duration = scenario_duration(sc.name, opts)
     connections = sc.connections
@@ -543,7 +722,13 @@ def measure(ctx: Context, sc: Scenario, server: str, port: int, opts: argparse.N
                 run_wrk(sc, port, opts.warmup, connections, ctx.workdir)
         pids = srv.pids()
         ticks0 = cpu_ticks(pids)
+        busy0, steal0 = machine_ticks()
+        wrk0 = children_ticks()
+        wall0 = time.monotonic()
         wrk = run_wrk(sc, port, duration, connections, ctx.workdir)
+        wall = time.monotonic() - wall0
+        wrk_ticks = children_ticks() - wrk0
+        busy1, steal1 = machine_ticks()
         pids = srv.pids()
         ticks1 = cpu_ticks(pids)
         hwm = memory_kib(pids, "VmHWM")
@@ -570,6 +755,10 @@ def measure(ctx: Context, sc: Scenario, server: str, port: int, opts: argparse.N
         "idle_rss_kib": idle_rss,
         "peak_rss_kib": hwm,
         "errors": errors,
+        # Share of one core used during the run by processes other than this server and wrk (other
+        # work on the machine: it skews the figures), and stolen by the hypervisor.
+        "other_load": max(0, (busy1 - busy0) - (ticks1 - ticks0) - wrk_ticks) / CLK_TCK / wall,
+        "steal": (steal1 - steal0) / CLK_TCK / wall,
     }
     if sc.lua == "pipeline.lua":
         # wrk times a whole batch of 16, and its latency correction (meant for one request per
@@ -587,9 +776,25 @@ def measure(ctx: Context, sc: Scenario, server: str, port: int, opts: argparse.N
 # Summary, table, targets
 
 
-NUMERIC = ["requests", "rps", "mbps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "cpu_us_per_req",
-           "cpu_s", "idle_rss_kib", "peak_rss_kib", "per_connection", "ideal_per_connection",
-           "kib_per_pending", "duration_s"]
+NUMERIC = [
+    "requests",
+    "rps",
+    "mbps",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "max_ms",
+    "cpu_us_per_req",
+    "cpu_s",
+    "idle_rss_kib",
+    "peak_rss_kib",
+    "per_connection",
+    "ideal_per_connection",
+    "kib_per_pending",
+    "duration_s",
+    "other_load",
+    "steal",
+]
 
 
 def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -597,7 +802,11 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     if not ok:
         first = rounds[0] if rounds else {"status": "error", "reason": "not run"}
         return {"status": first["status"], "reason": first.get("reason", ""), "rounds_ok": 0}
-    med: dict[str, Any] = {"status": "ok", "rounds_ok": len(ok), "rounds_failed": len(rounds) - len(ok)}
+    med: dict[str, Any] = {
+        "status": "ok",
+        "rounds_ok": len(ok),
+        "rounds_failed": len(rounds) - len(ok),
+    }
     for key in NUMERIC:
         values = [r[key] for r in ok if r.get(key) is not None]
         if values:
@@ -635,8 +844,20 @@ def ratio(summary: dict[str, dict[str, Any]], sc: Scenario, server: str) -> floa
     return t[sc.metric] / denom if denom else None
 
 
-def table(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[str], servers: list[str]) -> str:
-    head = ["scenario", "server", "req/s", "p50", "p99", "CPU µs/req", "peak RSS", "treadle ×", "notes"]
+def table(
+    results: dict[str, dict[str, dict[str, Any]]], scenarios: list[str], servers: list[str]
+) -> str:
+    head = [
+        "scenario",
+        "server",
+        "req/s",
+        "p50",
+        "p99",
+        "CPU µs/req",
+        "peak RSS",
+        "treadle x",
+        "notes",
+    ]
     rows: list[list[str]] = []
     for name in scenarios:
         sc = SCENARIOS[name]
@@ -645,25 +866,55 @@ def table(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[str], s
                 continue
             s = results[name][server]
             if s["status"] != "ok":
-                rows.append([name, server, "-", "-", "-", "-", "-", "-", f"{s['status']}: {s.get('reason', '')}"[:90]])
+                rows.append(
+                    [
+                        name,
+                        server,
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        "-",
+                        f"{s['status']}: {s.get('reason', '')}"[:90],
+                    ]
+                )
                 continue
             r = ratio(results[name], sc, server)
             notes = []
             if sc.metric == "mbps":
                 notes.append(f"{s['mbps']:,.0f} MB/s")
             if name == "delayed":
-                notes.append(f"{s['per_connection']:.1f}/{s['ideal_per_connection']:.1f} req/conn, "
-                             f"{s['kib_per_pending']:.1f} KiB/pending")
+                notes.append(
+                    f"{s['per_connection']:.1f}/{s['ideal_per_connection']:.1f} req/conn, "
+                    f"{s['kib_per_pending']:.1f} KiB/pending"
+                )
             if s["errors"]:
                 notes.append("errors " + ",".join(f"{k}={v}" for k, v in s["errors"].items()))
+            noise = max(s.get("other_load", 0), s.get("steal", 0))
+            if noise >= NOISY:
+                notes.append(
+                    f"NOISY: other load {s.get('other_load', 0):.0%}, "
+                    f"steal {s.get('steal', 0):.0%} of a core"
+                )
             if s.get("rounds_failed"):
                 notes.append(f"{s['rounds_failed']} round(s) failed")
-            rows.append([
-                name, server, fmt_int(s["rps"]), fmt_ms(s.get("p50_ms")), fmt_ms(s.get("p99_ms")),
-                f"{s['cpu_us_per_req']:.1f}" if s.get("cpu_us_per_req") is not None else "-",
-                f"{s['peak_rss_kib'] / 1024:.1f} MiB", f"{r:.2f}×" if r else "-", "; ".join(notes),
-            ])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+            rows.append(
+                [
+                    name,
+                    server,
+                    fmt_int(s["rps"]),
+                    fmt_ms(s.get("p50_ms")),
+                    fmt_ms(s.get("p99_ms")),
+                    f"{s['cpu_us_per_req']:.1f}" if s.get("cpu_us_per_req") is not None else "-",
+                    f"{s['peak_rss_kib'] / 1024:.1f} MiB",
+                    f"{r:.2f}x" if r else "-",
+                    "; ".join(notes),
+                ]
+            )
+    widths = [
+        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)
+    ]
     right = {2, 3, 4, 5, 6, 7}
 
     def line(cells: list[str]) -> str:
@@ -692,13 +943,13 @@ def target_lines(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[
             if t_name != name:
                 continue
             r = ratio(summary, sc, peer)
-            verdict = "n/a" if r is None else f"{r:.2f}× {'met' if r >= factor else 'MISSED'}"
-            parts.append(f"≥{factor:g}× {peer}: {verdict}")
+            verdict = "n/a" if r is None else f"{r:.2f}x {'met' if r >= factor else 'MISSED'}"
+            parts.append(f"≥{factor:g}x {peer}: {verdict}")
         python_peers = [p for p in PYTHON_PEERS if summary.get(p, {}).get("status") == "ok"]
         if python_peers:
             best = max(python_peers, key=lambda p: summary[p][sc.metric])
             r = ratio(summary, sc, best)
-            verdict = "n/a" if r is None else f"{r:.2f}× {'met' if r >= 1.0 else 'MISSED'}"
+            verdict = "n/a" if r is None else f"{r:.2f}x {'met' if r >= 1.0 else 'MISSED'}"
             parts.append(f"≥ best Python peer ({best}): {verdict}")
         if parts:
             unit = "MB/s" if sc.metric == "mbps" else "req/s"
@@ -716,13 +967,16 @@ def environment(ctx: Context) -> dict[str, Any]:
 
     versions = {}
     if PEER_PYTHON.exists():
-        code = ("import importlib.metadata as m, json\nv={}\n"
-                "for n in ['twisted','aiohttp','uvicorn','uvloop','httptools','granian']:\n"
-                "    try: v[n]=m.version(n)\n    except Exception: pass\nprint(json.dumps(v))")
+        code = (
+            "import importlib.metadata as m, json\nv={}\n"
+            "for n in ['twisted','aiohttp','uvicorn','uvloop','httptools','granian']:\n"
+            "    try: v[n]=m.version(n)\n    except Exception: pass\nprint(json.dumps(v))"
+        )
         with contextlib.suppress(ValueError):
             versions = json.loads(out([str(PEER_PYTHON), "-c", code]) or "{}")
-    treadle_version = out([sys.executable, "-c",
-                           "import importlib.metadata as m; print(m.version('treadle'))"]).splitlines()
+    treadle_version = out(
+        [sys.executable, "-c", "import importlib.metadata as m; print(m.version('treadle'))"]
+    ).splitlines()
     model = ""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -750,8 +1004,12 @@ def draw_chart(json_path: Path, png_path: Path) -> None:
             continue
         r = subprocess.run([python, "-c", "import matplotlib"], capture_output=True)
         if r.returncode == 0:
-            r = subprocess.run([python, str(plot), str(json_path), str(png_path)],
-                               capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"})
+            r = subprocess.run(
+                [python, str(plot), str(json_path), str(png_path)],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "MPLBACKEND": "Agg"},
+            )
             if r.returncode == 0:
                 log(f"chart: {png_path}")
             else:
@@ -764,22 +1022,42 @@ def draw_chart(json_path: Path, png_path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Benchmark treadle against Twisted Web, aiohttp, uvicorn, "
-                                "granian and nginx.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description="Benchmark treadle against Twisted Web, aiohttp, uvicorn, granian and nginx.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated scenarios")
     p.add_argument("--servers", default=",".join(SERVERS), help="comma-separated servers")
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the table shows medians")
-    p.add_argument("--duration", type=int, default=10, help="seconds measured per server and scenario")
-    p.add_argument("--warmup", type=int, default=2, help="seconds of wrk load before each measurement")
-    p.add_argument("--delayed-duration", type=int, default=None,
-                   help="seconds measured in the delayed scenario (default: duration + 2)")
-    p.add_argument("--delayed-connections", type=int, default=10_000,
-                   help="concurrent connections in the delayed scenario (lowered if RLIMIT_NOFILE is short)")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds; the table shows medians"
+    )
+    p.add_argument(
+        "--duration", type=int, default=10, help="seconds measured per server and scenario"
+    )
+    p.add_argument(
+        "--warmup", type=int, default=2, help="seconds of wrk load before each measurement"
+    )
+    p.add_argument(
+        "--delayed-duration",
+        type=int,
+        default=None,
+        help="seconds measured in the delayed scenario (default: duration + 2)",
+    )
+    p.add_argument(
+        "--delayed-connections",
+        type=int,
+        default=10_000,
+        help="concurrent connections in the delayed scenario (lowered if RLIMIT_NOFILE is short)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 1 round of 3 s, 1 s warm-up")
-    p.add_argument("--port-base", type=int, default=18000, help="first port tried (below the ephemeral range)")
+    p.add_argument(
+        "--port-base", type=int, default=18000, help="first port tried (below the ephemeral range)"
+    )
     p.add_argument("--no-setup", action="store_true", help="do not run bench/setup-peers.sh first")
     p.add_argument("--no-save", action="store_true", help="print the table only; write no results")
-    p.add_argument("--keep-logs", action="store_true", help="keep the servers' logs and the work dir")
+    p.add_argument(
+        "--keep-logs", action="store_true", help="keep the servers' logs and the work dir"
+    )
     opts = p.parse_args(argv)
     if opts.quick:
         opts.rounds, opts.duration, opts.warmup = 1, 3, 1
@@ -826,13 +1104,20 @@ def main(argv: list[str] | None = None) -> int:
         if name.split("-")[0] in opts.server_list:
             log(f"unavailable: {name}: {reason}")
 
-    plan = [(name, server) for name in opts.scenario_list for server in opts.server_list
-            if server in SCENARIOS[name].servers]
+    plan = [
+        (name, server)
+        for name in opts.scenario_list
+        for server in opts.server_list
+        if server in SCENARIOS[name].servers
+    ]
     runnable = [(n, s) for n, s in plan if ctx.availability(s, n) is None]
-    per = sum(scenario_duration(n, opts) + opts.warmup + (3 if n == "delayed" else 1)
-              for n, _ in runnable)
-    log(f"{len(runnable)} measurements per round x {opts.rounds} rounds: "
-        f"about {per * opts.rounds / 60:.0f} min; work dir {workdir}")
+    per = sum(
+        scenario_duration(n, opts) + opts.warmup + (3 if n == "delayed" else 1) for n, _ in runnable
+    )
+    log(
+        f"{len(runnable)} measurements per round x {opts.rounds} rounds: "
+        f"about {per * opts.rounds / 60:.0f} min; work dir {workdir}"
+    )
 
     ports = Ports(opts.port_base)
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in opts.scenario_list}
@@ -842,36 +1127,64 @@ def main(argv: list[str] | None = None) -> int:
                 sc = SCENARIOS[name]
                 reason = ctx.availability(server, name)
                 if reason is not None:
-                    raw[name].setdefault(server, []).append({"status": "unavailable", "reason": reason})
+                    raw[name].setdefault(server, []).append(
+                        {"status": "unavailable", "reason": reason}
+                    )
                     continue
                 port = ports.take()
                 log_path = workdir / f"{name}-{server}-r{rnd}.log"
                 t0 = time.monotonic()
                 try:
                     res = measure(ctx, sc, server, port, opts, log_path)
-                    msg = (f"{res['rps']:>10,.0f} req/s  p99 {fmt_ms(res.get('p99_ms')):>7}  "
-                           f"cpu {res['cpu_us_per_req'] or 0:6.1f} µs/req  rss {res['peak_rss_kib'] / 1024:6.1f} MiB")
+                    msg = (
+                        f"{res['rps']:>10,.0f} req/s  p99 {fmt_ms(res.get('p99_ms')):>7}  "
+                        f"cpu {res['cpu_us_per_req'] or 0:6.1f} µs/req  "
+                        f"rss {res['peak_rss_kib'] / 1024:6.1f} MiB"
+                    )
                     if res["errors"]:
                         msg += f"  errors {res['errors']}"
-                except Exception as exc:  # noqa: BLE001 - one failed server must not end the run
+                    if max(res["other_load"], res["steal"]) >= NOISY:
+                        msg += (
+                            f"  NOISY (other load {res['other_load']:.0%}, "
+                            f"steal {res['steal']:.0%} of a core)"
+                        )
+                except Exception as exc:  # one failed server must not end the run
                     res = {"status": "error", "reason": str(exc)}
                     msg = f"ERROR {exc}"
                 raw[name].setdefault(server, []).append(res)
-                log(f"round {rnd}/{opts.rounds}  {name:<12} {server:<8} {msg}  ({time.monotonic() - t0:.0f} s)")
+                took = time.monotonic() - t0
+                log(f"round {rnd}/{opts.rounds}  {name:<12} {server:<8} {msg}  ({took:.0f} s)")
     except KeyboardInterrupt:
         log("interrupted: summarizing what was measured")
 
-    results = {name: {server: summarize(rounds) for server, rounds in per_server.items()}
-               for name, per_server in raw.items()}
+    results = {
+        name: {server: summarize(rounds) for server, rounds in per_server.items()}
+        for name, per_server in raw.items()
+    }
     elapsed = time.monotonic() - started
     print()
-    print(f"treadle benchmark — median of {opts.rounds} round(s), {opts.duration} s each "
-          f"(delayed {opts.delayed_duration} s), server on core {SERVER_CPU}, wrk on core {CLIENT_CPU}")
-    print("treadle × = treadle's req/s (MB/s for static-100m) divided by that server's\n")
+    print(
+        f"treadle benchmark — median of {opts.rounds} round(s), {opts.duration} s each "
+        f"(delayed {opts.delayed_duration} s), "
+        f"server on core {SERVER_CPU}, wrk on core {CLIENT_CPU}"
+    )
+    print("treadle x = treadle's req/s (MB/s for static-100m) divided by that server's\n")
     print(table(results, opts.scenario_list, opts.server_list))
     print()
     for line in target_lines(results, opts.scenario_list):
         print(line)
+    noisy = sum(
+        1
+        for per_server in raw.values()
+        for rounds in per_server.values()
+        for r in rounds
+        if r.get("status") == "ok" and max(r["other_load"], r["steal"]) >= NOISY
+    )
+    if noisy:
+        print(
+            f"\nwarning: in {noisy} measurement(s) other processes or the hypervisor took "
+            f"≥{NOISY:.0%} of a core: those figures are skewed; rerun on a quiet machine."
+        )
     print(f"\ntotal time {elapsed / 60:.1f} min")
 
     if not opts.no_save:
@@ -880,16 +1193,28 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "date": dt.datetime.now().isoformat(timespec="seconds"),
             "quick": opts.quick,
-            "config": {"rounds": opts.rounds, "duration_s": opts.duration, "warmup_s": opts.warmup,
-                       "delayed_duration_s": opts.delayed_duration,
-                       "delayed_connections": opts.delayed_connections,
-                       "scenarios": opts.scenario_list, "servers": opts.server_list,
-                       "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
+            "config": {
+                "rounds": opts.rounds,
+                "duration_s": opts.duration,
+                "warmup_s": opts.warmup,
+                "delayed_duration_s": opts.delayed_duration,
+                "delayed_connections": opts.delayed_connections,
+                "scenarios": opts.scenario_list,
+                "servers": opts.server_list,
+                "server_cpu": SERVER_CPU,
+                "client_cpu": CLIENT_CPU,
+            },
             "environment": environment(ctx),
-            "scenarios": {n: {"title": SCENARIOS[n].title, "metric": SCENARIOS[n].metric,
-                              "connections": (opts.delayed_connections if n == "delayed"
-                                              else SCENARIOS[n].connections)}
-                          for n in opts.scenario_list},
+            "scenarios": {
+                n: {
+                    "title": SCENARIOS[n].title,
+                    "metric": SCENARIOS[n].metric,
+                    "connections": (
+                        opts.delayed_connections if n == "delayed" else SCENARIOS[n].connections
+                    ),
+                }
+                for n in opts.scenario_list
+            },
             "results": results,
             "rounds": raw,
             "targets": target_lines(results, opts.scenario_list),

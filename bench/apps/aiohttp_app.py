@@ -3,8 +3,8 @@
     python aiohttp_app.py --scenario hello --port 8080
     python aiohttp_app.py --scenario static --path DIR --port 8080
 
-Scenarios as in ``resources.py`` and ``asgi_app.py`` (served at ``/``), plus ``static``: the files of
-``--path`` served by ``web.static`` (aiohttp's sendfile-based file responses).
+Scenarios as in ``resources.py`` and ``asgi_app.py`` (served at ``/``), plus ``static``: the
+files of ``--path`` served by ``web.static`` (aiohttp's sendfile-based file responses).
 """
 
 from __future__ import annotations

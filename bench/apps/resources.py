@@ -31,7 +31,7 @@ DELAYED_BODY = b"<html><body>Sorry to keep you waiting.</body></html>"
 DELAY = 1.0
 
 
-def build(impl: str, scenario: str):  # noqa: C901 - one small class per scenario
+def build(impl: str, scenario: str):
     """Import ``impl``'s API and return ``(reactor, site)`` serving ``scenario``."""
     if impl == "treadle":
         from treadle import reactor
@@ -104,7 +104,9 @@ def main() -> None:
     args = parser.parse_args()
     reactor, site = build(args.impl, args.scenario)
     reactor.listenTCP(args.port, site, backlog=4096, interface=args.host)
-    print(f"{args.impl} {args.scenario} on {args.host}:{args.port} pid {os.getpid()}", file=sys.stderr)
+    print(
+        f"{args.impl} {args.scenario} on {args.host}:{args.port} pid {os.getpid()}", file=sys.stderr
+    )
     reactor.run()
 
 
