@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import html
 import io
 import logging
@@ -225,6 +226,55 @@ def _child_name(segment: bytes) -> str | None:
     if _WINDOWS and (":" in name or name[-1] in ". "):
         return None
     return name
+
+
+class _SmallFileCache:
+    """Contents of small files, reused while the file's identity, size and mtime hold.
+
+    Serving a small file then costs one ``stat`` instead of open, fstat, read and close.
+    A change to the file changes its ``st_mtime_ns`` (or size, or inode when replaced), so
+    the next request reads it afresh; the bytes kept are bounded.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._entries: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def get(self, path: str, st: os.stat_result) -> bytes | None:
+        """The cached contents of ``path`` if ``st`` still describes them."""
+        entry = self._entries.get(path)
+        if entry is None or entry[0] != self._key(st):
+            return None
+        return entry[1]
+
+    def put(self, path: str, st: os.stat_result, body: bytes) -> None:
+        """Remember ``body`` as the contents of ``path`` described by ``st``."""
+        if len(body) != st.st_size:
+            return  # the file changed while being read
+        old = self._entries.pop(path, None)
+        if old is not None:
+            self._size -= len(old[1])
+        if self._size + len(body) > self._limit:
+            self._entries.clear()
+            self._size = 0
+        self._entries[path] = (self._key(st), body)
+        self._size += len(body)
+
+
+#: Bytes of small files kept in memory (per process).
+SMALL_FILE_CACHE_BYTES: Final = 8 * 1024 * 1024
+_small_files = _SmallFileCache(SMALL_FILE_CACHE_BYTES)
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(mtime: int) -> bytes:
+    """``Last-Modified`` value for ``mtime``; files change rarely, so results are reused."""
+    return http.datetimeToString(mtime)
 
 
 def _is_within(path: str, root: str) -> bool:
@@ -865,12 +915,17 @@ class File(Resource):
         if name is None:
             return self.childNotFound
         child = os.path.join(self.path, name)
-        if not os.path.lexists(child):
+        try:
+            is_link = stat.S_ISLNK(os.lstat(child).st_mode)
+        except (OSError, ValueError):
             found = self._sibling_with_extension(child)
             if found is None:
                 return self.childNotFound
             child = found
-        if not self._allowed(child):
+            is_link = True  # unknown: let _allowed resolve it
+        # A plain entry of a directory inside the tree is inside the tree (the segment was
+        # checked above); only a symbolic link can lead out, so only links are resolved.
+        if is_link and not self._allowed(child):
             return self.forbidden
         processor = self._processor_for(os.path.splitext(child)[1])
         if processor is not None:
@@ -923,6 +978,11 @@ class File(Resource):
             return self.redirect(request)
         if not stat.S_ISREG(st.st_mode):
             return _render(self.forbidden, request)
+        cacheable = st.st_size <= SMALL_BODY and type(self).openForReading is File.openForReading
+        if cacheable:
+            body = _small_files.get(self.path, st)
+            if body is not None:
+                return self._respond(request, io.BytesIO(body), st)
         try:
             file = self.openForReading()
         except PermissionError:
@@ -938,6 +998,11 @@ class File(Resource):
                 if not stat.S_ISREG(st.st_mode):
                     file.close()
                     return _render(self.forbidden, request)
+                if cacheable and st.st_size <= SMALL_BODY:
+                    body = _read_exact(file, 0, st.st_size)
+                    file.close()
+                    _small_files.put(self.path, st, body)
+                    file = io.BytesIO(body)
             return self._respond(request, file, st)
         except BaseException:
             file.close()
@@ -953,7 +1018,7 @@ class File(Resource):
         mtime = int(st.st_mtime)
         etag = _etag(st)
         request.setHeader(b"etag", etag)
-        request.setHeader(b"last-modified", http.datetimeToString(mtime))
+        request.setHeader(b"last-modified", _http_date(mtime))
         if _not_modified(request, etag, mtime):
             file.close()
             request.setResponseCode(http.NOT_MODIFIED)
