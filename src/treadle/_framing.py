@@ -1,8 +1,12 @@
 """HTTP/1.1 protocol decisions as plain functions and tables, tested without any I/O.
 
 Everything here answers a question the channel asks about bytes it has or will send:
-which status line, which framing for a response body, whether the connection persists.
-Nothing here touches a socket, a loop or a resource.
+which status line, which framing for a response body, whether a request's framing and
+target are acceptable, and how big a head is. Nothing here touches a socket, a loop or a
+resource.
+
+The size functions define what the channel's limits count; the channel inlines the same
+arithmetic on its hot path, and the tests hold the two to each other at the boundary.
 """
 
 from __future__ import annotations
@@ -13,13 +17,21 @@ from enum import Enum
 from http import HTTPStatus
 
 __all__ = [
+    "CHUNK_FRAMING_ALLOWANCE",
     "RESPONSES",
     "Framing",
+    "absolute_form_authority",
     "chunk",
+    "chunk_framing_budget",
     "date_header",
+    "field_line_size",
+    "request_line_size",
     "response_framing",
     "server_and_date",
     "status_line",
+    "target_error",
+    "transfer_coding_error",
+    "valid_host",
 ]
 
 #: Reason phrases by status code (``twisted.web.http.RESPONSES``).
@@ -109,3 +121,149 @@ def server_and_date() -> bytes:
     if now != _date_second:
         _refresh_date(now)
     return _server_and_date
+
+
+# -- request heads: what the limits count ------------------------------------------------------
+
+
+def request_line_size(method: bytes, target: bytes) -> int:
+    """Size of a request line as the limits count it: ``method SP target SP HTTP/1.x``.
+
+    The CRLF is not counted. llhttp accepts several spaces between the parts (RFC 9112 §3
+    allows a recipient to split on any whitespace); they are counted as one.
+    """
+    return len(method) + len(target) + 10
+
+
+def field_line_size(name: bytes, value: bytes) -> int:
+    """Size of one field line as the limits count it: ``name: value``.
+
+    ``value`` is the field value without the optional whitespace around it (RFC 9112 §5);
+    that whitespace and the CRLF are not counted. The head size adds 2 (CRLF) to the request
+    line and to every field line; the empty line ending the head is not counted.
+    """
+    return len(name) + len(value) + 2
+
+
+#: Framing bytes one chunk may carry for free: a size of 16 hex digits (the most llhttp
+#: accepts before it reports an overflow of 2**64) and two CRLFs (RFC 9112 §7.1).
+CHUNK_FRAMING_ALLOWANCE = 20
+
+
+def chunk_framing_budget(chunks: int, extensions: int, trailers: int) -> int:
+    """Bytes of a chunked body that may be framing rather than data.
+
+    llhttp checks the syntax of chunk-size lines, extensions and trailers but bounds none of
+    their lengths (leading zeros and extensions are parsed and dropped). The channel counts
+    every byte of a chunked body that is not data and refuses the request once the count
+    exceeds this budget.
+
+    Args:
+        chunks: Chunks begun so far (``on_chunk_header`` calls).
+        extensions: Bytes allowed for chunk extensions in the whole request.
+        trailers: Bytes allowed for the trailer section.
+    """
+    return chunks * CHUNK_FRAMING_ALLOWANCE + extensions + trailers
+
+
+# -- request framing and targets ---------------------------------------------------------------
+
+# RFC 3986 §3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ); ":" separates the port.
+_REG_NAME = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;="
+# IP-literal: an IPv6 address or IPvFuture ("v" HEXDIG "." unreserved / sub-delims / ":");
+# the characters are checked, not the address grammar.
+_IP_LITERAL = _REG_NAME.replace(b"%", b"") + b":"
+_DIGITS = b"0123456789"
+
+
+def valid_host(value: bytes) -> bool:
+    """True when ``value`` is a valid ``Host`` field value: ``uri-host [":" port]``.
+
+    RFC 9110 §7.2 refers to RFC 3986 §3.2.2 for the grammar; an empty value is allowed (a
+    target without an authority). A value that fails this gets 400 (RFC 9112 §3.2).
+    """
+    if value[:1] == b"[":
+        end = value.find(b"]")
+        if end < 2 or value[1:end].translate(None, _IP_LITERAL):
+            return False
+        rest = value[end + 1 :]
+        if not rest:
+            return True
+        if rest[:1] != b":":
+            return False
+        port = rest[1:]
+    else:
+        host, _, port = value.partition(b":")
+        if host.translate(None, _REG_NAME):
+            return False
+    return not port.translate(None, _DIGITS)
+
+
+def absolute_form_authority(target: bytes) -> bytes:
+    """Return the authority of an absolute-form request target (RFC 9112 §3.2.2).
+
+    Only ``http`` and ``https`` targets with a host are accepted; a userinfo part
+    (``user@host``) is refused as RFC 9110 §4.2.4 advises.
+
+    Raises:
+        ValueError: The target is not an acceptable absolute-form target.
+    """
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        raise ValueError("only http and https absolute-form targets are served")
+    end = len(rest)
+    for delimiter in (b"/", b"?", b"#"):
+        found = rest.find(delimiter, 0, end)
+        if found >= 0:
+            end = found
+    authority = rest[:end]
+    if authority[:1] in (b"", b":") or b"@" in authority or not valid_host(authority):
+        raise ValueError("absolute-form target without a valid host")
+    return authority
+
+
+def target_error(method: bytes, target: bytes) -> str | None:
+    """Why a request target that is not in origin-form is refused, or None if acceptable.
+
+    The asterisk-form is for ``OPTIONS`` only (RFC 9112 §3.2.4) and the authority-form for
+    ``CONNECT`` only (§3.2.3, which llhttp enforces); anything else must be an absolute-form
+    ``http(s)`` URI (§3.2.2).
+    """
+    if target == b"*":
+        return None if method == b"OPTIONS" else "asterisk-form target outside OPTIONS"
+    if method == b"CONNECT":
+        return None
+    try:
+        absolute_form_authority(target)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def transfer_coding_error(values: list[bytes], http11: bool) -> tuple[int, str] | None:
+    """Check a request's ``Transfer-Encoding`` field lines; return ``(status, reason)`` or None.
+
+    llhttp refuses some faults while it parses the field (``chunked`` followed by another
+    coding or repeated, a ``Content-Length`` next to it) but others only after the head is
+    complete (a lone ``gzip``), which is after the channel has decided here:
+
+    - an HTTP/1.0 request with ``Transfer-Encoding`` has faulty framing: 400, then close
+      (RFC 9112 §6.1);
+    - ``chunked`` not the final coding: the body length cannot be determined, 400
+      (RFC 9112 §6.3);
+    - other codings before the final ``chunked`` (``gzip, chunked``): we decode none, 501
+      (RFC 9112 §6.1: "SHOULD respond with 501").
+    """
+    if not http11:
+        return 400, "Transfer-Encoding in an HTTP/1.0 request"
+    codings = [
+        coding
+        for value in values
+        for coding in (part.strip(b" \t").lower() for part in value.split(b","))
+        if coding
+    ]
+    if not codings or codings[-1] != b"chunked" or b"chunked" in codings[:-1]:
+        return 400, "chunked is not the final transfer coding"
+    if len(codings) > 1:
+        return 501, "transfer coding not implemented"
+    return None

@@ -16,6 +16,43 @@ Fast path: a response whose body is known when the headers are written goes out 
 ``transport.write`` (status line, headers and body joined); status lines are precomputed and
 the ``Date`` header is formatted once a second. Query arguments, form bodies and cookies are
 parsed only when first asked for.
+
+Hostile input. llhttp (httptools 0.9, strict mode) refuses by itself, with 400: bare CR or
+LF anywhere in the head or chunk framing; NUL and other control bytes in field names,
+values and the target; obsolete line folding and whitespace before a colon; a request line
+with a method outside its table, a lowercase method, a missing or malformed version, or
+HTTP/1.2 and 3.0; Content-Length with signs, spaces inside, lists, duplicates (even equal
+ones) or values of 2**64 and more; Content-Length next to Transfer-Encoding; a chunked
+coding that is not the last one (also split over two field lines); chunk sizes with
+``0x``, signs, spaces or values of 2**64 and more; malformed chunk extensions; data after
+``Connection: close``. It passes through, and the channel checks (see ``on_headers_complete``):
+
+- HTTP/0.9 and HTTP/2.0 versions, and the HTTP/2 preface ``PRI * HTTP/2.0``: 505;
+- HTTP/1.1 without Host, more than one Host, or an invalid Host value: 400 (RFC 9112 §3.2);
+- an absolute-form target that is not http(s) with a host, or ``*`` outside OPTIONS: 400;
+  an acceptable absolute-form target's authority replaces Host (RFC 9112 §3.2.2);
+- Transfer-Encoding in an HTTP/1.0 request: 400 (RFC 9112 §6.1); codings other than a
+  lone ``chunked`` (``gzip, chunked``, ``identity``): 501;
+- an Upgrade or CONNECT request with a body (httptools makes llhttp skip it): 501;
+- trailing whitespace in field values (llhttp keeps it): removed, as RFC 9112 §5 says;
+- trailer fields (httptools reports them as headers): counted and dropped.
+
+Limits (HTTPFactory attributes; what they count is defined in :mod:`treadle._framing`):
+llhttp enforces no size at all, and httptools buffers a field line until it is complete.
+The callbacks count the request line (414), each field line, the head and the number of
+fields (431), the body (413) and the trailer section (431) exactly; in addition every read
+that falls wholly inside a head or a chunked body is counted (``_count_read``), which bounds
+what httptools buffers and the chunk framing llhttp parses without reporting (leading zeros,
+extensions) by the same limits to within one read. llhttp accepts chunk sizes with any
+number of leading zeros; the framing budget, not a digit count, bounds them.
+
+Not checked (llhttp accepts, treadle answers them as HTTP/1.x): several spaces between the
+parts of the request line (RFC 9112 §3 allows that leniency), ``RTSP/1.0`` and ``ICE/1.0``
+as the protocol name (read as HTTP/1.0), ``#`` in a target, and obs-text in values.
+
+Pipelining: requests are answered strictly in order; reading pauses once ``maxPipelined``
+requests wait or while the client reads none of our output. llhttp parses a whole read at
+once, so one read (at most 256 KiB) may queue more before the pause takes effect.
 """
 
 from __future__ import annotations
@@ -38,9 +75,14 @@ from treadle._framing import (
     _STATUS_LINES,
     RESPONSES,
     Framing,
+    absolute_form_authority,
+    chunk_framing_budget,
     date_header,
     server_and_date,
     status_line,
+    target_error,
+    transfer_coding_error,
+    valid_host,
 )
 from treadle.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.error import ConnectionDone, ConnectionLost
@@ -54,14 +96,18 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_LINGER_TIME",
     "FORBIDDEN",
     "FOUND",
     "INTERNAL_SERVER_ERROR",
     "MAX_BODY_SIZE",
+    "MAX_CHUNK_EXTENSIONS_SIZE",
+    "MAX_FIELD_LINE_SIZE",
     "MAX_HEADERS",
     "MAX_HEAD_SIZE",
     "MAX_PIPELINED",
-    "MAX_URL_SIZE",
+    "MAX_REQUEST_LINE_SIZE",
+    "MAX_TRAILER_SIZE",
     "MOVED_PERMANENTLY",
     "NOT_ALLOWED",
     "NOT_FOUND",
@@ -105,21 +151,39 @@ SERVICE_UNAVAILABLE: Final = 503
 HTTP_VERSION_NOT_SUPPORTED: Final = 505
 
 # -- limits ----------------------------------------------------------------------------------
-# Each is an attribute of HTTPFactory (and so of Site) too; these are the defaults.
+# Each is an attribute of HTTPFactory (and so of Site) too; these are the defaults. What each
+# counts is defined by the functions in treadle._framing (request_line_size, field_line_size);
+# every limit is tested at its boundary (limit passes, limit + 1 fails).
 
-#: Request target length. nginx's large_client_header_buffers is 8 KiB, uvicorn has none,
-#: Twisted 16 KiB for the whole line; 8 KiB fits every real URL and refuses abuse early.
-MAX_URL_SIZE: Final = 8 * 1024
-#: Whole request head (request line + fields). nginx allows 4 x 8 KiB, Apache 100 x 8 KiB,
-#: Twisted 16 KiB per line; 64 KiB holds large cookie sets and stops memory-bloat attacks.
+#: Request line: ``method SP target SP HTTP/1.x`` without the CRLF; 414 beyond. nginx's
+#: large_client_header_buffers is 8 KiB per line, Apache's LimitRequestLine 8190, Twisted
+#: 16 KiB; 8 KiB fits every real URL and refuses abuse early.
+MAX_REQUEST_LINE_SIZE: Final = 8 * 1024
+#: One field line: ``name: value`` without surrounding whitespace or CRLF; 431 beyond.
+#: Apache's LimitRequestFieldSize is 8190, nginx 8 KiB per line, h11 none below its 16 KiB
+#: head limit.
+MAX_FIELD_LINE_SIZE: Final = 8 * 1024
+#: Whole request head (request line and field lines, each with its CRLF); 431 beyond. nginx
+#: allows 4 x 8 KiB, Apache 100 x 8 KiB, Node 16 KiB, h11 16 KiB; 64 KiB holds large cookie
+#: sets and stops memory-bloat attacks.
 MAX_HEAD_SIZE: Final = 64 * 1024
-#: Number of header fields. Apache's LimitRequestFields is 100, Twisted 500.
+#: Number of field lines in a head (repeated names count each time); 431 beyond. Apache's
+#: LimitRequestFields is 100, Twisted 500, Node 2000.
 MAX_HEADERS: Final = 100
-#: Buffered request body. Twisted has no limit at all; nginx's client_max_body_size is 1 MiB;
-#: 10 MiB keeps ordinary uploads working while bounding what one request can hold in memory.
+#: Buffered request body; 413 beyond (before ``100 Continue`` when Content-Length says so).
+#: Twisted has no limit at all; nginx's client_max_body_size is 1 MiB; 10 MiB keeps ordinary
+#: uploads working while bounding what one request can hold in memory or on disk.
 MAX_BODY_SIZE: Final = 10 * 1024 * 1024
-#: Complete requests queued behind the one being answered. aiohttp bounds its queue the same
-#: way; beyond this the channel stops reading and TCP pushes back on the client.
+#: Chunk extensions in one request, in bytes; 400 beyond. llhttp parses and drops them
+#: without limit; Node (also llhttp) allows 16 KiB, Go's net/http 4 KiB per line.
+MAX_CHUNK_EXTENSIONS_SIZE: Final = 4 * 1024
+#: Trailer section of a chunked request (field lines with CRLFs); 431 beyond. Trailers are
+#: counted and dropped, never merged into the headers (RFC 9110 §6.5.1). Go counts them
+#: against its 1 MiB header limit; 8 KiB is plenty for checksums and signatures.
+MAX_TRAILER_SIZE: Final = 8 * 1024
+#: Complete requests that may wait behind the one being answered: once this many wait, the
+#: channel stops reading and TCP pushes back on the client. aiohttp bounds its queue the
+#: same way; nginx answers pipelined requests one at a time without a queue.
 MAX_PIPELINED: Final = 16
 #: Bytes read ahead while a response is outstanding (Twisted reads 16 KiB optimistically):
 #: enough to notice a client that closes, small enough not to buffer a flood.
@@ -132,9 +196,13 @@ DEFAULT_IDLE_TIMEOUT: Final = 60.0
 #: by later bytes, so a client trickling a header a byte at a time (slowloris) is cut off.
 #: nginx's client_header_timeout is 60 s; Apache's mod_reqtimeout starts at 20 s.
 DEFAULT_HEAD_TIMEOUT: Final = 10.0
-#: Seconds of silence allowed between two reads of a request body (nginx's
-#: client_body_timeout is 60 s between reads).
+#: Seconds allowed between two pieces of request body data (nginx's client_body_timeout is
+#: 60 s between reads). Chunk framing alone does not count as progress.
 DEFAULT_BODY_TIMEOUT: Final = 30.0
+#: Seconds a refused connection keeps reading (and discarding) after its error response, so
+#: that a client still sending its request reads the response instead of a TCP reset
+#: ("lingering close", RFC 9112 §9.6). Apache lingers 2 s, nginx's lingering_time is 30 s.
+DEFAULT_LINGER_TIME: Final = 2.0
 
 SERVER_NAME: Final = b"treadle"
 _CRLF: Final = b"\r\n"
@@ -155,6 +223,24 @@ class MalformedRequestBody(ValueError):
 _IDLE: Final = 0
 _HEAD: Final = 1
 _BODY: Final = 2
+_LINGER: Final = 3  # refused: draining what the client still sends before closing
+_CLOSING: Final = 4  # closed by us: waiting for the transport to flush what it holds
+
+#: The fewest bytes a field line counts (``x: `` and CRLF): a head of N bytes holds at most
+#: N / _MIN_FIELD_SIZE fields.
+_MIN_FIELD_SIZE: Final = 5
+#: Fields are counted whenever a head passes this many bytes (and once at its end).
+_COUNT_EVERY: Final = 2048
+
+
+class _Dropped(dict[bytes, list[bytes]]):
+    """Takes the trailer fields httptools reports, and keeps none of them."""
+
+    def __setitem__(self, key: bytes, value: list[bytes]) -> None:
+        pass
+
+
+_DROPPED: Final = _Dropped()
 
 
 class _Rejection:
@@ -326,9 +412,7 @@ class Request:
 
     def _parse_args(self) -> dict[bytes, list[bytes]]:
         q = self.uri.find(b"?")
-        args: dict[bytes, list[bytes]] = (
-            parse_urlencoded(self.uri[q + 1 :]) if q >= 0 else {}
-        )
+        args: dict[bytes, list[bytes]] = parse_urlencoded(self.uri[q + 1 :]) if q >= 0 else {}
         ctype = self.requestHeaders._raw.get(b"content-type")
         if ctype is None or self._content is None:
             return args
@@ -406,16 +490,23 @@ class Request:
 
         Raises:
             TypeError: ``code`` is not an int.
+            ValueError: ``message`` contains CR or LF (it would split the response).
         """
         if not isinstance(code, int) or isinstance(code, bool):
             raise TypeError(f"HTTP response code must be int, not {type(code).__name__}")
-        self.code = code
         if isinstance(message, str):
             message = message.encode("utf-8")
+        if message is not None and (b"\r" in message or b"\n" in message):
+            raise ValueError(f"status message contains a line break: {message!r}")
+        self.code = code
         self.code_message = message
 
     def setHeader(self, name: str | bytes, value: str | bytes) -> None:
-        """Set response header ``name`` to the single value ``value``."""
+        """Set response header ``name`` to the single value ``value``.
+
+        Raises:
+            ValueError: ``name`` is not a token, or ``value`` contains CR, LF or NUL.
+        """
         self.responseHeaders.setRawHeaders(name, [value])
 
     def redirect(self, url: str | bytes) -> None:
@@ -698,9 +789,7 @@ class Request:
 
     def loseConnection(self) -> None:
         """Close the connection (after sending what is already written)."""
-        transport = self.channel.transport
-        if transport is not None:
-            transport.close()
+        self.channel._close()
 
     def __repr__(self) -> str:
         return (
@@ -746,7 +835,13 @@ def _path_of_target(target: bytes) -> bytes:
 
 
 class HTTPChannel(asyncio.Protocol):
-    """One HTTP/1.x connection: parses requests and answers them strictly in order."""
+    """One HTTP/1.x connection: parses requests and answers them strictly in order.
+
+    Parsing is llhttp's (through httptools) with treadle's checks where llhttp is lenient
+    or silent; see the module docstring for which does what. Any request the channel refuses
+    is answered in its turn (after the responses already due) and the connection then
+    closes: no byte after a refused request is ever parsed.
+    """
 
     __slots__ = (
         "_active",
@@ -754,27 +849,38 @@ class HTTPChannel(asyncio.Protocol):
         "_body_size",
         "_buffered",
         "_call_later",
+        "_chunks",
         "_connected_at",
         "_continue_pending",
+        "_count_check",
         "_dispatching",
         "_drain_waiter",
         "_head_size",
         "_head_started",
         "_headers",
         "_host",
+        "_host_seen",
         "_last_activity",
+        "_line_limit",
+        "_method",
         "_now",
         "_parser",
+        "_paused_at",
         "_peer",
         "_phase",
         "_queue",
+        "_read_at",
         "_reading_paused",
+        "_repeats",
+        "_request_headers",
         "_requests_seen",
+        "_size_check",
         "_stop_parsing",
         "_timer",
-        "_upgrade_or_close",
+        "_unsent",
         "_url",
         "_version",
+        "_wire",
         "_writing_paused",
         "factory",
         "persistent",
@@ -785,10 +891,21 @@ class HTTPChannel(asyncio.Protocol):
         self.factory = factory
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
+        self._method = b"GET"
         self._url = b""
         self._version = "1.1"
         self._headers: dict[bytes, list[bytes]] = {}
         self._head_size = 0
+        self._repeats = 0
+        # Thresholds from the limits, read once per connection (a Site's limits apply to
+        # connections made after they are set); see on_header and on_headers_complete.
+        self._size_check = min(factory.maxFieldLineSize, factory.maxHeadSize, _COUNT_EVERY)
+        self._count_check = _MIN_FIELD_SIZE * factory.maxHeaders
+        self._request_headers: dict[bytes, list[bytes]] = {}
+        self._line_limit = factory.maxRequestLineSize
+        self._host_seen: list[bytes] | None = None  # the last Host found valid
+        self._wire = 0
+        self._chunks = 0
         self._body: IO[bytes] | None = None
         self._body_size = 0
         self._queue: deque[tuple[Any, ...] | _Rejection] = deque()
@@ -796,14 +913,16 @@ class HTTPChannel(asyncio.Protocol):
         self._dispatching = False
         self._reading_paused = False
         self._writing_paused = False
+        self._paused_at = 0.0
+        self._unsent = -1
         self._stop_parsing = False
-        self._upgrade_or_close = False
         self._continue_pending = False
         self._buffered = 0
         self._drain_waiter: asyncio.Future[None] | None = None
         self._timer: Any = None
         self._phase = _IDLE
         self._head_started = 0.0
+        self._read_at = 0.0
         self._connected_at = 0.0
         self._requests_seen = 0
         self._last_activity = 0.0
@@ -839,18 +958,30 @@ class HTTPChannel(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
+            # Refused, upgraded or closing: whatever else arrives is dropped unparsed (while
+            # lingering after a refusal, this is the draining that lets the client read it).
             return
-        self._last_activity = self._now()
         if self._active is not None:
             self._buffered += len(data)
             if self._buffered > READ_AHEAD:
                 self._pause_reading()
+        # When this read arrived, for the callbacks: a head's start, a body's progress.
+        # (A read is no activity as such: empty lines between requests extend nothing.)
+        self._read_at = self._now()
+        phase = self._phase
+        if phase:
+            # A message continues from an earlier read: remember where it stood, so that
+            # _count_read can bound what the callbacks cannot see yet.
+            seen = self._requests_seen
+            body_before = self._body_size
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            # An Upgrade we do not speak: the request is answered as plain HTTP, and the
-            # bytes after it belong to another protocol, so nothing more is parsed.
+            # An Upgrade (or CONNECT) we do not speak: the request is answered as plain HTTP
+            # and the connection then closes, since the bytes after it belong to another
+            # protocol (RFC 9110 §7.8 lets a server ignore Upgrade).
             self._stop_parsing = True
+            self.persistent = False
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__
             if isinstance(cause, _Refused):
@@ -860,7 +991,10 @@ class HTTPChannel(asyncio.Protocol):
                 self._reject(500, "internal error")
         except httptools.HttpParserError as e:
             if not self._stop_parsing:  # else: bytes after `Connection: close`, dropped
-                self._reject(400, str(e) or type(e).__name__)
+                self._reject(self._parse_error_status(), str(e) or type(e).__name__)
+        else:
+            if phase and self._phase == phase and self._requests_seen == seen:
+                self._count_read(len(data) - (self._body_size - body_before))
         if self._active is None:
             self._dispatch()
 
@@ -888,9 +1022,10 @@ class HTTPChannel(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        self._paused_at = self._now()
         active = self._active
         if active is not None and active._producer is not None and active._producer_streaming:
-            active._producer.pauseProducing()
+            _call_producer(active, active._producer.pauseProducing)
 
     def resume_writing(self) -> None:
         self._writing_paused = False
@@ -898,88 +1033,202 @@ class HTTPChannel(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         active = self._active
-        if active is not None and active._producer is not None:
-            active._producer.resumeProducing()
+        if active is None:
+            # Pipelined requests waited for the client to read (see _dispatch).
+            if self._queue:
+                self._dispatch()
+            return
+        producer = active._producer
+        if producer is not None:
+            if active._producer_streaming:
+                _call_producer(active, producer.resumeProducing)
+            else:
+                _pull_more(active, producer)
 
     # -- httptools callbacks: record only ---------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._phase = _HEAD
-        self._head_started = self._last_activity
+        self._head_started = self._read_at
         self._url = b""
         self._headers = {}
-        self._head_size = 0
-        self._body = None
+        self._repeats = 0
+        self._wire = 0
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self.factory.maxURLSize:
-            raise _Refused(414, "request target too long")
+        # Called once per read the target spans; the method is already parsed.
+        url = self._url = self._url + url
+        method = self._method = self._parser.get_method()
+        line = len(method) + len(url) + 10  # _framing.request_line_size
+        self._head_size = line + 2
+        if line > self._line_limit:
+            raise _Refused(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        size = self._head_size = self._head_size + len(name) + len(value) + 4
-        headers = self._headers
-        factory = self.factory
-        if size > factory.maxHeadSize:
-            raise _Refused(431, "request header block too large")
-        if len(headers) >= factory.maxHeaders:
-            raise _Refused(431, "too many header fields")
+        # llhttp drops the whitespace before a value but keeps what follows it; neither
+        # belongs to the value (RFC 9112 §5). (llhttp refuses every other control byte, so
+        # rstrip() removes only SP and HTAB; it returns the value itself when none trail.)
+        value = value.rstrip()
+        line = len(name) + len(value) + 2  # _framing.field_line_size
+        size = self._head_size = self._head_size + line + 2
+        # One comparison guards every limit: a field line is shorter than the head holding
+        # it, and fields are counted whenever the head passes _COUNT_EVERY bytes (and once
+        # at its end), which bounds what a flood of tiny fields can hold in between.
+        if size > self._size_check:
+            self._check_head(line, size)
         key = name.lower()
+        headers = self._headers
         values = headers.get(key)
         if values is None:
             headers[key] = [value]
         else:
             values.append(value)
+            self._repeats += 1
+
+    def _check_head(self, line: int, size: int) -> None:
+        factory = self.factory
+        if self._phase != _HEAD:
+            # Trailers: _head_size started so that passing _size_check means the trailer
+            # section is over maxTrailerSize (see _check_chunked).
+            raise _Refused(431, "trailer section too large")
+        if line > factory.maxFieldLineSize:
+            raise _Refused(431, "header field line too long")
+        if size > factory.maxHeadSize:
+            raise _Refused(431, "request header block too large")
+        self._check_count(1)
+
+    def _check_count(self, pending: int) -> None:
+        fields = len(self._headers) + self._repeats + pending
+        if fields > self.factory.maxHeaders:
+            raise _Refused(431, "too many header fields")
 
     def on_headers_complete(self) -> None:
         self._phase = _BODY
-        parser = self._parser
-        self._version = version = parser.get_http_version()
+        self._version = version = self._parser.get_http_version()
         if version != "1.1" and version != "1.0":
-            raise _Refused(505 if version[:1] == "2" else 400, "unsupported HTTP version")
+            # llhttp passes HTTP/0.9 and HTTP/2.0 through (and refuses 1.2 or 3.0 itself).
+            raise _Refused(505, "unsupported HTTP version")
         headers = self._headers
-        if version == "1.1" and b"host" not in headers:
-            raise _Refused(400, "HTTP/1.1 request without Host")
+        if self._head_size > self._count_check:
+            # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
+            self._check_count(0)
+        host = headers.get(b"host")
+        if host is None:
+            if version == "1.1":
+                # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+                raise _Refused(400, "HTTP/1.1 request without Host")
+        elif host != self._host_seen:  # the list compare checks "exactly one" too
+            _check_host(host)
+            self._host_seen = [host[0]]  # a copy: the request may change its own
+        if self._url[0] != 47:  # not origin-form ("/..."): rare
+            self._check_target()
+        body = False
+        if b"transfer-encoding" in headers:
+            body = self._check_chunked(version == "1.1")
         length = headers.get(b"content-length")
-        if length is not None and int(length[0]) > self.factory.maxRequestBodySize:
-            raise _Refused(413, "request body too large")
+        if length is not None:
+            body = self._check_length(length[0])
         expect = headers.get(b"expect")
         if expect is not None and version == "1.1":
-            if expect[0].lower() != b"100-continue":
-                raise _Refused(417, "unsupported expectation")
-            if self._active is None and not self._queue:
-                assert self.transport is not None
-                self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            else:
-                self._continue_pending = True
+            # RFC 9110 §10.1.1: an HTTP/1.0 request's expectation MUST be ignored.
+            self._expect(expect, body)
+
+    def _check_target(self) -> None:
+        """Absolute-, authority- or asterisk-form target (RFC 9112 §3.2.2-3.2.4)."""
+        method = self._method
+        target = self._url
+        problem = target_error(method, target)
+        if problem is not None:
+            raise _Refused(400, problem)
+        if target != b"*" and method != b"CONNECT":
+            # RFC 9112 §3.2.2: an origin server MUST ignore the Host field and use the
+            # target's authority instead; it is what request.getRequestHostname() returns.
+            self._headers[b"host"] = [absolute_form_authority(target)]
+
+    def _check_chunked(self, http11: bool) -> bool:
+        """Vet a request with Transfer-Encoding; return True (a body follows)."""
+        error = transfer_coding_error(self._headers[b"transfer-encoding"], http11)
+        if error is not None:
+            raise _Refused(*error)
+        self._body_follows()
+        self._chunks = 0
+        self._wire = 0
+        # Trailer fields arrive through on_header; they are dropped, never merged into the
+        # headers (RFC 9110 §6.5.1), and counted from here against maxTrailerSize.
+        self._request_headers = self._headers
+        self._head_size = self._size_check - self.factory.maxTrailerSize
+        return True
+
+    def _check_length(self, value: bytes) -> bool:
+        """Vet a Content-Length; return True when a body follows."""
+        # llhttp has refused signs, lists, non-digits, duplicates and values of 2**64 or
+        # more (RFC 9110 §8.6, RFC 9112 §6.3); what remains is a plain decimal number.
+        length = int(value)
+        if length > self.factory.maxRequestBodySize:
+            # Refused before any 100 Continue, so the client never sends the body.
+            raise _Refused(413, "request body too large")
+        if not length:
+            return False
+        self._body_follows()
+        return True
+
+    def _body_follows(self) -> None:
+        # llhttp flags an upgrade for "Connection: upgrade" with Upgrade, or for CONNECT.
+        if (b"upgrade" in self._headers or self._method == b"CONNECT") and (
+            self._parser.should_upgrade()
+        ):
+            # httptools tells llhttp to skip the body of an Upgrade (or CONNECT) request;
+            # answering it as plain HTTP would treat the body as missing.
+            raise _Refused(501, "Upgrade with a request body is not supported")
+        self._last_activity = self._read_at  # the body timeout counts from here
+
+    def _expect(self, values: list[bytes], body: bool) -> None:
+        if len(values) != 1 or values[0].lower() != b"100-continue":
+            raise _Refused(417, "unsupported expectation")
+        if not body:
+            return  # RFC 9110 §10.1.1: no content to invite
+        if self._active is None and not self._queue:
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        else:
+            self._continue_pending = True
 
     def on_body(self, body: bytes) -> None:
-        self._body_size += len(body)
-        if self._body_size > self.factory.maxRequestBodySize:
+        size = self._body_size = self._body_size + len(body)
+        if size > self.factory.maxRequestBodySize:
             raise _Refused(413, "request body too large")
+        self._last_activity = self._read_at
         content = self._body
         if content is None:
             content = self._body = io.BytesIO()
-        elif self._body_size > SPOOL_SIZE and isinstance(content, io.BytesIO):
+        elif size > SPOOL_SIZE and isinstance(content, io.BytesIO):
             # Large bodies move to disk; the request closes the file when it is done.
             spooled = tempfile.TemporaryFile()  # noqa: SIM115
             spooled.write(content.getbuffer())
             content = self._body = spooled
         content.write(body)
 
+    def on_chunk_header(self) -> None:
+        # Between a chunk's size line and its end come only data and, after the last one,
+        # the trailer fields: these go to _DROPPED (see _check_chunked).
+        self._chunks += 1
+        self._headers = _DROPPED
+
+    def on_chunk_complete(self) -> None:
+        self._headers = self._request_headers
+
     def on_message_complete(self) -> None:
         self._phase = _IDLE
         self._requests_seen += 1
-        parser = self._parser
-        keep_alive = parser.should_keep_alive()
+        keep_alive = self._parser.should_keep_alive()
         content = self._body
         if content is not None:
             content.seek(0)
             self._body = None
         self._queue.append(
             (
-                parser.get_method(),
+                self._method,
                 self._url,
                 self._version == "1.1",
                 self._headers,
@@ -993,6 +1242,41 @@ class HTTPChannel(asyncio.Protocol):
         elif len(self._queue) >= self.factory.maxPipelined:
             self._pause_reading()
 
+    def _count_read(self, framing: int) -> None:
+        """A whole read fell inside one message's head or body: bound what it adds.
+
+        httptools hands over a field line only once it is complete (buffering it until
+        then), and llhttp parses chunk-size lines, extensions and trailers without
+        reporting their length. So the exact counts of the callbacks are backed by this
+        one over whole reads: a head may not grow past ``maxHeadSize``, and the framing of
+        a chunked body (every byte that is not data) past ``_framing.chunk_framing_budget``.
+        Reads in which a message begins or ends are not counted, as httptools reports no
+        positions: these limits may be passed by up to one read, never without bound.
+
+        Args:
+            framing: Bytes of this read that were not body data.
+        """
+        wire = self._wire = self._wire + framing
+        factory = self.factory
+        if self._phase == _HEAD:
+            if wire > factory.maxHeadSize:
+                self._reject(431, "request header block too large")
+        elif self._chunked() and wire > chunk_framing_budget(
+            self._chunks, factory.maxChunkExtensionsSize, factory.maxTrailerSize
+        ):
+            self._reject(400, "chunk framing too large")
+
+    def _chunked(self) -> bool:
+        """True while the current message has a chunked body."""
+        # _request_headers is set for chunked messages only; a later message has new headers.
+        headers = self._headers
+        return headers is self._request_headers or headers is _DROPPED
+
+    def _parse_error_status(self) -> int:
+        # The HTTP/2 connection preface ("PRI * HTTP/2.0") on this HTTP/1 port: llhttp
+        # stops on it; 505 says what is wrong (RFC 9113 §3.4).
+        return 505 if self._parser.get_method() == b"PRI" else 400
+
     # -- answering --------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
@@ -1002,7 +1286,9 @@ class HTTPChannel(asyncio.Protocol):
         self._dispatching = True
         try:
             queue = self._queue
-            while self._active is None and queue:
+            # While the client reads nothing (writing paused), answering more pipelined
+            # requests would only grow the transport's buffer: resume_writing resumes here.
+            while self._active is None and queue and not self._writing_paused:
                 item = queue.popleft()
                 if type(item) is _Rejection:
                     self._send_rejection(item)
@@ -1016,7 +1302,12 @@ class HTTPChannel(asyncio.Protocol):
                     self._internal_error(request)
         finally:
             self._dispatching = False
-        if self._reading_paused and self._active is None and not self._stop_parsing:
+        if (
+            self._reading_paused
+            and self._active is None
+            and not self._stop_parsing
+            and len(self._queue) < self.factory.maxPipelined
+        ):
             self._buffered = 0
             self._resume_reading()
 
@@ -1028,10 +1319,8 @@ class HTTPChannel(asyncio.Protocol):
         self._last_activity = self._now()
         if not request._keep_alive or not self.persistent:
             self.persistent = False
-            self._stop_parsing = True
             self._drop_queue()
-            if self.transport is not None:
-                self.transport.close()
+            self._close()
             return
         if self._continue_pending and not self._queue and self.transport is not None:
             self._continue_pending = False
@@ -1075,6 +1364,7 @@ class HTTPChannel(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        # The page names the status only: nothing of the request is reflected.
         phrase = RESPONSES.get(rejection.code, b"Error")
         body = b"<html><body><h1>%d %s</h1></body></html>" % (rejection.code, phrase)
         transport.write(
@@ -1087,7 +1377,19 @@ class HTTPChannel(asyncio.Protocol):
             % len(body)
             + body
         )
-        transport.close()
+        can_write_eof = getattr(transport, "can_write_eof", None)
+        if rejection.code in (408, 503) or can_write_eof is None or not can_write_eof():
+            # A client too slow to send its head, or one we will not serve at all, gets no
+            # grace; nor does a transport that cannot half-close (TLS).
+            self._close()
+            return
+        # Lingering close (RFC 9112 §9.6): closing with unread request bytes would make the
+        # kernel send a reset that can destroy the response before the client reads it. So
+        # send our FIN, drop what still arrives, and close after lingerTime or at its EOF.
+        transport.write_eof()
+        self._phase = _LINGER
+        self._last_activity = self._now()
+        self._resume_reading()
 
     # -- flow control and timers ------------------------------------------------------------
 
@@ -1109,23 +1411,46 @@ class HTTPChannel(asyncio.Protocol):
         """One timer per connection enforces every timeout; see the phases below.
 
         - between requests: ``timeOut`` of silence closes the connection (a new connection
-          that never sends a byte gets ``headTimeout``);
+          that never sends a byte gets ``headTimeout``); empty lines between requests are
+          no activity;
         - reading a head: ``headTimeout`` from its first byte, however the bytes trickle in
           (slowloris), then ``408``;
-        - reading a body: ``bodyTimeout`` between two reads, then ``408``;
-        - answering: never; a response may take as long as its resource wants.
+        - reading a body: ``bodyTimeout`` between two pieces of body data, then ``408``;
+        - answering: never; a response may take as long as its resource wants, but a client
+          that reads nothing for ``timeOut`` while output waits for it is dropped (a
+          slow-read attack or a dead peer; nginx's send_timeout is 60 s);
+        - lingering after a refusal: ``lingerTime``, then close;
+        - closing: as long as the client keeps taking what the transport still holds, then
+          abort after ``timeOut`` without progress.
 
         The timer re-arms at most every ``_timer_period()`` seconds, so a phase that starts
         between two checks is caught within that period of its deadline.
         """
         self._timer = None
-        if self.transport is None:
+        transport = self.transport
+        if transport is None:
             return
         factory = self.factory
         now = self._now()
         phase = self._phase
-        if self._active is not None:
-            deadline = now + factory.timeOut  # answering: no deadline
+        if phase == _CLOSING:
+            unsent = transport.get_write_buffer_size()
+            if unsent != self._unsent:
+                self._unsent = unsent
+                self._last_activity = now
+            elif now - self._last_activity >= factory.timeOut:
+                transport.abort()  # the client takes none of what is left for it
+                return
+            self._timer = self._call_later(self._timer_period(), self._check_timeouts)
+            return
+        if self._writing_paused and now - self._paused_at >= factory.timeOut:
+            transport.abort()
+            return
+        if phase == _LINGER:
+            deadline = self._last_activity + factory.lingerTime
+            status = 0
+        elif self._active is not None or self._stop_parsing:
+            deadline = now + factory.timeOut  # answering (or about to refuse): no deadline
             status = 0
         elif phase == _HEAD:
             deadline = self._head_started + factory.headTimeout
@@ -1143,16 +1468,40 @@ class HTTPChannel(asyncio.Protocol):
             self._timer = self._call_later(
                 min(deadline - now, self._timer_period()), self._check_timeouts
             )
-        elif status:
-            self._reject(status, "request timed out")
-            self._dispatch()
         else:
-            self._stop_parsing = True
+            if status:
+                self._reject(status, "request timed out")
+                self._dispatch()
+            else:
+                self._close()
+            if self.transport is not None and self._timer is None:
+                self._timer = self._call_later(self._timer_period(), self._check_timeouts)
+
+    def _close(self) -> None:
+        """Close the connection once the transport has flushed what it holds.
+
+        The timer keeps watching: a client that takes none of the rest for ``timeOut``
+        seconds is aborted, so a peer that never reads cannot hold the connection open.
+        """
+        self._stop_parsing = True
+        self._phase = _CLOSING
+        self._last_activity = self._now()
+        self._unsent = -1
+        if self.transport is not None:
             self.transport.close()
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
-        if not self._writing_paused or self.transport is None:
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.is_closing():
+            # The connection is going (its connection_lost is scheduled, not yet delivered):
+            # yield once so that it arrives and later writes are ignored, rather than sent
+            # at a dead socket in a loop that never gives the event loop a turn.
+            await asyncio.sleep(0)
+            return
+        if not self._writing_paused:
             return
         waiter = self._drain_waiter
         if waiter is None:
@@ -1174,8 +1523,7 @@ class HTTPChannel(asyncio.Protocol):
         """Finish the response in progress (if any), then close; close at once when idle."""
         self.persistent = False
         if self._active is None and self.transport is not None:
-            self._stop_parsing = True
-            self.transport.close()
+            self._close()
 
     def log_request(self, request: Request) -> None:
         """Hand a finished request to the factory's access log."""
@@ -1207,13 +1555,35 @@ class HTTPChannel(asyncio.Protocol):
     loseConnection = abort
 
 
+def _check_host(values: list[bytes]) -> None:
+    """Refuse more than one Host or an invalid one (RFC 9112 §3.2: 400)."""
+    if len(values) != 1:
+        raise _Refused(400, "more than one Host field")
+    if not valid_host(values[0]):
+        raise _Refused(400, "invalid Host field")
+
+
+def _call_producer(request: Request, method: Callable[[], object]) -> None:
+    """Call a producer's method; an error in it is logged and drops this connection only."""
+    try:
+        method()
+    except Exception:
+        error_log.exception("error in producer of %r", request)
+        request.channel.abort()
+
+
 def _pull_more(request: Request, producer: Any) -> None:
     """Drive a pull producer: ask for more while it stays registered and writing is open."""
-    if request._producer is not producer or request._disconnected:
-        return
-    producer.resumeProducing()
     channel = request.channel
-    if request._producer is producer and not channel._writing_paused:
+    if request._producer is not producer or request._disconnected or channel._writing_paused:
+        return
+    _call_producer(request, producer.resumeProducing)
+    if (
+        request._producer is producer
+        and not request._disconnected
+        and not channel._writing_paused
+        and channel.transport is not None
+    ):
         asyncio.get_running_loop().call_soon(_pull_more, request, producer)
 
 
@@ -1249,21 +1619,47 @@ class HTTPFactory:
     Args:
         logPath: Access log file (combined format); None logs to the ``treadle.access``
             logger, which is silent unless logging is configured for it.
-        timeout: Seconds an idle keep-alive connection is kept.
+        timeout: Seconds an idle keep-alive connection is kept; also how long a client may
+            read nothing while output waits for it.
         logFormatter: ``(timestamp, request) -> str`` for access log lines.
+
+    The limits and timeouts below are class attributes; set them on the instance (a
+    :class:`~treadle.server.Site`) before it listens: each connection reads the size limits
+    when it is made. Their defaults and what each counts are the module's ``MAX_*`` and
+    ``DEFAULT_*`` constants.
+
+    Attributes:
+        maxRequestLineSize: Request line, 414 beyond.
+        maxFieldLineSize: One field line, 431 beyond.
+        maxHeadSize: The whole head, 431 beyond.
+        maxHeaders: Field lines in a head, 431 beyond.
+        maxRequestBodySize: A request body, 413 beyond.
+        maxChunkExtensionsSize: Chunk extensions of one request (see
+            :func:`treadle._framing.chunk_framing_budget`), 400 beyond.
+        maxTrailerSize: The trailer section of a chunked request, 431 beyond.
+        maxPipelined: Requests queued behind the one being answered before reading pauses.
+        maxConnections: Open connections; more get 503 (None: no limit).
+        headTimeout: Seconds to receive a head, from its first byte; then 408.
+        bodyTimeout: Seconds between two pieces of body data; then 408.
+        lingerTime: Seconds a refused connection drains the client's bytes before closing.
     """
 
     requestFactory: Callable[[HTTPChannel], Request] = Request
     protocol = HTTPChannel
-    maxURLSize: int = MAX_URL_SIZE
+    maxRequestLineSize: int = MAX_REQUEST_LINE_SIZE
+    maxFieldLineSize: int = MAX_FIELD_LINE_SIZE
     maxHeadSize: int = MAX_HEAD_SIZE
     maxHeaders: int = MAX_HEADERS
     maxRequestBodySize: int = MAX_BODY_SIZE
+    maxChunkExtensionsSize: int = MAX_CHUNK_EXTENSIONS_SIZE
+    maxTrailerSize: int = MAX_TRAILER_SIZE
     maxPipelined: int = MAX_PIPELINED
     #: Open connections accepted at once; more get ``503`` and are closed (None: no limit).
+    #: nginx's worker_connections defaults to 512, Apache's MaxRequestWorkers to 256.
     maxConnections: int | None = None
     headTimeout: float = DEFAULT_HEAD_TIMEOUT
     bodyTimeout: float = DEFAULT_BODY_TIMEOUT
+    lingerTime: float = DEFAULT_LINGER_TIME
 
     def __init__(
         self,

@@ -46,13 +46,32 @@ def _encode_name(name: str | bytes) -> bytes:
     return name.lower()
 
 
+# RFC 9110 §5.6.2: field-name = token.
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_names_checked: set[bytes] = set()
+
+
+def _settable_name(name: str | bytes) -> bytes:
+    """Encode a name a value is being set for; refuse anything but a token."""
+    encoded = _encode_name(name)
+    if encoded not in _names_checked:
+        # A name with a colon, space, CR or LF would let data given to setHeader split the
+        # response into headers (or a body) of the client's choosing.
+        if not encoded or encoded.translate(None, _TOKEN):
+            raise ValueError(f"header name is not a token: {name!r}")
+        if len(_names_checked) < 1024:  # bounded: names may come from clients (proxies)
+            _names_checked.add(encoded)
+    return encoded
+
+
 def _encode_value(value: str | bytes) -> bytes:
     if isinstance(value, str):
         value = value.encode("utf-8")
     # A value carrying CR or LF would let the application split the response: refuse it
-    # rather than emit a second header or body smuggled through user data.
-    if b"\r" in value or b"\n" in value:
-        raise ValueError(f"header value contains a line break: {value!r}")
+    # rather than emit a second header or body smuggled through user data. NUL is as
+    # dangerous to recipients (RFC 9110 §5.5).
+    if b"\r" in value or b"\n" in value or b"\x00" in value:
+        raise ValueError(f"header value contains CR, LF or NUL: {value!r}")
     return value
 
 
@@ -93,19 +112,19 @@ class Headers:
 
         Raises:
             TypeError: ``values`` is a single string rather than a sequence of them.
-            ValueError: A value contains CR or LF.
+            ValueError: The name is not a token, or a value contains CR, LF or NUL.
         """
         if isinstance(values, str | bytes):
             raise TypeError(f"setRawHeaders expects a list of values, not {type(values).__name__}")
-        self._raw[_encode_name(name)] = [_encode_value(v) for v in values]
+        self._raw[_settable_name(name)] = [_encode_value(v) for v in values]
 
     def addRawHeader(self, name: str | bytes, value: str | bytes) -> None:
         """Append one more value for ``name``.
 
         Raises:
-            ValueError: The value contains CR or LF.
+            ValueError: The name is not a token, or the value contains CR, LF or NUL.
         """
-        self._raw.setdefault(_encode_name(name), []).append(_encode_value(value))
+        self._raw.setdefault(_settable_name(name), []).append(_encode_value(value))
 
     @overload
     def getRawHeaders(self, name: bytes, default: None = None) -> list[bytes] | None: ...
