@@ -409,3 +409,22 @@ def test_connections_over_the_limit_get_503() -> None:
     fourth, transport = connect(site, clock)
     fourth.data_received(request_bytes())
     assert transport.value().startswith(b"HTTP/1.1 200 ")
+
+
+def test_twisted_status_names_and_cached() -> None:
+    from treadle import http
+
+    assert (http.PAYMENT_REQUIRED, http.NOT_ALLOWED, http.GATEWAY_TIMEOUT) == (402, 405, 504)
+    assert http.CACHED == b""
+
+
+def test_set_host_rewrites_what_the_request_reports() -> None:
+    held = Held()
+    channel, _ = connect(Site(held))
+    channel.data_received(request_bytes())
+    request = held.pending[0]
+    request.setHost(b"example.org", 443, ssl=True)
+    assert request.isSecure()
+    assert request.getRequestHostname() == b"example.org"
+    assert request.getHost().port == 443
+    assert request.prePathURL() == b"https://example.org/"

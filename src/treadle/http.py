@@ -92,14 +92,27 @@ if TYPE_CHECKING:
     from treadle.defer import Deferred
 
 __all__ = [
+    "ACCEPTED",
+    "BAD_GATEWAY",
     "BAD_REQUEST",
+    "CACHED",
+    "CONFLICT",
+    "CONTINUE",
+    "CREATED",
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_LINGER_TIME",
+    "EXPECTATION_FAILED",
     "FORBIDDEN",
     "FOUND",
+    "GATEWAY_TIMEOUT",
+    "GONE",
+    "HTTP_VERSION_NOT_SUPPORTED",
+    "IM_A_TEAPOT",
+    "INSUFFICIENT_STORAGE_SPACE",
     "INTERNAL_SERVER_ERROR",
+    "LENGTH_REQUIRED",
     "MAX_BODY_SIZE",
     "MAX_CHUNK_EXTENSIONS_SIZE",
     "MAX_FIELD_LINE_SIZE",
@@ -109,12 +122,35 @@ __all__ = [
     "MAX_REQUEST_LINE_SIZE",
     "MAX_TRAILER_SIZE",
     "MOVED_PERMANENTLY",
+    "MULTIPLE_CHOICE",
+    "MULTI_STATUS",
+    "NON_AUTHORITATIVE_INFORMATION",
+    "NOT_ACCEPTABLE",
     "NOT_ALLOWED",
+    "NOT_EXTENDED",
     "NOT_FOUND",
     "NOT_IMPLEMENTED",
     "NOT_MODIFIED",
+    "NO_CONTENT",
     "OK",
+    "PARTIAL_CONTENT",
+    "PAYMENT_REQUIRED",
+    "PERMANENT_REDIRECT",
+    "PRECONDITION_FAILED",
+    "PROXY_AUTH_REQUIRED",
+    "REQUESTED_RANGE_NOT_SATISFIABLE",
+    "REQUEST_ENTITY_TOO_LARGE",
+    "REQUEST_TIMEOUT",
+    "REQUEST_URI_TOO_LONG",
+    "RESET_CONTENT",
     "RESPONSES",
+    "SEE_OTHER",
+    "SERVICE_UNAVAILABLE",
+    "SWITCHING",
+    "TEMPORARY_REDIRECT",
+    "UNAUTHORIZED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "USE_PROXY",
     "HTTPChannel",
     "HTTPFactory",
     "MalformedRequestBody",
@@ -127,28 +163,56 @@ error_log = logging.getLogger("treadle.error")
 access_log = logging.getLogger("treadle.access")
 
 # Status codes under the names Twisted code imports from twisted.web.http.
+CONTINUE: Final = 100
+SWITCHING: Final = 101
 OK: Final = 200
 CREATED: Final = 201
+ACCEPTED: Final = 202
+NON_AUTHORITATIVE_INFORMATION: Final = 203
 NO_CONTENT: Final = 204
+RESET_CONTENT: Final = 205
 PARTIAL_CONTENT: Final = 206
+MULTI_STATUS: Final = 207
+MULTIPLE_CHOICE: Final = 300
 MOVED_PERMANENTLY: Final = 301
 FOUND: Final = 302
 SEE_OTHER: Final = 303
 NOT_MODIFIED: Final = 304
+USE_PROXY: Final = 305
 TEMPORARY_REDIRECT: Final = 307
+PERMANENT_REDIRECT: Final = 308
 BAD_REQUEST: Final = 400
 UNAUTHORIZED: Final = 401
+PAYMENT_REQUIRED: Final = 402
 FORBIDDEN: Final = 403
 NOT_FOUND: Final = 404
 NOT_ALLOWED: Final = 405
+NOT_ACCEPTABLE: Final = 406
+PROXY_AUTH_REQUIRED: Final = 407
+REQUEST_TIMEOUT: Final = 408
+CONFLICT: Final = 409
+GONE: Final = 410
+LENGTH_REQUIRED: Final = 411
+PRECONDITION_FAILED: Final = 412
 REQUEST_ENTITY_TOO_LARGE: Final = 413
 REQUEST_URI_TOO_LONG: Final = 414
+UNSUPPORTED_MEDIA_TYPE: Final = 415
 REQUESTED_RANGE_NOT_SATISFIABLE: Final = 416
 EXPECTATION_FAILED: Final = 417
+IM_A_TEAPOT: Final = 418
 INTERNAL_SERVER_ERROR: Final = 500
 NOT_IMPLEMENTED: Final = 501
+BAD_GATEWAY: Final = 502
 SERVICE_UNAVAILABLE: Final = 503
+GATEWAY_TIMEOUT: Final = 504
 HTTP_VERSION_NOT_SUPPORTED: Final = 505
+INSUFFICIENT_STORAGE_SPACE: Final = 507
+NOT_EXTENDED: Final = 510
+
+#: What ``setLastModified``/``setETag`` return when the response is a 304 or 412: render
+#: methods return it as the (empty) body. The empty bytes object is a singleton, so
+#: ``result is http.CACHED`` holds.
+CACHED: Final = b""
 
 # -- limits ----------------------------------------------------------------------------------
 # Each is an attribute of HTTPFactory (and so of Site) too; these are the defaults. What each
@@ -467,6 +531,16 @@ class Request:
         """Return the local address the request arrived on."""
         return self.channel.host_address()
 
+    def setHost(self, host: bytes, port: int, ssl: bool = False) -> None:
+        """Make the request look as if it arrived at ``host:port`` (over TLS when ``ssl``).
+
+        Afterwards ``getHost()``, ``isSecure()``, the ``Host`` header and so
+        ``getRequestHostname()``/``prePathURL()`` follow; used behind reverse proxies.
+        """
+        from treadle.vhost import setHost
+
+        setHost(self, host, port, ssl)  # type: ignore[arg-type]  # any Request works
+
     def isSecure(self) -> bool:
         """Return True when the connection is TLS."""
         transport = self.channel.transport
@@ -734,7 +808,8 @@ class Request:
         if self._disconnected or self.finished:
             return
         self._disconnected = True
-        self._lost_reason = reason
+        # Without its traceback: frames of the failed write would keep this request alive.
+        self._lost_reason = reason.with_traceback(None)
         self._release_body()
         producer = self._producer
         if producer is not None:
@@ -1673,6 +1748,8 @@ class HTTPFactory:
         self._logFormatter = logFormatter or combinedLogFormatter
         self._logFile: IO[str] | None = None
         self._reactor = reactor
+        #: The reactor given to the factory (Twisted's ``site.reactor``), else treadle's.
+        self.reactor = reactor if reactor is not None else _default_reactor()
         # A fake clock (task.Clock) drives the channel's timers in tests; the real reactor
         # is bypassed in favour of the running loop's own call_later, which is cheaper.
         self._clock = reactor if reactor is not None and hasattr(reactor, "advance") else None
@@ -1733,6 +1810,12 @@ class HTTPFactory:
             self._logFile.write(self._logFormatter(_log_timestamp(), request) + "\n")
         elif access_log.isEnabledFor(logging.INFO):
             access_log.info("%s", self._logFormatter(_log_timestamp(), request))
+
+
+def _default_reactor() -> Any:
+    from treadle import reactor
+
+    return reactor
 
 
 def unquote_path_segment(segment: bytes) -> bytes:
