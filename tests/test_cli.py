@@ -710,3 +710,32 @@ def test_workers_from_the_environment() -> None:
             os.environ["WEB_CONCURRENCY"] = old
     with pytest.raises(UsageError):
         parse_command_line(["web", "--path", ".", "--workers", "0"])
+
+
+def test_limits_and_follow_symlinks_reach_the_site(tmp_path: Path) -> None:
+    from treadle.cli import make_site
+
+    options = parse_command_line(
+        [
+            "web",
+            "--path",
+            str(tmp_path),
+            "--limit-concurrency",
+            "5",
+            "--max-body-size",
+            "100",
+            "--head-timeout",
+            "2.5",
+            "--timeout",
+            "7",
+            "--follow-symlinks",
+        ]
+    )
+    site, _ = make_site(options)
+    assert (site.maxConnections, site.maxRequestBodySize) == (5, 100)
+    assert (site.headTimeout, site.timeOut) == (2.5, 7.0)
+    assert site.resource.follow_symlinks  # type: ignore[attr-defined]
+    with pytest.raises(UsageError, match="more than 0"):
+        parse_command_line(["web", "--path", ".", "--max-headers", "0"])
+    with pytest.raises(UsageError, match="--path only"):
+        parse_command_line(["web", "--class", "x.Y", "--follow-symlinks"])

@@ -83,6 +83,31 @@ EXIT_USAGE: Final = 2
 EXIT_FAILURE: Final = 1
 
 
+#: Limit and timeout options: (option, Site attribute, type, help). Defaults and the reasons
+#: for them live with the attributes in :mod:`treadle.http`.
+LIMIT_OPTIONS: Final[tuple[tuple[str, str, type, str], ...]] = (
+    (
+        "--limit-concurrency",
+        "maxConnections",
+        int,
+        "open connections at once; more get 503 at once",
+    ),
+    ("--max-body-size", "maxRequestBodySize", int, "bytes of a request body (413 beyond)"),
+    ("--max-request-line", "maxRequestLineSize", int, "bytes of the request line (414)"),
+    ("--max-field-line", "maxFieldLineSize", int, "bytes of one header line (431)"),
+    ("--max-head-size", "maxHeadSize", int, "bytes of the whole request head (431)"),
+    ("--max-headers", "maxHeaders", int, "header fields in a request (431)"),
+    ("--timeout", "timeOut", float, "seconds an idle keep-alive connection is kept"),
+    (
+        "--head-timeout",
+        "headTimeout",
+        float,
+        "seconds to receive a request head, from its first byte (408)",
+    ),
+    ("--body-timeout", "bodyTimeout", float, "seconds a request body may stall (408)"),
+)
+
+
 class UsageError(Exception):
     """The command line is malformed; reported in one line, exit status 2."""
 
@@ -143,6 +168,9 @@ class WebOptions:
         pidfile: File to write the process id to (``--pidfile``).
         grace: Seconds running responses get to finish at shutdown (``--grace``).
         workers: Server processes sharing the ports (``--workers``; ``WEB_CONCURRENCY``).
+        limits: ``(Site attribute, value)`` for each limit or timeout given (see
+            :data:`LIMIT_OPTIONS`); the others keep the Site's defaults.
+        follow_symlinks: Serve links leading out of ``--path`` (``--follow-symlinks``).
     """
 
     path: str | None = None
@@ -160,6 +188,8 @@ class WebOptions:
     pidfile: str | None = None
     grace: float = 10.0
     workers: int = 1
+    limits: tuple[tuple[str, float], ...] = ()
+    follow_symlinks: bool = False
 
 
 # -- endpoint descriptions --------------------------------------------------------------------
@@ -387,6 +417,19 @@ def _build_parser() -> _Parser:
         "--pidfile", metavar="FILE", help="write the process id to FILE (removed at exit)"
     )
 
+    limits = web.add_argument_group(
+        "limits and timeouts (each default is explained in treadle.http)"
+    )
+    for option, attribute, kind, text in LIMIT_OPTIONS:
+        default = getattr(Site, attribute)
+        limits.add_argument(
+            option,
+            dest=f"limit_{attribute}",
+            type=kind,
+            metavar="N" if kind is int else "SECONDS",
+            help=f"{text} (default: {default if default is not None else 'none'})",
+        )
+
     files = web.add_argument_group("directory options (with --path)")
     files.add_argument(
         "--index",
@@ -414,6 +457,12 @@ def _build_parser() -> _Parser:
         action="store_true",
         default=None,
         help="serve NAME.anything when NAME is asked for and missing",
+    )
+    files.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        default=False,
+        help="serve symbolic links that lead out of --path (refused by default)",
     )
 
     resp = web.add_argument_group("responses and logs")
@@ -543,6 +592,15 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
             ) from None
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
+    limits = []
+    for option, attribute, _kind, _text in LIMIT_OPTIONS:
+        value = getattr(ns, f"limit_{attribute}")
+        if value is not None:
+            if not value > 0:  # also refuses nan
+                raise UsageError(f"{option} must be more than 0, not {value}")
+            limits.append((attribute, value))
+    if ns.follow_symlinks and ns.path is None:
+        raise UsageError("--follow-symlinks applies to the files of --path only")
     given: dict[str, Any] = {
         "path": ns.path,
         "resource_script": ns.resource_script,
@@ -562,6 +620,8 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
         "pidfile": ns.pidfile,
         "grace": ns.grace,
         "workers": workers,
+        "limits": tuple(limits) or None,
+        "follow_symlinks": ns.follow_symlinks or None,
     }
     # Options not given keep the dataclass defaults: they are written down only there.
     return WebOptions(**{k: v for k, v in given.items() if v is not None})
@@ -632,7 +692,13 @@ def _directory_root(options: WebOptions, registry: Registry) -> IResource:
     if not os.path.isdir(path):
         raise StartupError(f"--path {options.path}: not a directory")
     ignored = options.ignore_exts + (("*",) if options.allow_ignore_ext else ())
-    root = static.File(path, defaultType=options.mime_type, ignoredExts=ignored, registry=registry)
+    root = static.File(
+        path,
+        defaultType=options.mime_type,
+        ignoredExts=ignored,
+        registry=registry,
+        follow_symlinks=options.follow_symlinks,
+    )
     # As twistd web --path: .rpy files are scripts. Set on the instance, like twistd; File
     # hands processors and indexNames on to the Files it makes for subdirectories.
     root.processors = {".rpy": script.ResourceScript}
@@ -694,6 +760,8 @@ def make_site(options: WebOptions) -> tuple[Site, str]:
         what = options.class_name
     site = Site(root, requestFactory=_request_factory(options.headers))
     site.displayTracebacks = options.display_tracebacks
+    for attribute, value in options.limits:
+        setattr(site, attribute, value)
     return site, what
 
 

@@ -1732,6 +1732,8 @@ class HTTPFactory:
     #: Open connections accepted at once; more get ``503`` and are closed (None: no limit).
     #: nginx's worker_connections defaults to 512, Apache's MaxRequestWorkers to 256.
     maxConnections: int | None = None
+    #: Seconds an idle keep-alive connection is kept (the ``timeout`` argument).
+    timeOut: float = DEFAULT_IDLE_TIMEOUT
     headTimeout: float = DEFAULT_HEAD_TIMEOUT
     bodyTimeout: float = DEFAULT_BODY_TIMEOUT
     lingerTime: float = DEFAULT_LINGER_TIME
