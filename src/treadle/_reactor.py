@@ -85,7 +85,7 @@ class _LoopDelayedCall(DelayedCall):
     """A DelayedCall backed by an asyncio timer handle."""
 
     __slots__ = ("_handle",)
-    _handle: asyncio.TimerHandle | None
+    _handle: asyncio.TimerHandle | asyncio.Handle | None
 
 
 class ThreadPool:
@@ -273,7 +273,13 @@ class Reactor:
         call = _LoopDelayedCall(
             time.time() + delay, f, args, kw, self._cancel_call, self._reset_call, time.time
         )
-        call._handle = self._get_loop().call_later(delay, self._run_call, call)
+        loop = self._get_loop()
+        # callLater(0, ...) is the usual "after this render returns": a plain ready handle
+        # costs less than a timer and runs in the same order.
+        if delay <= 0:
+            call._handle = loop.call_soon(self._run_call, call)
+        else:
+            call._handle = loop.call_later(delay, self._run_call, call)
         return call
 
     def _run_call(self, call: _LoopDelayedCall) -> None:
