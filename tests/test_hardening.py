@@ -724,6 +724,26 @@ def test_a_thousand_pipelined_requests_are_answered_in_order(serve: Any) -> None
     ]
 
 
+@contextlib.contextmanager
+def buffer_peak(server: ServerThread, site: Site) -> Iterator[list[int]]:
+    """Sample the largest transport write buffer of ``site`` every 2 ms while in the block."""
+    from treadle.task import LoopingCall
+
+    peak = [0]
+
+    def sample() -> None:
+        for channel in site.connections:
+            if channel.transport is not None:
+                peak[0] = max(peak[0], channel.transport.get_write_buffer_size())
+
+    looping = server.call(lambda: LoopingCall(sample))
+    server.call(lambda: looping.start(0.002))
+    try:
+        yield peak
+    finally:
+        server.call(looping.stop)
+
+
 class Big(Resource):
     isLeaf = True
     body = b"x" * (256 * 1024)
@@ -738,30 +758,19 @@ def test_pipelined_requests_to_a_client_that_does_not_read(
     """Answers wait while the client reads nothing: memory stays bounded, order is kept."""
     site = Site(Big())
     url = serve(site)
-    peak = [0]
-
-    def sample() -> None:
-        for channel in site.connections:
-            if channel.transport is not None:
-                peak[0] = max(peak[0], channel.transport.get_write_buffer_size())
-
-    from treadle.task import LoopingCall
-
-    looping = server.call(lambda: LoopingCall(sample))
-    server.call(lambda: looping.start(0.005))
-    try:
-        with socket.create_connection(host_port(url), timeout=30) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            # 60 answers of 256 KiB: far more than the kernel's socket buffers hold.
-            requests = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 59
-            sock.sendall(requests + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            time.sleep(0.5)  # the client reads nothing for a while
-            assert peak[0] < 4 * 1024 * 1024
-            received = bytearray()
-            while chunk := sock.recv(1024 * 1024):
-                received += chunk
-    finally:
-        server.call(looping.stop)
+    with (
+        buffer_peak(server, site) as peak,
+        socket.create_connection(host_port(url), timeout=30) as sock,
+    ):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        # 60 answers of 256 KiB: far more than the kernel's socket buffers hold.
+        requests = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 59
+        sock.sendall(requests + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)  # the client reads nothing for a while
+        assert peak[0] < 4 * 1024 * 1024
+        received = bytearray()
+        while chunk := sock.recv(1024 * 1024):
+            received += chunk
     responses = split_responses(bytes(received))
     assert len(responses) == 60
     assert all(len(body) == len(Big.body) for _, _, body in responses)
@@ -1230,30 +1239,19 @@ def test_a_slow_reader_keeps_the_server_buffer_bounded(
 ) -> None:
     site = Site(resource())
     url = serve(site)
-    peak = [0]
-
-    def sample() -> None:
-        for channel in site.connections:
-            if channel.transport is not None:
-                peak[0] = max(peak[0], channel.transport.get_write_buffer_size())
-
-    from treadle.task import LoopingCall
-
-    looping = server.call(lambda: LoopingCall(sample))
-    server.call(lambda: looping.start(0.002))
     received = bytearray()
-    try:
-        with socket.create_connection(host_port(url), timeout=30) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            reads = 0
-            while chunk := sock.recv(256 * 1024):
-                received += chunk
-                reads += 1
-                if reads % 16 == 0:
-                    time.sleep(0.002)  # a slow reader
-    finally:
-        server.call(looping.stop)
+    with (
+        buffer_peak(server, site) as peak,
+        socket.create_connection(host_port(url), timeout=30) as sock,
+    ):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reads = 0
+        while chunk := sock.recv(256 * 1024):
+            received += chunk
+            reads += 1
+            if reads % 16 == 0:
+                time.sleep(0.002)  # a slow reader
     head, _, body = bytes(received).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and b"Transfer-Encoding: chunked" in head
     assert dechunk(body) == (PIECE * (STREAM_SIZE // len(PIECE)))
