@@ -351,6 +351,7 @@ class Request:
         "_content",
         "_disconnected",
         "_framing",
+        "_held",
         "_http11",
         "_keep_alive",
         "_notifications",
@@ -400,6 +401,7 @@ class Request:
         self._disconnected = False
         self._notifications: list[Deferred[None]] | None = None
         self._producer: Any = None
+        self._held: list[bytes] | None = None
 
     # -- arrival ---------------------------------------------------------------------------
 
@@ -500,7 +502,13 @@ class Request:
 
     @property
     def transport(self) -> asyncio.Transport | None:
-        """The connection's transport (None before ``connection_made``)."""
+        """The connection's transport (None before ``connection_made``).
+
+        Bytes the request still holds (see :meth:`write`) are sent first, so that writing
+        to the transport directly keeps the order.
+        """
+        if self._held is not None:
+            self._flush_held()
         return self.channel.transport
 
     # -- reading the request ----------------------------------------------------------------
@@ -643,8 +651,20 @@ class Request:
             return
         if type(data) is not bytes:
             data = _as_bytes(data)
+        held = self._held
+        if held is not None:
+            held.append(data)
+            return
         if not self.startedWriting:
-            self._start_response(data, None)
+            if self.channel._coalesce:
+                # Hold the first bytes until the loop turns: a write followed by finish()
+                # in the same callback (the common case) then goes out as one response with
+                # a Content-Length, in one system call, instead of chunked in two.
+                self._held = [data]
+                self.startedWriting = True
+                asyncio.get_running_loop().call_soon(self._flush_held)
+            else:
+                self._start_response(data, None)
             return
         if not data:
             return
@@ -683,6 +703,12 @@ class Request:
 
             warnings.warn("request.finish called twice", RuntimeWarning, stacklevel=2)
             return
+        held = self._held
+        if held is not None:
+            self._held = None
+            self.startedWriting = False
+            self._write_whole(b"".join(held))
+            return
         if not self.startedWriting:
             self._start_response(b"", 0)
         elif self._framing is Framing.CHUNKED:
@@ -690,6 +716,17 @@ class Request:
             assert transport is not None
             transport.write(b"0\r\n\r\n")
         self._complete()
+
+    def _flush_held(self) -> None:
+        """Send what :meth:`write` held back, as the start of a streamed response."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        if self._disconnected or self.channel.transport is None:
+            return
+        self.startedWriting = False
+        self._start_response(b"".join(held), None)
 
     def _write_whole(self, body: bytes) -> None:
         """Send the complete response with ``body`` in one write, then finish (fast path)."""
@@ -808,6 +845,7 @@ class Request:
         if self._disconnected or self.finished:
             return
         self._disconnected = True
+        self._held = None
         # Without its traceback: frames of the failed write would keep this request alive.
         self._lost_reason = reason.with_traceback(None)
         self._release_body()
@@ -841,6 +879,8 @@ class Request:
         """
         if self._producer is not None:
             raise RuntimeError(f"a producer is already registered: {self._producer!r}")
+        if self._held is not None:
+            self._flush_held()
         self._producer = producer
         self._producer_streaming = streaming
         if self._disconnected:
@@ -858,6 +898,8 @@ class Request:
         ``async def`` writers call ``await request.drain()`` between writes so a slow client
         slows them down instead of filling memory. Returns at once after connection loss.
         """
+        if self._held is not None:
+            self._flush_held()
         await self.channel.drain()
 
     # -- misc -------------------------------------------------------------------------------
@@ -925,6 +967,7 @@ class HTTPChannel(asyncio.Protocol):
         "_buffered",
         "_call_later",
         "_chunks",
+        "_coalesce",
         "_connected_at",
         "_continue_pending",
         "_count_check",
@@ -1005,6 +1048,7 @@ class HTTPChannel(asyncio.Protocol):
         self._host: Any = None
         #: False once the connection must close after the current response.
         self.persistent = True
+        self._coalesce = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -1018,6 +1062,8 @@ class HTTPChannel(asyncio.Protocol):
         else:  # a task.Clock injected by tests
             self._call_later = clock.callLater
             self._now = clock.seconds
+        # Holding a request's first write for one loop turn needs a running loop.
+        self._coalesce = clock is None
         factory = self.factory
         self._last_activity = self._connected_at = self._now()
         limit = factory.maxConnections
