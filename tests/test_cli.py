@@ -739,3 +739,20 @@ def test_limits_and_follow_symlinks_reach_the_site(tmp_path: Path) -> None:
         parse_command_line(["web", "--path", ".", "--max-headers", "0"])
     with pytest.raises(UsageError, match="--path only"):
         parse_command_line(["web", "--class", "x.Y", "--follow-symlinks"])
+
+
+def test_wsgi_application(run: Callable[..., Treadle], tmp_path: Path) -> None:
+    (tmp_path / "tinyapp.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'wsgi says ', environ['PATH_INFO'].encode()]\n"
+    )
+    server = run("--wsgi", "tinyapp:app", "--listen", "tcp:0:interface=127.0.0.1", cwd=tmp_path)
+    assert "WSGI application tinyapp:app" in server.started()
+    assert get(f"{server.url}/some/path").text == "wsgi says /some/path"
+    server.signal(signal.SIGTERM)
+    assert server.finish() == 0
+    bad = run_to_exit("web", "--wsgi", "nosuchmodule:app", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("treadle: error: --wsgi nosuchmodule:app")
+    assert "Traceback" not in bad.stderr

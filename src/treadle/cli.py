@@ -150,12 +150,13 @@ class Endpoint:
 class WebOptions:
     """Everything ``treadle web`` was asked to do; the one place where defaults live.
 
-    Exactly one of ``path``, ``resource_script`` and ``class_name`` is set.
+    Exactly one of ``path``, ``resource_script``, ``class_name`` and ``wsgi`` is set.
 
     Attributes:
         path: Directory to serve (``--path``).
         resource_script: ``.rpy`` file serving the whole site (``--resource-script``).
         class_name: Dotted name of a resource class to instantiate (``--class``).
+        wsgi: Name of a WSGI application to serve (``--wsgi``).
         listen: Endpoints to listen on (``--listen``/``--port``).
         indexes: Index file names tried before the default ones (``--index``).
         mime_type: Content type of files whose extension is unknown (``--mime-type``).
@@ -176,6 +177,7 @@ class WebOptions:
     path: str | None = None
     resource_script: str | None = None
     class_name: str | None = None
+    wsgi: str | None = None
     listen: tuple[Endpoint, ...] = (Endpoint("tcp", "tcp:8080", port=8080),)
     indexes: tuple[str, ...] = ()
     mime_type: str = "text/html"
@@ -387,6 +389,13 @@ def _build_parser() -> _Parser:
         help="serve an instance of this resource class, e.g. pkg.mod.Root "
         "(the current directory is importable)",
     )
+    root.add_argument(
+        "--wsgi",
+        dest="wsgi",
+        metavar="NAME",
+        help="serve this WSGI application, e.g. pkg.mod:app or pkg.mod.app, in a thread "
+        "pool (the current directory is importable)",
+    )
 
     net = web.add_argument_group("listening")
     net.add_argument(
@@ -560,14 +569,15 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
             ("--path", ns.path),
             ("--resource-script", ns.resource_script),
             ("--class", ns.class_name),
+            ("--wsgi", ns.wsgi),
         )
         if value is not None
     ]
     if len(roots) != 1:
         named = " and ".join(roots) if roots else "none"
         raise UsageError(
-            "give exactly one of --path DIR, --resource-script FILE or "
-            f"--class NAME (given: {named}); treadle has no demo site"
+            "give exactly one of --path DIR, --resource-script FILE, --class NAME or "
+            f"--wsgi NAME (given: {named}); treadle has no demo site"
         )
     if ns.path is None:
         for option, value in (
@@ -605,6 +615,7 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
         "path": ns.path,
         "resource_script": ns.resource_script,
         "class_name": ns.class_name,
+        "wsgi": ns.wsgi,
         "listen": ns.listen and tuple(parse_endpoint(e) for e in ns.listen),
         "indexes": ns.indexes and tuple(ns.indexes),
         "mime_type": ns.mime_type,
@@ -682,6 +693,20 @@ def _class_root(name: str) -> IResource:
     return result
 
 
+def _wsgi_root(name: str) -> IResource:
+    from treadle.wsgi import resource_from_name
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        root: IResource = resource_from_name(name)
+    except (ImportError, ValueError, TypeError) as e:
+        raise StartupError(f"--wsgi {name}: {e}") from None
+    except Exception as e:  # the application module itself failed while importing
+        raise StartupError(f"--wsgi {name}: importing it failed: {type(e).__name__}: {e}") from None
+    return root
+
+
 def _directory_root(options: WebOptions, registry: Registry) -> IResource:
     from treadle import script, static
 
@@ -754,6 +779,9 @@ def make_site(options: WebOptions) -> tuple[Site, str]:
         if not os.path.isfile(what):
             raise StartupError(f"--resource-script {options.resource_script}: no such file")
         root = ResourceScriptWrapper(what, registry)
+    elif options.wsgi is not None:
+        root = _wsgi_root(options.wsgi)
+        what = f"WSGI application {options.wsgi}"
     else:
         assert options.class_name is not None
         root = _class_root(options.class_name)
@@ -1065,7 +1093,7 @@ def _serve_workers(options: WebOptions) -> int:
             f"{'https' if e.kind == 'ssl' else 'http'}://{e.interface or '0.0.0.0'}:{e.port}/"
             for e in options.listen
         )
-        what = options.path or options.resource_script or options.class_name
+        what = options.path or options.resource_script or options.class_name or options.wsgi
         print(
             f"treadle {__version__} serving {what} with {options.workers} workers on {urls}",
             flush=True,
