@@ -19,7 +19,8 @@ import pytest
 
 from treadle import reactor
 from treadle._reactor import new_event_loop
-from treadle.server import Site
+from treadle.resource import Resource
+from treadle.server import NOT_DONE_YET, Request, Site
 
 try:
     import uvloop  # noqa: F401
@@ -111,3 +112,32 @@ def raw_request(url: str, data: bytes, *, timeout: float = 10, until_close: bool
                 break
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+class Held(Resource):
+    """Keeps every GET open until the test finishes it (``pending``, ``release``).
+
+    Args:
+        immediate: Paths answered at once instead, e.g. ``{b"/now": b"now"}``.
+    """
+
+    isLeaf = True
+
+    def __init__(self, immediate: dict[bytes, bytes] | None = None) -> None:
+        super().__init__()
+        self.immediate = immediate or {}
+        self.pending: list[Request] = []
+
+    def render_GET(self, request: Request) -> object:
+        answer = self.immediate.get(request.path)
+        if answer is not None:
+            return answer
+        self.pending.append(request)
+        return NOT_DONE_YET
+
+    def release(self, body: bytes = b"released") -> None:
+        """Answer every pending request with ``body``."""
+        for request in self.pending:
+            request.write(body)
+            request.finish()
+        self.pending.clear()

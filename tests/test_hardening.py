@@ -41,7 +41,7 @@ from treadle.server import NOT_DONE_YET, Request, Site
 from treadle.task import Clock
 from treadle.testing import StringTransport, connect
 
-from .conftest import LOOP_KINDS, ServerThread
+from .conftest import LOOP_KINDS, Held, ServerThread
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -906,18 +906,6 @@ def test_a_closed_connection_whose_client_reads_nothing_is_aborted() -> None:
     assert not transport.aborted
     clock.pump([1] * 2)
     assert transport.aborted
-
-
-class Held(Resource):
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending: list[Request] = []
-
-    def render_GET(self, request: Request) -> object:
-        self.pending.append(request)
-        return NOT_DONE_YET
 
 
 def test_empty_lines_do_not_keep_an_idle_connection_open() -> None:

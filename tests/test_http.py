@@ -6,9 +6,11 @@ import h11
 import pytest
 
 from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request, Site
+from treadle.server import Request, Site
 from treadle.task import Clock
 from treadle.testing import StringTransport, connect, request_bytes
+
+from .conftest import Held
 
 
 class Hello(Resource):
@@ -19,22 +21,6 @@ class Hello(Resource):
 
     def render_POST(self, request: Request) -> bytes:
         return b"got " + request.content.read()
-
-
-class Held(Resource):
-    """Keeps every request open until the test finishes it."""
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending: list[Request] = []
-
-    def render_GET(self, request: Request) -> object:
-        if request.path == b"/now":
-            return b"now"
-        self.pending.append(request)
-        return NOT_DONE_YET
 
 
 def parse_responses(
@@ -107,7 +93,7 @@ def test_byte_at_a_time_gives_the_same_response() -> None:
 
 
 def test_pipelined_response_waits_for_the_pending_one() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, transport = connect(Site(held))
     channel.data_received(request_bytes(target="/slow") + request_bytes(target="/now"))
     assert transport.value() == b""  # /now is queued behind /slow
@@ -120,7 +106,7 @@ def test_pipelined_response_waits_for_the_pending_one() -> None:
 
 
 def test_reading_pauses_when_the_pipeline_queue_is_full() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     site = Site(held)
     channel, transport = connect(site)
     channel.data_received(
@@ -161,7 +147,7 @@ def test_http10_closes_unless_keep_alive_is_asked() -> None:
 
 
 def test_streamed_response_is_chunked_for_http11_and_close_delimited_for_http10() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, transport = connect(Site(held))
     channel.data_received(request_bytes())
     held.pending[0].write(b"a")
@@ -245,7 +231,7 @@ def test_malformed_request_gets_400_and_the_connection_closes(garbage: bytes) ->
 
 
 def test_error_after_a_pending_response_is_sent_in_order() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, transport = connect(Site(held))
     channel.data_received(request_bytes(target="/first") + b"BROKEN\r\n\r\n")
     assert transport.value() == b""
@@ -272,7 +258,7 @@ def test_idle_keep_alive_connection_times_out() -> None:
 
 def test_pending_response_is_never_timed_out() -> None:
     clock = Clock()
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, transport = connect(Site(held, timeout=5), clock)
     channel.data_received(request_bytes())
     clock.pump([5] * 10)
@@ -283,7 +269,7 @@ def test_pending_response_is_never_timed_out() -> None:
 
 
 def test_connection_lost_notifies_and_ignores_later_writes() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, transport = connect(Site(held))
     channel.data_received(request_bytes())
     request = held.pending[0]
@@ -300,7 +286,7 @@ def test_connection_lost_notifies_and_ignores_later_writes() -> None:
 
 
 def test_write_after_finish_raises() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, _ = connect(Site(held))
     channel.data_received(request_bytes())
     request = held.pending[0]
@@ -310,7 +296,7 @@ def test_write_after_finish_raises() -> None:
 
 
 def test_notify_finish_fires_after_the_last_byte() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, transport = connect(Site(held))
     channel.data_received(request_bytes())
     request = held.pending[0]
@@ -419,7 +405,7 @@ def test_twisted_status_names_and_cached() -> None:
 
 
 def test_set_host_rewrites_what_the_request_reports() -> None:
-    held = Held()
+    held = Held(immediate={b"/now": b"now"})
     channel, _ = connect(Site(held))
     channel.data_received(request_bytes())
     request = held.pending[0]

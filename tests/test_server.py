@@ -21,7 +21,7 @@ from treadle.base import DelayedCall
 from treadle.resource import Resource
 from treadle.server import NOT_DONE_YET, Request, Site
 
-from .conftest import ServerThread, raw_request
+from .conftest import Held, ServerThread, raw_request
 
 DELAY = 0.3
 
@@ -45,26 +45,6 @@ class Hello(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         return b"Hello, world!"
-
-
-class Gate(Resource):
-    """Holds requests open until the test releases them."""
-
-    isLeaf = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending: list[Request] = []
-
-    def render_GET(self, request: Request) -> object:
-        self.pending.append(request)
-        return NOT_DONE_YET
-
-    def release(self) -> None:
-        for request in self.pending:
-            request.write(b"released")
-            request.finish()
-        self.pending.clear()
 
 
 class Chatty(Resource):
@@ -146,7 +126,7 @@ def test_hundred_delayed_requests_wait_together_not_in_turn(serve: Any) -> None:
 def test_a_new_client_is_answered_while_a_hundred_are_pending(
     serve: Any, server: ServerThread
 ) -> None:
-    gate = Gate()
+    gate = Held()
     url = serve(root_with(gate=gate, hello=Hello()))
     host, port = host_port(url)
     socks = []
