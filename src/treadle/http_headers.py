@@ -114,6 +114,13 @@ class Headers:
             TypeError: ``values`` is a single string rather than a sequence of them.
             ValueError: The name is not a token, or a value contains CR, LF or NUL.
         """
+        if type(values) is list and len(values) == 1 and name in _names_checked:
+            # The usual setHeader(b"etag", b"...") of a name already validated: only the
+            # value needs its check (a str name never matches the set of bytes names).
+            value = values[0]
+            if type(value) is bytes and not (b"\r" in value or b"\n" in value or b"\x00" in value):
+                self._raw[name] = [value]
+                return
         if isinstance(values, str | bytes):
             raise TypeError(f"setRawHeaders expects a list of values, not {type(values).__name__}")
         self._raw[_settable_name(name)] = [_encode_value(v) for v in values]
