@@ -389,8 +389,8 @@ class Request:
         self.clientproto = b"HTTP/1.1"
         self._http11 = True
         self._keep_alive = True
-        self.requestHeaders = _new_headers()
-        self.responseHeaders = _new_headers()
+        self.requestHeaders = Headers._from_raw({})
+        self.responseHeaders = Headers._from_raw({})
         self._content: IO[bytes] | None = None
         self.cookies: list[bytes] = []
         self.code = 200
@@ -913,13 +913,6 @@ class Request:
             f"<{type(self).__name__} at 0x{id(self):x} method={self.method.decode()} "
             f"uri={self.uri.decode('latin-1')} clientproto={self.clientproto.decode()}>"
         )
-
-
-def _new_headers() -> Headers:
-    # Headers() without the argument handling of __init__: this runs twice per request.
-    headers = Headers.__new__(Headers)
-    headers._raw = {}
-    return headers
 
 
 def _as_bytes(data: object) -> bytes:

@@ -83,10 +83,8 @@ NOT_DONE_YET: Final = _NotDoneYet(1)
 version: Final = b"treadle/0.1"
 
 #: What ``setLastModified``/``setETag`` return when the client's cached copy will do (the
-#: status is then 304 or 412): return it as the body. Twisted's ``http.CACHED``; it is the
-#: empty bytes object, a singleton, so ``result is http.CACHED`` holds whichever module
-#: defines the name.
-CACHED: Final = b""
+#: status is then 304 or 412): return it as the body. The same object as ``http.CACHED``.
+CACHED: Final = http.CACHED
 
 _PRECONDITION_FAILED: Final = 412
 
