@@ -314,6 +314,26 @@ def test_file_content_and_headers(serve: Serve, tree: Path) -> None:
     assert r.headers["etag"] == f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
 
 
+@pytest.mark.parametrize("name", ["hello.txt", "archive.tar.gz", "sub/inner.txt"])
+def test_repeated_requests_get_the_same_answer(serve: Serve, tree: Path, name: str) -> None:
+    """The first answer reads the file; later ones come from memory, with the same head."""
+
+    def without_date(raw: bytes) -> bytes:
+        return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.startswith(b"Date:"))
+
+    base = serve(File(str(tree)))
+    for method in (b"GET", b"HEAD"):
+        answers = {
+            without_date(raw_get(base, b"/" + name.encode(), method=method)) for _ in range(3)
+        }
+        assert len(answers) == 1, answers
+        (answer,) = answers
+        assert status_of(answer) == 200
+        assert answer.endswith(
+            b"\r\n\r\n" + (tree / name).read_bytes() if method == b"GET" else b"\r\n\r\n"
+        )
+
+
 @pytest.mark.parametrize(
     ("name", "ctype"),
     [
@@ -743,6 +763,64 @@ def test_symlinks(serve: Serve, tree: Path) -> None:
     assert get(followed, "/leak.txt").content == SECRET
     assert get(followed, "/etc/").status_code == 200
     assert status_of(raw_get(followed, b"/..%2fsecret.txt")) == 404  # ".." still refused
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_remembered_entries_swapped_for_links_are_checked_again(serve: Serve, tree: Path) -> None:
+    """A file or directory served once, then replaced by a link out of the tree: refused."""
+    base = serve(File(str(tree)))
+    assert get(base, "/hello.txt").content == b"hello, world\n"
+    assert get(base, "/sub/inner.txt").content == b"inner"
+    (tree / "hello.txt").unlink()
+    (tree / "hello.txt").symlink_to(tree.parent / "secret.txt")
+    (tree / "sub" / "inner.txt").rename(tree / "inner.bak")
+    (tree / "sub").rmdir()
+    (tree.parent / "outside").mkdir()
+    (tree.parent / "outside" / "inner.txt").write_bytes(SECRET)
+    (tree / "sub").symlink_to(tree.parent / "outside")
+    for target in (b"/hello.txt", b"/sub/inner.txt", b"/sub/"):
+        raw = raw_get(base, target)
+        assert status_of(raw) == 403, target
+        assert SECRET not in raw
+
+
+def test_remembered_entries_follow_the_file_system(serve: Serve, tree: Path) -> None:
+    """Deleting, re-creating and rewriting a file that was served shows at once."""
+    base = serve(File(str(tree), ignoredExts=[".html"]))
+    hello = tree / "hello.txt"
+    assert get(base, "/hello.txt").content == b"hello, world\n"
+    hello.unlink()
+    assert get(base, "/hello.txt").status_code == 404
+    hello.write_bytes(b"back again\n")
+    assert get(base, "/hello.txt").content == b"back again\n"
+    os.utime(hello, ns=(1, 1))
+    hello.write_bytes(b"same size!\n")  # same length: the new mtime tells it apart
+    assert get(base, "/hello.txt").content == b"same size!\n"
+    # An entry that turns into a directory is redirected to its slash, and back.
+    hello.unlink()
+    hello.mkdir()
+    assert get(base, "/hello.txt", follow_redirects=False).status_code == 301
+    hello.rmdir()
+    # A remembered name that is gone falls back to the sibling search of ignoredExts.
+    (tree / "about.html").write_bytes(b"about")
+    (tree / "about").write_bytes(b"plain")
+    assert get(base, "/about").content == b"plain"
+    (tree / "about").unlink()
+    assert get(base, "/about").content == b"about"
+
+
+def test_many_entries_are_served_beyond_the_remembered_limit(
+    serve: Serve, tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(static, "MAX_CACHED_CHILDREN", 4)
+    for i in range(10):
+        (tree / f"f{i}.txt").write_bytes(b"%d" % i)
+    root = File(str(tree))
+    base = serve(root)
+    for _ in range(2):
+        for i in range(10):
+            assert get(base, f"/f{i}.txt").content == b"%d" % i
+    assert root._children is not None and len(root._children) <= 4
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")

@@ -41,6 +41,14 @@ of these that the loop and transport allow:
 3. ``pread`` + ``request.write`` in 64 KiB steps, awaiting ``request.drain()`` between
    them — TLS, or a file object without a descriptor.
 
+Speed. A directory ``File`` remembers the children it made (a ``File`` per entry, or the
+processor for it), keyed by segment, for entries that exist and are no link: a later request
+for the same name costs one ``lstat``, which confirms the entry is still there and still no
+link (anything else takes the full path above again), and is handed to the child's render
+as its ``stat``. A small file's bytes are kept with their ``ETag`` and ``Last-Modified`` by
+(device, inode, size, mtime_ns), so a plain ``GET`` of it (no ``Range``, no validators)
+costs that one system call and no open, read or header validation.
+
 The task is cancelled when the client goes away (``notifyFinish`` errback), the file is
 closed in every case, and a file that shrinks under a transfer aborts the connection (the
 promised ``Content-Length`` can no longer be met).
@@ -52,7 +60,11 @@ only), so ``x.RPY`` is never served as source on a case-insensitive file system;
 names must be regular files; ``File`` is not a ``FilePath``; ``DirectoryLister`` renders
 ``GET``/``HEAD`` only, with its own HTML (no ``template``/``linePattern``); instance-level
 ``contentTypes``/``contentEncodings``/``forbidden`` are passed on to children by
-``createSimilarFile``. Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
+``createSimilarFile``; children are reused between requests (Twisted makes a new ``File``
+per request), so settings changed on a directory ``File`` after it served a child reach
+that child only if the setting object is shared (``processors``, ``registry``) — configure
+before serving, or subclass and override ``createSimilarFile`` (children are then made per
+request, as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
 ``follow_symlinks``.
 """
 
@@ -73,7 +85,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
 from email.utils import parsedate_to_datetime
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import quote, unquote_to_bytes
 
 from treadle import http
@@ -104,6 +116,11 @@ SMALL_BODY: Final = 64 * 1024
 #: Most parts a ``multipart/byteranges`` answer may have after merging (Apache's
 #: ``MaxRanges`` default is 200 too); a longer list is answered with the whole file.
 MAX_RANGE_PARTS: Final = 200
+#: Children a directory ``File`` remembers (see :meth:`File.getChild`); past it they are
+#: forgotten and met again. Only entries that exist are remembered, so clients cannot grow it.
+MAX_CACHED_CHILDREN: Final = 1024
+#: Request headers that make a file's answer depend on more than the file.
+_CONDITIONAL_HEADERS: Final = frozenset((b"if-none-match", b"if-modified-since", b"range"))
 #: Bytes per ``os.sendfile`` call: the loop gets control back between bursts.
 _SENDFILE_CHUNK: Final = 1024 * 1024
 #: Bytes per read when the body has to be copied through user space.
@@ -180,6 +197,7 @@ def getTypeAndEncoding(
     return types.get(ext, defaultType), encoding
 
 
+@functools.lru_cache(maxsize=256)
 def _content_type(ctype: str) -> bytes:
     """The ``Content-Type`` value for a MIME type: UTF-8 is declared for textual types."""
     lowered = ctype.lower()
@@ -228,6 +246,14 @@ def _child_name(segment: bytes) -> str | None:
     return name
 
 
+class _CachedFile(NamedTuple):
+    """A small file's bytes with the validators computed from the same ``stat``."""
+
+    body: bytes
+    etag: bytes
+    last_modified: bytes
+
+
 class _SmallFileCache:
     """Contents of small files, reused while the file's identity, size and mtime hold.
 
@@ -239,16 +265,16 @@ class _SmallFileCache:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._size = 0
-        self._entries: dict[str, tuple[tuple[int, int, int, int], bytes]] = {}
+        self._entries: dict[str, tuple[tuple[int, int, int, int], _CachedFile]] = {}
 
     @staticmethod
     def _key(st: os.stat_result) -> tuple[int, int, int, int]:
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def get(self, path: str, st: os.stat_result) -> bytes | None:
+    def get(self, path: str, st: os.stat_result) -> _CachedFile | None:
         """The cached contents of ``path`` if ``st`` still describes them."""
         entry = self._entries.get(path)
-        if entry is None or entry[0] != self._key(st):
+        if entry is None or entry[0] != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
             return None
         return entry[1]
 
@@ -258,11 +284,12 @@ class _SmallFileCache:
             return  # the file changed while being read
         old = self._entries.pop(path, None)
         if old is not None:
-            self._size -= len(old[1])
+            self._size -= len(old[1].body)
         if self._size + len(body) > self._limit:
             self._entries.clear()
             self._size = 0
-        self._entries[path] = (self._key(st), body)
+        cached = _CachedFile(body, _etag(st), _http_date(int(st.st_mtime)))
+        self._entries[path] = (self._key(st), cached)
         self._size += len(body)
 
 
@@ -723,6 +750,11 @@ class Data(Resource):
     render_HEAD = render_GET
 
 
+# What File.getChild remembers of an entry: its path, and the File serving it or the
+# processor to call for it (exactly one of the two).
+_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], IResource] | None"]
+
+
 class File(Resource):
     """A file, or a directory tree, served from the file system.
 
@@ -765,6 +797,9 @@ class File(Resource):
     encoding: str | None = None
     childNotFound: IResource = NoResource("File not found.")
     forbidden: IResource = ForbiddenResource()
+    # Children met before (see getChild), and the lstat traversal took for a request.
+    _children: dict[bytes, _KnownChild] | None = None
+    _lstat: tuple[list[bytes], os.stat_result] | None = None
 
     def __init__(
         self,
@@ -903,6 +938,13 @@ class File(Resource):
         Raises:
             TypeError: ``path`` is not bytes.
         """
+        children = self._children
+        if children is not None:
+            known = children.get(path)
+            if known is not None:
+                found = self._known_child(known, request)
+                if found is not None:
+                    return found
         if not isinstance(path, bytes):
             raise TypeError(f"path segment must be bytes, not {type(path).__name__}: {path!r}")
         if not os.path.isdir(self.path):
@@ -916,21 +958,56 @@ class File(Resource):
             return self.childNotFound
         child = os.path.join(self.path, name)
         try:
-            is_link = stat.S_ISLNK(os.lstat(child).st_mode)
+            st: os.stat_result | None = os.lstat(child)
         except (OSError, ValueError):
-            found = self._sibling_with_extension(child)
-            if found is None:
+            st = None
+            found_path = self._sibling_with_extension(child)
+            if found_path is None:
                 return self.childNotFound
-            child = found
-            is_link = True  # unknown: let _allowed resolve it
+            child = found_path
         # A plain entry of a directory inside the tree is inside the tree (the segment was
         # checked above); only a symbolic link can lead out, so only links are resolved.
+        is_link = st is None or stat.S_ISLNK(st.st_mode)
         if is_link and not self._allowed(child):
             return self.forbidden
         processor = self._processor_for(os.path.splitext(child)[1])
+        similar = None if processor is not None else self.createSimilarFile(child)
+        if not is_link and type(self).createSimilarFile is File.createSimilarFile:
+            self._remember_child(path, (child, similar, processor))
         if processor is not None:
             return processor(child, self.registry)
-        return self.createSimilarFile(child)
+        assert similar is not None
+        similar._hand_stat(request, None if is_link else st)
+        return similar
+
+    def _known_child(self, known: _KnownChild, request: Request) -> IResource | None:
+        """The child a cached entry stands for, or None when the slow path must decide.
+
+        One ``lstat`` both confirms the entry is still there and that it is still no link
+        (a link could have been swapped in); the walk and the checks of the first visit are
+        not repeated. The result is handed to the child's render, which then needs no
+        ``stat`` of its own.
+        """
+        path, similar, processor = known
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return None  # gone: the slow path answers 404 or finds a sibling
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        if similar is not None:
+            similar._hand_stat(request, st)
+            return similar
+        assert processor is not None
+        return processor(path, self.registry)
+
+    def _remember_child(self, segment: bytes, known: _KnownChild) -> None:
+        children = self._children
+        if children is None:
+            children = self._children = {}
+        elif len(children) >= MAX_CACHED_CHILDREN:
+            children.clear()
+        children[segment] = known
 
     def _processor_for(self, ext: str) -> Callable[[str, Registry], IResource] | None:
         if not ext:
@@ -966,23 +1043,33 @@ class File(Resource):
                 self.contentEncodings,
                 self.defaultType,
             )
-        try:
-            st = os.stat(self.path)
-        except PermissionError:
-            return _render(self.forbidden, request)
-        except (OSError, ValueError):  # missing, ELOOP, ENAMETOOLONG, embedded NUL...
-            return _render(self.childNotFound, request)
+        st = self._stat_for(request)
+        if st is None:
+            try:
+                st = os.stat(self.path)
+            except PermissionError:
+                return _render(self.forbidden, request)
+            except (OSError, ValueError):  # missing, ELOOP, ENAMETOOLONG, embedded NUL...
+                return _render(self.childNotFound, request)
         if stat.S_ISDIR(st.st_mode):
             if request.path.endswith(b"/"):  # already the directory URL: no redirect loop
                 return _render(self._index_or_listing(request), request)
             return self.redirect(request)
         if not stat.S_ISREG(st.st_mode):
             return _render(self.forbidden, request)
-        cacheable = st.st_size <= SMALL_BODY and type(self).openForReading is File.openForReading
+        cls = type(self)
+        cacheable = (
+            st.st_size <= SMALL_BODY
+            and cls.openForReading is File.openForReading
+            and cls.getFileSize is File.getFileSize
+        )
         if cacheable:
-            body = _small_files.get(self.path, st)
-            if body is not None:
-                return self._respond(request, io.BytesIO(body), st)
+            cached = _small_files.get(self.path, st)
+            if cached is not None:
+                plain = request.requestHeaders._raw.keys().isdisjoint(_CONDITIONAL_HEADERS)
+                if plain:
+                    return self._send_cached(request, cached)
+                return self._respond(request, io.BytesIO(cached.body), st)
         try:
             file = self.openForReading()
         except PermissionError:
@@ -1007,6 +1094,44 @@ class File(Resource):
         except BaseException:
             file.close()
             raise
+
+    def _hand_stat(self, request: Request | None, st: os.stat_result | None) -> None:
+        """Keep the ``lstat`` traversal just took of this entry for ``request``'s render.
+
+        Only a non-link entry's ``lstat`` is handed over (a link's describes the link), so it
+        is the ``stat`` render needs, taken microseconds before. The request is recognised
+        by its ``postpath`` list rather than held itself: a File that is walked through
+        or never rendered keeps no request (nor its body) alive.
+        """
+        self._lstat = None if request is None or st is None else (request.postpath, st)
+
+    def _stat_for(self, request: Request) -> os.stat_result | None:
+        """The ``lstat`` :meth:`_hand_stat` kept for ``request``, if it is this request's."""
+        taken = self._lstat
+        if taken is None:
+            return None
+        self._lstat = None
+        return taken[1] if taken[0] is request.postpath else None
+
+    def _send_cached(self, request: Request, cached: _CachedFile) -> bytes:
+        """Answer a plain GET/HEAD (no validators, no Range) from the small-file cache.
+
+        The same headers :meth:`_respond` sets, written straight into the response's
+        header table: every value here was built by this module, so none needs the checks
+        ``setHeader`` applies to values from elsewhere.
+        """
+        headers = request.responseHeaders._raw
+        headers[b"etag"] = [cached.etag]
+        headers[b"last-modified"] = [cached.last_modified]
+        headers[b"accept-ranges"] = [b"bytes"]
+        if self.encoding:
+            headers[b"content-encoding"] = [self.encoding.encode("latin-1")]
+        headers[b"content-type"] = [_content_type(self.type or self.defaultType)]
+        body = cached.body
+        if request.method == b"HEAD":
+            headers[b"content-length"] = [b"%d" % len(body)]
+            return b""
+        return body
 
     render_HEAD = render_GET
 
