@@ -4,7 +4,8 @@
 
 ``bench/run.py`` calls this with whichever Python can import matplotlib. Bars show the median
 req/s (MB/s for the large file); treadle's bar is highlighted, and each peer's bar is labelled with
-treadle's multiple of it.
+treadle's multiple of it. In a scenario with another reference (``workers``: ``treadle-w2``), that
+server's bar is highlighted and the others are labelled with its multiple of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-COLORS = {"treadle": "#d9661f", "nginx": "#9db4c0"}
+COLORS = {"treadle": "#d9661f", "treadle-w1": "#eeaa80", "nginx": "#9db4c0"}
 DEFAULT_COLOR = "#5c6b73"
 
 
@@ -48,13 +49,17 @@ def main(json_path: str, png_path: str) -> None:
         metric = meta["metric"]
         servers = [b[0] for b in bars][::-1]
         values = [b[1] for b in bars][::-1]
-        ax.barh(servers, values, color=[COLORS.get(s, DEFAULT_COLOR) for s in servers])
-        treadle = per_server.get("treadle", {})
+        reference = meta.get("reference", "treadle")
+        colors = [
+            COLORS["treadle"] if s == reference else COLORS.get(s, DEFAULT_COLOR) for s in servers
+        ]
+        ax.barh(servers, values, color=colors)
+        ref = per_server.get(reference, {})
         top = max(values)
         for y, (server, value) in enumerate(zip(servers, values, strict=True)):
             label = f"{value:,.0f}"
-            if server != "treadle" and treadle.get("status") == "ok" and value:
-                label += f"  (treadle {treadle[metric] / value:.2f}x)"
+            if server != reference and ref.get("status") == "ok" and value:
+                label += f"  ({reference} {ref[metric] / value:.2f}x)"
             ax.text(value + top * 0.01, y, label, va="center", fontsize=8)
         ax.set_xlim(0, top * 1.45)
         ax.set_title(meta["title"], fontsize=9, loc="left")
@@ -65,7 +70,8 @@ def main(json_path: str, png_path: str) -> None:
     cfg = record.get("config", {})
     fig.suptitle(
         f"treadle benchmark {record['date']} — median of {cfg.get('rounds')} round(s) of "
-        f"{cfg.get('duration_s')} s; {env.get('cpu', '')}, server and wrk on one core each",
+        f"{cfg.get('duration_s')} s; {env.get('cpu', '')}, server and wrk on one core each"
+        + (" (workers: see its panel's title)" if "workers" in record["scenarios"] else ""),
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.975))

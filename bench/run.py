@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark treadle against its peers: one command, one table.
 
-    python bench/run.py                      # everything: ~25 minutes on a 2-core machine
+    python bench/run.py                      # everything: ~26 minutes on a 2-core machine
     python bench/run.py --quick              # 1 round of 3 s each: a smoke test
     python bench/run.py --scenarios hello,post --servers treadle,uvicorn
 
@@ -15,6 +15,9 @@ What it does, in order:
    warm it up with wrk, then measure with wrk pinned to core 1 (``taskset -c 1``); read the server's
    CPU time (``/proc/PID/stat`` utime+stime over the measured run) and peak RSS (``VmHWM`` in
    ``/proc/PID/status``), summed over the server's process tree; stop the server.
+   The ``workers`` scenario compares ``treadle web --workers 2`` with ``--workers 1``: a 2-process
+   server needs two cores, so both variants run on cores 0 and 1 (0 and 2 when there is a third
+   core), and wrk stays on core 1.
 3. Print one table of medians over the rounds (req/s, p50, p99, server CPU µs per request, peak RSS,
    and treadle's throughput as a multiple of each server's), then one "target" line per scenario.
 4. Save ``bench/results/<timestamp>.json`` and ``bench/results/latest.json``, and draw
@@ -59,6 +62,26 @@ RESULTS = BENCH / "results"
 HOST = "127.0.0.1"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
+
+
+def _workers_cpus() -> str:
+    """Cores for the ``workers`` scenario: two for the server, both variants alike.
+
+    A 2-worker server cannot be pinned to one core. With a third core the server gets cores 0
+    and 2 and wrk keeps core 1 to itself; on a 2-core machine the server gets both cores and
+    shares core 1 with wrk, which stays pinned there as in every scenario.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = list(range(os.cpu_count() or 1))
+    others = [c for c in cpus if str(c) != CLIENT_CPU and str(c) != SERVER_CPU]
+    if others:
+        return f"{SERVER_CPU},{others[0]}"
+    return f"{SERVER_CPU},{CLIENT_CPU}"
+
+
+WORKERS_CPUS = _workers_cpus()
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 HELLO = b"Hello, world!"
@@ -89,8 +112,20 @@ POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as
 # A run where other processes (or the hypervisor) took this share of a core is flagged in the table.
 NOISY = 0.10
 
-SERVERS = ["treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"]
+SERVERS = [
+    "treadle",
+    "treadle-w1",
+    "treadle-w2",
+    "twisted",
+    "aiohttp",
+    "uvicorn",
+    "granian",
+    "nginx",
+]
 PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian"]
+# `treadle web --workers N` as a server of its own, measured only in the `workers` scenario.
+TREADLE_WORKERS = {"treadle-w1": 1, "treadle-w2": 2}
+FILE_SCENARIOS = ("static", "static-100m", "rpy", "workers")
 
 
 @dataclass(frozen=True)
@@ -108,6 +143,10 @@ class Scenario:
     expect: bytes | None = HELLO
     method: str = "GET"
     body: bytes | None = None
+    # The server whose multiple of each row the ratio column shows (its req/s over the row's).
+    reference: str = "treadle"
+    # The cores the server is pinned to (taskset -c); wrk is always on CLIENT_CPU.
+    server_cpus: str = SERVER_CPU
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -177,6 +216,17 @@ SCENARIOS: dict[str, Scenario] = {
             64,
             ("treadle", "twisted", "aiohttp", "uvicorn", "granian", "nginx"),
             lua="pipeline.lua",
+        ),
+        Scenario(
+            "workers",
+            f"workers: 1 KiB file, treadle web --workers 2 against 1, 64 connections "
+            f"(server on cores {WORKERS_CPUS}, wrk on core {CLIENT_CPU})",
+            "/" + SMALL_FILE,
+            64,
+            ("treadle-w1", "treadle-w2"),
+            expect=None,
+            reference="treadle-w2",
+            server_cpus=WORKERS_CPUS,
         ),
     ]
 }
@@ -400,7 +450,7 @@ class Context:
 
     def availability(self, server: str, scenario: str) -> str | None:
         """Why ``server`` can't be measured now, or None when it can."""
-        if server == "treadle" and scenario in ("static", "static-100m", "rpy"):
+        if server in TREADLE_WORKERS or (server == "treadle" and scenario in FILE_SCENARIOS):
             return self.unavailable.get("treadle-web")
         if server == "nginx" and scenario == "delayed" and not self.echo_module.exists():
             return "needs Debian's libnginx-mod-http-echo for echo_sleep"
@@ -409,8 +459,22 @@ class Context:
     # launchers ---------------------------------------------------------------------------------
     def launch(self, server: str, sc: Scenario, port: int) -> Launch:
         app_scenario = "hello" if sc.name == "pipelined" else sc.name
-        file_scenario = sc.name in ("static", "static-100m", "rpy")
+        file_scenario = sc.name in FILE_SCENARIOS
         listen = f"tcp:port={port}:interface={HOST}"
+        if server in TREADLE_WORKERS:
+            return Launch(
+                [
+                    *self.treadle_web_argv,
+                    "web",
+                    "--path",
+                    str(self.docroot),
+                    "--listen",
+                    listen,
+                    "--no-access-log",
+                    "--workers",
+                    str(TREADLE_WORKERS[server]),
+                ]
+            )
         if server == "treadle":
             if file_scenario:
                 return Launch(
@@ -577,14 +641,18 @@ http {{
 
 
 class Server:
-    """A server process pinned to the server core, in its own process group."""
+    """A server process pinned to the server core(s), in its own process group."""
 
-    def __init__(self, launch: Launch, log_path: Path) -> None:
+    def __init__(self, launch: Launch, log_path: Path, cpus: str = SERVER_CPU) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **launch.env}
+        # `treadle web` reads its default --workers from WEB_CONCURRENCY: one set in the caller's
+        # environment must not turn the single-process treadle rows into several processes.
+        if "WEB_CONCURRENCY" not in launch.env:
+            env.pop("WEB_CONCURRENCY", None)
         self.log_path = log_path
         self.log_file = open(log_path, "wb")  # noqa: SIM115 - open for the server's lifetime
         self.proc = subprocess.Popen(
-            ["taskset", "-c", SERVER_CPU, *launch.argv],
+            ["taskset", "-c", cpus, *launch.argv],
             cwd=launch.cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -604,6 +672,24 @@ class Server:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"port {port} not accepting after {deadline_s:.0f} s: {self.log_tail()}")
+
+    def wait_listeners(self, port: int, count: int, deadline_s: float = 30.0) -> None:
+        """Wait until ``count`` sockets listen on the port (every worker of ``--workers``).
+
+        The port accepts as soon as the first worker listens; the kernel spreads connections only
+        among the sockets listening when they connect, so wrk must not start before the last one.
+        """
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with code {self.proc.returncode}: {self.log_tail()}")
+            if listening_sockets(port) >= count:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"{listening_sockets(port)} of {count} workers listening after {deadline_s:.0f} s: "
+            f"{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 3) -> str:
         self.log_file.flush()
@@ -632,6 +718,16 @@ class Server:
         self.log_file.close()
 
 
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``HOST:port`` (from /proc/net/tcp)."""
+    want = f"{socket.inet_aton(HOST)[::-1].hex().upper()}:{port:04X}"
+    try:
+        lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return 0
+    return sum(1 for line in lines if line.split()[1] == want and line.split()[3] == "0A")
+
+
 def check_response(sc: Scenario, port: int, docroot: Path) -> None:
     """One request before the load: the server must answer this scenario correctly."""
     conn = http.client.HTTPConnection(HOST, port, timeout=10)
@@ -652,7 +748,7 @@ def check_response(sc: Scenario, port: int, docroot: Path) -> None:
         if expect_size is not None and size != expect_size:
             raise RuntimeError(f"check: {size} bytes instead of {expect_size}")
         expect = sc.expect
-        if sc.name == "static":
+        if sc.path == "/" + SMALL_FILE:
             expect = (docroot / SMALL_FILE).read_bytes()
         if expect is not None and body != expect:
             raise RuntimeError(f"check: unexpected body {body[:60]!r}")
@@ -707,9 +803,11 @@ def measure(
     if sc.name == "delayed":
         connections = opts.delayed_connections
     launch = ctx.launch(server, sc, port)
-    srv = Server(launch, log_path)
+    srv = Server(launch, log_path, sc.server_cpus)
     try:
         srv.wait_ready(port)
+        if server in TREADLE_WORKERS:
+            srv.wait_listeners(port, TREADLE_WORKERS[server])
         check_response(sc, port, ctx.docroot)
         idle_rss = memory_kib(srv.pids(), "VmRSS")
         if opts.warmup > 0:
@@ -752,6 +850,10 @@ def measure(
         "max_ms": wrk["latency_us"]["max"] / 1000,
         "cpu_us_per_req": (ticks1 - ticks0) / CLK_TCK * 1e6 / requests if requests else None,
         "cpu_s": (ticks1 - ticks0) / CLK_TCK,
+        # Cores busy on average during the run: with the server on two cores (workers) they say
+        # how the machine was shared, and whether wrk had a core of its own.
+        "server_cores": (ticks1 - ticks0) / CLK_TCK / wall,
+        "wrk_cores": wrk_ticks / CLK_TCK / wall,
         "idle_rss_kib": idle_rss,
         "peak_rss_kib": hwm,
         "errors": errors,
@@ -786,6 +888,8 @@ NUMERIC = [
     "max_ms",
     "cpu_us_per_req",
     "cpu_s",
+    "server_cores",
+    "wrk_cores",
     "idle_rss_kib",
     "peak_rss_kib",
     "per_connection",
@@ -837,7 +941,8 @@ def fmt_ms(x: float | None) -> str:
 
 
 def ratio(summary: dict[str, dict[str, Any]], sc: Scenario, server: str) -> float | None:
-    t, s = summary.get("treadle", {}), summary.get(server, {})
+    """The scenario's reference server's throughput over ``server``'s (treadle's, mostly)."""
+    t, s = summary.get(sc.reference, {}), summary.get(server, {})
     if t.get("status") != "ok" or s.get("status") != "ok":
         return None
     denom = s.get(sc.metric) or 0
@@ -888,6 +993,10 @@ def table(
                 notes.append(
                     f"{s['per_connection']:.1f}/{s['ideal_per_connection']:.1f} req/conn, "
                     f"{s['kib_per_pending']:.1f} KiB/pending"
+                )
+            if sc.server_cpus != SERVER_CPU and s.get("server_cores") is not None:
+                notes.append(
+                    f"cores busy: server {s['server_cores']:.2f}, wrk {s.get('wrk_cores', 0):.2f}"
                 )
             if s["errors"]:
                 notes.append("errors " + ",".join(f"{k}={v}" for k, v in s["errors"].items()))
@@ -945,6 +1054,14 @@ def target_lines(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[
             r = ratio(summary, sc, peer)
             verdict = "n/a" if r is None else f"{r:.2f}x {'met' if r >= factor else 'MISSED'}"
             parts.append(f"≥{factor:g}x {peer}: {verdict}")
+        if sc.reference != "treadle":
+            # A comparison of treadle with itself (workers): reported, with no target to meet.
+            for server in sc.servers:
+                if server == sc.reference or server not in summary:
+                    continue
+                r = ratio(summary, sc, server)
+                verdict = "n/a" if r is None else f"{r:.2f}x"
+                parts.append(f"{sc.reference} / {server}: {verdict} (reported, no target)")
         python_peers = [p for p in PYTHON_PEERS if summary.get(p, {}).get("status") == "ok"]
         if python_peers:
             best = max(python_peers, key=lambda p: summary[p][sc.metric])
@@ -1064,15 +1181,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if opts.delayed_duration is None:
         opts.delayed_duration = opts.duration + 2
     opts.scenario_list = [s.strip() for s in opts.scenarios.split(",") if s.strip()]
-    opts.server_list = [s.strip() for s in opts.servers.split(",") if s.strip()]
-    # Table order is fixed (treadle first), whatever order the servers were named in.
-    opts.server_list.sort(key=lambda s: SERVERS.index(s) if s in SERVERS else len(SERVERS))
+    named = [s.strip() for s in opts.servers.split(",") if s.strip()]
     for s in opts.scenario_list:
         if s not in SCENARIOS:
             p.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
-    for s in opts.server_list:
+    for s in named:
         if s not in SERVERS:
             p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
+    # `treadle` also selects its --workers variants (treadle-w1, treadle-w2), which only the
+    # workers scenario runs. Table order is fixed (treadle first), whatever the order named.
+    opts.server_list = [
+        s for s in SERVERS if s in named or (s in TREADLE_WORKERS and "treadle" in named)
+    ]
     return opts
 
 
@@ -1153,7 +1273,7 @@ def main(argv: list[str] | None = None) -> int:
                     msg = f"ERROR {exc}"
                 raw[name].setdefault(server, []).append(res)
                 took = time.monotonic() - t0
-                log(f"round {rnd}/{opts.rounds}  {name:<12} {server:<8} {msg}  ({took:.0f} s)")
+                log(f"round {rnd}/{opts.rounds}  {name:<12} {server:<10} {msg}  ({took:.0f} s)")
     except KeyboardInterrupt:
         log("interrupted: summarizing what was measured")
 
@@ -1167,8 +1287,11 @@ def main(argv: list[str] | None = None) -> int:
         f"treadle benchmark — median of {opts.rounds} round(s), {opts.duration} s each "
         f"(delayed {opts.delayed_duration} s), "
         f"server on core {SERVER_CPU}, wrk on core {CLIENT_CPU}"
+        + (f" (workers: server on cores {WORKERS_CPUS})" if "workers" in opts.scenario_list else "")
     )
-    print("treadle x = treadle's req/s (MB/s for static-100m) divided by that server's\n")
+    print("treadle x = treadle's req/s (MB/s for static-100m) divided by that server's", end="")
+    print("; in workers, treadle-w2's divided by that row's" if "workers" in results else "")
+    print()
     print(table(results, opts.scenario_list, opts.server_list))
     print()
     for line in target_lines(results, opts.scenario_list):
@@ -1209,6 +1332,8 @@ def main(argv: list[str] | None = None) -> int:
                 n: {
                     "title": SCENARIOS[n].title,
                     "metric": SCENARIOS[n].metric,
+                    "reference": SCENARIOS[n].reference,
+                    "server_cpus": SCENARIOS[n].server_cpus,
                     "connections": (
                         opts.delayed_connections if n == "delayed" else SCENARIOS[n].connections
                     ),
