@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle import guard
+from treadle import _crypt, guard
 from treadle.guard import (
     AllowAnonymousAccess,
     Anonymous,
@@ -458,7 +458,7 @@ def test_htpasswd_bcrypt_without_the_package_is_refused(
 ) -> None:
     with htpasswd.open("a") as f:
         f.write("b:$2y$04$Ts0ZIwvpOn36cLy7EsF7lOc1jxyQtloTYKNyfsSzNE9MKISBWJ77S\n")
-    monkeypatch.setattr(guard, "_bcrypt", lambda: None)
+    monkeypatch.setattr(_crypt, "bcrypt_module", lambda: None)
     portal = Portal(Realm(), [HtpasswdChecker(htpasswd)])
     with (
         caplog.at_level(logging.WARNING, logger="treadle.error"),
