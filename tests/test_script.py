@@ -118,6 +118,49 @@ def test_edited_script_is_recompiled(tmp_path: Path, serve: Callable[..., str]) 
     assert get(f"{base}/count.rpy").text == "v2 2"
 
 
+def test_builtins_added_later_reach_scripts(
+    tmp_path: Path, serve: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        tmp_path,
+        "greet.rpy",
+        """\
+        from twisted.web.resource import Resource
+        class Greet(Resource):
+            isLeaf = True
+            def render_GET(self, request):
+                try:
+                    return greeting()
+                except NameError:
+                    return b"none"
+        resource = Greet()
+        """,
+    )
+    base = serve(site_for(tmp_path))
+    assert get(f"{base}/greet.rpy").text == "none"
+    import builtins
+
+    monkeypatch.setattr(builtins, "greeting", lambda: b"hello", raising=False)
+    assert get(f"{base}/greet.rpy").text == "hello"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links")
+def test_script_swapped_for_a_link_out_of_the_tree_is_refused(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    path = write(root, "count.rpy", COUNTING)
+    outside = write(tmp_path, "outside.rpy", COUNTING.replace('"v1"', '"outside"'))
+    base = serve(site_for(root))
+    assert get(f"{base}/count.rpy").text == "v1 1"
+    path.unlink()
+    path.symlink_to(outside)
+    response = get(f"{base}/count.rpy")
+    assert response.status_code == 403
+    assert "outside" not in response.text
+
+
 def test_cache_keeps_the_resource_until_the_file_changes(
     tmp_path: Path, serve: Callable[..., str]
 ) -> None:

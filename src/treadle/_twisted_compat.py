@@ -1,8 +1,8 @@
 """Twisted's import names inside ``.rpy`` scripts, and nowhere else.
 
 A script written for ``twistd web --path`` starts with ``from twisted.web.resource import
-Resource``. To run it unchanged, :func:`script_builtins` returns a fresh builtins dictionary
-for one execution of one script whose ``__import__`` answers ``twisted`` and ``twisted.*`` with
+Resource``. To run it unchanged, :func:`script_builtins` returns the builtins dictionary
+scripts run with, whose ``__import__`` answers ``twisted`` and ``twisted.*`` with
 stand-in modules that expose treadle's (the porting table of DESIGN.md: ``twisted.web.X`` and
 ``twisted.internet.X`` become ``treadle.X``; ``twisted.internet.reactor`` is
 ``treadle.reactor``; ``twisted.python.failure`` is ``treadle.failure``). Every other import goes
@@ -14,8 +14,8 @@ would be shadowed for every other library. A frame looks ``__import__`` up in th
 its globals, so the mapping reaches exactly the code compiled from the script (its module
 body, and the functions and classes it defines, which run later on requests) and nothing
 else. The stand-in modules are :class:`types.ModuleType` objects that are never registered in
-``sys.modules``; they are made once and shared by all scripts, as real modules would be (the
-per-execution cost is then one dictionary copy, under a microsecond).
+``sys.modules``; they are made once and shared by all scripts, as real modules would be, and
+so is the builtins dictionary: running a script costs no copy of it.
 
 Limits, on purpose: code the script calls into (another module it imports, or
 ``importlib.import_module("twisted...")``) sees the real import system, and a Twisted module
@@ -224,22 +224,33 @@ def _current_import(*args: Any) -> Any:
 
 
 _importer: TwistedImporter | None = None
+# The dictionary scripts share, and the size of builtins' namespace it was copied at.
+_shared: tuple[int, dict[str, Any]] | None = None
 
 
 def script_builtins() -> dict[str, Any]:
-    """Return a builtins dictionary for one execution of a script.
+    """Return the builtins dictionary scripts run with.
 
     Put it in the script's globals as ``__builtins__``: the script then imports ``twisted.*``
-    as treadle (see the module docstring) and everything else as usual. Each call returns a
-    new dictionary, so a script that changes its builtins changes only its own.
+    as treadle (see the module docstring) and everything else as usual. Every script gets
+    the same dictionary, as every module shares the real builtins (and copying ~160 names
+    per request would cost more than a ``stat``); it is copied again when a name is added
+    to or removed from :mod:`builtins`, so a later ``gettext.install()`` still reaches
+    scripts. A value replaced in place in :mod:`builtins` after the copy is not seen, except
+    ``__import__``, which the importer looks up at each import.
 
     Returns:
         A copy of :mod:`builtins`' namespace whose ``__import__`` is the process's
         :class:`TwistedImporter`.
     """
-    global _importer
+    global _importer, _shared
+    names = builtins.__dict__
+    shared = _shared
+    if shared is not None and shared[0] == len(names):
+        return shared[1]
     if _importer is None:
         _importer = TwistedImporter()
-    namespace = dict(builtins.__dict__)
+    namespace = dict(names)
     namespace["__import__"] = _importer
+    _shared = (len(names), namespace)
     return namespace

@@ -82,6 +82,8 @@ class CacheScanner:
         doCache: True once the script asked for its resource to be cached.
     """
 
+    __slots__ = ("doCache", "path", "registry")
+
     def __init__(self, path: str, registry: Registry) -> None:
         self.path = path
         self.registry = registry
@@ -114,14 +116,19 @@ class _Missing:
 _MISSING: Final = _Missing()
 
 
-def _compiled(path: str) -> CodeType:
+def _compiled(path: str, st: os.stat_result | None = None) -> CodeType:
     """Return the code object of the script at ``path``, compiling only when it changed.
+
+    Args:
+        path: The script's file.
+        st: A ``stat`` of ``path`` taken just before, to use instead of taking another.
 
     Raises:
         OSError: The file cannot be read.
         SyntaxError: It is not valid Python.
     """
-    st = os.stat(path)
+    if st is None:
+        st = os.stat(path)
     entry = _code_cache.get(path)
     if entry is not None and entry[0] == (st.st_mtime_ns, st.st_size):
         return entry[1]
@@ -152,7 +159,15 @@ def ResourceScript(path: str | bytes | os.PathLike[str], registry: Registry) -> 
         The script's ``resource``; or, if the script raised or assigned none, a resource
         answering 500 that names the script (the details are logged to ``treadle.error``).
     """
-    path = os.fsdecode(path)
+    return _run_script(os.fsdecode(path), registry)
+
+
+def _run_script(path: str, registry: Registry, st: os.stat_result | None = None) -> IResource:
+    """:func:`ResourceScript` for a ``str`` path, optionally with a fresh ``stat`` of it.
+
+    ``static.File`` calls this for ``.rpy`` entries with the ``lstat`` it has just taken to
+    check the entry, which saves the script a second system call per request.
+    """
     scanner = CacheScanner(path, registry)
     namespace: dict[str, Any] = {
         "__builtins__": script_builtins(),
@@ -163,41 +178,59 @@ def ResourceScript(path: str | bytes | os.PathLike[str], registry: Registry) -> 
         "recache": scanner.recache,
     }
     try:
-        exec(_compiled(path), namespace)
+        exec(_compiled(path, st), namespace)
     except AlreadyCached as e:
         cached: IResource = e.args[0]
         return cached
     except (Exception, SystemExit) as e:
-        # SystemExit too: a script calling exit() must not stop the server.
-        error_log.error(
-            "Resource script %s raised an exception", path, exc_info=(type(e), e, e.__traceback__)
-        )
-        # Leave out this module's frames: the traceback starts in the script (a syntax
-        # error has no frame of its own, and its message shows the line already).
-        tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
-        if isinstance(e, SyntaxError):
-            tb = None
-        details = "".join(traceback.format_exception(type(e), e, tb))
-        return _ScriptErrorPage(path, "raised an exception.", details)
+        return _failed(path, e)
     rsrc = namespace.get("resource", _MISSING)
+    if not isinstance(rsrc, Resource):
+        problem = _not_a_resource(path, rsrc)
+        if problem is not None:
+            return problem
+    if scanner.doCache:
+        registry.cachePath(path, rsrc)
+    result: IResource = rsrc
+    return result
+
+
+def _failed(path: str, e: BaseException) -> IResource:
+    """Log what a script raised and return the 500 page answering for it."""
+    # SystemExit too: a script calling exit() must not stop the server.
+    error_log.error(
+        "Resource script %s raised an exception", path, exc_info=(type(e), e, e.__traceback__)
+    )
+    # Leave out this module's frames: the traceback starts in the script (a syntax
+    # error has no frame of its own, and its message shows the line already).
+    tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
+    if isinstance(e, SyntaxError):
+        tb = None
+    details = "".join(traceback.format_exception(type(e), e, tb))
+    return _ScriptErrorPage(path, "raised an exception.", details)
+
+
+def _not_a_resource(path: str, rsrc: object) -> IResource | None:
+    """The 500 page for a ``resource`` that is missing or no resource, else None.
+
+    Anything with ``render`` and ``getChildWithDefault`` passes, as Twisted's duck typing
+    would let it; a :class:`Resource` does not even come here.
+    """
     if rsrc is _MISSING:
         error_log.error("Resource script %s did not assign a resource to 'resource'", path)
         return _ScriptErrorPage(
             path, "did not assign a resource to the variable <code>resource</code>.", None
         )
-    if not (callable(getattr(rsrc, "render", None)) and hasattr(rsrc, "getChildWithDefault")):
-        error_log.error(
-            "Resource script %s assigned %r to 'resource', which is not a resource", path, rsrc
-        )
-        return _ScriptErrorPage(
-            path,
-            "assigned something that is not a resource to the variable <code>resource</code>.",
-            f"resource = {rsrc!r}\n",
-        )
-    if scanner.doCache:
-        registry.cachePath(path, rsrc)
-    result: IResource = rsrc
-    return result
+    if callable(getattr(rsrc, "render", None)) and hasattr(rsrc, "getChildWithDefault"):
+        return None
+    error_log.error(
+        "Resource script %s assigned %r to 'resource', which is not a resource", path, rsrc
+    )
+    return _ScriptErrorPage(
+        path,
+        "assigned something that is not a resource to the variable <code>resource</code>.",
+        f"resource = {rsrc!r}\n",
+    )
 
 
 class _ScriptErrorPage(Resource):

@@ -91,6 +91,7 @@ from urllib.parse import quote, unquote_to_bytes
 from treadle import http
 from treadle._registry import Registry
 from treadle.resource import ForbiddenResource, IResource, NoResource, Resource
+from treadle.script import ResourceScript, _run_script
 from treadle.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
@@ -998,6 +999,8 @@ class File(Resource):
         if similar is not None:
             similar._hand_stat(request, st)
             return similar
+        if processor is ResourceScript:
+            return _run_script(path, self.registry, st)  # its stat is this lstat
         assert processor is not None
         return processor(path, self.registry)
 
