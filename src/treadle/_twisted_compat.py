@@ -134,6 +134,12 @@ class TwistedImporter:
         Raises:
             ModuleNotFoundError: A ``twisted`` module treadle does not provide.
         """
+        if fromlist and level == 0:
+            # The usual ``from twisted.web.resource import Resource`` of a script run on
+            # every request: a module already made is the whole answer.
+            module = self._modules.get(name)
+            if module is not None and name not in _PACKAGES:
+                return module
         root = name.partition(".")[0]
         if level != 0 or root not in _ROOTS:
             return self._real_import(name, globals, locals, fromlist, level)
@@ -205,18 +211,22 @@ class TwistedImporter:
         leaf = types.ModuleType(name, real.__doc__)
         leaf.__file__ = getattr(real, "__file__", None)
         leaf.__package__ = name.rpartition(".")[0]
-        leaf.__getattr__ = functools.partial(_delegate, real, name)  # type: ignore[method-assign]
+        leaf.__getattr__ = functools.partial(_delegate, leaf, real, name)  # type: ignore[method-assign]
         leaf.__dir__ = functools.partial(dir, real)  # type: ignore[method-assign]
         return leaf
 
 
-def _delegate(real: types.ModuleType, name: str, attribute: str) -> Any:
+def _delegate(view: types.ModuleType, real: types.ModuleType, name: str, attribute: str) -> Any:
     try:
-        return getattr(real, attribute)
+        value = getattr(real, attribute)
     except AttributeError:
         raise AttributeError(
             f"{real.__name__} (standing in for {name}) has no attribute {attribute!r}"
         ) from None
+    # Kept on the view, so the next script's ``from ... import`` of it is a dictionary hit
+    # rather than this call; treadle's modules do not rebind their public names.
+    setattr(view, attribute, value)
+    return value
 
 
 def _current_import(*args: Any) -> Any:
