@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treadle import static
+from treadle import _conditional, static
 from treadle._registry import Registry
 from treadle.resource import IResource, Resource
 from treadle.static import (
@@ -186,7 +186,7 @@ def test_child_name_accepts_ordinary_names(segment: bytes, name: str) -> None:
     ],
 )
 def test_parse_range_valid(header: bytes, expected: list[Any]) -> None:
-    assert static._parse_range(header) == expected
+    assert _conditional._parse_range(header) == expected
 
 
 @pytest.mark.parametrize(
@@ -207,11 +207,11 @@ def test_parse_range_valid(header: bytes, expected: list[Any]) -> None:
     ],
 )
 def test_parse_range_invalid_is_none(header: bytes) -> None:
-    assert static._parse_range(header) is None
+    assert _conditional._parse_range(header) is None
 
 
 def test_plan_ranges_decisions() -> None:
-    plan = static._plan_ranges
+    plan = _conditional.plan_ranges
     assert plan(b"bytes=0-9", 100) == [(0, 10)]
     assert plan(b"bytes=90-200", 100) == [(90, 100)]
     assert plan(b"bytes=-10", 100) == [(90, 100)]
@@ -234,21 +234,21 @@ def test_plan_ranges_decisions() -> None:
 
 def test_validators() -> None:
     etag = b'"1-2-3"'
-    assert static._none_match([b'"1-2-3"'], etag)
-    assert static._none_match([b'W/"1-2-3"'], etag)  # weak comparison
-    assert static._none_match([b'"a", "1-2-3"'], etag)
-    assert static._none_match([b'"a"', b'"1-2-3"'], etag)  # several header lines
-    assert static._none_match([b"*"], etag)
-    assert not static._none_match([b'"a,b", "c"'], etag)
-    assert static._entity_tags(b'"a,b", W/"c" junk "d"') == [b'"a,b"', b'W/"c"']
-    assert not static._none_match([b"1-2-3"], etag)  # unquoted: not an entity-tag
-    assert static._if_range_holds(b'"1-2-3"', etag, 0)
-    assert not static._if_range_holds(b'W/"1-2-3"', etag, 0)  # If-Range needs strong
-    assert static._if_range_holds(b"Thu, 01 Jan 1970 00:00:10 GMT", etag, 10)
-    assert not static._if_range_holds(b"Thu, 01 Jan 1970 00:00:11 GMT", etag, 10)
-    assert static._parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT") == 784111777
-    assert static._parse_http_date(b"Sun Nov  6 08:49:37 1994") == 784111777
-    assert static._parse_http_date(b"not a date") is None
+    assert _conditional._none_match([b'"1-2-3"'], etag)
+    assert _conditional._none_match([b'W/"1-2-3"'], etag)  # weak comparison
+    assert _conditional._none_match([b'"a", "1-2-3"'], etag)
+    assert _conditional._none_match([b'"a"', b'"1-2-3"'], etag)  # several header lines
+    assert _conditional._none_match([b"*"], etag)
+    assert not _conditional._none_match([b'"a,b", "c"'], etag)
+    assert _conditional._entity_tags(b'"a,b", W/"c" junk "d"') == [b'"a,b"', b'W/"c"']
+    assert not _conditional._none_match([b"1-2-3"], etag)  # unquoted: not an entity-tag
+    assert _conditional.if_range_holds(b'"1-2-3"', etag, 0)
+    assert not _conditional.if_range_holds(b'W/"1-2-3"', etag, 0)  # If-Range needs strong
+    assert _conditional.if_range_holds(b"Thu, 01 Jan 1970 00:00:10 GMT", etag, 10)
+    assert not _conditional.if_range_holds(b"Thu, 01 Jan 1970 00:00:11 GMT", etag, 10)
+    assert _conditional._parse_http_date(b"Sunday, 06-Nov-94 08:49:37 GMT") == 784111777
+    assert _conditional._parse_http_date(b"Sun Nov  6 08:49:37 1994") == 784111777
+    assert _conditional._parse_http_date(b"not a date") is None
 
 
 def test_types_and_sizes() -> None:
