@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treadle import _conditional, static
+from treadle import _conditional, _sendfile, static
 from treadle._registry import Registry
 from treadle.resource import IResource, Resource
 from treadle.static import (
@@ -888,13 +888,13 @@ def test_large_file_fallback_strategies(
     serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     used: list[str] = []
-    original = static._sendfile_strategy
+    original = _sendfile._sendfile_strategy
 
     def forced(loop: Any, transport: Any, file: IO[bytes]) -> str:
         used.append(original(loop, transport, file))
         return strategy
 
-    monkeypatch.setattr(static, "_sendfile_strategy", forced)
+    monkeypatch.setattr(_sendfile, "_sendfile_strategy", forced)
     base = serve(File(str(tree)))
     assert sha(get(base, "/big.bin").content) == sha(big)
     r = get(base, "/big.bin", {"Range": "bytes=100-2000000"})
@@ -921,7 +921,7 @@ class PrefixThenFile(Resource):
 
         async def send() -> None:
             with open(self.path, "rb") as f:
-                await static._send_range(request, f, 0, size)
+                await _sendfile._send_range(request, f, 0, size)
 
         return send()
 
@@ -931,7 +931,7 @@ def test_buffered_bytes_go_out_before_the_file(
     serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # "loop" under uvloop also checks the fallback when loop.sendfile is not implemented.
-    monkeypatch.setattr(static, "_sendfile_strategy", lambda *a: strategy)
+    monkeypatch.setattr(_sendfile, "_sendfile_strategy", lambda *a: strategy)
     prefix = b"p" * 6_000_000
     resource = PrefixThenFile(tree / "big.bin", prefix)
     base = serve(resource)
@@ -954,7 +954,9 @@ def test_native_strategy_per_loop(server: ServerThread, loop_kind: str) -> None:
             return {"socket": socket.socket}.get(name)
 
     with open(__file__, "rb") as f:
-        strategy = server.call(lambda: static._sendfile_strategy(server.loop, FakeTransport(), f))
+        strategy = server.call(
+            lambda: _sendfile._sendfile_strategy(server.loop, FakeTransport(), f)
+        )
     assert strategy == ("loop" if loop_kind == "asyncio" else "os")
 
 
@@ -974,12 +976,12 @@ def test_small_body_limit(
     (tree / "edge.bin").write_bytes(data)
     senders: list[object] = []
 
-    class Spy(static._FileSender):
+    class Spy(_sendfile.FileSender):
         def start(self) -> None:
             senders.append(self)
             super().start()
 
-    monkeypatch.setattr(static, "_FileSender", Spy)
+    monkeypatch.setattr(static, "FileSender", Spy)
     r = get(serve(File(str(tree))), "/edge.bin")
     assert r.content == data
     assert bool(senders) is streamed
@@ -1007,7 +1009,7 @@ def test_file_shrinking_mid_transfer_aborts(
     serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if strategy == "copy":
-        monkeypatch.setattr(static, "_sendfile_strategy", lambda *a: "copy")
+        monkeypatch.setattr(_sendfile, "_sendfile_strategy", lambda *a: "copy")
     base = serve(Shrunk(str(tree)))
     conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
     try:
@@ -1053,7 +1055,7 @@ def test_client_leaving_mid_transfer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if strategy == "copy":
-        monkeypatch.setattr(static, "_sendfile_strategy", lambda *a: "copy")
+        monkeypatch.setattr(_sendfile, "_sendfile_strategy", lambda *a: "copy")
     base = serve(tracking(str(tree)))
     sock = socket.socket()
     try:
