@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treadle import _conditional, _sendfile, static
+from treadle import _conditional, _mime, _sendfile, static
 from treadle._registry import Registry
 from treadle.resource import IResource, Resource
 from treadle.static import (
@@ -263,10 +263,10 @@ def test_types_and_sizes() -> None:
     )
     assert getTypeAndEncoding("A.HTML", types, {}, "x/y") == ("text/html", None)
     assert getTypeAndEncoding("noext", types, {}, "x/y") == ("x/y", None)
-    assert static._content_type("text/css") == b"text/css; charset=utf-8"
-    assert static._content_type("application/json") == b"application/json; charset=utf-8"
-    assert static._content_type("text/plain; charset=latin-1") == b"text/plain; charset=latin-1"
-    assert static._content_type("image/png") == b"image/png"
+    assert _mime.content_type_value("text/css") == b"text/css; charset=utf-8"
+    assert _mime.content_type_value("application/json") == b"application/json; charset=utf-8"
+    assert _mime.content_type_value("text/plain; charset=latin-1") == b"text/plain; charset=latin-1"
+    assert _mime.content_type_value("image/png") == b"image/png"
     assert [formatFileSize(n) for n in (0, 1023, 1536, 20 * 1024**2, 3 * 1024**3)] == [
         "0 B",
         "1023 B",

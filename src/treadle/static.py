@@ -19,9 +19,9 @@ cannot block either. What this cannot prevent: someone who can write inside the 
 racing a link swap between the check and ``open`` (Python has no ``openat2``/
 ``RESOLVE_BENEATH``).
 
-HTTP. Responses carry ``Content-Type`` (``; charset=utf-8`` added to textual types),
-``Last-Modified``, a strong ``ETag`` and ``Accept-Ranges: bytes``; conditional requests (304)
-and ranges (206, 416) are decided by :mod:`treadle._conditional`.
+HTTP. Responses carry ``Content-Type`` (from :mod:`treadle._mime`, with ``; charset=utf-8``
+added to textual types), ``Last-Modified``, a strong ``ETag`` and ``Accept-Ranges: bytes``;
+conditional requests (304) and ranges (206, 416) are decided by :mod:`treadle._conditional`.
 
 Sending. A body of at most :data:`SMALL_BODY` bytes is read and returned from
 ``render_GET`` (one ``transport.write``, no Task); a larger one is streamed by a task,
@@ -52,10 +52,8 @@ request, as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Ra
 
 from __future__ import annotations
 
-import functools
 import html
 import io
-import mimetypes
 import os
 import stat
 import sys
@@ -75,6 +73,7 @@ from treadle._conditional import (
     plan_ranges,
     strong_etag,
 )
+from treadle._mime import content_type_value, getTypeAndEncoding, loadMimeTypes
 from treadle._registry import Registry
 from treadle._sendfile import FileSender, read_exact
 from treadle.resource import ForbiddenResource, IResource, NoResource, Resource
@@ -107,83 +106,6 @@ _CONDITIONAL_HEADERS: Final = frozenset((b"if-none-match", b"if-modified-since",
 
 _WINDOWS: Final = os.name == "nt"
 _FS_ENCODING: Final = sys.getfilesystemencoding()
-
-# Types the stdlib table lacks or gets wrong for the web; they win over it.
-_TYPE_OVERRIDES: Final = {
-    ".js": "text/javascript",  # RFC 9239 made text/javascript the one registered type
-    ".mjs": "text/javascript",
-    ".json": "application/json",
-    ".wasm": "application/wasm",  # WebAssembly.instantiateStreaming insists on it
-    ".webp": "image/webp",
-    ".avif": "image/avif",
-    ".svg": "image/svg+xml",
-    ".woff": "font/woff",
-    ".woff2": "font/woff2",
-    ".md": "text/markdown",
-    ".flac": "audio/flac",
-    # Source and text formats a browser should show rather than download or run.
-    ".py": "text/plain",
-    ".rpy": "text/plain",  # only reached when no processor is set: shown, never run
-    ".conf": "text/plain",
-    ".diff": "text/plain",
-    ".patch": "text/plain",
-    ".java": "text/plain",
-    ".log": "text/plain",
-}
-
-# Types served as UTF-8 text when they name no charset themselves.
-_TEXTUAL_APPLICATION_TYPES: Final = frozenset(("application/javascript", "application/json"))
-
-
-def loadMimeTypes(mimetype_locations: Iterable[str] | None = None) -> dict[str, str]:
-    """Return the extension → MIME type table ``File`` uses.
-
-    Built from a private :class:`mimetypes.MimeTypes` instance (the stdlib's own table, the
-    same on every machine, plus the given ``mime.types`` files) and treadle's overrides for
-    web formats. Unlike Twisted's, the global :mod:`mimetypes` state is left alone.
-
-    Args:
-        mimetype_locations: Paths of ``mime.types``-style files read after the built-in
-            table; later entries override earlier ones.
-
-    Returns:
-        A new dict such as ``{".html": "text/html", ...}`` (extensions lowercased).
-    """
-    db = mimetypes.MimeTypes(tuple(mimetype_locations or ()))
-    types = dict(db.types_map[False])
-    types.update(db.types_map[True])
-    types.update(_TYPE_OVERRIDES)
-    return {ext.lower(): ctype for ext, ctype in types.items()}
-
-
-def getTypeAndEncoding(
-    filename: str,
-    types: dict[str, str],
-    encodings: dict[str, str],
-    defaultType: str,
-) -> tuple[str, str | None]:
-    """Return ``(MIME type, content encoding or None)`` for a file name.
-
-    ``archive.tar.gz`` gives the type of ``.tar`` and the encoding of ``.gz``, as in Twisted.
-    Extensions compare case-insensitively; an unknown one gives ``defaultType``.
-    """
-    base, ext = os.path.splitext(filename)
-    ext = ext.lower()
-    encoding = encodings.get(ext)
-    if encoding is not None:
-        ext = os.path.splitext(base)[1].lower()
-    return types.get(ext, defaultType), encoding
-
-
-@functools.lru_cache(maxsize=256)
-def _content_type(ctype: str) -> bytes:
-    """The ``Content-Type`` value for a MIME type: UTF-8 is declared for textual types."""
-    lowered = ctype.lower()
-    if "charset=" not in lowered and (
-        lowered.startswith("text/") or lowered in _TEXTUAL_APPLICATION_TYPES
-    ):
-        ctype += "; charset=utf-8"
-    return ctype.encode("latin-1")
 
 
 def formatFileSize(size: int) -> str:
@@ -696,7 +618,7 @@ class File(Resource):
         headers[b"accept-ranges"] = [b"bytes"]
         if self.encoding:
             headers[b"content-encoding"] = [self.encoding.encode("latin-1")]
-        headers[b"content-type"] = [_content_type(self.type or self.defaultType)]
+        headers[b"content-type"] = [content_type_value(self.type or self.defaultType)]
         body = cached.body
         if request.method == b"HEAD":
             headers[b"content-length"] = [b"%d" % len(body)]
@@ -721,7 +643,7 @@ class File(Resource):
         request.setHeader(b"accept-ranges", b"bytes")
         if self.encoding:
             request.setHeader(b"content-encoding", self.encoding.encode("latin-1"))
-        content_type = _content_type(self.type or self.defaultType)
+        content_type = content_type_value(self.type or self.defaultType)
 
         spans = None
         if request.method == b"GET":  # Range is defined for GET only (§14.2)
