@@ -14,7 +14,13 @@ import os
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["content_type_value", "getTypeAndEncoding", "loadMimeTypes"]
+__all__ = [
+    "CONTENT_ENCODINGS",
+    "CONTENT_TYPES",
+    "content_type_value",
+    "getTypeAndEncoding",
+    "loadMimeTypes",
+]
 
 # Types the stdlib table lacks or gets wrong for the web; they win over it.
 _TYPE_OVERRIDES: Final = {
@@ -62,6 +68,12 @@ def loadMimeTypes(mimetype_locations: Iterable[str] | None = None) -> dict[str, 
     types.update(db.types_map[True])
     types.update(_TYPE_OVERRIDES)
     return {ext.lower(): ctype for ext, ctype in types.items()}
+
+
+#: The extension → MIME type table ``File`` and ``DirectoryLister`` start from.
+CONTENT_TYPES: dict[str, str] = loadMimeTypes()
+#: The extension → ``Content-Encoding`` table they start from.
+CONTENT_ENCODINGS: dict[str, str] = {".gz": "gzip", ".bz2": "bzip2"}
 
 
 def getTypeAndEncoding(
