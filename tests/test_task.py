@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -382,3 +384,31 @@ def test_looping_call_accepts_succeed() -> None:
     clock.advance(1)
     assert len(clock.getDelayedCalls()) == 1
     loop.stop()
+
+
+def test_defer_later_leaves_no_reference_cycle() -> None:
+    # A pending deferLater is held by its timer only: once fired or cancelled, reference
+    # counting alone frees it (10,000 pending responses must not wait for the cyclic GC).
+    clock = Clock()
+    fired = deferLater(clock, 1, lambda: 1)
+    cancelled = deferLater(clock, 1, lambda: 2)
+    cancelled.addErrback(lambda f: None)
+    refs = [weakref.ref(fired), weakref.ref(cancelled)]
+    gc.disable()
+    try:
+        cancelled.cancel()
+        del fired, cancelled
+        clock.advance(1)
+        assert [ref() for ref in refs] == [None, None]
+    finally:
+        gc.enable()
+
+
+def test_defer_later_cancelled_from_its_own_callable_keeps_the_result() -> None:
+    # As in Twisted, the callable runs as the Deferred's first callback: the Deferred has
+    # fired by then, so cancelling it there changes nothing.
+    clock = Clock()
+    d = deferLater(clock, 1, lambda: d.cancel() or "done")
+    out = results_of(d)
+    clock.advance(1)
+    assert out == ["done"]

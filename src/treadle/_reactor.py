@@ -81,11 +81,25 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 _ports_per_factory: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
+#: The ``kw`` of every call scheduled without keyword arguments: a pending call then holds no
+#: dict of its own (``**kw`` makes a new one per call). Never mutated.
+_NO_KEYWORDS: dict[str, Any] = {}
+
+
 class _LoopDelayedCall(DelayedCall):
-    """A DelayedCall backed by an asyncio timer handle."""
+    """A DelayedCall backed by an asyncio timer handle.
+
+    The call itself is what the loop runs (``loop.call_later(delay, call)``): no bound
+    method or argument tuple is made per scheduled call.
+    """
 
     __slots__ = ("_handle",)
     _handle: asyncio.TimerHandle | asyncio.Handle | None
+
+    def __call__(self) -> None:
+        self.called = True
+        self._handle = None
+        _call_and_log(self.func, self.args, self.kw, self)
 
 
 class ThreadPool:
@@ -235,6 +249,9 @@ class Reactor:
         ] = []
         self.running = False
         self._threadpool: ThreadPool | None = None
+        # Bound once: every DelayedCall refers to these instead of two bound methods of its own.
+        self._canceller: Callable[[DelayedCall], None] = self._cancel_call
+        self._resetter: Callable[[DelayedCall], None] = self._reset_call
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -271,21 +288,22 @@ class Reactor:
             A :class:`~treadle.base.DelayedCall` that can be cancelled, reset or delayed.
         """
         call = _LoopDelayedCall(
-            time.time() + delay, f, args, kw, self._cancel_call, self._reset_call, time.time
+            time.time() + delay,
+            f,
+            args,
+            kw or _NO_KEYWORDS,
+            self._canceller,
+            self._resetter,
+            time.time,
         )
         loop = self._get_loop()
         # callLater(0, ...) is the usual "after this render returns": a plain ready handle
         # costs less than a timer and runs in the same order.
         if delay <= 0:
-            call._handle = loop.call_soon(self._run_call, call)
+            call._handle = loop.call_soon(call)
         else:
-            call._handle = loop.call_later(delay, self._run_call, call)
+            call._handle = loop.call_later(delay, call)
         return call
-
-    def _run_call(self, call: _LoopDelayedCall) -> None:
-        call.called = True
-        call._handle = None
-        _call_and_log(call.func, call.args, call.kw, call)
 
     def _cancel_call(self, call: DelayedCall) -> None:
         assert isinstance(call, _LoopDelayedCall)
@@ -297,7 +315,7 @@ class Reactor:
         assert isinstance(call, _LoopDelayedCall)
         self._cancel_call(call)
         delay = max(0.0, call.time - time.time())
-        call._handle = self._get_loop().call_later(delay, self._run_call, call)
+        call._handle = self._get_loop().call_later(delay, call)
 
     def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Call ``f`` once the loop runs: now if it already does, else at ``run()``."""

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from treadle.base import DelayedCall
-from treadle.defer import Deferred, maybeDeferred
+from treadle.defer import _PASS, Deferred, maybeDeferred
 from treadle.failure import Failure
 
 __all__ = ["Clock", "LoopingCall", "deferLater"]
@@ -54,6 +54,10 @@ class Clock:
     def __init__(self) -> None:
         self.rightNow = 0.0
         self.calls: list[DelayedCall] = []
+        # Bound once, shared by every call scheduled on this clock.
+        self._remover: Callable[[DelayedCall], None] = self._remove
+        self._rescheduler: Callable[[DelayedCall], None] = self._reschedule
+        self._now: Callable[[], float] = self.seconds
 
     def seconds(self) -> float:
         """Return the current (fake) time in seconds."""
@@ -76,7 +80,7 @@ class Clock:
             The :class:`~treadle.base.DelayedCall`, to cancel, reset or delay it.
         """
         call = DelayedCall(
-            self.rightNow + delay, callable, args, kw, self._remove, self._reschedule, self.seconds
+            self.rightNow + delay, callable, args, kw, self._remover, self._rescheduler, self._now
         )
         self._insert(call)
         return call
@@ -145,16 +149,59 @@ def deferLater(
         :class:`~treadle.defer.CancelledError`.
     """
 
-    def run(_: object) -> Any:
-        return None if callable is None else callable(*args, **kw)
-
-    def cancel(_: Deferred[Any]) -> None:
-        delayed.cancel()
-
-    d: Deferred[Any] = Deferred(cancel)
-    d.addCallback(run)
-    delayed = clock.callLater(delay, d.callback, None)
+    d = _LaterDeferred(_cancel_later)
+    if callable is not None:
+        d._callable = callable
+        d._args = args
+        d._kw = kw or None
+    d._delayed = clock.callLater(delay, _fire_later, d)
     return d
+
+
+class _LaterDeferred(Deferred[Any]):
+    """The Deferred of :func:`deferLater`, holding its own call and timer.
+
+    Twisted's closures (a callback running ``callable``, a canceller closing over the timer,
+    a bound ``callback``) would be some twenty objects per pending call, each surviving until
+    the timer fires; slots on the Deferred itself hold the same state.
+    """
+
+    __slots__ = ("_args", "_callable", "_delayed", "_kw")
+
+    def __init__(self, canceller: Callable[[Deferred[Any]], None]) -> None:
+        super().__init__(canceller)
+        self._callable: Callable[..., Any] | None = None
+        self._args: tuple[Any, ...] = ()
+        self._kw: dict[str, Any] | None = None
+        self._delayed: DelayedCall | None = None
+
+
+def _fire_later(d: _LaterDeferred) -> None:
+    d._delayed = None  # the timer refers to d: no cycle is left behind
+    callable = d._callable
+    if callable is not None:
+        # As in Twisted, ``callable`` runs as the first callback of the chain: its exception
+        # becomes a Failure and a Deferred it returns is waited for.
+        args, kw = d._args, d._kw
+        d._callable = d._kw = None
+        d._args = ()
+        d.callbacks.insert(0, ((_call_ignoring_result, (callable, args, kw), None), _PASS))
+    d.callback(None)
+
+
+def _call_ignoring_result(
+    _: object, callable: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any] | None
+) -> Any:
+    return callable(*args) if kw is None else callable(*args, **kw)
+
+
+def _cancel_later(d: Deferred[Any]) -> None:
+    assert isinstance(d, _LaterDeferred)
+    delayed, d._delayed = d._delayed, None
+    if delayed is not None:
+        delayed.cancel()
+        d._callable = d._kw = None
+        d._args = ()
 
 
 class LoopingCall:
