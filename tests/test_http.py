@@ -414,3 +414,52 @@ def test_set_host_rewrites_what_the_request_reports() -> None:
     assert request.getRequestHostname() == b"example.org"
     assert request.getHost().port == 443
     assert request.prePathURL() == b"https://example.org/"
+
+
+def test_a_connection_holds_a_parser_only_while_a_request_is_arriving() -> None:
+    # Waiting connections (for their response, or idle between requests) lend their parser
+    # back: with 10,000 of them that is 10 MB less. A half-received request keeps its own,
+    # and a parser given back serves another connection as a fresh one would.
+    held = Held(immediate={b"/now": b"now"})
+    site = Site(held)
+    first, first_transport = connect(site)
+    second, second_transport = connect(site)
+    first.data_received(request_bytes(target="/slow"))
+    assert len(held.pending) == 1 and first._parser is None
+    data = request_bytes(target="/now")
+    second.data_received(data[:10])
+    assert second._parser is not None
+    first.data_received(data[:7])
+    assert first._parser is not None and first._parser is not second._parser
+    second.data_received(data[10:])
+    assert second._parser is None
+    assert parse_responses(second_transport.value())[0][2] == b"now"
+    first.data_received(data[7:] + data)
+    held.release(b"slow")
+    assert [r[2] for r in parse_responses(first_transport.value())] == [b"slow", b"now", b"now"]
+
+
+def test_a_connection_closed_mid_request_drops_its_parser() -> None:
+    channel, _ = connect(Site(Hello()))
+    channel.data_received(b"GET / HTTP/1.1\r\nHo")
+    parser = channel._parser
+    assert parser is not None
+    channel.connection_lost(None)
+    assert channel._parser is None and parser.llhttp is None
+
+
+def test_response_headers_and_cookies_exist_when_first_used() -> None:
+    held = Held()
+    channel, transport = connect(Site(held))
+    channel.data_received(request_bytes(target="/a") + request_bytes(target="/b"))
+    request = held.pending[0]
+    request.responseHeaders.addRawHeader(b"x-one", b"1")
+    request.cookies.append(b"a=1")
+    request.finish()
+    plain = held.pending[1]
+    assert plain._response_headers is None and plain._cookies is None
+    plain.finish()
+    first, second = parse_responses(transport.value())
+    assert first[1][b"x-one"] == b"1" and first[1][b"set-cookie"] == b"a=1"
+    assert b"x-one" not in second[1] and b"set-cookie" not in second[1]
+    assert plain.responseHeaders.getRawHeaders(b"x-one") is None and plain.cookies == []

@@ -62,7 +62,6 @@ import io
 import logging
 import tempfile
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -270,6 +269,8 @@ DEFAULT_LINGER_TIME: Final = 2.0
 
 SERVER_NAME: Final = b"treadle"
 _CRLF: Final = b"\r\n"
+#: What a response without headers of its own reads (never written to).
+_NO_HEADERS: Final[dict[bytes, list[bytes]]] = {}
 
 
 def datetimeToString(msSinceEpoch: float | None = None) -> bytes:
@@ -349,6 +350,7 @@ class Request:
         "__dict__",
         "__weakref__",
         "_content",
+        "_cookies",
         "_disconnected",
         "_framing",
         "_held",
@@ -356,15 +358,14 @@ class Request:
         "_keep_alive",
         "_notifications",
         "_producer",
+        "_response_headers",
         "channel",
         "clientproto",
         "code",
-        "cookies",
         "finished",
         "method",
         "path",
         "requestHeaders",
-        "responseHeaders",
         "sentLength",
         "startedWriting",
         "uri",
@@ -390,9 +391,10 @@ class Request:
         self._http11 = True
         self._keep_alive = True
         self.requestHeaders = Headers._from_raw({})
-        self.responseHeaders = Headers._from_raw({})
+        # Made on first use: most responses set no header and no cookie of their own.
+        self._response_headers: Headers | None = None
         self._content: IO[bytes] | None = None
-        self.cookies: list[bytes] = []
+        self._cookies: list[bytes] | None = None
         self.code = 200
         self.finished = False
         self.startedWriting = False
@@ -420,7 +422,7 @@ class Request:
         self._http11 = http11
         if not http11:
             self.clientproto = b"HTTP/1.0"
-        self.requestHeaders = Headers._from_raw(headers)
+        self.requestHeaders._raw = headers
         self._content = content
         self._keep_alive = keep_alive
         if uri[:1] == b"/":
@@ -456,6 +458,30 @@ class Request:
     @content.setter
     def content(self, value: IO[bytes]) -> None:
         self._content = value
+
+    @property
+    def responseHeaders(self) -> Headers:
+        """Headers to send; change them before the first ``write``."""
+        headers = self._response_headers
+        if headers is None:
+            headers = self._response_headers = Headers._from_raw({})
+        return headers
+
+    @responseHeaders.setter
+    def responseHeaders(self, value: Headers) -> None:
+        self._response_headers = value
+
+    @property
+    def cookies(self) -> list[bytes]:
+        """``Set-Cookie`` values to send (``addCookie`` appends here)."""
+        cookies = self._cookies
+        if cookies is None:
+            cookies = self._cookies = []
+        return cookies
+
+    @cookies.setter
+    def cookies(self, value: list[bytes]) -> None:
+        self._cookies = value
 
     @property
     def args(self) -> dict[bytes, list[bytes]]:
@@ -736,7 +762,8 @@ class Request:
     def _start_response(self, body: bytes, length: int | None) -> None:
         """Send the head and the first body bytes; ``length`` set means the body is whole."""
         self.startedWriting = True
-        raw = self.responseHeaders._raw
+        headers = self._response_headers
+        raw = _NO_HEADERS if headers is None else headers._raw
         code = self.code
         explicit_length = b"content-length" in raw
         if self.method == b"HEAD" or code < 200 or code == 204 or code == 304:
@@ -772,8 +799,8 @@ class Request:
                 cname = canonical_name(name)
                 for value in values:
                     lines.append(cname + b": " + value + _CRLF)
-        if self.cookies:
-            for cookie in self.cookies:
+        if self._cookies:
+            for cookie in self._cookies:
                 lines.append(b"Set-Cookie: " + cookie + _CRLF)
         if not explicit_length:
             if length is not None:
@@ -1001,7 +1028,8 @@ class HTTPChannel(asyncio.Protocol):
     def __init__(self, factory: HTTPFactory) -> None:
         self.factory = factory
         self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpRequestParser(self)
+        # Lent by _SPARE_PARSERS while a request is arriving (see _Parser).
+        self._parser: _Parser | None = None
         self._method = b"GET"
         self._url = b""
         self._version = "1.1"
@@ -1012,14 +1040,16 @@ class HTTPChannel(asyncio.Protocol):
         # connections made after they are set); see on_header and on_headers_complete.
         self._size_check = min(factory.maxFieldLineSize, factory.maxHeadSize, _COUNT_EVERY)
         self._count_check = _MIN_FIELD_SIZE * factory.maxHeaders
-        self._request_headers: dict[bytes, list[bytes]] = {}
+        self._request_headers: dict[bytes, list[bytes]] | None = None  # chunked only
         self._line_limit = factory.maxRequestLineSize
         self._host_seen: list[bytes] | None = None  # the last Host found valid
         self._wire = 0
         self._chunks = 0
         self._body: IO[bytes] | None = None
         self._body_size = 0
-        self._queue: deque[tuple[Any, ...] | _Rejection] = deque()
+        # A list, not a deque: it holds at most maxPipelined items, and an empty deque
+        # costs some 600 bytes per connection.
+        self._queue: list[tuple[Any, ...] | _Rejection] = []
         self._active: Request | None = None
         self._dispatching = False
         self._reading_paused = False
@@ -1047,17 +1077,21 @@ class HTTPChannel(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        clock = self.factory._clock
-        if clock is None:
-            loop = asyncio.get_running_loop()
-            self._call_later: Callable[..., Any] = loop.call_later
-            self._now: Callable[[], float] = loop.time
-        else:  # a task.Clock injected by tests
-            self._call_later = clock.callLater
-            self._now = clock.seconds
+        factory = self.factory
+        clock = factory._clock
+        source = asyncio.get_running_loop() if clock is None else clock  # a test's task.Clock
+        timing = factory._timing
+        if timing is None or timing[0] is not source:
+            # Bound once per loop and shared by its connections, not bound per connection.
+            if clock is None:
+                timing = (source, source.call_later, source.time)
+            else:
+                timing = (source, clock.callLater, clock.seconds)
+            factory._timing = timing
+        self._call_later: Callable[..., Any] = timing[1]
+        self._now: Callable[[], float] = timing[2]
         # Holding a request's first write for one loop turn needs a running loop.
         self._coalesce = clock is None
-        factory = self.factory
         self._last_activity = self._connected_at = self._now()
         limit = factory.maxConnections
         if limit is not None and len(factory._connections) >= limit:
@@ -1088,8 +1122,16 @@ class HTTPChannel(asyncio.Protocol):
             # _count_read can bound what the callbacks cannot see yet.
             seen = self._requests_seen
             body_before = self._body_size
+        parser = self._parser
+        if parser is None:
+            try:
+                parser = _SPARE_PARSERS.pop()
+            except IndexError:
+                parser = _Parser()
+            parser.channel = self
+            self._parser = parser
         try:
-            self._parser.feed_data(data)
+            parser.llhttp.feed_data(data)
         except httptools.HttpParserUpgrade:
             # An Upgrade (or CONNECT) we do not speak: the request is answered as plain HTTP
             # and the connection then closes, since the bytes after it belong to another
@@ -1107,7 +1149,16 @@ class HTTPChannel(asyncio.Protocol):
             if not self._stop_parsing:  # else: bytes after `Connection: close`, dropped
                 self._reject(self._parse_error_status(), str(e) or type(e).__name__)
         else:
-            if phase and self._phase == phase and self._requests_seen == seen:
+            if self._phase == _IDLE:
+                if not self._stop_parsing:
+                    # Every request of this read is complete: llhttp waits for the start of
+                    # the next one, as a fresh parser would, so the parser can serve any
+                    # connection.
+                    self._parser = None
+                    parser.channel = None  # type: ignore[assignment]
+                    if len(_SPARE_PARSERS) < _MAX_SPARE_PARSERS:
+                        _SPARE_PARSERS.append(parser)
+            elif phase and self._phase == phase and self._requests_seen == seen:
                 self._count_read(len(data) - (self._body_size - body_before))
         if self._active is None:
             self._dispatch()
@@ -1121,6 +1172,12 @@ class HTTPChannel(asyncio.Protocol):
         self.factory._connections.discard(self)
         self.persistent = False
         self._stop_parsing = True
+        parser, self._parser = self._parser, None
+        if parser is not None:
+            # Stopped inside a message (or after a refusal): not reusable. Unbound, it and
+            # its callbacks go by reference counting instead of waiting for the cyclic GC.
+            parser.channel = None  # type: ignore[assignment]
+            parser.llhttp = None  # type: ignore[assignment]
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -1159,46 +1216,7 @@ class HTTPChannel(asyncio.Protocol):
             else:
                 _pull_more(active, producer)
 
-    # -- httptools callbacks: record only ---------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        self._phase = _HEAD
-        self._head_started = self._read_at
-        self._url = b""
-        self._headers = {}
-        self._repeats = 0
-        self._wire = 0
-        self._body_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        # Called once per read the target spans; the method is already parsed.
-        url = self._url = self._url + url
-        method = self._method = self._parser.get_method()
-        line = len(method) + len(url) + 10  # _framing.request_line_size
-        self._head_size = line + 2
-        if line > self._line_limit:
-            raise _Refused(414, "request line too long")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # llhttp drops the whitespace before a value but keeps what follows it; neither
-        # belongs to the value (RFC 9112 §5). (llhttp refuses every other control byte, so
-        # rstrip() removes only SP and HTAB; it returns the value itself when none trail.)
-        value = value.rstrip()
-        line = len(name) + len(value) + 2  # _framing.field_line_size
-        size = self._head_size = self._head_size + line + 2
-        # One comparison guards every limit: a field line is shorter than the head holding
-        # it, and fields are counted whenever the head passes _COUNT_EVERY bytes (and once
-        # at its end), which bounds what a flood of tiny fields can hold in between.
-        if size > self._size_check:
-            self._check_head(line, size)
-        key = name.lower()
-        headers = self._headers
-        values = headers.get(key)
-        if values is None:
-            headers[key] = [value]
-        else:
-            values.append(value)
-            self._repeats += 1
+    # -- helpers of the parser callbacks (see _Parser) --------------------------------------
 
     def _check_head(self, line: int, size: int) -> None:
         factory = self.factory
@@ -1216,37 +1234,6 @@ class HTTPChannel(asyncio.Protocol):
         fields = len(self._headers) + self._repeats + pending
         if fields > self.factory.maxHeaders:
             raise _Refused(431, "too many header fields")
-
-    def on_headers_complete(self) -> None:
-        self._phase = _BODY
-        self._version = version = self._parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            # llhttp passes HTTP/0.9 and HTTP/2.0 through (and refuses 1.2 or 3.0 itself).
-            raise _Refused(505, "unsupported HTTP version")
-        headers = self._headers
-        if self._head_size > self._count_check:
-            # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
-            self._check_count(0)
-        host = headers.get(b"host")
-        if host is None:
-            if version == "1.1":
-                # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-                raise _Refused(400, "HTTP/1.1 request without Host")
-        elif host != self._host_seen:  # the list compare checks "exactly one" too
-            _check_host(host)
-            self._host_seen = [host[0]]  # a copy: the request may change its own
-        if self._url[0] != 47:  # not origin-form ("/..."): rare
-            self._check_target()
-        body = False
-        if b"transfer-encoding" in headers:
-            body = self._check_chunked(version == "1.1")
-        length = headers.get(b"content-length")
-        if length is not None:
-            body = self._check_length(length[0])
-        expect = headers.get(b"expect")
-        if expect is not None and version == "1.1":
-            # RFC 9110 §10.1.1: an HTTP/1.0 request's expectation MUST be ignored.
-            self._expect(expect, body)
 
     def _check_target(self) -> None:
         """Absolute-, authority- or asterisk-form target (RFC 9112 §3.2.2-3.2.4)."""
@@ -1289,8 +1276,10 @@ class HTTPChannel(asyncio.Protocol):
 
     def _body_follows(self) -> None:
         # llhttp flags an upgrade for "Connection: upgrade" with Upgrade, or for CONNECT.
+        parser = self._parser
+        assert parser is not None  # lent while a request is parsed
         if (b"upgrade" in self._headers or self._method == b"CONNECT") and (
-            self._parser.should_upgrade()
+            parser.llhttp.should_upgrade()
         ):
             # httptools tells llhttp to skip the body of an Upgrade (or CONNECT) request;
             # answering it as plain HTTP would treat the body as missing.
@@ -1307,54 +1296,6 @@ class HTTPChannel(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         else:
             self._continue_pending = True
-
-    def on_body(self, body: bytes) -> None:
-        size = self._body_size = self._body_size + len(body)
-        if size > self.factory.maxRequestBodySize:
-            raise _Refused(413, "request body too large")
-        self._last_activity = self._read_at
-        content = self._body
-        if content is None:
-            content = self._body = io.BytesIO()
-        elif size > SPOOL_SIZE and isinstance(content, io.BytesIO):
-            # Large bodies move to disk; the request closes the file when it is done.
-            spooled = tempfile.TemporaryFile()  # noqa: SIM115
-            spooled.write(content.getbuffer())
-            content = self._body = spooled
-        content.write(body)
-
-    def on_chunk_header(self) -> None:
-        # Between a chunk's size line and its end come only data and, after the last one,
-        # the trailer fields: these go to _DROPPED (see _check_chunked).
-        self._chunks += 1
-        self._headers = _DROPPED
-
-    def on_chunk_complete(self) -> None:
-        self._headers = self._request_headers
-
-    def on_message_complete(self) -> None:
-        self._phase = _IDLE
-        self._requests_seen += 1
-        keep_alive = self._parser.should_keep_alive()
-        content = self._body
-        if content is not None:
-            content.seek(0)
-            self._body = None
-        self._queue.append(
-            (
-                self._method,
-                self._url,
-                self._version == "1.1",
-                self._headers,
-                content,
-                keep_alive,
-            )
-        )
-        self._continue_pending = False
-        if not keep_alive:
-            self._stop_parsing = True
-        elif len(self._queue) >= self.factory.maxPipelined:
-            self._pause_reading()
 
     def _count_read(self, framing: int) -> None:
         """A whole read fell inside one message's head or body: bound what it adds.
@@ -1389,7 +1330,9 @@ class HTTPChannel(asyncio.Protocol):
     def _parse_error_status(self) -> int:
         # The HTTP/2 connection preface ("PRI * HTTP/2.0") on this HTTP/1 port: llhttp
         # stops on it; 505 says what is wrong (RFC 9113 §3.4).
-        return 505 if self._parser.get_method() == b"PRI" else 400
+        parser = self._parser
+        assert parser is not None  # lent while a request is parsed
+        return 505 if parser.llhttp.get_method() == b"PRI" else 400
 
     # -- answering --------------------------------------------------------------------------
 
@@ -1403,7 +1346,7 @@ class HTTPChannel(asyncio.Protocol):
             # While the client reads nothing (writing paused), answering more pipelined
             # requests would only grow the transport's buffer: resume_writing resumes here.
             while self._active is None and queue and not self._writing_paused:
-                item = queue.popleft()
+                item = queue.pop(0)
                 if type(item) is _Rejection:
                     self._send_rejection(item)
                     return
@@ -1669,6 +1612,199 @@ class HTTPChannel(asyncio.Protocol):
     loseConnection = abort
 
 
+class _Parser:
+    """An httptools parser and the callbacks it calls, lent to one channel at a time.
+
+    httptools binds its callbacks when a parser is made. Bound to this object rather than
+    to the channel, a parser can move between connections: a channel holds one only while
+    a request is arriving and gives it back to ``_SPARE_PARSERS`` at the end of a read that
+    completed its requests, so connections that wait (for a response or for the next
+    request) hold none (about 1 KiB each: the parser, llhttp's state and settings, eight
+    bound callbacks).
+
+    The callbacks only record what they see; the channel acts after ``feed_data`` returns.
+    """
+
+    __slots__ = ("channel", "llhttp")
+
+    def __init__(self) -> None:
+        self.channel: HTTPChannel = None  # type: ignore[assignment]  # set while lent
+        self.llhttp = httptools.HttpRequestParser(self)
+
+    def on_message_begin(self) -> None:
+        ch = self.channel
+        ch._phase = _HEAD
+        ch._head_started = ch._read_at
+        ch._url = b""
+        ch._headers = {}
+        ch._repeats = 0
+        ch._wire = 0
+        ch._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        # Called once per read the target spans; the method is already parsed.
+        ch = self.channel
+        url = ch._url = ch._url + url
+        method = self.llhttp.get_method()
+        # httptools makes new bytes per call: the usual methods are kept as one object each.
+        method = ch._method = _METHODS.get(method, method)
+        line = len(method) + len(url) + 10  # _framing.request_line_size
+        ch._head_size = line + 2
+        if line > ch._line_limit:
+            raise _Refused(414, "request line too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # llhttp drops the whitespace before a value but keeps what follows it; neither
+        # belongs to the value (RFC 9112 §5). (llhttp refuses every other control byte, so
+        # rstrip() removes only SP and HTAB; it returns the value itself when none trail.)
+        ch = self.channel
+        value = value.rstrip()
+        line = len(name) + len(value) + 2  # _framing.field_line_size
+        size = ch._head_size = ch._head_size + line + 2
+        # One comparison guards every limit: a field line is shorter than the head holding
+        # it, and fields are counted whenever the head passes _COUNT_EVERY bytes (and once
+        # at its end), which bounds what a flood of tiny fields can hold in between.
+        if size > ch._size_check:
+            ch._check_head(line, size)
+        key = _FIELD_NAMES.get(name)
+        if key is None:
+            key = name.lower()
+        headers = ch._headers
+        values = headers.get(key)
+        if values is None:
+            headers[key] = [value]
+        else:
+            values.append(value)
+            ch._repeats += 1
+
+    def on_headers_complete(self) -> None:
+        ch = self.channel
+        ch._phase = _BODY
+        version = self.llhttp.get_http_version()
+        ch._version = version = _VERSIONS.get(version, version)
+        if version != "1.1" and version != "1.0":
+            # llhttp passes HTTP/0.9 and HTTP/2.0 through (and refuses 1.2 or 3.0 itself).
+            raise _Refused(505, "unsupported HTTP version")
+        headers = ch._headers
+        if ch._head_size > ch._count_check:
+            # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
+            ch._check_count(0)
+        host = headers.get(b"host")
+        if host is None:
+            if version == "1.1":
+                # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+                raise _Refused(400, "HTTP/1.1 request without Host")
+        elif host != ch._host_seen:  # the list compare checks "exactly one" too
+            _check_host(host)
+            ch._host_seen = [host[0]]  # a copy: the request may change its own
+        if ch._url[0] != 47:  # not origin-form ("/..."): rare
+            ch._check_target()
+        body = False
+        if b"transfer-encoding" in headers:
+            body = ch._check_chunked(version == "1.1")
+        length = headers.get(b"content-length")
+        if length is not None:
+            body = ch._check_length(length[0])
+        expect = headers.get(b"expect")
+        if expect is not None and version == "1.1":
+            # RFC 9110 §10.1.1: an HTTP/1.0 request's expectation MUST be ignored.
+            ch._expect(expect, body)
+
+    def on_body(self, body: bytes) -> None:
+        ch = self.channel
+        size = ch._body_size = ch._body_size + len(body)
+        if size > ch.factory.maxRequestBodySize:
+            raise _Refused(413, "request body too large")
+        ch._last_activity = ch._read_at
+        content = ch._body
+        if content is None:
+            content = ch._body = io.BytesIO()
+        elif size > SPOOL_SIZE and isinstance(content, io.BytesIO):
+            # Large bodies move to disk; the request closes the file when it is done.
+            spooled = tempfile.TemporaryFile()  # noqa: SIM115
+            spooled.write(content.getbuffer())
+            content = ch._body = spooled
+        content.write(body)
+
+    def on_chunk_header(self) -> None:
+        # Between a chunk's size line and its end come only data and, after the last one,
+        # the trailer fields: these go to _DROPPED (see _check_chunked).
+        ch = self.channel
+        ch._chunks += 1
+        ch._headers = _DROPPED
+
+    def on_chunk_complete(self) -> None:
+        ch = self.channel
+        headers = ch._request_headers
+        assert headers is not None  # set by _check_chunked before any chunk
+        ch._headers = headers
+
+    def on_message_complete(self) -> None:
+        ch = self.channel
+        ch._phase = _IDLE
+        ch._requests_seen += 1
+        keep_alive = self.llhttp.should_keep_alive()
+        content = ch._body
+        if content is not None:
+            content.seek(0)
+            ch._body = None
+        ch._queue.append(
+            (
+                ch._method,
+                ch._url,
+                ch._version == "1.1",
+                ch._headers,
+                content,
+                keep_alive,
+            )
+        )
+        ch._continue_pending = False
+        if not keep_alive:
+            ch._stop_parsing = True
+        elif len(ch._queue) >= ch.factory.maxPipelined:
+            ch._pause_reading()
+
+
+# The usual methods, versions and field names as one object each: a pending request holds
+# these instead of copies made for it (httptools returns new objects for every request).
+_METHODS: Final[dict[bytes, bytes]] = {
+    m: m for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
+}
+_VERSIONS: Final[dict[str, str]] = {"1.1": "1.1", "1.0": "1.0"}
+_FIELD_NAMES: Final[dict[bytes, bytes]] = {
+    spelling: name.lower()
+    for name in (
+        b"Accept",
+        b"Accept-Encoding",
+        b"Accept-Language",
+        b"Authorization",
+        b"Cache-Control",
+        b"Connection",
+        b"Content-Length",
+        b"Content-Type",
+        b"Cookie",
+        b"Host",
+        b"If-Modified-Since",
+        b"If-None-Match",
+        b"Origin",
+        b"Pragma",
+        b"Referer",
+        b"Upgrade-Insecure-Requests",
+        b"User-Agent",
+        b"X-Forwarded-For",
+        b"X-Forwarded-Proto",
+        b"X-Real-IP",
+        b"X-Requested-With",
+    )
+    for spelling in (name, name.lower())
+}
+
+#: Parsers no connection holds, for the next request that arrives on any connection.
+_SPARE_PARSERS: list[_Parser] = []
+#: Spare parsers kept after a burst: as many requests may arrive in pieces at once.
+_MAX_SPARE_PARSERS: Final = 1024
+
+
 def _check_host(values: list[bytes]) -> None:
     """Refuse more than one Host or an invalid one (RFC 9112 §3.2: 400)."""
     if len(values) != 1:
@@ -1776,6 +1912,8 @@ class HTTPFactory:
     headTimeout: float = DEFAULT_HEAD_TIMEOUT
     bodyTimeout: float = DEFAULT_BODY_TIMEOUT
     lingerTime: float = DEFAULT_LINGER_TIME
+    # (loop or test clock, its call_later, its time), shared by the channels on that loop.
+    _timing: tuple[Any, Callable[..., Any], Callable[[], float]] | None = None
 
     def __init__(
         self,

@@ -98,7 +98,9 @@ def _postpath(path: bytes) -> list[bytes]:
     segments = path[1:].split(b"/")
     if b"%" in path:
         return [unquote_path_segment(s) for s in segments]
-    return segments
+    # split() leaves room for a dozen items; a request waiting for its response keeps the
+    # list, so an exact copy is kept instead.
+    return segments[:]
 
 
 class Request(http.Request):
@@ -133,7 +135,8 @@ class Request(http.Request):
 
     def process(self) -> None:
         """Find the resource for this request and render it (errors become a 500 page)."""
-        self.prepath = []
+        if self.prepath:
+            self.prepath = []
         self.postpath = _postpath(self.path)
         try:
             self.render(self.site.getResourceFor(self))
@@ -580,7 +583,10 @@ class Site(http.HTTPFactory):
         See :func:`traverse` for children given as Deferreds or awaitables.
         """
         request.site = self
-        request.sitepath = request.prepath[:]
+        # A fresh request's sitepath is an empty list already: copying an empty prepath would
+        # only replace it with another one.
+        if request.prepath or getattr(request, "sitepath", None) != []:
+            request.sitepath = request.prepath[:]
         return traverse(self.resource, request)
 
     # -- sessions ---------------------------------------------------------------------------
