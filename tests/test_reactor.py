@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import socket
 import subprocess
@@ -78,6 +79,75 @@ def test_an_exception_in_a_scheduled_call_is_logged_and_the_loop_goes_on(
         assert asyncio.run(main())
     record = next(r for r in caplog.records if r.exc_info)
     assert record.exc_info is not None and record.exc_info[0] is ZeroDivisionError
+
+
+def test_timed_calls_run_in_time_order_and_same_time_calls_in_scheduling_order() -> None:
+    async def main() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+        reactor.callLater(0.04, seen.append, "late")
+        for name in ("a", "b", "c"):
+            reactor.callLater(0.02, seen.append, name)
+        reactor.callLater(0.01, seen.append, "early")
+        reactor.callLater(0.05, done.set)
+        await asyncio.wait_for(done.wait(), 10)
+        return seen
+
+    assert asyncio.run(main()) == ["early", "a", "b", "c", "late"]
+
+
+def test_many_cancelled_calls_are_not_kept() -> None:
+    # Cancelled calls leave the heap once they are the majority: a server cancelling
+    # timeouts by the thousand does not hold their callbacks until they would have run.
+    async def main() -> tuple[int, bool]:
+        fired = asyncio.Event()
+        keep = reactor.callLater(0.01, fired.set)
+        calls = [reactor.callLater(60, pytest.fail, "cancelled call ran") for _ in range(1000)]
+        for call in calls:
+            call.cancel()
+        await asyncio.wait_for(fired.wait(), 10)
+        timers = reactor._timers
+        assert timers is not None
+        return len(timers._heap), keep.called
+
+    held, called = asyncio.run(main())
+    assert held < 100 and called
+
+
+def test_a_call_runs_in_the_context_it_was_scheduled_in() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        def record() -> None:
+            seen.append(var.get())
+            if len(seen) == 2:
+                done.set()
+
+        var.set("first")
+        reactor.callLater(0.01, record)
+        var.set("second")
+        reactor.callLater(0.01, record)
+        await asyncio.wait_for(done.wait(), 10)
+        return seen
+
+    assert asyncio.run(main()) == ["first", "second"]
+
+
+def test_a_failing_timed_call_does_not_stop_the_ones_due_with_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> bool:
+        after = asyncio.Event()
+        reactor.callLater(0.01, lambda: 1 / 0)
+        reactor.callLater(0.01, after.set)
+        await asyncio.wait_for(after.wait(), 10)
+        return True
+
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        assert asyncio.run(main())
 
 
 def test_call_from_thread_and_call_when_running_inside_asyncio() -> None:
