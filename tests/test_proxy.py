@@ -527,15 +527,21 @@ def test_reused_connection_closed_unanswered_retries_idempotent_requests(
 # -- failures --------------------------------------------------------------------------------
 
 
-def closed_port() -> int:
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections: bound for the whole test, never listening.
+
+    Releasing it instead would let another process on the machine take it meanwhile.
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
+        yield s.getsockname()[1]
 
 
-def test_502_when_the_upstream_refuses(proxies: Proxies, caplog: pytest.LogCaptureFixture) -> None:
-    url, _ = proxies.proxy(closed_port())
+def test_502_when_the_upstream_refuses(
+    proxies: Proxies, closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _ = proxies.proxy(closed_port)
     response = httpx.get(url + "/<script>", timeout=10)
     assert response.status_code == 502
     assert response.headers["content-type"] == "text/html; charset=utf-8"
