@@ -18,7 +18,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import heapq
 import inspect
 import logging
 import os
@@ -31,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from treadle._timers import Entry, TimerHeap
 from treadle.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.base import DelayedCall
 from treadle.error import CannotListenError
@@ -89,93 +89,25 @@ _NO_KEYWORDS: dict[str, Any] = {}
 
 
 class _LoopDelayedCall(DelayedCall):
-    """A DelayedCall run by the loop: from a :class:`_Timers` heap, or as a ready handle.
+    """A DelayedCall run by the loop: from the reactor's :class:`TimerHeap`, or as a ready handle.
 
     The call itself is what runs (``loop.call_soon(call)``, ``context.run(call)``): no bound
     method or argument tuple is made per scheduled call.
     """
 
-    __slots__ = ("_handle",)
-    # The ready handle of a callLater(0), or the call's current entry in its _Timers heap.
-    _handle: asyncio.Handle | _Entry | None
+    __slots__ = ("_context", "_handle")
+    # The ready handle of a callLater(0), or the call's current entry in its TimerHeap.
+    _handle: asyncio.Handle | Entry | None
+    # The context it was scheduled in, where it runs (as with loop.call_later).
+    _context: contextvars.Context
 
     def __call__(self) -> None:
         self.called = True
         self._handle = None
         _call_and_log(self.func, self.args, self.kw, self)
 
-
-# (loop time due, sequence number, call, its context, the heap holding it); the sequence
-# number keeps calls due at the same time in scheduling order and the tuples comparable.
-_Entry = tuple[float, int, _LoopDelayedCall, contextvars.Context, "_Timers"]
-
-
-class _Timers:
-    """The pending ``callLater`` calls of one loop: a heap under a single loop timer.
-
-    A loop timer per call costs a TimerHandle, a libuv timer and a Context, about 450
-    bytes of which the cyclic GC tracks three objects; with thousands of responses waiting
-    on ``deferLater`` that was most of what a waiting request held. An entry here is one
-    tuple (plus the Context asyncio would copy too: calls run in the context they were
-    scheduled in, as with ``loop.call_later``).
-
-    Cancelled and rescheduled calls leave their old entry behind, skipped when it comes
-    up (a call's ``_handle`` names its live entry); the heap is rebuilt without them once
-    they are the majority, so cancelled calls are not held for long.
-    """
-
-    __slots__ = ("_armed_at", "_handle", "_heap", "_seq", "_stale", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._heap: list[_Entry] = []
-        self._seq = 0
-        self._stale = 0
-        self._handle: asyncio.TimerHandle | None = None
-        self._armed_at = 0.0
-
-    def add(self, call: _LoopDelayedCall, delay: float) -> None:
-        """Schedule ``call`` to run ``delay`` seconds from now."""
-        when = self.loop.time() + delay
-        self._seq += 1
-        entry = (when, self._seq, call, contextvars.copy_context(), self)
-        call._handle = entry
-        heapq.heappush(self._heap, entry)
-        if self._handle is None or when < self._armed_at:
-            self._arm(when)
-
-    def discard(self, call: _LoopDelayedCall) -> None:
-        """Forget ``call``'s entry (cancelled or about to be rescheduled)."""
-        call._handle = None
-        self._stale += 1
-        heap = self._heap
-        if self._stale > 64 and self._stale * 2 > len(heap):
-            heap[:] = [entry for entry in heap if entry[2]._handle is entry]
-            heapq.heapify(heap)
-            self._stale = 0
-
-    def _arm(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-        self._armed_at = when
-        self._handle = self.loop.call_at(when, self._run)
-
-    def _run(self) -> None:
-        self._handle = None
-        heap = self._heap
-        # As asyncio's own loop: a timer may wake up to a clock tick early.
-        end = self.loop.time() + 0.001
-        try:
-            while heap and heap[0][0] <= end:
-                entry = heapq.heappop(heap)
-                call = entry[2]
-                if call._handle is not entry:
-                    self._stale -= 1
-                    continue
-                entry[3].run(call)
-        finally:
-            if heap and self._handle is None:
-                self._arm(heap[0][0])
+    def _due(self) -> None:
+        self._context.run(self)
 
 
 class ThreadPool:
@@ -328,7 +260,7 @@ class Reactor:
         # Bound once: every DelayedCall refers to these instead of two bound methods of its own.
         self._canceller: Callable[[DelayedCall], None] = self._cancel_call
         self._resetter: Callable[[DelayedCall], None] = self._reset_call
-        self._timers: _Timers | None = None
+        self._timers: TimerHeap | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -379,22 +311,24 @@ class Reactor:
         if delay <= 0:
             call._handle = loop.call_soon(call)
         else:
+            call._context = contextvars.copy_context()
             self._timers_of(loop).add(call, delay)
         return call
 
-    def _timers_of(self, loop: asyncio.AbstractEventLoop) -> _Timers:
+    def _timers_of(self, loop: asyncio.AbstractEventLoop) -> TimerHeap:
         timers = self._timers
-        if timers is None or timers.loop is not loop:
+        if timers is None or timers.source is not loop:
             # A heap per loop; one left behind (its loop went, or another thread's loop
             # took the slot) still runs what it holds, its loop timer referring to it.
-            timers = self._timers = _Timers(loop)
+            # Slack: as asyncio's own loop, a timer may wake up to a clock tick early.
+            timers = self._timers = TimerHeap(loop, loop.call_later, loop.time, 0.001)
         return timers
 
     def _cancel_call(self, call: DelayedCall) -> None:
         assert isinstance(call, _LoopDelayedCall)
         handle = call._handle
-        if type(handle) is tuple:
-            handle[4].discard(call)
+        if type(handle) is list:
+            handle[3].discard(call)
         elif handle is not None:
             handle.cancel()  # type: ignore[union-attr]  # a ready handle
             call._handle = None
@@ -407,6 +341,7 @@ class Reactor:
         if delay <= 0:
             call._handle = loop.call_soon(call)
         else:
+            call._context = contextvars.copy_context()
             self._timers_of(loop).add(call, delay)
 
     def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:

@@ -83,6 +83,7 @@ from treadle._framing import (
     transfer_coding_error,
     valid_host,
 )
+from treadle._timers import TimerHeap
 from treadle.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.error import ConnectionDone, ConnectionLost
 from treadle.http_headers import Headers, canonical_name
@@ -985,14 +986,15 @@ class HTTPChannel(asyncio.Protocol):
         "_body",
         "_body_size",
         "_buffered",
-        "_call_later",
         "_chunks",
         "_coalesce",
         "_connected_at",
         "_continue_pending",
         "_count_check",
+        "_deadlines",
         "_dispatching",
         "_drain_waiter",
+        "_handle",
         "_head_size",
         "_head_started",
         "_headers",
@@ -1014,7 +1016,6 @@ class HTTPChannel(asyncio.Protocol):
         "_requests_seen",
         "_size_check",
         "_stop_parsing",
-        "_timer",
         "_unsent",
         "_url",
         "_version",
@@ -1060,7 +1061,8 @@ class HTTPChannel(asyncio.Protocol):
         self._continue_pending = False
         self._buffered = 0
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._timer: Any = None
+        # This connection's entry in the loop's TimerHeap of connection deadlines.
+        self._handle: Any = None
         self._phase = _IDLE
         self._head_started = 0.0
         self._read_at = 0.0
@@ -1080,16 +1082,17 @@ class HTTPChannel(asyncio.Protocol):
         factory = self.factory
         clock = factory._clock
         source = asyncio.get_running_loop() if clock is None else clock  # a test's task.Clock
-        timing = factory._timing
-        if timing is None or timing[0] is not source:
-            # Bound once per loop and shared by its connections, not bound per connection.
+        deadlines = factory._deadlines
+        if deadlines is None or deadlines.source is not source:
+            # One heap per loop, shared by its connections: a connection's timer is one
+            # entry in it rather than a loop timer of its own (~600 bytes, see _timers).
             if clock is None:
-                timing = (source, source.call_later, source.time)
+                deadlines = TimerHeap(source, source.call_later, source.time, 0.001)
             else:
-                timing = (source, clock.callLater, clock.seconds)
-            factory._timing = timing
-        self._call_later: Callable[..., Any] = timing[1]
-        self._now: Callable[[], float] = timing[2]
+                deadlines = TimerHeap(source, clock.callLater, clock.seconds)
+            factory._deadlines = deadlines
+        self._deadlines: TimerHeap = deadlines
+        self._now: Callable[[], float] = deadlines.now
         # Holding a request's first write for one loop turn needs a running loop.
         self._coalesce = clock is None
         self._last_activity = self._connected_at = self._now()
@@ -1102,7 +1105,7 @@ class HTTPChannel(asyncio.Protocol):
         factory._connections.add(self)
         if factory._shutting_down:
             self.persistent = False
-        self._timer = self._call_later(self._timer_period(), self._check_timeouts)
+        deadlines.add(self, self._timer_period())
 
     def data_received(self, data: bytes) -> None:
         if self._stop_parsing:
@@ -1178,9 +1181,8 @@ class HTTPChannel(asyncio.Protocol):
             # its callbacks go by reference counting instead of waiting for the cyclic GC.
             parser.channel = None  # type: ignore[assignment]
             parser.llhttp = None  # type: ignore[assignment]
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._handle is not None:
+            self._deadlines.discard(self)
         self._drop_queue()
         active, self._active = self._active, None
         if active is not None:
@@ -1483,7 +1485,6 @@ class HTTPChannel(asyncio.Protocol):
         The timer re-arms at most every ``_timer_period()`` seconds, so a phase that starts
         between two checks is caught within that period of its deadline.
         """
-        self._timer = None
         transport = self.transport
         if transport is None:
             return
@@ -1498,7 +1499,7 @@ class HTTPChannel(asyncio.Protocol):
             elif now - self._last_activity >= factory.timeOut:
                 transport.abort()  # the client takes none of what is left for it
                 return
-            self._timer = self._call_later(self._timer_period(), self._check_timeouts)
+            self._deadlines.add(self, self._timer_period())
             return
         if self._writing_paused and now - self._paused_at >= factory.timeOut:
             transport.abort()
@@ -1522,17 +1523,17 @@ class HTTPChannel(asyncio.Protocol):
             deadline = self._last_activity + factory.timeOut
             status = 0
         if now < deadline:
-            self._timer = self._call_later(
-                min(deadline - now, self._timer_period()), self._check_timeouts
-            )
+            self._deadlines.add(self, min(deadline - now, self._timer_period()))
         else:
             if status:
                 self._reject(status, "request timed out")
                 self._dispatch()
             else:
                 self._close()
-            if self.transport is not None and self._timer is None:
-                self._timer = self._call_later(self._timer_period(), self._check_timeouts)
+            if self.transport is not None and self._handle is None:
+                self._deadlines.add(self, self._timer_period())
+
+    _due = _check_timeouts  # what the deadline heap calls
 
     def _close(self) -> None:
         """Close the connection once the transport has flushed what it holds.
@@ -1912,8 +1913,8 @@ class HTTPFactory:
     headTimeout: float = DEFAULT_HEAD_TIMEOUT
     bodyTimeout: float = DEFAULT_BODY_TIMEOUT
     lingerTime: float = DEFAULT_LINGER_TIME
-    # (loop or test clock, its call_later, its time), shared by the channels on that loop.
-    _timing: tuple[Any, Callable[..., Any], Callable[[], float]] | None = None
+    # The deadlines of the channels on one loop (or test clock), shared by them.
+    _deadlines: TimerHeap | None = None
 
     def __init__(
         self,
