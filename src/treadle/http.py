@@ -1386,7 +1386,8 @@ class HTTPChannel(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if not self._dispatching:
             self._buffered = 0
-            self._dispatch()
+            if self._queue or self._reading_paused:  # else _dispatch has nothing to do
+                self._dispatch()
 
     def _drop_queue(self) -> None:
         """Forget queued requests, closing any body spooled to a temporary file."""
