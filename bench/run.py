@@ -461,33 +461,20 @@ class Context:
         app_scenario = "hello" if sc.name == "pipelined" else sc.name
         file_scenario = sc.name in FILE_SCENARIOS
         listen = f"tcp:port={port}:interface={HOST}"
+        web = [
+            *self.treadle_web_argv,
+            "web",
+            "--path",
+            str(self.docroot),
+            "--listen",
+            listen,
+            "--no-access-log",
+        ]
         if server in TREADLE_WORKERS:
-            return Launch(
-                [
-                    *self.treadle_web_argv,
-                    "web",
-                    "--path",
-                    str(self.docroot),
-                    "--listen",
-                    listen,
-                    "--no-access-log",
-                    "--workers",
-                    str(TREADLE_WORKERS[server]),
-                ]
-            )
+            return Launch([*web, "--workers", str(TREADLE_WORKERS[server])])
         if server == "treadle":
             if file_scenario:
-                return Launch(
-                    [
-                        *self.treadle_web_argv,
-                        "web",
-                        "--path",
-                        str(self.docroot),
-                        "--listen",
-                        listen,
-                        "--no-access-log",
-                    ]
-                )
+                return Launch(web)
             return Launch(
                 [
                     sys.executable,
