@@ -58,9 +58,7 @@ once, so one read (at most 256 KiB) may queue more before the pause takes effect
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import tempfile
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final
@@ -76,8 +74,20 @@ from treadle._framing import (
     status_line,
     target_error,
     transfer_coding_error,
-    valid_host,
 )
+from treadle._parser import (
+    BODY,
+    CLOSING,
+    DROPPED,
+    HEAD,
+    IDLE,
+    LINGER,
+    MAX_SPARE_PARSERS,
+    SPARE_PARSERS,
+    Parser,
+    Refused,
+)
+from treadle._parser import SPOOL_SIZE as SPOOL_SIZE  # a module constant before the split
 from treadle._request import CRLF, SERVER_NAME, Request
 from treadle._status import (
     ACCEPTED,
@@ -244,8 +254,6 @@ MAX_PIPELINED: Final = 16
 #: Bytes read ahead while a response is outstanding (Twisted reads 16 KiB optimistically):
 #: enough to notice a client that closes, small enough not to buffer a flood.
 READ_AHEAD: Final = 64 * 1024
-#: Bodies larger than this are spooled to a temporary file instead of memory.
-SPOOL_SIZE: Final = 1024 * 1024
 #: Seconds an idle keep-alive connection is kept (nginx 75 s, uvicorn 5 s, Twisted 12 h).
 DEFAULT_IDLE_TIMEOUT: Final = 60.0
 #: Seconds to receive a whole request head, counted from its first byte and never extended
@@ -272,28 +280,11 @@ class MalformedRequestBody(ValueError):
     """A form body (urlencoded or multipart) could not be parsed; answered with 400."""
 
 
-# What the channel is reading, for its timeouts.
-_IDLE: Final = 0
-_HEAD: Final = 1
-_BODY: Final = 2
-_LINGER: Final = 3  # refused: draining what the client still sends before closing
-_CLOSING: Final = 4  # closed by us: waiting for the transport to flush what it holds
-
 #: The fewest bytes a field line counts (``x: `` and CRLF): a head of N bytes holds at most
 #: N / _MIN_FIELD_SIZE fields.
 _MIN_FIELD_SIZE: Final = 5
 #: Fields are counted whenever a head passes this many bytes (and once at its end).
 _COUNT_EVERY: Final = 2048
-
-
-class _Dropped(dict[bytes, list[bytes]]):
-    """Takes the trailer fields httptools reports, and keeps none of them."""
-
-    def __setitem__(self, key: bytes, value: list[bytes]) -> None:
-        pass
-
-
-_DROPPED: Final = _Dropped()
 
 
 class _Rejection:
@@ -304,14 +295,6 @@ class _Rejection:
     def __init__(self, code: int, reason: str) -> None:
         self.code = code
         self.reason = reason
-
-
-class _Refused(Exception):
-    """Raised inside a parser callback to stop parsing with a status code."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
 
 
 # -- the channel -----------------------------------------------------------------------------
@@ -374,8 +357,8 @@ class HTTPChannel(asyncio.Protocol):
     def __init__(self, factory: HTTPFactory) -> None:
         self.factory = factory
         self.transport: asyncio.Transport | None = None
-        # Lent by _SPARE_PARSERS while a request is arriving (see _Parser).
-        self._parser: _Parser | None = None
+        # Lent by SPARE_PARSERS while a request is arriving (see Parser).
+        self._parser: Parser | None = None
         self._method = b"GET"
         self._url = b""
         self._version = "1.1"
@@ -408,7 +391,7 @@ class HTTPChannel(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         # This connection's entry in the loop's TimerHeap of connection deadlines.
         self._handle: Any = None
-        self._phase = _IDLE
+        self._phase = IDLE
         self._head_started = 0.0
         self._read_at = 0.0
         self._connected_at = 0.0
@@ -473,9 +456,9 @@ class HTTPChannel(asyncio.Protocol):
         parser = self._parser
         if parser is None:
             try:
-                parser = _SPARE_PARSERS.pop()
+                parser = SPARE_PARSERS.pop()
             except IndexError:
-                parser = _Parser()
+                parser = Parser()
             parser.channel = self
             self._parser = parser
         try:
@@ -488,7 +471,7 @@ class HTTPChannel(asyncio.Protocol):
             self.persistent = False
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__
-            if isinstance(cause, _Refused):
+            if isinstance(cause, Refused):
                 self._reject(cause.code, str(cause))
             else:
                 error_log.error("error while parsing a request", exc_info=cause)
@@ -497,15 +480,15 @@ class HTTPChannel(asyncio.Protocol):
             if not self._stop_parsing:  # else: bytes after `Connection: close`, dropped
                 self._reject(self._parse_error_status(), str(e) or type(e).__name__)
         else:
-            if self._phase == _IDLE:
+            if self._phase == IDLE:
                 if not self._stop_parsing:
                     # Every request of this read is complete: llhttp waits for the start of
                     # the next one, as a fresh parser would, so the parser can serve any
                     # connection.
                     self._parser = None
                     parser.channel = None  # type: ignore[assignment]
-                    if len(_SPARE_PARSERS) < _MAX_SPARE_PARSERS:
-                        _SPARE_PARSERS.append(parser)
+                    if len(SPARE_PARSERS) < MAX_SPARE_PARSERS:
+                        SPARE_PARSERS.append(parser)
             elif phase and self._phase == phase and self._requests_seen == seen:
                 self._count_read(len(data) - (self._body_size - body_before))
         if self._active is None:
@@ -563,24 +546,24 @@ class HTTPChannel(asyncio.Protocol):
             else:
                 _pull_more(active, producer)
 
-    # -- helpers of the parser callbacks (see _Parser) --------------------------------------
+    # -- helpers of the parser callbacks (see Parser) --------------------------------------
 
     def _check_head(self, line: int, size: int) -> None:
         factory = self.factory
-        if self._phase != _HEAD:
+        if self._phase != HEAD:
             # Trailers: _head_size started so that passing _size_check means the trailer
             # section is over maxTrailerSize (see _check_chunked).
-            raise _Refused(431, "trailer section too large")
+            raise Refused(431, "trailer section too large")
         if line > factory.maxFieldLineSize:
-            raise _Refused(431, "header field line too long")
+            raise Refused(431, "header field line too long")
         if size > factory.maxHeadSize:
-            raise _Refused(431, "request header block too large")
+            raise Refused(431, "request header block too large")
         self._check_count(1)
 
     def _check_count(self, pending: int) -> None:
         fields = len(self._headers) + self._repeats + pending
         if fields > self.factory.maxHeaders:
-            raise _Refused(431, "too many header fields")
+            raise Refused(431, "too many header fields")
 
     def _check_target(self) -> None:
         """Absolute-, authority- or asterisk-form target (RFC 9112 §3.2.2-3.2.4)."""
@@ -588,7 +571,7 @@ class HTTPChannel(asyncio.Protocol):
         target = self._url
         problem = target_error(method, target)
         if problem is not None:
-            raise _Refused(400, problem)
+            raise Refused(400, problem)
         if target != b"*" and method != b"CONNECT":
             # RFC 9112 §3.2.2: an origin server MUST ignore the Host field and use the
             # target's authority instead; it is what request.getRequestHostname() returns.
@@ -598,7 +581,7 @@ class HTTPChannel(asyncio.Protocol):
         """Vet a request with Transfer-Encoding; return True (a body follows)."""
         error = transfer_coding_error(self._headers[b"transfer-encoding"], http11)
         if error is not None:
-            raise _Refused(*error)
+            raise Refused(*error)
         self._body_follows()
         self._chunks = 0
         self._wire = 0
@@ -615,7 +598,7 @@ class HTTPChannel(asyncio.Protocol):
         length = int(value)
         if length > self.factory.maxRequestBodySize:
             # Refused before any 100 Continue, so the client never sends the body.
-            raise _Refused(413, "request body too large")
+            raise Refused(413, "request body too large")
         if not length:
             return False
         self._body_follows()
@@ -630,12 +613,12 @@ class HTTPChannel(asyncio.Protocol):
         ):
             # httptools tells llhttp to skip the body of an Upgrade (or CONNECT) request;
             # answering it as plain HTTP would treat the body as missing.
-            raise _Refused(501, "Upgrade with a request body is not supported")
+            raise Refused(501, "Upgrade with a request body is not supported")
         self._last_activity = self._read_at  # the body timeout counts from here
 
     def _expect(self, values: list[bytes], body: bool) -> None:
         if len(values) != 1 or values[0].lower() != b"100-continue":
-            raise _Refused(417, "unsupported expectation")
+            raise Refused(417, "unsupported expectation")
         if not body:
             return  # RFC 9110 §10.1.1: no content to invite
         if self._active is None and not self._queue:
@@ -660,7 +643,7 @@ class HTTPChannel(asyncio.Protocol):
         """
         wire = self._wire = self._wire + framing
         factory = self.factory
-        if self._phase == _HEAD:
+        if self._phase == HEAD:
             if wire > factory.maxHeadSize:
                 self._reject(431, "request header block too large")
         elif self._chunked() and wire > chunk_framing_budget(
@@ -672,7 +655,7 @@ class HTTPChannel(asyncio.Protocol):
         """True while the current message has a chunked body."""
         # _request_headers is set for chunked messages only; a later message has new headers.
         headers = self._headers
-        return headers is self._request_headers or headers is _DROPPED
+        return headers is self._request_headers or headers is DROPPED
 
     def _parse_error_status(self) -> int:
         # The HTTP/2 connection preface ("PRI * HTTP/2.0") on this HTTP/1 port: llhttp
@@ -792,7 +775,7 @@ class HTTPChannel(asyncio.Protocol):
         # kernel send a reset that can destroy the response before the client reads it. So
         # send our FIN, drop what still arrives, and close after lingerTime or at its EOF.
         transport.write_eof()
-        self._phase = _LINGER
+        self._phase = LINGER
         self._last_activity = self._now()
         self._resume_reading()
 
@@ -837,7 +820,7 @@ class HTTPChannel(asyncio.Protocol):
         factory = self.factory
         now = self._now()
         phase = self._phase
-        if phase == _CLOSING:
+        if phase == CLOSING:
             unsent = transport.get_write_buffer_size()
             if unsent != self._unsent:
                 self._unsent = unsent
@@ -850,16 +833,16 @@ class HTTPChannel(asyncio.Protocol):
         if self._writing_paused and now - self._paused_at >= factory.timeOut:
             transport.abort()
             return
-        if phase == _LINGER:
+        if phase == LINGER:
             deadline = self._last_activity + factory.lingerTime
             status = 0
         elif self._active is not None or self._stop_parsing:
             deadline = now + factory.timeOut  # answering (or about to refuse): no deadline
             status = 0
-        elif phase == _HEAD:
+        elif phase == HEAD:
             deadline = self._head_started + factory.headTimeout
             status = 408
-        elif phase == _BODY:
+        elif phase == BODY:
             deadline = self._last_activity + factory.bodyTimeout
             status = 408
         elif self._requests_seen == 0:
@@ -888,7 +871,7 @@ class HTTPChannel(asyncio.Protocol):
         seconds is aborted, so a peer that never reads cannot hold the connection open.
         """
         self._stop_parsing = True
-        self._phase = _CLOSING
+        self._phase = CLOSING
         self._last_activity = self._now()
         self._unsent = -1
         if self.transport is not None:
@@ -957,207 +940,6 @@ class HTTPChannel(asyncio.Protocol):
             self.transport.abort()
 
     loseConnection = abort
-
-
-class _Parser:
-    """An httptools parser and the callbacks it calls, lent to one channel at a time.
-
-    httptools binds its callbacks when a parser is made. Bound to this object rather than
-    to the channel, a parser can move between connections: a channel holds one only while
-    a request is arriving and gives it back to ``_SPARE_PARSERS`` at the end of a read that
-    completed its requests, so connections that wait (for a response or for the next
-    request) hold none (about 1 KiB each: the parser, llhttp's state and settings, eight
-    bound callbacks).
-
-    The callbacks only record what they see; the channel acts after ``feed_data`` returns.
-    """
-
-    __slots__ = ("channel", "llhttp")
-
-    def __init__(self) -> None:
-        self.channel: HTTPChannel = None  # type: ignore[assignment]  # set while lent
-        self.llhttp = httptools.HttpRequestParser(self)
-
-    def on_message_begin(self) -> None:
-        ch = self.channel
-        ch._phase = _HEAD
-        ch._head_started = ch._read_at
-        ch._url = b""
-        ch._headers = {}
-        ch._repeats = 0
-        ch._wire = 0
-        ch._body_size = 0
-
-    def on_url(self, url: bytes) -> None:
-        # Called once per read the target spans; the method is already parsed.
-        ch = self.channel
-        url = ch._url = ch._url + url
-        method = self.llhttp.get_method()
-        # httptools makes new bytes per call: the usual methods are kept as one object each.
-        method = ch._method = _METHODS.get(method, method)
-        line = len(method) + len(url) + 10  # _framing.request_line_size
-        ch._head_size = line + 2
-        if line > ch._line_limit:
-            raise _Refused(414, "request line too long")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        # llhttp drops the whitespace before a value but keeps what follows it; neither
-        # belongs to the value (RFC 9112 §5). (llhttp refuses every other control byte, so
-        # rstrip() removes only SP and HTAB; it returns the value itself when none trail.)
-        ch = self.channel
-        value = value.rstrip()
-        line = len(name) + len(value) + 2  # _framing.field_line_size
-        size = ch._head_size = ch._head_size + line + 2
-        # One comparison guards every limit: a field line is shorter than the head holding
-        # it, and fields are counted whenever the head passes _COUNT_EVERY bytes (and once
-        # at its end), which bounds what a flood of tiny fields can hold in between.
-        if size > ch._size_check:
-            ch._check_head(line, size)
-        key = _FIELD_NAMES.get(name)
-        if key is None:
-            key = name.lower()
-        headers = ch._headers
-        values = headers.get(key)
-        if values is None:
-            headers[key] = [value]
-        else:
-            values.append(value)
-            ch._repeats += 1
-
-    def on_headers_complete(self) -> None:
-        ch = self.channel
-        ch._phase = _BODY
-        version = self.llhttp.get_http_version()
-        ch._version = version = _VERSIONS.get(version, version)
-        if version != "1.1" and version != "1.0":
-            # llhttp passes HTTP/0.9 and HTTP/2.0 through (and refuses 1.2 or 3.0 itself).
-            raise _Refused(505, "unsupported HTTP version")
-        headers = ch._headers
-        if ch._head_size > ch._count_check:
-            # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
-            ch._check_count(0)
-        host = headers.get(b"host")
-        if host is None:
-            if version == "1.1":
-                # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-                raise _Refused(400, "HTTP/1.1 request without Host")
-        elif host != ch._host_seen:  # the list compare checks "exactly one" too
-            _check_host(host)
-            ch._host_seen = [host[0]]  # a copy: the request may change its own
-        if ch._url[0] != 47:  # not origin-form ("/..."): rare
-            ch._check_target()
-        body = False
-        if b"transfer-encoding" in headers:
-            body = ch._check_chunked(version == "1.1")
-        length = headers.get(b"content-length")
-        if length is not None:
-            body = ch._check_length(length[0])
-        expect = headers.get(b"expect")
-        if expect is not None and version == "1.1":
-            # RFC 9110 §10.1.1: an HTTP/1.0 request's expectation MUST be ignored.
-            ch._expect(expect, body)
-
-    def on_body(self, body: bytes) -> None:
-        ch = self.channel
-        size = ch._body_size = ch._body_size + len(body)
-        if size > ch.factory.maxRequestBodySize:
-            raise _Refused(413, "request body too large")
-        ch._last_activity = ch._read_at
-        content = ch._body
-        if content is None:
-            content = ch._body = io.BytesIO()
-        elif size > SPOOL_SIZE and isinstance(content, io.BytesIO):
-            # Large bodies move to disk; the request closes the file when it is done.
-            spooled = tempfile.TemporaryFile()  # noqa: SIM115
-            spooled.write(content.getbuffer())
-            content = ch._body = spooled
-        content.write(body)
-
-    def on_chunk_header(self) -> None:
-        # Between a chunk's size line and its end come only data and, after the last one,
-        # the trailer fields: these go to _DROPPED (see _check_chunked).
-        ch = self.channel
-        ch._chunks += 1
-        ch._headers = _DROPPED
-
-    def on_chunk_complete(self) -> None:
-        ch = self.channel
-        headers = ch._request_headers
-        assert headers is not None  # set by _check_chunked before any chunk
-        ch._headers = headers
-
-    def on_message_complete(self) -> None:
-        ch = self.channel
-        ch._phase = _IDLE
-        ch._requests_seen += 1
-        keep_alive = self.llhttp.should_keep_alive()
-        content = ch._body
-        if content is not None:
-            content.seek(0)
-            ch._body = None
-        ch._queue.append(
-            (
-                ch._method,
-                ch._url,
-                ch._version == "1.1",
-                ch._headers,
-                content,
-                keep_alive,
-            )
-        )
-        ch._continue_pending = False
-        if not keep_alive:
-            ch._stop_parsing = True
-        elif len(ch._queue) >= ch.factory.maxPipelined:
-            ch._pause_reading()
-
-
-# The usual methods, versions and field names as one object each: a pending request holds
-# these instead of copies made for it (httptools returns new objects for every request).
-_METHODS: Final[dict[bytes, bytes]] = {
-    m: m for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
-}
-_VERSIONS: Final[dict[str, str]] = {"1.1": "1.1", "1.0": "1.0"}
-_FIELD_NAMES: Final[dict[bytes, bytes]] = {
-    spelling: name.lower()
-    for name in (
-        b"Accept",
-        b"Accept-Encoding",
-        b"Accept-Language",
-        b"Authorization",
-        b"Cache-Control",
-        b"Connection",
-        b"Content-Length",
-        b"Content-Type",
-        b"Cookie",
-        b"Host",
-        b"If-Modified-Since",
-        b"If-None-Match",
-        b"Origin",
-        b"Pragma",
-        b"Referer",
-        b"Upgrade-Insecure-Requests",
-        b"User-Agent",
-        b"X-Forwarded-For",
-        b"X-Forwarded-Proto",
-        b"X-Real-IP",
-        b"X-Requested-With",
-    )
-    for spelling in (name, name.lower())
-}
-
-#: Parsers no connection holds, for the next request that arrives on any connection.
-_SPARE_PARSERS: list[_Parser] = []
-#: Spare parsers kept after a burst: as many requests may arrive in pieces at once.
-_MAX_SPARE_PARSERS: Final = 1024
-
-
-def _check_host(values: list[bytes]) -> None:
-    """Refuse more than one Host or an invalid one (RFC 9112 §3.2: 400)."""
-    if len(values) != 1:
-        raise _Refused(400, "more than one Host field")
-    if not valid_host(values[0]):
-        raise _Refused(400, "invalid Host field")
 
 
 def _call_producer(request: Request, method: Callable[[], object]) -> None:
