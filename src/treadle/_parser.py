@@ -3,7 +3,7 @@
 A :class:`Parser` is lent to a :class:`treadle.http.HTTPChannel` while a request arrives on
 it. Its callbacks store what they see in the channel's fields and enforce the limits that
 can be checked as the head and body arrive, raising :class:`Refused` to stop parsing with a
-status code; the channel acts once ``feed_data`` returns (see :mod:`treadle.http` for
+status code; the channel acts once ``feed_data`` returns (see :mod:`treadle._channel` for
 what llhttp refuses by itself and what the channel checks).
 """
 
@@ -18,7 +18,7 @@ import httptools
 from treadle._framing import valid_host
 
 if TYPE_CHECKING:
-    from treadle.http import HTTPChannel
+    from treadle._channel import HTTPChannel
 
 __all__ = [
     "BODY",

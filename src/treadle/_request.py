@@ -34,8 +34,8 @@ from treadle.address import IPv4Address, IPv6Address, UNIXAddress
 from treadle.http_headers import Headers, canonical_name
 
 if TYPE_CHECKING:
+    from treadle._channel import HTTPChannel
     from treadle.defer import Deferred
-    from treadle.http import HTTPChannel
 
 __all__ = ["CRLF", "SERVER_NAME", "Request"]
 
