@@ -26,9 +26,7 @@ from urllib.parse import unquote_to_bytes
 
 from treadle._channel import READ_AHEAD as READ_AHEAD  # a module constant before the split
 from treadle._channel import HTTPChannel
-from treadle._framing import (
-    RESPONSES,
-)
+from treadle._framing import RESPONSES
 from treadle._parser import SPOOL_SIZE as SPOOL_SIZE  # a module constant before the split
 from treadle._request import SERVER_NAME as SERVER_NAME  # a module constant before the split
 from treadle._request import Request
