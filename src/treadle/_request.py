@@ -51,7 +51,7 @@ class Request:
     """One HTTP request and its response, as Twisted's ``http.Request``.
 
     Attributes:
-        channel: The :class:`HTTPChannel` the request arrived on.
+        channel: The :class:`~treadle.http.HTTPChannel` the request arrived on.
         method: Request method, e.g. ``b"GET"``.
         uri: Request target as sent, e.g. ``b"/a/b?x=1"``.
         path: ``uri`` without the query string (still percent-encoded).
