@@ -169,6 +169,7 @@ class _SmallFileCache:
     def get(self, path: str, st: os.stat_result) -> _CachedFile | None:
         """The cached contents of ``path`` if ``st`` still describes them."""
         entry = self._entries.get(path)
+        # _key(st), written out: this runs on every request for a small file.
         if entry is None or entry[0] != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
             return None
         return entry[1]
