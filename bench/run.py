@@ -404,19 +404,19 @@ class Context:
         """Decide whether treadle can serve: resource API and `treadle web` are checked apart."""
         probe = (
             "from treadle import reactor\n"
-            "from treadle.resource import Resource\n"
-            "from treadle.server import Site, NOT_DONE_YET\n"
+            "from treadle.web.resource import Resource\n"
+            "from treadle.web.server import Site, NOT_DONE_YET\n"
         )
         r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
             self.unavailable["treadle"] = f"treadle API not importable: {last}"
         r = subprocess.run(
-            [sys.executable, "-c", "import treadle.cli"], capture_output=True, text=True
+            [sys.executable, "-c", "import treadle._cli"], capture_output=True, text=True
         )
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
-            self.unavailable["treadle-web"] = f"treadle.cli not importable: {last}"
+            self.unavailable["treadle-web"] = f"treadle._cli not importable: {last}"
         script = Path(sysconfig.get_path("scripts")) / "treadle"
         if script.exists():
             self.treadle_web_argv = [str(script)]

@@ -43,9 +43,9 @@ SRC = HERE.parent / "src"
 def serve(loop_kind: str) -> None:
     """Run the soak server; print ``PORT <n>`` once listening."""
     os.environ["TREADLE_LOOP"] = loop_kind
-    from treadle import reactor
-    from treadle.resource import Resource
-    from treadle.server import NOT_DONE_YET, Request, Site
+    from treadle.internet import reactor
+    from treadle.web.resource import Resource
+    from treadle.web.server import NOT_DONE_YET, Request, Site
 
     class Hello(Resource):
         isLeaf = True

@@ -8,9 +8,9 @@ later, and other requests are answered in the meantime.
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Site
 
 DELAY = 1  # second
 

@@ -7,9 +7,9 @@ prints a line saying so. The port is the first argument, 8080 by default.
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Site
 
 DELAY = 5  # seconds
 

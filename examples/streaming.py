@@ -8,10 +8,10 @@ client disconnects, the loop is stopped instead of writing to nobody.
 import sys
 import time
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Site
-from treadle.task import LoopingCall
+from treadle.internet import reactor
+from treadle.internet.task import LoopingCall
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Site
 
 LINES = 10
 

@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from treadle import reactor
-from treadle._reactor import new_event_loop
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request, Site
+from treadle.internet import reactor
+from treadle.internet._reactor import new_event_loop
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Request, Site
 
 try:
     import uvloop  # noqa: F401

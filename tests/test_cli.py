@@ -25,7 +25,7 @@ import pytest
 
 import treadle
 from treadle import __version__
-from treadle.cli import (
+from treadle._cli.main import (
     Endpoint,
     UsageError,
     WebOptions,
@@ -713,7 +713,7 @@ def test_workers_from_the_environment() -> None:
 
 
 def test_limits_and_follow_symlinks_reach_the_site(tmp_path: Path) -> None:
-    from treadle.cli import make_site
+    from treadle._cli.main import make_site
 
     options = parse_command_line(
         [

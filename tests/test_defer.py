@@ -1,4 +1,4 @@
-"""Tests for treadle.defer: Deferred semantics, asyncio interop, inlineCallbacks and lists."""
+"""treadle.internet.defer: Deferred semantics, asyncio interop, inlineCallbacks and lists."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from treadle import defer
-from treadle.defer import (
+from treadle.internet import defer
+from treadle.internet.defer import (
     AlreadyCalledError,
     CancelledError,
     Deferred,
@@ -29,8 +29,8 @@ from treadle.defer import (
     returnValue,
     succeed,
 )
-from treadle.failure import Failure, NoCurrentExceptionError
-from treadle.task import Clock
+from treadle.internet.task import Clock
+from treadle.python.failure import Failure, NoCurrentExceptionError
 
 ERROR_LOGGER = "treadle.error"
 

@@ -19,16 +19,16 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle import reactor
-from treadle._encoding import (
+from treadle.internet import reactor
+from treadle.internet.defer import Deferred
+from treadle.web._encoding import (
     EncodingResourceWrapper,
     GzipEncoderFactory,
     accepts_coding,
 )
-from treadle.defer import Deferred
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request
-from treadle.wsgi import WSGIResource
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Request
+from treadle.web.wsgi import WSGIResource
 
 from .conftest import raw_request
 
@@ -441,7 +441,7 @@ def test_encoded_requests_are_freed_without_the_garbage_collector(serve: Any, se
 
 
 def test_gzip_over_a_large_static_file(serve: Any, tmp_path: Path) -> None:
-    from treadle.static import File
+    from treadle.web.static import File
 
     body = bytes(range(256)) * 1024  # 256 KiB: past the one-write size, sent in a task
     (tmp_path / "big.txt").write_bytes(body)

@@ -1,4 +1,4 @@
-"""Tests for treadle.failure: capture, matching, formatting and cleaning of Failures."""
+"""Tests for treadle.python.failure: capture, matching, formatting and cleaning of Failures."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Generator
 
 import pytest
 
-from treadle.failure import Failure, NoCurrentExceptionError
+from treadle.python.failure import Failure, NoCurrentExceptionError
 
 
 class Payload:
@@ -220,7 +220,7 @@ def test_throw_exception_into_generator() -> None:
 
 def test_repr_and_str() -> None:
     f = Failure(ValueError("boom"))
-    assert repr(f) == "<treadle.failure.Failure ValueError: boom>"
+    assert repr(f) == "<treadle.python.failure.Failure ValueError: boom>"
     assert str(f) == "[Failure instance: ValueError: boom]"
 
 

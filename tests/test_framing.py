@@ -1,4 +1,4 @@
-"""The protocol decisions of ``treadle._framing``: plain functions, no I/O."""
+"""The protocol decisions of ``treadle.web._framing``: plain functions, no I/O."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
-from treadle import _framing
-from treadle._framing import (
+from treadle.web import _framing
+from treadle.web._framing import (
     CHUNK_FRAMING_ALLOWANCE,
     RESPONSES,
     Framing,

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle import _crypt, guard
-from treadle.guard import (
+from treadle.cred import _crypt
+from treadle.web import guard
+from treadle.web.guard import (
     AllowAnonymousAccess,
     Anonymous,
     BasicCredentialFactory,
@@ -35,8 +36,8 @@ from treadle.guard import (
     UnhandledCredentials,
     UsernamePassword,
 )
-from treadle.resource import IResource, Resource
-from treadle.server import NOT_DONE_YET, Request
+from treadle.web.resource import IResource, Resource
+from treadle.web.server import NOT_DONE_YET, Request
 
 REALM = "test realm"
 

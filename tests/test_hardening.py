@@ -25,8 +25,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from treadle import _framing, reactor
-from treadle.http import (
+from treadle.internet import reactor
+from treadle.internet.task import Clock
+from treadle.web import _framing
+from treadle.web.http import (
     MAX_BODY_SIZE,
     MAX_CHUNK_EXTENSIONS_SIZE,
     MAX_FIELD_LINE_SIZE,
@@ -36,10 +38,9 @@ from treadle.http import (
     MAX_TRAILER_SIZE,
     HTTPChannel,
 )
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request, Site
-from treadle.task import Clock
-from treadle.testing import StringTransport, connect
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Request, Site
+from treadle.web.testing import StringTransport, connect
 
 from .conftest import LOOP_KINDS, Held, ServerThread
 
@@ -727,7 +728,7 @@ def test_a_thousand_pipelined_requests_are_answered_in_order(serve: Any) -> None
 @contextlib.contextmanager
 def buffer_peak(server: ServerThread, site: Site) -> Iterator[list[int]]:
     """Sample the largest transport write buffer of ``site`` every 2 ms while in the block."""
-    from treadle.task import LoopingCall
+    from treadle.internet.task import LoopingCall
 
     peak = [0]
 
@@ -1021,7 +1022,7 @@ class Faulty(Resource):
         if kind == b"/raise":
             raise RuntimeError("boom in render")
         if kind == b"/deferred":
-            from treadle.defer import Deferred
+            from treadle.internet.defer import Deferred
 
             d: Deferred[bytes] = Deferred()
             d.addCallback(lambda _: 1 / 0)

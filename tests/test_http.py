@@ -5,10 +5,10 @@ from __future__ import annotations
 import h11
 import pytest
 
-from treadle.resource import Resource
-from treadle.server import Request, Site
-from treadle.task import Clock
-from treadle.testing import StringTransport, connect, request_bytes
+from treadle.internet.task import Clock
+from treadle.web.resource import Resource
+from treadle.web.server import Request, Site
+from treadle.web.testing import StringTransport, connect, request_bytes
 
 from .conftest import Held
 
@@ -276,7 +276,7 @@ def test_connection_lost_notifies_and_ignores_later_writes() -> None:
     outcomes: list[object] = []
     request.notifyFinish().addCallbacks(outcomes.append, lambda f: outcomes.append(f.type))
     channel.connection_lost(None)
-    from treadle.error import ConnectionDone
+    from treadle.internet.error import ConnectionDone
 
     assert outcomes == [ConnectionDone]
     request.write(b"ignored")  # no error: Twisted ignores writes after loss
@@ -334,7 +334,7 @@ def test_custom_status_message_and_headers() -> None:
 
 
 def test_header_values_with_line_breaks_are_refused() -> None:
-    from treadle.http_headers import Headers
+    from treadle.web.http_headers import Headers
 
     with pytest.raises(ValueError):
         Headers().setRawHeaders(b"x", [b"a\r\nInjected: 1"])
@@ -398,7 +398,7 @@ def test_connections_over_the_limit_get_503() -> None:
 
 
 def test_twisted_status_names_and_cached() -> None:
-    from treadle import http
+    from treadle.web import http
 
     assert (http.PAYMENT_REQUIRED, http.NOT_ALLOWED, http.GATEWAY_TIMEOUT) == (402, 405, 504)
     assert http.CACHED == b""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from treadle.http_headers import Headers, canonical_name
+from treadle.web.http_headers import Headers, canonical_name
 
 
 def test_case_insensitive_and_ordered() -> None:

@@ -1,4 +1,4 @@
-"""Error pages over real sockets: ``treadle.pages``, the legacy classes, and hostile input."""
+"""Error pages over real sockets: ``treadle.web.pages``, the legacy classes, and hostile input."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from treadle.pages import errorPage, forbidden, notFound
-from treadle.resource import ErrorPage, ForbiddenResource, IResource, NoResource, Resource
-from treadle.server import Request, Site
-from treadle.util import Redirect
+from treadle.web.pages import errorPage, forbidden, notFound
+from treadle.web.resource import ErrorPage, ForbiddenResource, IResource, NoResource, Resource
+from treadle.web.server import Request, Site
+from treadle.web.util import Redirect
 
 from .conftest import raw_request
 
@@ -35,7 +35,7 @@ def client() -> Iterator[httpx.Client]:
         yield c
 
 
-# -- treadle.pages -------------------------------------------------------------------------------
+# -- treadle.web.pages -----------------------------------------------------------------------------
 
 
 def test_errorPage_for_every_method_and_path_below(

@@ -16,10 +16,10 @@ import h11
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treadle.resource import Resource
-from treadle.server import Request, Site
-from treadle.task import Clock
-from treadle.testing import connect
+from treadle.internet.task import Clock
+from treadle.web.resource import Resource
+from treadle.web.server import Request, Site
+from treadle.web.testing import connect
 
 SETTINGS = settings(
     max_examples=300,

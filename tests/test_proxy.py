@@ -16,14 +16,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle.proxy import (
+from treadle.web.proxy import (
     HTTPConnectionPool,
     ReverseProxyResource,
     forwarded_request_headers,
     strip_hop_by_hop,
 )
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request, Site
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Request, Site
 
 from .conftest import ServerThread
 

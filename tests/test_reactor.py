@@ -13,11 +13,11 @@ import threading
 
 import pytest
 
-from treadle import reactor
-from treadle._reactor import DEFAULT_BACKLOG, Reactor
-from treadle.error import AlreadyCalled, AlreadyCancelled, CannotListenError
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.internet._reactor import DEFAULT_BACKLOG, Reactor
+from treadle.internet.error import AlreadyCalled, AlreadyCancelled, CannotListenError
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 
 def test_call_later_runs_with_arguments_and_returns_a_delayed_call() -> None:
@@ -209,7 +209,7 @@ def test_run_and_stop_standalone_the_twisted_way() -> None:
     # reactor.run() owns the process's loop: run it in a child interpreter.
     program = textwrap.dedent(
         """
-        from treadle import reactor
+        from treadle.internet import reactor
         order = []
         reactor.callWhenRunning(order.append, "running")
         reactor.callLater(0.01, order.append, "later")
@@ -256,8 +256,8 @@ def test_call_in_thread_runs_off_the_loop_and_logs_errors(
 
 
 def test_log_err_writes_the_failure(caplog: pytest.LogCaptureFixture) -> None:
-    from treadle import log
-    from treadle.failure import Failure
+    from treadle.python import log
+    from treadle.python.failure import Failure
 
     try:
         raise KeyError("missing")

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from treadle.resource import (
+from treadle.web.resource import (
     ErrorPage,
     ForbiddenResource,
     NoResource,
@@ -15,8 +15,8 @@ from treadle.resource import (
     UnsupportedMethod,
     getChildForRequest,
 )
-from treadle.server import Request
-from treadle.testing import connect, request_bytes
+from treadle.web.server import Request
+from treadle.web.testing import connect, request_bytes
 
 
 class Leaf(Resource):
@@ -101,6 +101,6 @@ def test_over_a_socket(serve: Any) -> None:
 
 
 def test_percent_encoded_segments_are_decoded_after_splitting() -> None:
-    channel, transport = connect(__import__("treadle.server").server.Site(tree()))
+    channel, transport = connect(__import__("treadle.web.server").web.server.Site(tree()))
     channel.data_received(request_bytes(target="/leaf/a%2Fb/%41"))
     assert transport.value().endswith(b"prepath=[b'leaf'] postpath=[b'a/b', b'A']")

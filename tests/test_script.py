@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
+import subprocess
 import sys
 import textwrap
 import time
@@ -13,12 +13,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import zope.interface
+from zope.interface.adapter import AdapterRegistry
 
-from treadle import reactor, script, static
-from treadle._registry import Registry
-from treadle._twisted_compat import TWISTED_MODULES, TwistedImporter
-from treadle.script import ResourceScript, ResourceScriptDirectory, ResourceScriptWrapper
-from treadle.server import Site
+import treadle
+from treadle.internet import reactor
+from treadle.python import components
+from treadle.web import script, static, vhost
+from treadle.web._registry import Registry
+from treadle.web._twisted_compat import TwistedImporter
+from treadle.web.script import ResourceScript, ResourceScriptDirectory, ResourceScriptWrapper
+from treadle.web.server import Site
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -263,7 +268,9 @@ resource = Later()
 
 
 def test_twisted_imports_resolve_to_treadle(tmp_path: Path, serve: Callable[..., str]) -> None:
-    from treadle import defer, failure, http, resource, server, task
+    from treadle.internet import defer, task
+    from treadle.python import failure
+    from treadle.web import http, resource, server
 
     registry = Registry()
     write(tmp_path, "imports.rpy", TWISTED_IMPORTS)
@@ -291,76 +298,51 @@ def test_twisted_imports_resolve_to_treadle(tmp_path: Path, serve: Callable[...,
 
 def test_missing_counterpart_names_the_twisted_module(tmp_path: Path) -> None:
     importer = TwistedImporter()
-    message = r"twisted\.spread\.pb .*treadle does not provide it"
+    message = r"twisted\.spread\.pb .*treadle does not provide it \(there is no treadle\.spread"
     with pytest.raises(ModuleNotFoundError, match=message):
         importer("twisted.spread.pb", None, None, (), 0)
     with pytest.raises(ModuleNotFoundError, match=r"twisted\.web\.demo .*treadle does not"):
         importer("twisted.web", None, None, ("demo",), 0)
-    # A module of the porting table that treadle has not written (yet) says so too.
-    unwritten = [
-        name
-        for name, (target, _) in TWISTED_MODULES.items()
-        if importlib.util.find_spec(target) is None
-    ]
-    for name in unwritten:
-        with pytest.raises(ModuleNotFoundError, match=rf"{name} .*there is no treadle\."):
-            importer(name, None, None, (), 0)
     # Through a script: logged, and in the traceback of the error page.
     write(tmp_path, "spread.rpy", "from twisted.spread import pb\n")
     base_page = ResourceScript(str(tmp_path / "spread.rpy"), Registry())
     assert "twisted.spread is not available" in str(getattr(base_page, "details", ""))
 
 
-def test_package_attributes_load_lazily_and_refuse_unknown_names() -> None:
+def test_the_mapping_is_the_one_word_rule() -> None:
     importer = TwistedImporter()
-    twisted = importer("twisted.web", None, None, None, 0)
-    assert twisted.web.resource.Resource.__module__ == "treadle.resource"
-    assert not hasattr(twisted.web, "no_such_module")
-    with pytest.raises(AttributeError, match=r"standing in for twisted\.web\.resource"):
-        twisted.web.resource.NoSuchName  # noqa: B018
-    # Other names go to the real __import__.
+    top = importer("twisted.web.resource", None, None, None, 0)
+    assert top is treadle
+    assert top.web.resource.Resource.__module__ == "treadle.web.resource"
+    assert importer("twisted.web.vhost", None, None, ("NameVirtualHost",), 0) is vhost
+    # Other names go to the real __import__, zope.interface included.
     assert importer("os.path", None, None, ("join",), 0) is os.path
+    assert importer("zope.interface", None, None, ("Interface",), 0) is zope.interface
 
 
-def test_fake_twisted_on_the_path_is_not_shadowed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Stands in for a real Twisted installed next to treadle (which may not be installed).
-    package = tmp_path / "site" / "twisted" / "web"
-    package.mkdir(parents=True)
-    (package.parent / "__init__.py").write_text("")
-    (package / "__init__.py").write_text("")
-    (package / "resource.py").write_text("WHO = 'the installed twisted'\n")
-    write(
-        tmp_path,
-        "who.rpy",
-        """\
-        import twisted.web.resource
-        registry.setComponent("who", getattr(twisted.web.resource, "WHO", "treadle"))
-        resource = twisted.web.resource.Resource()
-    """,
-    )
-    if "twisted" in sys.modules:
-        pytest.skip("a real Twisted is imported already; see test_real_twisted_is_not_shadowed")
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    registry = Registry()
-    try:
-        ResourceScript(str(tmp_path / "who.rpy"), registry)
-        assert registry.getComponent("who") == "treadle"
-        assert not any(name.split(".")[0] == "twisted" for name in sys.modules)
-        import twisted.web.resource  # type: ignore[import-not-found]
+REAL_TWISTED_BESIDE_SCRIPTS = """\
+import sys
+from pathlib import Path
+from treadle.web.script import ResourceScript
+from treadle.web.static import Registry
+from treadle.web.resource import Resource
 
-        assert twisted.web.resource.WHO == "the installed twisted"
-        # And scripts still get treadle afterwards.
-        ResourceScript(str(tmp_path / "who.rpy"), registry)
-        assert registry.getComponent("who") == "treadle"
-    finally:
-        for name in [n for n in sys.modules if n.split(".")[0] == "twisted"]:
-            del sys.modules[name]
+script = Path(sys.argv[1])
+registry = Registry()
+ResourceScript(str(script), registry)
+assert registry.getComponent("Resource") is Resource
+assert not any(name.split(".")[0] == "twisted" for name in sys.modules), "shadowed"
+import twisted.web.resource
+assert twisted.web.resource.Resource is not Resource
+assert twisted.web.resource.__file__.find("treadle") < 0
+ResourceScript(str(script), registry)
+assert registry.getComponent("Resource") is Resource
+print("ok")
+"""
 
 
 def test_real_twisted_is_not_shadowed(tmp_path: Path) -> None:
-    real = pytest.importorskip("twisted.web.resource")
+    # In a fresh interpreter, so that no other test has imported either side first.
     write(
         tmp_path,
         "who.rpy",
@@ -370,15 +352,13 @@ def test_real_twisted_is_not_shadowed(tmp_path: Path) -> None:
         resource = Resource()
     """,
     )
-    registry = Registry()
-    ResourceScript(str(tmp_path / "who.rpy"), registry)
-    from treadle.resource import Resource
-
-    assert registry.getComponent("Resource") is Resource
-    import twisted.web.resource
-
-    assert twisted.web.resource is real
-    assert twisted.web.resource.Resource is not Resource
+    result = subprocess.run(
+        [sys.executable, "-c", REAL_TWISTED_BESIDE_SCRIPTS, str(tmp_path / "who.rpy")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_resource_script_wrapper_runs_the_script_per_request(
@@ -416,6 +396,8 @@ def test_reactor_is_the_treadle_reactor() -> None:
 
 
 SESSION_COUNTER = """\
+cache()
+
 from zope.interface import Attribute, Interface, implementer
 from twisted.python.components import registerAdapter
 from twisted.web.resource import Resource
@@ -444,11 +426,17 @@ class Page(Resource):
         return "seen %d" % visits.count
 
 
-cache()
 resource = Page()
 """
 
 
+@pytest.fixture
+def fresh_adapters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adapter registry of the test's own: scripts register theirs globally."""
+    monkeypatch.setattr(components, "globalRegistry", AdapterRegistry())
+
+
+@pytest.mark.usefixtures("fresh_adapters")
 def test_session_objects_through_zope_interface_imports(
     tmp_path: Path, serve: Callable[..., str]
 ) -> None:
@@ -458,3 +446,19 @@ def test_session_objects_through_zope_interface_imports(
         assert client.get(f"{url}/visits.rpy").text == "seen 1"
         assert client.get(f"{url}/visits.rpy").text == "seen 2"
     assert "zope" not in sys.modules or "treadle" not in repr(sys.modules["zope"])
+
+
+@pytest.mark.usefixtures("fresh_adapters")
+def test_registering_an_adapter_on_every_run_is_reported(
+    tmp_path: Path, serve: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without cache() before it, the script registers its adapter again on the second
+    # request: Twisted raises ValueError there, and so does treadle, instead of silently
+    # keeping the first adapter (and the first request's counter) for ever.
+    write(tmp_path, "visits.rpy", SESSION_COUNTER.replace("cache()\n", "", 1))
+    url = serve(site_for(tmp_path))
+    with httpx.Client(timeout=10) as client, caplog.at_level(logging.ERROR, "treadle.error"):
+        assert client.get(f"{url}/visits.rpy").text == "seen 1"
+        second = client.get(f"{url}/visits.rpy")
+    assert second.status_code == 500
+    assert any("already registered" in r.getMessage() + str(r.exc_info) for r in caplog.records)

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle import reactor
-from treadle.base import DelayedCall
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request, Site
+from treadle.internet import reactor
+from treadle.internet.base import DelayedCall
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Request, Site
 
 from .conftest import Held, ServerThread, raw_request
 
@@ -277,7 +277,7 @@ def test_awaitable_is_cancelled_when_the_client_leaves(serve: Any) -> None:
 
 
 def test_deferred_returned_from_render(serve: Any) -> None:
-    from treadle.task import deferLater
+    from treadle.internet.task import deferLater
 
     class Later(Resource):
         isLeaf = True

@@ -10,11 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from zope.interface import Attribute, Interface, implementer
 
-from treadle.components import Attribute, Interface, implementer, registerAdapter
-from treadle.resource import Resource
-from treadle.server import Request, Session, Site
-from treadle.task import Clock
+from treadle.internet.task import Clock
+from treadle.python.components import registerAdapter
+from treadle.web.resource import Resource
+from treadle.web.server import Request, Session, Site
 
 from .conftest import ServerThread
 

@@ -1,4 +1,4 @@
-"""treadle.static: files, directories, ranges, validators and path safety.
+"""treadle.web.static: files, directories, ranges, validators and path safety.
 
 Pure decisions (segment checks, Range planning, validators) are tested without I/O; the
 rest goes through a real server (both loops) with httpx, http.client and raw sockets.
@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treadle import _conditional, _mime, _sendfile, static
-from treadle._registry import Registry
-from treadle.resource import IResource, Resource
-from treadle.static import (
+from treadle.web import _conditional, _mime, _sendfile, static
+from treadle.web._registry import Registry
+from treadle.web.resource import IResource, Resource
+from treadle.web.static import (
     MAX_RANGE_PARTS,
     Data,
     DirectoryLister,

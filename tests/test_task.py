@@ -1,4 +1,4 @@
-"""Tests for treadle.task: the test Clock, deferLater and LoopingCall."""
+"""Tests for treadle.internet.task: the test Clock, deferLater and LoopingCall."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from treadle.base import DelayedCall
-from treadle.defer import CancelledError, Deferred, fail, succeed
-from treadle.error import AlreadyCalled, AlreadyCancelled
-from treadle.failure import Failure
-from treadle.task import Clock, LoopingCall, deferLater
+from treadle.internet.base import DelayedCall
+from treadle.internet.defer import CancelledError, Deferred, fail, succeed
+from treadle.internet.error import AlreadyCalled, AlreadyCancelled
+from treadle.internet.task import Clock, LoopingCall, deferLater
+from treadle.python.failure import Failure
 
 # -- Clock ------------------------------------------------------------------------------------
 
@@ -361,9 +361,9 @@ def test_looping_call_restarts_after_stop() -> None:
 
 
 def test_looping_call_clock_defaults_to_the_reactor() -> None:
-    import treadle
+    from treadle.internet import reactor
 
-    assert LoopingCall(lambda: None).clock is treadle.reactor
+    assert LoopingCall(lambda: None).clock is reactor
 
 
 def test_looping_call_repr() -> None:

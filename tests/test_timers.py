@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import weakref
 
-from treadle._timers import TimerHeap
-from treadle.task import Clock
+from treadle.internet._timers import TimerHeap
+from treadle.internet.task import Clock
 
 
 class Owner:

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle.error import ConnectionDone, ConnectionLost
-from treadle.task import Clock
+from treadle.internet.error import ConnectionDone, ConnectionLost
+from treadle.internet.task import Clock
 
 from .conftest import ServerThread, raw_request
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from treadle import reactor
-from treadle.defer import (
+from treadle.internet import reactor
+from treadle.internet.defer import (
     Deferred,
     TimeoutError,
     gatherResults,
@@ -24,11 +24,11 @@ from treadle.defer import (
     maybeDeferred,
     succeed,
 )
-from treadle.failure import Failure
-from treadle.resource import IResource, NoResource, Resource
-from treadle.server import CACHED, NOT_DONE_YET, Request, Site
-from treadle.task import deferLater
-from treadle.util import ChildRedirector, DeferredResource, ParentRedirect, Redirect, redirectTo
+from treadle.internet.task import deferLater
+from treadle.python.failure import Failure
+from treadle.web.resource import IResource, NoResource, Resource
+from treadle.web.server import CACHED, NOT_DONE_YET, Request, Site
+from treadle.web.util import ChildRedirector, DeferredResource, ParentRedirect, Redirect, redirectTo
 
 from .conftest import ServerThread, raw_request
 

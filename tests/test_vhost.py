@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from treadle.address import IPv4Address, IPv6Address
-from treadle.resource import Resource
-from treadle.server import Request
-from treadle.vhost import NameVirtualHost, VHostMonsterResource, setHost
+from treadle.internet.address import IPv4Address, IPv6Address
+from treadle.web.resource import Resource
+from treadle.web.server import Request
+from treadle.web.vhost import NameVirtualHost, VHostMonsterResource, setHost
 
 from .conftest import raw_request
 
@@ -230,8 +230,8 @@ def test_monster_rejects_malformed_paths(
 
 
 def test_set_host_function_without_a_socket() -> None:
-    from treadle.server import Site
-    from treadle.testing import connect
+    from treadle.web.server import Site
+    from treadle.web.testing import connect
 
     channel, _ = connect(Site(Resource()))
     request = Request(channel)

@@ -21,10 +21,11 @@ from wsgiref.validate import validator
 import httpx
 import pytest
 
-from treadle import reactor, wsgi
-from treadle.resource import Resource
-from treadle.server import Request, Site
-from treadle.wsgi import WSGIResource, resource_from_name
+from treadle.internet import reactor
+from treadle.web import wsgi
+from treadle.web.resource import Resource
+from treadle.web.server import Request, Site
+from treadle.web.wsgi import WSGIResource, resource_from_name
 
 from .conftest import raw_request
 

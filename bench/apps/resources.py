@@ -34,9 +34,9 @@ DELAY = 1.0
 def build(impl: str, scenario: str):
     """Import ``impl``'s API and return ``(reactor, site)`` serving ``scenario``."""
     if impl == "treadle":
-        from treadle import reactor
-        from treadle.resource import Resource
-        from treadle.server import NOT_DONE_YET, Site
+        from treadle.internet import reactor
+        from treadle.web.resource import Resource
+        from treadle.web.server import NOT_DONE_YET, Site
     elif impl == "twisted":
         from twisted.internet import reactor
         from twisted.web.resource import Resource
@@ -45,7 +45,7 @@ def build(impl: str, scenario: str):
         raise SystemExit(f"unknown --impl {impl!r}")
     if scenario == "delayed":  # imported only where used, like the documentation example
         if impl == "treadle":
-            from treadle.task import deferLater
+            from treadle.internet.task import deferLater
         else:
             from twisted.internet.task import deferLater
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Request, Site
-from treadle.task import Clock
-from treadle.testing import connect
+from treadle.internet import reactor
+from treadle.internet.task import Clock
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Request, Site
+from treadle.web.testing import connect
 
 WRK_GET = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 BROWSER_GET = (

@@ -11,9 +11,9 @@ Run ``python access_logging.py [PORT] [LOGFILE]``, load a page or two and look a
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 
 class Hello(Resource):

@@ -14,10 +14,10 @@ Run ``python async_deferreds.py [PORT]`` and open http://localhost:8080/.
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Site
-from treadle.task import deferLater
+from treadle.internet import reactor
+from treadle.internet.task import deferLater
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Site
 
 DELAY = 2  # seconds before each Deferred fires
 

@@ -11,10 +11,10 @@ loads, http://localhost:8080/quick in another tab.
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Site
-from treadle.static import Data
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Site
+from treadle.web.static import Data
 
 DELAY = 3  # seconds /slow takes to answer
 

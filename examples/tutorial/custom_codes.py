@@ -9,9 +9,9 @@ Run ``python custom_codes.py [PORT]`` and try ``curl -i http://localhost:8080/pr
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 PAYMENT_REQUIRED = 402
 

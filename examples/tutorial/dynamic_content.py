@@ -10,9 +10,9 @@ Run ``python dynamic_content.py [PORT]`` and open http://localhost:8080/.
 import sys
 from datetime import UTC, datetime
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 
 class TimePage(Resource):

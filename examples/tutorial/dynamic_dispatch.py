@@ -13,10 +13,10 @@ Run ``python dynamic_dispatch.py [PORT]`` and open http://localhost:8080/2024.
 import calendar
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
-from treadle.static import Data
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
+from treadle.web.static import Data
 
 
 class YearPage(Resource):

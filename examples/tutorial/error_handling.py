@@ -2,8 +2,8 @@
 
 The dynamic dispatch example turned every segment into a year with ``int()``, so a segment
 that is not a number made the server answer 500. Here ``getChild`` checks the segment and
-returns a ready-made "not found" resource from ``treadle.pages`` when it names no year
-(``NoResource`` from ``treadle.resource`` does the same job in older Twisted code). The page
+returns a ready-made "not found" resource from ``treadle.web.pages`` when it names no year
+(``NoResource`` from ``treadle.web.resource`` does the same job in older Twisted code). The page
 repeats the bad segment safely: error pages escape what they show.
 
 Run ``python error_handling.py [PORT]`` and compare http://localhost:8080/2024 with
@@ -14,11 +14,11 @@ import calendar
 import datetime
 import sys
 
-from treadle import reactor
-from treadle.pages import notFound
-from treadle.resource import Resource
-from treadle.server import Site
-from treadle.static import Data
+from treadle.internet import reactor
+from treadle.web.pages import notFound
+from treadle.web.resource import Resource
+from treadle.web.server import Site
+from treadle.web.static import Data
 
 
 class YearPage(Resource):

@@ -11,9 +11,9 @@ Run ``python handling_posts.py [PORT]``, open http://localhost:8080/, type and p
 import html
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 
 class Guestbook(Resource):

@@ -19,16 +19,16 @@ import hmac
 import html
 import sys
 
-from treadle import reactor
-from treadle.guard import (
+from treadle.internet import reactor
+from treadle.web.guard import (
     BasicCredentialFactory,
     HTTPAuthSessionWrapper,
     IUsernamePassword,
     Portal,
     UnauthorizedLogin,
 )
-from treadle.resource import IResource, Resource
-from treadle.server import Site
+from treadle.web.resource import IResource, Resource
+from treadle.web.server import Site
 
 USERS = {b"alice": b"wonderland", b"bob": b"builder"}
 

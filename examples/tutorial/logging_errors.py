@@ -12,9 +12,9 @@ Ctrl-C before the five seconds are up: the error is printed to the terminal.
 import logging
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import NOT_DONE_YET, Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import NOT_DONE_YET, Site
 
 DELAY = 5  # seconds before the answer is written
 

@@ -18,9 +18,9 @@ import html
 import json
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 BAD_REQUEST = 400
 UNSUPPORTED_MEDIA_TYPE = 415

@@ -14,10 +14,10 @@ or serve the directory the way ``twistd -n web --path`` does, with no Python of 
 import sys
 from pathlib import Path
 
-from treadle import reactor
-from treadle.script import ResourceScript
-from treadle.server import Site
-from treadle.static import File
+from treadle.internet import reactor
+from treadle.web.script import ResourceScript
+from treadle.web.server import Site
+from treadle.web.static import File
 
 SCRIPTS = Path(__file__).resolve().parent / "rpy_scripts"
 

@@ -13,9 +13,9 @@ stays. Visit http://localhost:8080/expire, then ``/`` again: the id has changed.
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
 
 
 class ShowSession(Resource):

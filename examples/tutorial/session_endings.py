@@ -13,9 +13,9 @@ new one.
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Session, Site
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Session, Site
 
 SESSION_TIMEOUT = 60  # seconds a session lives without a request
 
@@ -51,7 +51,7 @@ def make_site(clock=None):
     """Return a Site whose sessions are ``ShortSession`` s.
 
     ``clock`` is where the site (its sessions included) takes time and timers from: leave
-    it out for the real reactor, or pass a ``treadle.task.Clock`` to move time by hand in
+    it out for the real reactor, or pass a ``treadle.internet.task.Clock`` to move time by hand in
     a test.
     """
     site = Site(Page(), reactor=clock)

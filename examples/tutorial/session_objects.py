@@ -12,10 +12,12 @@ another browser (or a private window) starts counting from one.
 
 import sys
 
-from treadle import reactor
-from treadle.components import Attribute, Interface, implementer, registerAdapter
-from treadle.resource import Resource
-from treadle.server import Session, Site
+from zope.interface import Attribute, Interface, implementer
+
+from treadle.internet import reactor
+from treadle.python.components import registerAdapter
+from treadle.web.resource import Resource
+from treadle.web.server import Session, Site
 
 
 class ICounter(Interface):

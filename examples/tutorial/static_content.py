@@ -11,9 +11,9 @@ DIRECTORY defaults to ``public/`` beside this file.
 import sys
 from pathlib import Path
 
-from treadle import reactor
-from treadle.server import Site
-from treadle.static import File
+from treadle.internet import reactor
+from treadle.web.server import Site
+from treadle.web.static import File
 
 PUBLIC = Path(__file__).resolve().parent / "public"
 

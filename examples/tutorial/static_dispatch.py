@@ -11,10 +11,10 @@ Run ``python static_dispatch.py [PORT]`` and try ``/``, ``/about`` and ``/files/
 import sys
 from pathlib import Path
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
-from treadle.static import Data, File
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
+from treadle.web.static import Data, File
 
 PUBLIC = Path(__file__).resolve().parent / "public"
 

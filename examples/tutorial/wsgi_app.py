@@ -13,11 +13,11 @@ Run ``python wsgi_app.py [PORT]`` and open http://localhost:8080/app/some/path?x
 
 import sys
 
-from treadle import reactor
-from treadle.resource import Resource
-from treadle.server import Site
-from treadle.static import Data
-from treadle.wsgi import WSGIResource
+from treadle.internet import reactor
+from treadle.web.resource import Resource
+from treadle.web.server import Site
+from treadle.web.static import Data
+from treadle.web.wsgi import WSGIResource
 
 
 def application(environ, start_response):

@@ -1,11 +1,22 @@
 """treadle: Twisted Web's server model (resources, ``NOT_DONE_YET``, ``.rpy`` scripts) on asyncio.
 
-``from treadle import reactor`` gives the reactor; the rest lives in modules named as in
-Twisted (``treadle.resource``, ``treadle.server``, ``treadle.static``, ...).
+The packages mirror Twisted's, so a Twisted program ports by replacing the word ``twisted``
+with ``treadle`` in its imports:
+
+- :mod:`treadle.python` — the ground floor: failures, components and adapters, logging,
+  URL paths. It imports nothing else of treadle.
+- :mod:`treadle.internet` — the programming model on asyncio: the reactor, Deferreds,
+  ``task``, errors and addresses. It imports only :mod:`treadle.python`.
+- :mod:`treadle.cred` — authentication: portals, credentials, checkers. It imports
+  :mod:`treadle.internet` and :mod:`treadle.python`.
+- :mod:`treadle.web` — HTTP and the resource model. It imports the packages above.
+- ``treadle._cli`` — the ``treadle web`` command, on top of everything.
+
+No module imports from a package above its own, nor from a module that imports it back.
 """
 
-from treadle._reactor import reactor
+__all__ = ["__version__"]
 
-__all__ = ["__version__", "reactor"]
-
+#: The version of treadle: the one place it is written (``pyproject.toml`` reads it here,
+#: and the ``Server`` header is made from it).
 __version__ = "0.1.0"

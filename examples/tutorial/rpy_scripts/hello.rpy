@@ -6,7 +6,7 @@
 
 from html import escape
 
-from treadle.resource import Resource
+from treadle.web.resource import Resource
 
 
 class Hello(Resource):

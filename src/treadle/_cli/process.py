@@ -1,0 +1,180 @@
+"""The running ``treadle web`` process: log handlers, pid file, signals and shutdown.
+
+:func:`treadle._cli.main.serve` sets these up around ``reactor.run`` and undoes them after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+
+from treadle._cli.errors import StartupError
+from treadle._cli.options import WebOptions
+from treadle.internet import reactor
+from treadle.internet._reactor import ListeningPort
+from treadle.web.server import Site
+
+__all__ = ["Logging", "PidFile", "Shutdown", "finish_loop"]
+
+# The command's own logger keeps its name (treadle._cli.workers logs under it too).
+log = logging.getLogger("treadle.cli")
+access_log = logging.getLogger("treadle.access")
+
+
+class Logging:
+    """The process's log setup: errors to stderr, the access log where asked; undoable."""
+
+    def __init__(self, options: WebOptions) -> None:
+        self._undo: list[tuple[logging.Logger, logging.Handler | None, int, bool]] = []
+        errors = logging.StreamHandler(sys.stderr)
+        errors.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        self._attach(root, errors, logging.INFO, root.propagate)
+        if not options.access_log:
+            # No handler and a level above CRITICAL: Site.log sees the logger disabled and
+            # does not even format the line.
+            self._attach(access_log, None, logging.CRITICAL + 1, False)
+            return
+        stream: logging.Handler
+        if options.logfile == "-":
+            stream = logging.StreamHandler(sys.stdout)
+        else:
+            try:
+                stream = logging.FileHandler(options.logfile, encoding="utf-8")
+            except OSError as e:
+                self.close()
+                raise StartupError(f"--logfile {options.logfile}: {e.strerror or e}") from None
+        stream.setFormatter(logging.Formatter("%(message)s"))
+        self._attach(access_log, stream, logging.INFO, False)
+
+    def _attach(
+        self, logger: logging.Logger, handler: logging.Handler | None, level: int, propagate: bool
+    ) -> None:
+        self._undo.append((logger, handler, logger.level, logger.propagate))
+        if handler is not None:
+            logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+    def close(self) -> None:
+        """Detach and close the handlers, restore levels (main may be called in-process)."""
+        for logger, handler, level, propagate in reversed(self._undo):
+            if handler is not None:
+                logger.removeHandler(handler)
+                handler.close()
+            logger.setLevel(level)
+            logger.propagate = propagate
+        self._undo.clear()
+
+
+class PidFile:
+    """The ``--pidfile`` file: written at start, unless another live process holds it.
+
+    Raises:
+        StartupError: Another running process wrote the file, or it cannot be written.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            with open(path) as f:
+                other = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            other = 0
+        if other and other != os.getpid() and _process_exists(other):
+            raise StartupError(
+                f"--pidfile {path}: process {other} is running with this "
+                "pidfile; is another server running?"
+            )
+        try:
+            with open(path, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as e:
+            raise StartupError(f"--pidfile {path}: {e.strerror or e}") from None
+
+    def remove(self) -> None:
+        """Remove the file (at exit); a file already gone is fine."""
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but is someone else's
+        return True
+    return True
+
+
+class Shutdown:
+    """Signal handling: the first signal drains gracefully, the second stops at once."""
+
+    def __init__(self, site: Site, ports: list[ListeningPort], grace: float) -> None:
+        self.site = site
+        self.ports = ports
+        self.grace = grace
+        self.exit_code = 0
+        self._draining: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    def on_signal(self, signum: int) -> None:
+        """Start the graceful drain on the first signal; on the second, stop at once."""
+        name = signal.Signals(signum).name
+        if self._draining is None:
+            log.info(
+                "%s: shutting down; %d open connection(s) have %gs to finish (signal "
+                "again to stop at once)",
+                name,
+                len(self.site.connections),
+                self.grace,
+            )
+            self._draining = asyncio.ensure_future(self._drain())
+            return
+        log.warning(
+            "%s again: stopping now, cutting off %d connection(s)", name, len(self.site.connections)
+        )
+        self.exit_code = 128 + signum
+        self._draining.cancel()
+        for channel in self.site.connections:
+            channel.abort()
+        self._stop_reactor()
+
+    async def _drain(self) -> None:
+        try:
+            for port in self.ports:
+                port.stopListening()
+            drained = await self.site.shutdown(self.grace)
+            if not drained:
+                log.warning(
+                    "grace period of %gs over: cut off the responses still running", self.grace
+                )
+        finally:
+            # Whatever happened above, the process must not be left running.
+            self._stop_reactor()
+
+    def _stop_reactor(self) -> None:
+        # Once only: the cancelled drain task stops it too as it unwinds, and a second stop()
+        # would end the clean-up run of the loop after reactor.run() has returned.
+        if not self._stopped and reactor.running:
+            self._stopped = True
+            reactor.stop()
+
+
+def finish_loop(site: Site) -> None:
+    """After ``reactor.run`` returned: drop what is left, then close the loop."""
+    loop = reactor.loop
+    for channel in site.connections:
+        channel.abort()
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    # One more turn lets cancelled tasks unwind and aborted transports report their loss.
+    loop.run_until_complete(asyncio.gather(*pending, asyncio.sleep(0), return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()

@@ -1,0 +1,181 @@
+"""``treadle web --workers N``: N server processes on the same ports, supervised.
+
+The supervisor binds nothing it listens on: it reserves each TCP port (bound, never
+listening, with ``SO_REUSEPORT``) so that ``tcp:0`` resolves to one real port shared by all
+workers and a port in use is reported once, then forks the workers. Every worker listens on
+the same ports with ``SO_REUSEPORT`` and the kernel spreads new connections among them;
+nothing is passed between processes, so a worker serves exactly as a single process does.
+
+Supervision runs without polling: SIGCHLD, SIGTERM and SIGINT are blocked and collected with
+``sigwaitinfo``. A worker that dies is replaced (unless workers keep dying right after
+starting, which means they cannot start at all: then the supervisor gives up). The first
+SIGTERM/SIGINT is passed to every worker, which drains its connections within the grace
+period; a second one is passed on too, and the workers stop at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from treadle._cli.main import Endpoint, WebOptions
+
+__all__ = ["reserve_ports", "run_workers"]
+
+log = logging.getLogger("treadle.cli")
+
+#: A worker that exits within this many seconds of starting counts as failing to start.
+_QUICK_DEATH: Final = 1.0
+#: After this many quick deaths in a row the supervisor stops replacing workers.
+_MAX_QUICK_DEATHS: Final = 5
+_PR_SET_PDEATHSIG: Final = 1
+_SIGNALS: Final = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+
+
+def reserve_ports(options: WebOptions) -> tuple[WebOptions, list[socket.socket]]:
+    """Bind (without listening) each TCP/TLS endpoint to fix its port for every worker.
+
+    Returns:
+        The options with ``port=0`` replaced by the reserved port, and the reserving
+        sockets (keep them open while the workers run).
+
+    Raises:
+        OSError: A port cannot be bound (in use, bad interface).
+        ValueError: A UNIX endpoint was given (one socket path cannot be shared this way).
+    """
+    reserved: list[socket.socket] = []
+    endpoints: list[Endpoint] = []
+    try:
+        for endpoint in options.listen:
+            if endpoint.kind == "unix":
+                raise ValueError(f"{endpoint.description}: --workers needs tcp or ssl endpoints")
+            family = socket.AF_INET6 if ":" in endpoint.interface else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            reserved.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # With SO_REUSEPORT set first, a bind to port 0 may pick a port that another
+            # process of ours already listens on and join it. Bound first, the port is truly
+            # free; the option set afterwards still lets the workers bind beside us.
+            if endpoint.port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            default = "::" if family == socket.AF_INET6 else "0.0.0.0"
+            sock.bind((endpoint.interface or default, endpoint.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            endpoints.append(dataclasses.replace(endpoint, port=sock.getsockname()[1]))
+    except BaseException:
+        for sock in reserved:
+            sock.close()
+        raise
+    return dataclasses.replace(options, listen=tuple(endpoints)), reserved
+
+
+def run_workers(
+    options: WebOptions, serve: Callable[[WebOptions, IO[str] | None, bool], int]
+) -> int:
+    """Fork ``options.workers`` processes running ``serve`` and supervise them.
+
+    Args:
+        options: Options whose ports were fixed by :func:`reserve_ports`.
+        serve: Runs one worker: ``serve(options, out, reuse_port)`` returns its exit status.
+
+    Returns:
+        0 when every worker exited cleanly (drained after a signal); 1 when workers could
+        not start; otherwise the last non-zero worker status (128 + N after a second
+        signal N, as a single process).
+    """
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    workers: dict[int, float] = {}
+    quick_deaths = 0
+    stopping = 0
+    status = 0
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            _die_with_parent()
+            code = 1
+            try:
+                with open(os.devnull, "w") as quiet:
+                    code = serve(options, quiet, True)
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+            finally:
+                os._exit(code)
+        workers[pid] = time.monotonic()
+
+    try:
+        for _ in range(options.workers):
+            spawn()
+        while workers:
+            info = signal.sigwaitinfo(_SIGNALS)
+            if info.si_signo != signal.SIGCHLD:
+                stopping += 1
+                for pid in workers:
+                    # The first signal drains; a second one makes the workers stop at once.
+                    _kill(pid, info.si_signo)
+                continue
+            for pid, code in _reap(workers):
+                started = workers.pop(pid)
+                if stopping:
+                    # Only how the workers end counts: one replaced earlier was handled.
+                    status = code or status
+                    continue
+                if time.monotonic() - started < _QUICK_DEATH:
+                    quick_deaths += 1
+                else:
+                    quick_deaths = 0
+                if quick_deaths >= _MAX_QUICK_DEATHS:
+                    log.error("workers keep exiting right after they start; giving up")
+                    stopping = 1
+                    for other in workers:
+                        _kill(other, signal.SIGTERM)
+                    status = 1
+                    continue
+                log.warning("worker %d exited with status %d; starting another", pid, code)
+                spawn()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+    return status
+
+
+def _die_with_parent() -> None:
+    """Have the kernel send SIGTERM to this worker if the supervisor dies (Linux only).
+
+    A supervisor killed with SIGKILL cannot pass anything on; without this its workers would
+    keep serving, orphaned, on the ports.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _reap(workers: dict[int, float]) -> list[tuple[int, int]]:
+    """Collect every exited child without blocking: ``[(pid, exit status)]``."""
+    done = []
+    while workers:
+        try:
+            pid, raw = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+        if pid in workers:
+            done.append((pid, os.waitstatus_to_exitcode(raw)))
+    return done
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)

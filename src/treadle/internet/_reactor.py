@@ -1,0 +1,575 @@
+"""The reactor: Twisted's scheduling and listening API on top of an asyncio event loop.
+
+``from treadle import reactor`` gives the one :class:`Reactor` of the process. It does not own
+the event loop: whenever an asyncio loop is running in the calling thread, that loop is used,
+so treadle embeds into an existing asyncio program (``await``-style code, other servers) as
+easily as it runs standalone. Only when nothing is running does the reactor create its own loop
+(uvloop when importable, unless ``TREADLE_LOOP=asyncio``), which ``reactor.run()`` then drives.
+
+Listening sockets are bound and put into the listening state synchronously, exactly like
+Twisted's ``listenTCP``: a port in use raises
+:class:`~treadle.internet.error.CannotListenError` at the call, and ``getHost()`` is right at
+once even for port 0. Accepting starts as soon as the loop runs; connections arriving earlier
+wait in the kernel backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import inspect
+import logging
+import os
+import signal
+import socket
+import ssl as _ssl
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from treadle.internet._timers import Entry, TimerHeap
+from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
+from treadle.internet.base import DelayedCall
+from treadle.internet.error import CannotListenError
+
+__all__ = [
+    "DEFAULT_BACKLOG",
+    "ListeningPort",
+    "Reactor",
+    "ReactorNotRunning",
+    "ThreadPool",
+    "new_event_loop",
+    "reactor",
+]
+
+log = logging.getLogger("treadle.error")
+
+#: Kernel accept queue length. Twisted uses 50, which drops connections (SYNs) once a
+#: burst of a couple of thousand clients arrives together; nginx uses 511 and most Linux
+#: systems cap the value at net.core.somaxconn (4096 on current kernels).
+DEFAULT_BACKLOG = 2048
+
+
+class ReactorNotRunning(RuntimeError):
+    """``stop()`` was called while the reactor was not running."""
+
+
+class ServerFactory(Protocol):
+    """What ``listenTCP`` needs from a factory such as :class:`treadle.web.server.Site`."""
+
+    def buildProtocol(self, addr: object) -> asyncio.BaseProtocol:
+        """Return a protocol for a new connection."""
+        ...
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Create the loop the reactor runs on: uvloop when importable, the stdlib loop otherwise.
+
+    ``TREADLE_LOOP=asyncio`` forces the stdlib loop (useful to compare, or to debug).
+    """
+    if os.environ.get("TREADLE_LOOP", "").lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+_ports_per_factory: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+#: The ``kw`` of every call scheduled without keyword arguments: a pending call then holds no
+#: dict of its own (``**kw`` makes a new one per call). Never mutated.
+_NO_KEYWORDS: dict[str, Any] = {}
+
+
+class _LoopDelayedCall(DelayedCall):
+    """A DelayedCall run by the loop: from the reactor's :class:`TimerHeap`, or as a ready handle.
+
+    The call itself is what runs (``loop.call_soon(call)``, ``context.run(call)``): no bound
+    method or argument tuple is made per scheduled call.
+    """
+
+    __slots__ = ("_context", "_handle")
+    # The ready handle of a callLater(0), or the call's current entry in its TimerHeap.
+    _handle: asyncio.Handle | Entry | None
+    # The context it was scheduled in, where it runs (as with loop.call_later).
+    _context: contextvars.Context
+
+    def __call__(self) -> None:
+        self.called = True
+        self._handle = None
+        _call_and_log(self.func, self.args, self.kw, self)
+
+    def _due(self) -> None:
+        self._context.run(self)
+
+
+class ThreadPool:
+    """Twisted's ``ThreadPool`` shape over a :class:`~concurrent.futures.ThreadPoolExecutor`.
+
+    Args:
+        minthreads: Accepted for compatibility (threads start on demand).
+        maxthreads: Most threads running at once.
+    """
+
+    def __init__(self, minthreads: int = 5, maxthreads: int = 20) -> None:
+        self.min = minthreads
+        self.max = maxthreads
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                self.max, thread_name_prefix="treadle-pool"
+            )
+        return self._executor
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``f(*args, **kw)`` in a pool thread; an exception is logged."""
+        self._pool().submit(_call_and_log, f, args, kw, f)
+
+    def submit(
+        self, f: Callable[..., Any], /, *args: Any, **kw: Any
+    ) -> concurrent.futures.Future[Any]:
+        """Run ``f`` in a pool thread and return a future of its result."""
+        return self._pool().submit(f, *args, **kw)
+
+    def adjustPoolsize(self, minthreads: int | None = None, maxthreads: int | None = None) -> None:
+        """Change the pool's size (takes effect for a pool not yet started)."""
+        if minthreads is not None:
+            self.min = minthreads
+        if maxthreads is not None and self._executor is None:
+            self.max = maxthreads
+
+    def start(self) -> None:
+        """Threads start on demand: nothing to do."""
+
+    def stop(self) -> None:
+        """Wait for running work to end and release the threads."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+
+class ListeningPort:
+    """A listening socket returned by ``listenTCP``/``listenUNIX``/``listenSSL``.
+
+    The socket is bound and listening when this object exists; serving starts with the loop.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        sock: socket.socket,
+        factory: ServerFactory,
+        backlog: int,
+        ssl_context: _ssl.SSLContext | None = None,
+    ) -> None:
+        self._reactor = reactor
+        self.socket = sock
+        self.factory = factory
+        self._server: asyncio.base_events.Server | None = None
+        self._starting: asyncio.Future[Any] | None = None
+        self._closed = False
+        self._host = from_sockname(sock.getsockname())
+        # As Twisted's numPorts: a factory serving several ports starts with the first and
+        # stops with the last, so stopping one port does not close, say, its access log.
+        count = _ports_per_factory.get(factory, 0)
+        _ports_per_factory[factory] = count + 1
+        start = getattr(factory, "doStart", None)
+        if start is not None and count == 0:
+            start()
+        loop = reactor._get_loop()
+
+        def protocol_factory() -> asyncio.BaseProtocol:
+            return factory.buildProtocol(None)
+
+        coro = loop.create_server(protocol_factory, sock=sock, backlog=backlog, ssl=ssl_context)
+        if loop.is_running():
+            self._starting = asyncio.ensure_future(coro, loop=loop)
+            self._starting.add_done_callback(self._started)
+        else:
+            self._server = loop.run_until_complete(coro)
+
+    def _started(self, fut: asyncio.Future[Any]) -> None:
+        self._starting = None
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            log.error("could not start serving on %s", self._host, exc_info=fut.exception())
+            return
+        self._server = fut.result()
+        if self._closed:
+            self._server.close()
+
+    def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """Return the address this port listens on (the real port when 0 was asked for)."""
+        return self._host
+
+    def stopListening(self) -> Any:
+        """Stop accepting connections; connections already accepted carry on.
+
+        Returns:
+            A Deferred that has fired once the listening socket is closed.
+        """
+        from treadle.internet.defer import succeed
+
+        if not self._closed:
+            self._closed = True
+            if self._server is not None:
+                self._server.close()
+            elif self._starting is not None:
+                self._starting.cancel()
+                self.socket.close()
+            else:
+                self.socket.close()
+            if isinstance(self._host, UNIXAddress) and self._host.name:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._host.name)
+            count = _ports_per_factory.pop(self.factory, 1) - 1
+            if count:
+                _ports_per_factory[self.factory] = count
+            stop = getattr(self.factory, "doStop", None)
+            if stop is not None and count == 0:
+                stop()
+        return succeed(None)
+
+    loseConnection = stopListening
+
+    def __repr__(self) -> str:
+        return f"<ListeningPort {self._host}>"
+
+
+class Reactor:
+    """Twisted's reactor API (``callLater``, ``listenTCP``, ``run``, ``stop``...) over asyncio."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._when_running: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
+        self._shutdown_triggers: list[
+            tuple[int, int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+        ] = []
+        self.running = False
+        self._threadpool: ThreadPool | None = None
+        # Bound once: every DelayedCall refers to these instead of two bound methods of its own.
+        self._canceller: Callable[[DelayedCall], None] = self._cancel_call
+        self._resetter: Callable[[DelayedCall], None] = self._reset_call
+        self._timers: TimerHeap | None = None
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            own = self._loop
+            if own is None or own.is_closed():
+                own = self._loop = new_event_loop()
+                asyncio.set_event_loop(own)
+            return own
+        self._loop = loop
+        return loop
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop the reactor schedules on (the running one, else its own)."""
+        return self._get_loop()
+
+    # -- time -------------------------------------------------------------------------------
+
+    def seconds(self) -> float:
+        """Return the current time in seconds since the epoch (as ``time.time()``)."""
+        return time.time()
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
+        """Call ``f(*args, **kw)`` ``delay`` seconds from now.
+
+        An exception raised by ``f`` is logged with its traceback to ``treadle.error``;
+        nothing else is affected. If ``f`` returns a coroutine, it is run as a task.
+
+        Returns:
+            A :class:`~treadle.internet.base.DelayedCall` that can be cancelled, reset or delayed.
+        """
+        call = _LoopDelayedCall(
+            time.time() + delay,
+            f,
+            args,
+            kw or _NO_KEYWORDS,
+            self._canceller,
+            self._resetter,
+            time.time,
+        )
+        loop = self._get_loop()
+        # callLater(0, ...) is the usual "after this render returns": a plain ready handle
+        # costs less than a timer and runs in the same order.
+        if delay <= 0:
+            call._handle = loop.call_soon(call)
+        else:
+            call._context = contextvars.copy_context()
+            self._timers_of(loop).add(call, delay)
+        return call
+
+    def _timers_of(self, loop: asyncio.AbstractEventLoop) -> TimerHeap:
+        timers = self._timers
+        if timers is None or timers.source is not loop:
+            # A heap per loop; one left behind (its loop went, or another thread's loop
+            # took the slot) still runs what it holds, its loop timer referring to it.
+            # Slack: as asyncio's own loop, a timer may wake up to a clock tick early.
+            timers = self._timers = TimerHeap(loop, loop.call_later, loop.time, 0.001)
+        return timers
+
+    def _cancel_call(self, call: DelayedCall) -> None:
+        assert isinstance(call, _LoopDelayedCall)
+        handle = call._handle
+        if type(handle) is list:
+            handle[3].discard(call)
+        elif handle is not None:
+            handle.cancel()  # type: ignore[union-attr]  # a ready handle
+            call._handle = None
+
+    def _reset_call(self, call: DelayedCall) -> None:
+        assert isinstance(call, _LoopDelayedCall)
+        self._cancel_call(call)
+        delay = max(0.0, call.time - time.time())
+        loop = self._get_loop()
+        if delay <= 0:
+            call._handle = loop.call_soon(call)
+        else:
+            call._context = contextvars.copy_context()
+            self._timers_of(loop).add(call, delay)
+
+    def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Call ``f`` once the loop runs: now if it already does, else at ``run()``."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if not self.running:
+                self._when_running.append((f, args, kw))
+                return
+        _call_and_log(f, args, kw, f)
+
+    def callFromThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Schedule ``f(*args, **kw)`` on the reactor's loop from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._get_loop()
+        loop.call_soon_threadsafe(_call_and_log, f, args, kw, f)
+
+    def getThreadPool(self) -> ThreadPool:
+        """Return the reactor's thread pool (for ``WSGIResource`` and ``callInThread``)."""
+        if self._threadpool is None:
+            self._threadpool = ThreadPool()
+            self.addSystemEventTrigger("after", "shutdown", self._threadpool.stop)
+        return self._threadpool
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``f(*args, **kw)`` in the reactor's thread pool; errors are logged."""
+        self._get_loop()  # remember the running loop, for callFromThread from that thread
+        self.getThreadPool().callInThread(f, *args, **kw)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """Set how many threads the reactor's pool may use."""
+        self.getThreadPool().adjustPoolsize(maxthreads=size)
+
+    def addSystemEventTrigger(
+        self, phase: str, eventType: str, f: Callable[..., Any], *args: Any, **kw: Any
+    ) -> None:
+        """Run ``f`` when the reactor shuts down (``eventType`` must be ``"shutdown"``).
+
+        Triggers run, in the order added, after ``stop()`` once the loop has stopped turning
+        (``phase`` ``"before"``, ``"during"`` and ``"after"`` are accepted and run in that
+        order).
+        """
+        if eventType != "shutdown":
+            raise ValueError(f"only 'shutdown' triggers are supported, not {eventType!r}")
+        order = {"before": 0, "during": 1, "after": 2}
+        if phase not in order:
+            raise ValueError(f"unknown phase {phase!r}")
+        self._shutdown_triggers.append((order[phase], len(self._shutdown_triggers), f, args, kw))
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(self, installSignalHandlers: bool = True) -> None:
+        """Run the loop until ``stop()``; SIGINT and SIGTERM stop it when asked to handle them.
+
+        Raises:
+            RuntimeError: An asyncio loop is already running in this thread (then treadle is
+                already serving on it: there is nothing to run).
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "an asyncio loop is already running in this thread; treadle "
+                "serves on it already, so reactor.run() is not needed"
+            )
+        loop = self._get_loop()
+        self.running = True
+        handled: list[signal.Signals] = []
+        if installSignalHandlers and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.stop)
+                    handled.append(sig)
+                except (NotImplementedError, RuntimeError):  # Windows, or not main thread
+                    pass
+        pending, self._when_running = self._when_running, []
+        for f, args, kw in pending:
+            loop.call_soon(_call_and_log, f, args, kw, f)
+        try:
+            loop.run_forever()
+        finally:
+            self.running = False
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            triggers, self._shutdown_triggers = sorted(self._shutdown_triggers), []
+            for _, _, f, args, kw in triggers:
+                result = _call_and_log(f, args, kw, f)
+                if inspect.isawaitable(result) or hasattr(result, "addBoth"):
+                    from treadle.internet.defer import ensureDeferred
+
+                    fut = ensureDeferred(result).asFuture(loop)
+                    loop.run_until_complete(fut)
+
+    def stop(self) -> None:
+        """Stop the loop started by ``run()``.
+
+        Raises:
+            ReactorNotRunning: ``run()`` is not running.
+        """
+        if not self.running or self._loop is None:
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
+        self._loop.stop()
+
+    # -- listening --------------------------------------------------------------------------
+
+    def listenTCP(
+        self,
+        port: int,
+        factory: ServerFactory,
+        backlog: int = DEFAULT_BACKLOG,
+        interface: str = "",
+        *,
+        reusePort: bool = False,
+    ) -> ListeningPort:
+        """Listen for TCP connections on ``interface:port`` (all IPv4 interfaces by default).
+
+        Args:
+            port: Port number; 0 picks a free one (see ``getHost()``).
+            factory: Builds a protocol per connection, e.g. a :class:`~treadle.web.server.Site`.
+            backlog: Kernel accept queue length.
+            interface: Address to bind; an IPv6 literal gives an IPv6 socket.
+            reusePort: Set ``SO_REUSEPORT`` so several processes share the port.
+
+        Raises:
+            CannotListenError: The address is in use or cannot be bound.
+        """
+        sock = _bind_tcp(interface, port, backlog, reusePort)
+        return ListeningPort(self, sock, factory, backlog)
+
+    def listenSSL(
+        self,
+        port: int,
+        factory: ServerFactory,
+        contextFactory: Any,
+        backlog: int = DEFAULT_BACKLOG,
+        interface: str = "",
+        *,
+        reusePort: bool = False,
+    ) -> ListeningPort:
+        """Listen for TLS connections; ``contextFactory`` is an ``ssl.SSLContext`` or has
+        ``getContext()`` returning one. Other arguments as for :meth:`listenTCP`."""
+        context = (
+            contextFactory
+            if isinstance(contextFactory, _ssl.SSLContext)
+            else (contextFactory.getContext())
+        )
+        sock = _bind_tcp(interface, port, backlog, reusePort)
+        return ListeningPort(self, sock, factory, backlog, ssl_context=context)
+
+    def listenUNIX(
+        self,
+        address: str,
+        factory: ServerFactory,
+        backlog: int = DEFAULT_BACKLOG,
+        mode: int = 0o666,
+    ) -> ListeningPort:
+        """Listen on a UNIX-domain socket at path ``address`` (a stale socket file is replaced).
+
+        Raises:
+            CannotListenError: The path cannot be bound.
+        """
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if os.path.exists(address) and _is_stale_socket(address):
+                os.unlink(address)
+            sock.bind(address)
+            os.chmod(address, mode)
+            sock.listen(backlog)
+        except OSError as e:
+            sock.close()
+            raise CannotListenError(address, 0, e) from e
+        sock.setblocking(False)
+        return ListeningPort(self, sock, factory, backlog)
+
+
+def _is_stale_socket(path: str) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return False
+
+
+def _bind_tcp(interface: str, port: int, backlog: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in interface else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((interface or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise CannotListenError(interface, port, e) from e
+    sock.setblocking(False)
+    return sock
+
+
+def _call_and_log(
+    f: Callable[..., Any], args: tuple[Any, ...], kw: dict[str, Any], what: object
+) -> Any:
+    """Call ``f``; log (never raise) its exception; run a returned coroutine as a task."""
+    try:
+        result = f(*args, **kw)
+    except Exception:
+        log.exception("Unhandled error in %r", what)
+        return None
+    if inspect.iscoroutine(result):
+        task = asyncio.ensure_future(result)
+        task.add_done_callback(_log_task_failure)
+    return result
+
+
+def _log_task_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Unhandled error in coroutine %r", task, exc_info=task.exception())
+
+
+#: The process-wide reactor: ``from treadle import reactor``.
+reactor = Reactor()

@@ -1,0 +1,686 @@
+"""The wire-level ``Request``: what the client sent, and the response going back on the wire.
+
+:class:`Request` is the wire half of a request: headers, body, ``write``/``finish`` with
+framing chosen by :func:`treadle.web._framing.response_framing`, ``notifyFinish``, cookies.
+:mod:`treadle.web.server` adds resource traversal and rendering on top; this module knows
+nothing of resources. :class:`treadle.web.http.HTTPChannel` makes one per request and hands it
+what it parsed (``_received``); code imports it from :mod:`treadle.web.http`.
+
+Fast path: a response whose body is known when the headers are written goes out as a single
+``transport.write`` (status line, headers and body joined); status lines are precomputed and
+the ``Date`` header is formatted once a second. Query arguments, form bodies and cookies are
+parsed only when first asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from typing import IO, TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
+
+from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from treadle.web import _framing
+from treadle.web._forms import parse_form, parse_urlencoded
+from treadle.web._framing import (
+    _STATUS_LINES,
+    Framing,
+    date_header,
+    server_and_date,
+    status_line,
+)
+from treadle.web._status import FOUND, NOT_FOUND
+from treadle.web.http_headers import Headers, canonical_name
+
+if TYPE_CHECKING:
+    from treadle.internet.defer import Deferred
+    from treadle.web._channel import HTTPChannel
+
+__all__ = ["CRLF", "SERVER_NAME", "Request"]
+
+error_log = logging.getLogger("treadle.error")
+
+SERVER_NAME: Final = b"treadle"
+CRLF: Final = b"\r\n"
+#: What a response without headers of its own reads (never written to).
+_NO_HEADERS: Final[dict[bytes, list[bytes]]] = {}
+
+
+class Request:
+    """One HTTP request and its response, as Twisted's ``http.Request``.
+
+    Attributes:
+        channel: The :class:`~treadle.web.http.HTTPChannel` the request arrived on.
+        method: Request method, e.g. ``b"GET"``.
+        uri: Request target as sent, e.g. ``b"/a/b?x=1"``.
+        path: ``uri`` without the query string (still percent-encoded).
+        clientproto: ``b"HTTP/1.1"`` or ``b"HTTP/1.0"``.
+        requestHeaders: The request's :class:`~treadle.web.http_headers.Headers`.
+        responseHeaders: Headers to send; change them before the first ``write``.
+        code: Response status code (200 unless set).
+        finished: True once ``finish()`` completed.
+        startedWriting: True once the status line and headers were sent.
+        sentLength: Body bytes handed to the transport so far.
+    """
+
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_content",
+        "_cookies",
+        "_disconnected",
+        "_framing",
+        "_held",
+        "_http11",
+        "_keep_alive",
+        "_notifications",
+        "_producer",
+        "_response_headers",
+        "channel",
+        "clientproto",
+        "code",
+        "finished",
+        "method",
+        "path",
+        "requestHeaders",
+        "sentLength",
+        "startedWriting",
+        "uri",
+    )
+
+    #: Content-Type sent when the response sets none (None sends none).
+    defaultContentType: bytes | None = b"text/html"
+    # Rarely set: class-level defaults keep a request cheap to create (set values go to the
+    # instance dict).
+    queued = 0
+    code_message: bytes | None = None
+    _args: dict[bytes, list[bytes]] | None = None
+    _cookies_in: dict[bytes, bytes] | None = None
+    _lost_reason: Exception | None = None
+    _producer_streaming = False
+
+    def __init__(self, channel: HTTPChannel, queued: object = None) -> None:
+        self.channel = channel
+        self.method = b"GET"
+        self.uri = b"/"
+        self.path = b"/"
+        self.clientproto = b"HTTP/1.1"
+        self._http11 = True
+        self._keep_alive = True
+        self.requestHeaders = Headers._from_raw({})
+        # Made on first use: most responses set no header and no cookie of their own.
+        self._response_headers: Headers | None = None
+        self._content: IO[bytes] | None = None
+        self._cookies: list[bytes] | None = None
+        self.code = 200
+        self.finished = False
+        self.startedWriting = False
+        self.sentLength = 0
+        self._framing = Framing.NONE
+        self._disconnected = False
+        self._notifications: list[Deferred[None]] | None = None
+        self._producer: Any = None
+        self._held: list[bytes] | None = None
+
+    # -- arrival ---------------------------------------------------------------------------
+
+    def _received(
+        self,
+        method: bytes,
+        uri: bytes,
+        http11: bool,
+        headers: dict[bytes, list[bytes]],
+        content: IO[bytes] | None,
+        keep_alive: bool,
+    ) -> None:
+        """Fill in what the channel parsed, then ``process()`` (the channel's entry point)."""
+        self.method = method
+        self.uri = uri
+        self._http11 = http11
+        if not http11:
+            self.clientproto = b"HTTP/1.0"
+        self.requestHeaders._raw = headers
+        self._content = content
+        self._keep_alive = keep_alive
+        if uri[:1] == b"/":
+            q = uri.find(b"?")
+            self.path = uri if q < 0 else uri[:q]
+        else:
+            self.path = _path_of_target(uri)
+        self.process()
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        """Twisted's entry point, kept for code that drives a Request by hand."""
+        self.method = command
+        self.uri = path
+        self.clientproto = version
+        self._http11 = version == b"HTTP/1.1"
+        q = path.find(b"?")
+        self.path = path if q < 0 else path[:q]
+        self.process()
+
+    def process(self) -> None:
+        """Produce the response; :class:`treadle.web.server.Request` renders a resource here."""
+        self.setResponseCode(NOT_FOUND)
+        self.finish()
+
+    @property
+    def content(self) -> IO[bytes]:
+        """The request body as a binary file positioned at its start (empty if none)."""
+        content = self._content
+        if content is None:
+            content = self._content = io.BytesIO()
+        return content
+
+    @content.setter
+    def content(self, value: IO[bytes]) -> None:
+        self._content = value
+
+    @property
+    def responseHeaders(self) -> Headers:
+        """Headers to send; change them before the first ``write``."""
+        headers = self._response_headers
+        if headers is None:
+            headers = self._response_headers = Headers._from_raw({})
+        return headers
+
+    @responseHeaders.setter
+    def responseHeaders(self, value: Headers) -> None:
+        self._response_headers = value
+
+    @property
+    def cookies(self) -> list[bytes]:
+        """``Set-Cookie`` values to send (``addCookie`` appends here)."""
+        cookies = self._cookies
+        if cookies is None:
+            cookies = self._cookies = []
+        return cookies
+
+    @cookies.setter
+    def cookies(self, value: list[bytes]) -> None:
+        self._cookies = value
+
+    @property
+    def args(self) -> dict[bytes, list[bytes]]:
+        """Query-string and form-body arguments: ``{b"name": [b"value", ...]}``.
+
+        Parsed on first use: the query string, then an ``application/x-www-form-urlencoded``
+        or ``multipart/form-data`` body (values of file fields are their bytes).
+
+        Raises:
+            MalformedRequestBody: The form body cannot be parsed (rendered as 400).
+        """
+        args = self._args
+        if args is None:
+            args = self._args = self._parse_args()
+        return args
+
+    @args.setter
+    def args(self, value: dict[bytes, list[bytes]]) -> None:
+        self._args = value
+
+    def _parse_args(self) -> dict[bytes, list[bytes]]:
+        q = self.uri.find(b"?")
+        args: dict[bytes, list[bytes]] = parse_urlencoded(self.uri[q + 1 :]) if q >= 0 else {}
+        ctype = self.requestHeaders._raw.get(b"content-type")
+        if ctype is None or self._content is None:
+            return args
+
+        for name, values in parse_form(ctype[0], self._content).items():
+            args.setdefault(name, []).extend(values)
+        return args
+
+    @property
+    def received_cookies(self) -> dict[bytes, bytes]:
+        """Cookies the client sent, parsed leniently on first use."""
+        cookies = self._cookies_in
+        if cookies is None:
+            cookies = self._cookies_in = {}
+            for header in self.requestHeaders._raw.get(b"cookie", ()):
+                for pair in header.split(b";"):
+                    name, sep, value = pair.partition(b"=")
+                    if sep:
+                        cookies[name.strip()] = value.strip()
+        return cookies
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The connection's transport (None before ``connection_made``).
+
+        Bytes the request still holds (see :meth:`write`) are sent first, so that writing
+        to the transport directly keeps the order.
+        """
+        if self._held is not None:
+            self._flush_held()
+        return self.channel.transport
+
+    # -- reading the request ----------------------------------------------------------------
+
+    def getHeader(self, key: str | bytes) -> Any:
+        """Return the last value of request header ``key`` (``str`` for a ``str`` key), or None."""
+        values = self.requestHeaders.getRawHeaders(key)
+        return values[-1] if values else None
+
+    def getAllHeaders(self) -> dict[bytes, bytes]:
+        """Return every request header as ``{lowercased name: last value}``."""
+        return {name: values[-1] for name, values in self.requestHeaders._raw.items()}
+
+    def getCookie(self, key: bytes) -> bytes | None:
+        """Return the value of cookie ``key`` the client sent, or None."""
+        return self.received_cookies.get(key)
+
+    def getClientAddress(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """Return the address of the client (the peer of the connection)."""
+        return self.channel.peer_address()
+
+    def getClientIP(self) -> str | None:
+        """Return the client's IP address as a string, or None on a UNIX socket."""
+        address = self.getClientAddress()
+        return None if isinstance(address, UNIXAddress) else address.host
+
+    def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        """Return the local address the request arrived on."""
+        return self.channel.host_address()
+
+    def setHost(self, host: bytes, port: int, ssl: bool = False) -> None:
+        """Make the request look as if it arrived at ``host:port`` (over TLS when ``ssl``).
+
+        Afterwards ``getHost()``, ``isSecure()``, the ``Host`` header and so
+        ``getRequestHostname()``/``prePathURL()`` follow; used behind reverse proxies.
+        """
+        from treadle.web.vhost import setHost
+
+        setHost(self, host, port, ssl)  # type: ignore[arg-type]  # any Request works
+
+    def isSecure(self) -> bool:
+        """Return True when the connection is TLS."""
+        transport = self.channel.transport
+        return transport is not None and transport.get_extra_info("sslcontext") is not None
+
+    def getRequestHostname(self) -> bytes:
+        """Return the host the client asked for (``Host`` without port), else our address."""
+        host = self.requestHeaders._raw.get(b"host")
+        if host:
+            value = host[0]
+            if value.startswith(b"["):  # IPv6 literal: [::1]:8080
+                return value[1 : value.find(b"]")] if b"]" in value else value
+            return value.rsplit(b":", 1)[0] if b":" in value else value
+        address = self.getHost()
+        return b"localhost" if isinstance(address, UNIXAddress) else address.host.encode()
+
+    # -- shaping the response ---------------------------------------------------------------
+
+    def setResponseCode(self, code: int, message: bytes | str | None = None) -> None:
+        """Set the status code (and optionally the reason phrase) of the response.
+
+        Raises:
+            TypeError: ``code`` is not an int.
+            ValueError: ``message`` contains CR or LF (it would split the response).
+        """
+        if not isinstance(code, int) or isinstance(code, bool):
+            raise TypeError(f"HTTP response code must be int, not {type(code).__name__}")
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        if message is not None and (b"\r" in message or b"\n" in message):
+            raise ValueError(f"status message contains a line break: {message!r}")
+        self.code = code
+        self.code_message = message
+
+    def setHeader(self, name: str | bytes, value: str | bytes) -> None:
+        """Set response header ``name`` to the single value ``value``.
+
+        Raises:
+            ValueError: ``name`` is not a token, or ``value`` contains CR, LF or NUL.
+        """
+        self.responseHeaders.setRawHeaders(name, [value])
+
+    def redirect(self, url: str | bytes) -> None:
+        """Make the response a ``302 Found`` pointing at ``url``."""
+        self.setResponseCode(FOUND)
+        self.setHeader(b"location", url)
+
+    def addCookie(
+        self,
+        k: str | bytes,
+        v: str | bytes,
+        expires: str | bytes | None = None,
+        domain: str | bytes | None = None,
+        path: str | bytes | None = None,
+        max_age: str | bytes | int | None = None,
+        comment: str | bytes | None = None,
+        secure: bool | None = None,
+        httpOnly: bool = False,
+        sameSite: str | None = None,
+    ) -> None:
+        """Add a ``Set-Cookie`` header to the response.
+
+        Raises:
+            ValueError: A name or attribute contains ``;``, CR or LF, or ``sameSite`` is not
+                ``lax``, ``strict`` or ``none``.
+        """
+        parts = [_cookie_part(k) + b"=" + _cookie_part(v)]
+        for label, value in (
+            (b"Expires", expires),
+            (b"Domain", domain),
+            (b"Path", path),
+            (b"Max-Age", max_age),
+            (b"Comment", comment),
+        ):
+            if value is not None:
+                parts.append(label + b"=" + _cookie_part(value))
+        if secure:
+            parts.append(b"Secure")
+        if httpOnly:
+            parts.append(b"HttpOnly")
+        if sameSite is not None:
+            if sameSite.lower() not in ("lax", "strict", "none"):
+                raise ValueError("sameSite must be 'lax', 'strict' or 'none'")
+            parts.append(b"SameSite=" + sameSite.capitalize().encode())
+        self.cookies.append(b"; ".join(parts))
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def write(self, data: bytes | str) -> None:
+        """Append ``data`` to the response body (``str`` is encoded as UTF-8).
+
+        The first call sends the status line and headers. Ignored once the connection is lost.
+
+        Raises:
+            RuntimeError: ``finish()`` was already called.
+        """
+        if self.finished:
+            raise RuntimeError("Request.write called on a request after Request.finish was called.")
+        if self._disconnected:
+            return
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        held = self._held
+        if held is not None:
+            held.append(data)
+            return
+        if not self.startedWriting:
+            if self.channel._coalesce:
+                # Hold the first bytes until the loop turns: a write followed by finish()
+                # in the same callback (the common case) then goes out as one response with
+                # a Content-Length, in one system call, instead of chunked in two.
+                self._held = [data]
+                self.startedWriting = True
+                asyncio.get_running_loop().call_soon(self._flush_held)
+            else:
+                self._start_response(data, None)
+            return
+        if not data:
+            return
+        framing = self._framing
+        transport = self.channel.transport
+        assert transport is not None
+        if framing is Framing.CHUNKED:
+            transport.write(
+                _framing.chunk(data) if len(data) < 65536 else b"%x\r\n" % len(data) + data + CRLF
+            )
+        elif framing is not Framing.NONE:
+            transport.write(data)
+        else:
+            return
+        self.sentLength += len(data)
+
+    def writeSequence(self, data: list[bytes]) -> None:
+        """Write each item of ``data`` in turn."""
+        for item in data:
+            self.write(item)
+
+    def finish(self) -> None:
+        """End the response; keep-alive connections then answer their next request.
+
+        Raises:
+            RuntimeError: The connection was lost first (use ``notifyFinish`` to learn of
+                that instead of calling ``finish``).
+        """
+        if self._disconnected:
+            raise RuntimeError(
+                "Request.finish called on a request after its connection was lost; "
+                "use Request.notifyFinish to keep track of this."
+            )
+        if self.finished:
+            import warnings
+
+            warnings.warn("request.finish called twice", RuntimeWarning, stacklevel=2)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            self.startedWriting = False
+            self._write_whole(b"".join(held))
+            return
+        if not self.startedWriting:
+            self._start_response(b"", 0)
+        elif self._framing is Framing.CHUNKED:
+            transport = self.channel.transport
+            assert transport is not None
+            transport.write(b"0\r\n\r\n")
+        self._complete()
+
+    def _flush_held(self) -> None:
+        """Send what :meth:`write` held back, as the start of a streamed response."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        if self._disconnected or self.channel.transport is None:
+            return
+        self.startedWriting = False
+        self._start_response(b"".join(held), None)
+
+    def _write_whole(self, body: bytes) -> None:
+        """Send the complete response with ``body`` in one write, then finish (fast path)."""
+        self._start_response(body, len(body))
+        self._complete()
+
+    def _start_response(self, body: bytes, length: int | None) -> None:
+        """Send the head and the first body bytes; ``length`` set means the body is whole."""
+        self.startedWriting = True
+        headers = self._response_headers
+        raw = _NO_HEADERS if headers is None else headers._raw
+        code = self.code
+        explicit_length = b"content-length" in raw
+        if self.method == b"HEAD" or code < 200 or code == 204 or code == 304:
+            framing = Framing.NONE
+        elif length is not None or explicit_length:
+            framing = Framing.LENGTH
+        elif self._http11:
+            framing = Framing.CHUNKED
+        else:
+            framing = Framing.CLOSE
+        self._framing = framing
+        persist = self._keep_alive and framing is not Framing.CLOSE and self.channel.persistent
+        message = self.code_message
+        line = _STATUS_LINES.get(code) if message is None else None
+        lines = [line or status_line(code, message)]
+        if b"server" in raw or b"date" in raw:
+            if b"server" not in raw:
+                lines.append(b"Server: " + SERVER_NAME + CRLF)
+            if b"date" not in raw:
+                lines.append(date_header())
+        else:
+            lines.append(server_and_date())
+        if b"content-type" not in raw:
+            default_type = self.defaultContentType
+            if default_type is not None and (framing is not Framing.NONE or length):
+                lines.append(b"Content-Type: " + default_type + CRLF)
+        if raw:
+            for name, values in raw.items():
+                if name == b"connection":
+                    if any(b"close" in v.lower() for v in values):
+                        persist = False
+                    continue
+                cname = canonical_name(name)
+                for value in values:
+                    lines.append(cname + b": " + value + CRLF)
+        if self._cookies:
+            for cookie in self._cookies:
+                lines.append(b"Set-Cookie: " + cookie + CRLF)
+        if not explicit_length:
+            if length is not None:
+                # RFC 9110 §8.6: never in a 1xx or 204; in a 304 only the real size would do.
+                if code >= 200 and code != 204 and (length or code != 304):
+                    lines.append(b"Content-Length: %d\r\n" % length)
+            elif framing is Framing.CHUNKED:
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+        if not persist:
+            lines.append(b"Connection: close\r\n\r\n")
+            self._keep_alive = False
+        elif not self._http11:
+            lines.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            lines.append(CRLF)
+        if body and framing is not Framing.NONE:
+            self.sentLength = len(body)
+            lines.append(_framing.chunk(body) if framing is Framing.CHUNKED else body)
+        self.channel.transport.write(b"".join(lines))  # type: ignore[union-attr]
+
+    def _complete(self) -> None:
+        """Bookkeeping once the last byte is handed to the transport."""
+        self.finished = True
+        self._producer = None
+        if self._content is not None:
+            self._release_body()
+        notifications = self._notifications
+        if notifications is not None:
+            self._notifications = None
+            for d in notifications:
+                d.callback(None)
+        channel = self.channel
+        channel.factory.log(self)
+        channel.request_done(self)
+
+    def _release_body(self) -> None:
+        # A body spooled to a temporary file holds a descriptor: give it back now rather
+        # than whenever the request object is collected.
+        content = self._content
+        if content is not None and not isinstance(content, io.BytesIO):
+            content.close()
+
+    # -- lifecycle notifications ------------------------------------------------------------
+
+    def notifyFinish(self) -> Deferred[None]:
+        """Return a Deferred that fires when this request's story ends.
+
+        It fires with None once ``finish()`` handed the last byte to the transport, or
+        errbacks with :class:`~treadle.internet.error.ConnectionDone` /
+        :class:`~treadle.internet.error.ConnectionLost` if the client went away first. Called after
+        either happened, it returns an already-fired Deferred (Twisted's never fires).
+        """
+        from treadle.internet.defer import Deferred, fail, succeed
+
+        if self._disconnected:
+            assert self._lost_reason is not None
+            return fail(self._lost_reason)
+        if self.finished:
+            return succeed(None)
+        d: Deferred[None] = Deferred()
+        if self._notifications is None:
+            self._notifications = [d]
+        else:
+            self._notifications.append(d)
+        return d
+
+    def connectionLost(self, reason: Exception) -> None:
+        """Called when the connection closed before the response was finished."""
+        if self._disconnected or self.finished:
+            return
+        self._disconnected = True
+        self._held = None
+        # Without its traceback: frames of the failed write would keep this request alive.
+        self._lost_reason = reason.with_traceback(None)
+        self._release_body()
+        producer = self._producer
+        if producer is not None:
+            self._producer = None
+            try:
+                producer.stopProducing()
+            except Exception:
+                error_log.exception("error stopping producer %r", producer)
+        notifications = self._notifications
+        if notifications is not None:
+            self._notifications = None
+            from treadle.python.failure import Failure
+
+            for d in notifications:
+                d.errback(Failure(reason))
+
+    # -- flow control -----------------------------------------------------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Attach a producer feeding this response, paused and resumed by the transport.
+
+        Args:
+            producer: Has ``pauseProducing``/``resumeProducing``/``stopProducing``
+                (push, ``streaming=True``) or ``resumeProducing``/``stopProducing``
+                (pull, ``streaming=False``: called whenever more data is wanted).
+
+        Raises:
+            RuntimeError: A producer is already registered.
+        """
+        if self._producer is not None:
+            raise RuntimeError(f"a producer is already registered: {self._producer!r}")
+        if self._held is not None:
+            self._flush_held()
+        self._producer = producer
+        self._producer_streaming = streaming
+        if self._disconnected:
+            producer.stopProducing()
+            return
+        self.channel.producer_registered(self)
+
+    def unregisterProducer(self) -> None:
+        """Detach the producer (no-op when none)."""
+        self._producer = None
+
+    async def drain(self) -> None:
+        """Wait until the transport wants more data (returns at once if it does).
+
+        ``async def`` writers call ``await request.drain()`` between writes so a slow client
+        slows them down instead of filling memory. Returns at once after connection loss.
+        """
+        if self._held is not None:
+            self._flush_held()
+        await self.channel.drain()
+
+    # -- misc -------------------------------------------------------------------------------
+
+    def loseConnection(self) -> None:
+        """Close the connection (after sending what is already written)."""
+        self.channel._close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} at 0x{id(self):x} method={self.method.decode()} "
+            f"uri={self.uri.decode('latin-1')} clientproto={self.clientproto.decode()}>"
+        )
+
+
+def _as_bytes(data: object) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytearray | memoryview):
+        return bytes(data)
+    raise TypeError(f"Data must be bytes or str, not {type(data).__name__}")
+
+
+def _cookie_part(value: str | bytes | int) -> bytes:
+    if isinstance(value, int):
+        value = str(value)
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if b";" in value or b"\r" in value or b"\n" in value:
+        raise ValueError(f"cookie name or attribute contains ';', CR or LF: {value!r}")
+    return value
+
+
+def _path_of_target(target: bytes) -> bytes:
+    """Path of an absolute-form (``http://h/p?q``) or asterisk-form target (RFC 9112 §3.2)."""
+    if target == b"*":
+        return target
+    parts = urlsplit(target)
+    return parts.path or b"/"

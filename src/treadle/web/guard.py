@@ -1,0 +1,541 @@
+"""HTTP authentication for resource trees: Twisted's ``guard`` with the ``cred`` pieces it needs.
+
+Wrap a resource tree so that a client must log in with HTTP ``Basic`` or ``Digest``
+authentication before reaching it::
+
+    class Realm:
+        def requestAvatar(self, avatarId, mind, *interfaces):
+            return IResource, PrivateArea(avatarId), lambda: None
+
+    portal = Portal(Realm(), [InMemoryChecker(alice="s3cret")])
+    wrapper = HTTPAuthSessionWrapper(
+        portal,
+        [DigestCredentialFactory(b"sha-256", b"private"), BasicCredentialFactory(b"private")],
+    )
+    root.putChild(b"private", wrapper)
+
+As in Twisted, the wrapper decodes the ``Authorization`` header with the credential factory
+for its scheme, asks the :class:`Portal` to log in, and renders what the realm returns (the
+*avatar*, a resource) for the rest of the path. No ``Authorization`` header means an anonymous
+login, which fails unless the portal has a checker for :class:`IAnonymous` (such as
+:class:`AllowAnonymousAccess`). A failed login, an unknown scheme or a malformed header is
+answered ``401 Unauthorized`` with one ``WWW-Authenticate`` challenge per factory (Twisted
+answers malformed headers with 401 too, not 400); an unexpected error in a checker or realm is
+a 500 and is logged.
+
+What Twisted keeps in ``twisted.cred`` (portal, credentials, checkers, errors) is imported
+from here too, as Twisted code expects. It lives in private modules: :mod:`treadle.cred._core`
+(errors, credentials, the portal), :mod:`treadle.cred.checkers` (the checkers) and
+:mod:`treadle.cred._crypt` (the hashes of htpasswd files); this module holds the web-facing part,
+the credential factories and the wrapper resource. Credential "interfaces" are abstract
+classes rather than zope interfaces: a portal picks the checker whose interface the
+credentials are an instance of, and third-party credentials join with
+``IUsernamePassword.register(MyCreds)``. The realm, checker and factory roles are
+:class:`typing.Protocol` s: any object with the methods will do. Usernames and passwords in
+credentials are ``bytes``, as in Twisted.
+
+**Basic** (RFC 7617) sends the password itself: use it over TLS only.
+
+**Digest** (RFC 7616) with ``MD5`` or ``SHA-256`` and ``qop=auth``. Nonces need no server
+state: each carries its issue time, random bytes and an HMAC of both under the factory's
+secret key, so any process holding the key (pass ``secret=`` to share it between workers) can
+verify it. A nonce older than :attr:`DigestCredentialFactory.CHALLENGE_LIFETIME_SECS` with an
+otherwise correct response gets a new challenge with ``stale=true``, so clients retry without
+asking the user again. Nonce counts (``nc``) are not tracked: a captured request can be
+replayed until its nonce expires (RFC 7616 §5.12 leaves this to the server). The ``uri`` of
+the response must be the request's target. Digest needs the password or ``HA1``
+(``H(username:realm:password)``) on the server, so only :class:`InMemoryChecker` and a
+:class:`CallableChecker` given ``ha1=`` accept digest credentials; htpasswd hashes cannot.
+
+**htpasswd** files (:class:`HtpasswdChecker`): bcrypt (``$2y$``, ``$2b$``, ``$2a$``; needs the
+``bcrypt`` package, else such entries are refused and logged), ``{SHA}`` (unsalted SHA-1, only
+for old files), Apache's ``$apr1$`` (``htpasswd``'s default) and the crypt formats ``$1$``
+(MD5), ``$5$`` (SHA-256) and ``$6$`` (SHA-512), implemented in :mod:`treadle.cred._crypt` from
+their published algorithms because the stdlib ``crypt`` module is deprecated and gone in
+Python 3.13. DES ``crypt`` and plain-text entries are refused. Slow hashes are checked in a
+worker thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import hmac
+import inspect
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Protocol
+from urllib.parse import unquote_to_bytes
+
+from treadle.cred._core import (
+    DIGEST_HASHES,
+    Anonymous,
+    DigestedCredentials,
+    IAnonymous,
+    ICredentials,
+    ICredentialsChecker,
+    IRealm,
+    IUsernameDigestHash,
+    IUsernameHashedPassword,
+    IUsernamePassword,
+    LoginDenied,
+    LoginFailed,
+    Portal,
+    Unauthorized,
+    UnauthorizedLogin,
+    UnhandledCredentials,
+    UsernamePassword,
+    as_bytes,
+)
+from treadle.cred.checkers import (
+    AllowAnonymousAccess,
+    CallableChecker,
+    HtpasswdChecker,
+    InMemoryChecker,
+    InMemoryUsernamePasswordDatabaseDontUse,
+)
+from treadle.internet.defer import CancelledError, Deferred
+from treadle.python.failure import Failure
+from treadle.web.resource import (
+    ErrorPage,
+    IResource,
+    UnsupportedMethod,
+    error_page,
+    getChildForRequest,
+)
+
+if TYPE_CHECKING:
+    from treadle.web.server import Request
+
+__all__ = [
+    "AllowAnonymousAccess",
+    "Anonymous",
+    "BasicCredentialFactory",
+    "CallableChecker",
+    "DigestCredentialFactory",
+    "DigestedCredentials",
+    "HTTPAuthSessionWrapper",
+    "HtpasswdChecker",
+    "IAnonymous",
+    "ICredentialFactory",
+    "ICredentials",
+    "ICredentialsChecker",
+    "IRealm",
+    "IUsernameDigestHash",
+    "IUsernameHashedPassword",
+    "IUsernamePassword",
+    "InMemoryChecker",
+    "InMemoryUsernamePasswordDatabaseDontUse",
+    "LoginDenied",
+    "LoginFailed",
+    "Portal",
+    "Unauthorized",
+    "UnauthorizedLogin",
+    "UnauthorizedResource",
+    "UnhandledCredentials",
+    "UsernamePassword",
+]
+
+error_log = logging.getLogger("treadle.error")
+
+
+# -- credential factories (twisted.web.iweb.ICredentialFactory) -------------------------------
+
+
+class _WrongAlgorithm(LoginFailed):
+    """A Digest response for another factory's algorithm: the next factory may take it."""
+
+
+class ICredentialFactory(Protocol):
+    """Turns an ``Authorization`` header of one scheme into credentials, and challenges."""
+
+    scheme: bytes
+
+    def getChallenge(self, request: Request) -> dict[str, bytes]:
+        """Return the parameters of the ``WWW-Authenticate`` challenge for ``request``."""
+        ...
+
+    def decode(self, response: bytes, request: Request) -> ICredentials:
+        """Return credentials from the header value after the scheme.
+
+        Raises:
+            LoginFailed: The header is malformed or cannot be valid.
+        """
+        ...
+
+
+class BasicCredentialFactory:
+    """HTTP Basic authentication (RFC 7617).
+
+    Args:
+        authenticationRealm: The realm shown to the user.
+    """
+
+    scheme = b"basic"
+
+    def __init__(self, authenticationRealm: bytes | str) -> None:
+        self.authenticationRealm = as_bytes(authenticationRealm)
+
+    def getChallenge(self, request: Request) -> dict[str, bytes]:
+        """Return ``{"realm": ...}``."""
+        return {"realm": self.authenticationRealm}
+
+    def decode(self, response: bytes, request: Request) -> UsernamePassword:
+        """Decode ``base64(username:password)``.
+
+        Raises:
+            LoginFailed: Not base64, or no ``:`` inside.
+        """
+        try:
+            # Lenient about padding, as Twisted is: some clients leave it out.
+            decoded = binascii.a2b_base64(b"".join(response.split()) + b"===")
+        except binascii.Error:
+            raise LoginFailed("Invalid credentials") from None
+        username, sep, password = decoded.partition(b":")
+        if not sep:
+            raise LoginFailed("Invalid credentials")
+        return UsernamePassword(username, password)
+
+
+# One auth-param (RFC 9110 §11.2): token = ( token / quoted-string ), then a comma or the end.
+_AUTH_PARAM: Final = re.compile(
+    rb"\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*"
+    rb'(?:"((?:[^"\\]|\\.)*)"|([!#$%&\'*+\-.^_`|~0-9A-Za-z/=]*))\s*(?:,|$)'
+)
+_QUOTED_PAIR: Final = re.compile(rb"\\(.)")
+
+
+def _auth_params(value: bytes) -> dict[str, bytes]:
+    """Parse ``a=b, c="d"`` into ``{"a": b"b", "c": b"d"}``.
+
+    Raises:
+        LoginFailed: Malformed, or a parameter repeated.
+    """
+    params: dict[str, bytes] = {}
+    pos = 0
+    value = value.strip()
+    while pos < len(value):
+        m = _AUTH_PARAM.match(value, pos)
+        if m is None or m.end() == pos:
+            raise LoginFailed("Invalid response, malformed parameters")
+        name = m.group(1).decode("ascii").lower()
+        quoted = m.group(2)
+        param = _QUOTED_PAIR.sub(rb"\1", quoted) if quoted is not None else m.group(3)
+        if name in params:
+            raise LoginFailed(f"Invalid response, {name} given twice")
+        params[name] = param
+        pos = m.end()
+    return params
+
+
+class DigestCredentialFactory:
+    """HTTP Digest authentication (RFC 7616) with stateless, expiring nonces.
+
+    Offer SHA-256 and MD5 together (two factories) when clients vary: a response goes to the
+    factory of its ``algorithm``.
+
+    Args:
+        algorithm: ``b"md5"`` or ``b"sha-256"`` (any case).
+        authenticationRealm: The realm (part of ``HA1``: changing it invalidates stored HA1s).
+        secret: Key for the nonces' HMAC. Random per factory by default; give every worker
+            process the same one so that any of them accepts the others' nonces.
+
+    Attributes:
+        CHALLENGE_LIFETIME_SECS: How long a nonce is accepted (Twisted's 15 minutes).
+
+    Raises:
+        ValueError: Unsupported ``algorithm``.
+    """
+
+    scheme = b"digest"
+    CHALLENGE_LIFETIME_SECS: float = 15 * 60
+
+    def __init__(
+        self,
+        algorithm: bytes | str,
+        authenticationRealm: bytes | str,
+        *,
+        secret: bytes | None = None,
+    ) -> None:
+        self.algorithm = as_bytes(algorithm).lower()
+        if self.algorithm not in DIGEST_HASHES:
+            raise ValueError(f"unsupported digest algorithm {algorithm!r}: use md5 or sha-256")
+        self.authenticationRealm = as_bytes(authenticationRealm)
+        self.privateKey = secret if secret is not None else secrets.token_bytes(32)
+        self._opaque = self._mac(b"opaque\0" + self.authenticationRealm)
+
+    def _getTime(self) -> float:
+        """The clock for nonces (tests replace it)."""
+        return time.time()
+
+    def _mac(self, data: bytes) -> bytes:
+        mac = hmac.new(self.privateKey, data + b"\0" + self.algorithm, hashlib.sha256)
+        return mac.hexdigest()[:32].encode("ascii")
+
+    def _generateNonce(self) -> bytes:
+        stamp = b"%x.%s" % (int(self._getTime()), secrets.token_hex(8).encode("ascii"))
+        return stamp + b"." + self._mac(stamp)
+
+    def getChallenge(self, request: Request) -> dict[str, bytes]:
+        """Return a challenge with a fresh nonce."""
+        return {
+            "realm": self.authenticationRealm,
+            "qop": b"auth",
+            "algorithm": b"MD5" if self.algorithm == b"md5" else b"SHA-256",
+            "nonce": self._generateNonce(),
+            "opaque": self._opaque,
+        }
+
+    def _nonce_age(self, nonce: bytes) -> float:
+        """Seconds since ``nonce`` was issued by this factory.
+
+        Raises:
+            LoginFailed: Not one of our nonces.
+        """
+        stamp, _, mac = nonce.rpartition(b".")
+        if not hmac.compare_digest(self._mac(stamp), mac):
+            raise LoginFailed("Invalid response, invalid nonce")
+        try:
+            issued = int(stamp.split(b".")[0], 16)
+        except ValueError:
+            raise LoginFailed("Invalid response, invalid nonce") from None
+        age = self._getTime() - issued
+        if age < -60:  # from the future beyond clock jitter: not ours to trust
+            raise LoginFailed("Invalid response, invalid nonce")
+        return age
+
+    def decode(self, response: bytes, request: Request) -> DigestedCredentials:
+        """Check the response's parameters and return credentials for the portal.
+
+        Raises:
+            LoginFailed: A parameter is missing or wrong (realm, qop, uri, nonce, opaque).
+        """
+        f = _auth_params(response)
+        if f.get("algorithm", b"md5").lower() != self.algorithm:
+            raise _WrongAlgorithm("Invalid response, another algorithm")
+        if "username*" in f:
+            # RFC 7616 §3.4.4 / RFC 8187: UTF-8''percent-encoded, for non-ASCII usernames.
+            charset, _, rest = f["username*"].partition(b"'")
+            if charset.lower() != b"utf-8" or b"'" not in rest or "username" in f:
+                raise LoginFailed("Invalid response, bad username*")
+            username = unquote_to_bytes(rest.partition(b"'")[2])
+        else:
+            username = f.get("username", b"")
+        if not username:
+            raise LoginFailed("Invalid response, no username given")
+        for required in ("nonce", "opaque", "uri", "response", "cnonce", "nc", "qop"):
+            if required not in f:
+                raise LoginFailed(f"Invalid response, no {required} given")
+        if f.get("realm") != self.authenticationRealm:
+            raise LoginFailed("Invalid response, wrong realm")
+        if f["qop"] != b"auth":
+            raise LoginFailed("Invalid response, unsupported qop")
+        if not hmac.compare_digest(f["opaque"], self._opaque):
+            raise LoginFailed("Invalid response, invalid opaque value")
+        # The response covers the URI the client names: it must be this request's, or a
+        # response captured for one resource would open another.
+        if f["uri"] != request.uri:
+            raise LoginFailed("Invalid response, uri does not match the request")
+        credentials = DigestedCredentials(username, request.method, self.authenticationRealm, f)
+        credentials.stale = self._nonce_age(f["nonce"]) > self.CHALLENGE_LIFETIME_SECS
+        return credentials
+
+
+# -- the resources (twisted.web._auth.wrapper) ------------------------------------------------
+
+# RFC 7616 §3.3: these two are tokens; every other challenge parameter is a quoted-string.
+_TOKEN_PARAMS: Final = frozenset(("algorithm", "stale"))
+
+
+def _challenge(scheme: bytes, params: dict[str, bytes]) -> bytes:
+    parts = []
+    for key, value in params.items():
+        if key not in _TOKEN_PARAMS:
+            value = b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+        parts.append(key.encode("ascii") + b"=" + value)
+    return scheme.capitalize() + b" " + b", ".join(parts)
+
+
+class UnauthorizedResource:
+    """Answers ``401 Unauthorized`` with a challenge per credential factory, for any path.
+
+    Args:
+        factories: The :class:`ICredentialFactory` s to challenge with.
+        stale: Factories whose challenge says ``stale=true`` (the nonce expired but the
+            credentials were right).
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self, factories: Sequence[ICredentialFactory], *, stale: Iterable[object] = ()
+    ) -> None:
+        self._credentialFactories = factories
+        self._stale = list(stale)
+
+    def render(self, request: Request) -> bytes:
+        """Send the challenges; the body is a short page (none for HEAD)."""
+        request.setResponseCode(401)
+        for factory in self._credentialFactories:
+            params = dict(factory.getChallenge(request))
+            if any(factory is s for s in self._stale):
+                params["stale"] = b"true"
+            request.responseHeaders.addRawHeader(
+                b"www-authenticate", _challenge(factory.scheme, params)
+            )
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        if request.method == b"HEAD":
+            return b""
+        return error_page(401, "Unauthorized", "This resource requires authentication.")
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        """Every child is this resource: traversal stops here."""
+        return self
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        """Not supported (as in Twisted)."""
+        raise NotImplementedError()
+
+
+class _LoggedIn:
+    """The avatar reached, or the page refusing it, once the portal has answered."""
+
+    isLeaf = True
+
+    def __init__(self, outcome: Deferred[Any]) -> None:
+        self._outcome = outcome
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        return self
+
+    def render(self, request: Request) -> Any:
+        settled: list[Any] = []
+        self._outcome.addBoth(_keep, settled)
+        if settled:  # the checker answered at once (in-memory, {SHA}): no task needed
+            return _render_avatar(settled[0], request)
+        return self._render_later(request)
+
+    async def _render_later(self, request: Request) -> Any:
+        avatar, logout = await self._outcome
+        resource = _walk(avatar, logout, request)
+        try:
+            result = resource.render(request)
+        except UnsupportedMethod as e:
+            request.setResponseCode(405)
+            request.setHeader(b"allow", b", ".join(e.allowedMethods))
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            return error_page(405, "Method Not Allowed", "This resource does not allow it.")
+        # Awaited here, not handed back: the server takes an awaitable only from render().
+        while inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def _keep(result: Any, box: list[Any]) -> Any:
+    box.append(result)
+    return result
+
+
+def _walk(avatar: IResource, logout: Callable[[], object] | None, request: Request) -> IResource:
+    if logout is not None:
+        request.notifyFinish().addBoth(_logout, logout)
+    return getChildForRequest(avatar, request)
+
+
+def _render_avatar(outcome: tuple[IResource, Callable[[], object] | None], request: Request) -> Any:
+    avatar, logout = outcome
+    return _walk(avatar, logout, request).render(request)
+
+
+def _logout(_: object, logout: Callable[[], object]) -> None:
+    try:
+        logout()
+    except Exception:
+        error_log.exception("error in logout %r", logout)
+
+
+class HTTPAuthSessionWrapper:
+    """Puts a resource tree behind HTTP authentication (Twisted's class of the same name).
+
+    Args:
+        portal: The :class:`Portal` that checks credentials; its realm's avatars are
+            resources (it is asked for ``IResource``).
+        credentialFactories: The schemes offered, e.g. ``[DigestCredentialFactory(...),
+            BasicCredentialFactory(...)]``; a 401 carries one challenge per factory, in
+            this order (clients tend to pick the first they support).
+
+    The wrapper is transparent to traversal: it consumes no path segment, and the avatar
+    is traversed with the rest of the path. ``logout`` is called once the request is over.
+    """
+
+    isLeaf = False
+
+    def __init__(self, portal: Portal, credentialFactories: Sequence[ICredentialFactory]) -> None:
+        self._portal = portal
+        self._credentialFactories = list(credentialFactories)
+
+    def render(self, request: Request) -> Any:
+        """Authenticate, then render the avatar (or a 401/500 page)."""
+        return self._authorizedResource(request).render(request)
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        """Authenticate; the returned resource renders the avatar's descendant for the path."""
+        request.postpath.insert(0, request.prepath.pop())  # consume nothing
+        return self._authorizedResource(request)
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        """Not supported (as in Twisted): put children in the avatar instead."""
+        raise NotImplementedError()
+
+    def _authorizedResource(self, request: Request) -> IResource:
+        header = request.getHeader(b"authorization")
+        if not header:
+            return self._login(Anonymous(), None)
+        scheme, _, rest = header.strip().partition(b" ")
+        scheme = scheme.lower()
+        for factory in self._credentialFactories:
+            if factory.scheme != scheme:
+                continue
+            try:
+                credentials = factory.decode(rest.strip(), request)
+            except _WrongAlgorithm:
+                continue
+            except LoginFailed:
+                break
+            except Exception:
+                error_log.exception("unexpected failure from credential factory %r", factory)
+                return ErrorPage(500, "Internal Server Error", "Authentication failed.")
+            return self._login(credentials, factory)
+        return UnauthorizedResource(self._credentialFactories)
+
+    def _login(self, credentials: ICredentials, factory: object) -> IResource:
+        d = self._portal.login(credentials, None, IResource)
+        # An errback after the callback (not beside it): a realm returning something that
+        # is not (interface, avatar, logout) becomes a 500 page rather than a lost failure.
+        d.addCallback(self._loginSucceeded, credentials, factory).addErrback(self._loginFailed)
+        return _LoggedIn(d)
+
+    def _loginSucceeded(
+        self, args: tuple[Any, Any, Callable[[], object]], credentials: object, factory: object
+    ) -> tuple[IResource, Callable[[], object] | None]:
+        _interface, avatar, logout = args
+        if getattr(credentials, "stale", False):
+            # Right password, expired nonce: ask again with stale=true (RFC 7616 §3.3).
+            _logout(None, logout)
+            return UnauthorizedResource(self._credentialFactories, stale=[factory]), None
+        return avatar, logout
+
+    def _loginFailed(self, failure: Failure) -> tuple[IResource, None]:
+        if failure.check(Unauthorized, LoginFailed):
+            return UnauthorizedResource(self._credentialFactories), None
+        if failure.check(CancelledError, asyncio.CancelledError):
+            # The client left while its credentials were being checked: nothing to report.
+            return UnauthorizedResource(self._credentialFactories), None
+        error_log.error(
+            "unexpected error while logging in:\n%s", failure.getTraceback().rstrip("\n")
+        )
+        return ErrorPage(500, "Internal Server Error", "Authentication failed."), None

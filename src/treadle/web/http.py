@@ -1,0 +1,377 @@
+"""HTTP/1.1 on asyncio: what Twisted code imports from ``twisted.web.http``.
+
+The parts live in private modules and are imported from here:
+
+- :class:`Request` (:mod:`treadle.web._request`): the wire half of a request: headers, body,
+  ``write``/``finish`` with framing chosen by :func:`treadle.web._framing.response_framing`,
+  ``notifyFinish``, cookies. :mod:`treadle.web.server` adds resource traversal and rendering on
+  top; this layer knows nothing of resources.
+- :class:`HTTPChannel` (:mod:`treadle.web._channel`): an :class:`asyncio.Protocol` driving
+  httptools (llhttp) through the parser of :mod:`treadle.web._parser`; it answers requests
+  strictly in order. What llhttp refuses and what the channel checks is listed there.
+- the status codes (:mod:`treadle.web._status`).
+
+This module holds the :class:`HTTPFactory` that builds channels, the limits and timeouts it
+applies (the ``MAX_*`` and ``DEFAULT_*`` constants below) and the access log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import IO, Any, Final
+from urllib.parse import unquote_to_bytes
+
+from treadle.internet._timers import TimerHeap
+from treadle.internet.address import UNIXAddress
+from treadle.web._channel import READ_AHEAD as READ_AHEAD  # a module constant before the split
+from treadle.web._channel import HTTPChannel
+from treadle.web._framing import RESPONSES
+from treadle.web._parser import SPOOL_SIZE as SPOOL_SIZE  # a module constant before the split
+from treadle.web._request import SERVER_NAME as SERVER_NAME  # a module constant before the split
+from treadle.web._request import Request
+from treadle.web._status import (
+    ACCEPTED,
+    BAD_GATEWAY,
+    BAD_REQUEST,
+    CACHED,
+    CONFLICT,
+    CONTINUE,
+    CREATED,
+    EXPECTATION_FAILED,
+    FORBIDDEN,
+    FOUND,
+    GATEWAY_TIMEOUT,
+    GONE,
+    HTTP_VERSION_NOT_SUPPORTED,
+    IM_A_TEAPOT,
+    INSUFFICIENT_STORAGE_SPACE,
+    INTERNAL_SERVER_ERROR,
+    LENGTH_REQUIRED,
+    MOVED_PERMANENTLY,
+    MULTI_STATUS,
+    MULTIPLE_CHOICE,
+    NO_CONTENT,
+    NON_AUTHORITATIVE_INFORMATION,
+    NOT_ACCEPTABLE,
+    NOT_ALLOWED,
+    NOT_EXTENDED,
+    NOT_FOUND,
+    NOT_IMPLEMENTED,
+    NOT_MODIFIED,
+    OK,
+    PARTIAL_CONTENT,
+    PAYMENT_REQUIRED,
+    PERMANENT_REDIRECT,
+    PRECONDITION_FAILED,
+    PROXY_AUTH_REQUIRED,
+    REQUEST_ENTITY_TOO_LARGE,
+    REQUEST_TIMEOUT,
+    REQUEST_URI_TOO_LONG,
+    REQUESTED_RANGE_NOT_SATISFIABLE,
+    RESET_CONTENT,
+    SEE_OTHER,
+    SERVICE_UNAVAILABLE,
+    SWITCHING,
+    TEMPORARY_REDIRECT,
+    UNAUTHORIZED,
+    UNSUPPORTED_MEDIA_TYPE,
+    USE_PROXY,
+)
+
+__all__ = [
+    "ACCEPTED",
+    "BAD_GATEWAY",
+    "BAD_REQUEST",
+    "CACHED",
+    "CONFLICT",
+    "CONTINUE",
+    "CREATED",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEAD_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_LINGER_TIME",
+    "EXPECTATION_FAILED",
+    "FORBIDDEN",
+    "FOUND",
+    "GATEWAY_TIMEOUT",
+    "GONE",
+    "HTTP_VERSION_NOT_SUPPORTED",
+    "IM_A_TEAPOT",
+    "INSUFFICIENT_STORAGE_SPACE",
+    "INTERNAL_SERVER_ERROR",
+    "LENGTH_REQUIRED",
+    "MAX_BODY_SIZE",
+    "MAX_CHUNK_EXTENSIONS_SIZE",
+    "MAX_FIELD_LINE_SIZE",
+    "MAX_HEADERS",
+    "MAX_HEAD_SIZE",
+    "MAX_PIPELINED",
+    "MAX_REQUEST_LINE_SIZE",
+    "MAX_TRAILER_SIZE",
+    "MOVED_PERMANENTLY",
+    "MULTIPLE_CHOICE",
+    "MULTI_STATUS",
+    "NON_AUTHORITATIVE_INFORMATION",
+    "NOT_ACCEPTABLE",
+    "NOT_ALLOWED",
+    "NOT_EXTENDED",
+    "NOT_FOUND",
+    "NOT_IMPLEMENTED",
+    "NOT_MODIFIED",
+    "NO_CONTENT",
+    "OK",
+    "PARTIAL_CONTENT",
+    "PAYMENT_REQUIRED",
+    "PERMANENT_REDIRECT",
+    "PRECONDITION_FAILED",
+    "PROXY_AUTH_REQUIRED",
+    "REQUESTED_RANGE_NOT_SATISFIABLE",
+    "REQUEST_ENTITY_TOO_LARGE",
+    "REQUEST_TIMEOUT",
+    "REQUEST_URI_TOO_LONG",
+    "RESET_CONTENT",
+    "RESPONSES",
+    "SEE_OTHER",
+    "SERVICE_UNAVAILABLE",
+    "SWITCHING",
+    "TEMPORARY_REDIRECT",
+    "UNAUTHORIZED",
+    "UNSUPPORTED_MEDIA_TYPE",
+    "USE_PROXY",
+    "HTTPChannel",
+    "HTTPFactory",
+    "MalformedRequestBody",
+    "Request",
+    "combinedLogFormatter",
+    "datetimeToString",
+]
+
+access_log = logging.getLogger("treadle.access")
+
+# -- limits ----------------------------------------------------------------------------------
+# Each is an attribute of HTTPFactory (and so of Site) too; these are the defaults. What each
+# counts is defined by the functions in treadle.web._framing (request_line_size, field_line_size);
+# every limit is tested at its boundary (limit passes, limit + 1 fails).
+
+#: Request line: ``method SP target SP HTTP/1.x`` without the CRLF; 414 beyond. nginx's
+#: large_client_header_buffers is 8 KiB per line, Apache's LimitRequestLine 8190, Twisted
+#: 16 KiB; 8 KiB fits every real URL and refuses abuse early.
+MAX_REQUEST_LINE_SIZE: Final = 8 * 1024
+#: One field line: ``name: value`` without surrounding whitespace or CRLF; 431 beyond.
+#: Apache's LimitRequestFieldSize is 8190, nginx 8 KiB per line, h11 none below its 16 KiB
+#: head limit.
+MAX_FIELD_LINE_SIZE: Final = 8 * 1024
+#: Whole request head (request line and field lines, each with its CRLF); 431 beyond. nginx
+#: allows 4 x 8 KiB, Apache 100 x 8 KiB, Node 16 KiB, h11 16 KiB; 64 KiB holds large cookie
+#: sets and stops memory-bloat attacks.
+MAX_HEAD_SIZE: Final = 64 * 1024
+#: Number of field lines in a head (repeated names count each time); 431 beyond. Apache's
+#: LimitRequestFields is 100, Twisted 500, Node 2000.
+MAX_HEADERS: Final = 100
+#: Buffered request body; 413 beyond (before ``100 Continue`` when Content-Length says so).
+#: Twisted has no limit at all; nginx's client_max_body_size is 1 MiB; 10 MiB keeps ordinary
+#: uploads working while bounding what one request can hold in memory or on disk.
+MAX_BODY_SIZE: Final = 10 * 1024 * 1024
+#: Chunk extensions in one request, in bytes; 400 beyond. llhttp parses and drops them
+#: without limit; Node (also llhttp) allows 16 KiB, Go's net/http 4 KiB per line.
+MAX_CHUNK_EXTENSIONS_SIZE: Final = 4 * 1024
+#: Trailer section of a chunked request (field lines with CRLFs); 431 beyond. Trailers are
+#: counted and dropped, never merged into the headers (RFC 9110 §6.5.1). Go counts them
+#: against its 1 MiB header limit; 8 KiB is plenty for checksums and signatures.
+MAX_TRAILER_SIZE: Final = 8 * 1024
+#: Complete requests that may wait behind the one being answered: once this many wait, the
+#: channel stops reading and TCP pushes back on the client. aiohttp bounds its queue the
+#: same way; nginx answers pipelined requests one at a time without a queue.
+MAX_PIPELINED: Final = 16
+#: Seconds an idle keep-alive connection is kept (nginx 75 s, uvicorn 5 s, Twisted 12 h).
+DEFAULT_IDLE_TIMEOUT: Final = 60.0
+#: Seconds to receive a whole request head, counted from its first byte and never extended
+#: by later bytes, so a client trickling a header a byte at a time (slowloris) is cut off.
+#: nginx's client_header_timeout is 60 s; Apache's mod_reqtimeout starts at 20 s.
+DEFAULT_HEAD_TIMEOUT: Final = 10.0
+#: Seconds allowed between two pieces of request body data (nginx's client_body_timeout is
+#: 60 s between reads). Chunk framing alone does not count as progress.
+DEFAULT_BODY_TIMEOUT: Final = 30.0
+#: Seconds a refused connection keeps reading (and discarding) after its error response, so
+#: that a client still sending its request reads the response instead of a TCP reset
+#: ("lingering close", RFC 9112 §9.6). Apache lingers 2 s, nginx's lingering_time is 30 s.
+DEFAULT_LINGER_TIME: Final = 2.0
+
+
+def datetimeToString(msSinceEpoch: float | None = None) -> bytes:
+    """Return an HTTP date (IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``) as bytes."""
+    from email.utils import formatdate
+
+    return formatdate(msSinceEpoch, usegmt=True).encode("ascii")
+
+
+class MalformedRequestBody(ValueError):
+    """A form body (urlencoded or multipart) could not be parsed; answered with 400."""
+
+
+# -- the factory ------------------------------------------------------------------------------
+
+
+def combinedLogFormatter(timestamp: str, request: Request) -> str:
+    """Format ``request`` as one line of the combined log format (as Apache and nginx)."""
+    address = request.getClientAddress()
+    ip = "-" if isinstance(address, UNIXAddress) else address.host
+    referer = _log_quote(request.getHeader(b"referer") or b"-")
+    agent = _log_quote(request.getHeader(b"user-agent") or b"-")
+    line = _log_quote(b"%s %s %s" % (request.method, request.uri, request.clientproto))
+    return (
+        f'"{ip}" - - {timestamp} "{line}" {request.code} '
+        f'{request.sentLength or "-"} "{referer}" "{agent}"'
+    )
+
+
+def _log_quote(value: bytes) -> str:
+    # Escape quotes and control characters so a client cannot forge log lines.
+    text = value.decode("latin-1")
+    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+
+
+def _log_timestamp() -> str:
+    return time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime())
+
+
+class HTTPFactory:
+    """Builds :class:`HTTPChannel` s; holds the limits, timeouts and the access log.
+
+    Args:
+        logPath: Access log file (combined format); None logs to the ``treadle.access``
+            logger, which is silent unless logging is configured for it.
+        timeout: Seconds an idle keep-alive connection is kept; also how long a client may
+            read nothing while output waits for it.
+        logFormatter: ``(timestamp, request) -> str`` for access log lines.
+
+    The limits and timeouts below are class attributes; set them on the instance (a
+    :class:`~treadle.web.server.Site`) before it listens: each connection reads the size limits
+    when it is made. Their defaults and what each counts are the module's ``MAX_*`` and
+    ``DEFAULT_*`` constants.
+
+    Attributes:
+        maxRequestLineSize: Request line, 414 beyond.
+        maxFieldLineSize: One field line, 431 beyond.
+        maxHeadSize: The whole head, 431 beyond.
+        maxHeaders: Field lines in a head, 431 beyond.
+        maxRequestBodySize: A request body, 413 beyond.
+        maxChunkExtensionsSize: Chunk extensions of one request (see
+            :func:`treadle.web._framing.chunk_framing_budget`), 400 beyond.
+        maxTrailerSize: The trailer section of a chunked request, 431 beyond.
+        maxPipelined: Requests queued behind the one being answered before reading pauses.
+        maxConnections: Open connections; more get 503 (None: no limit).
+        headTimeout: Seconds to receive a head, from its first byte; then 408.
+        bodyTimeout: Seconds between two pieces of body data; then 408.
+        lingerTime: Seconds a refused connection drains the client's bytes before closing.
+    """
+
+    requestFactory: Callable[[HTTPChannel], Request] = Request
+    protocol = HTTPChannel
+    maxRequestLineSize: int = MAX_REQUEST_LINE_SIZE
+    maxFieldLineSize: int = MAX_FIELD_LINE_SIZE
+    maxHeadSize: int = MAX_HEAD_SIZE
+    maxHeaders: int = MAX_HEADERS
+    maxRequestBodySize: int = MAX_BODY_SIZE
+    maxChunkExtensionsSize: int = MAX_CHUNK_EXTENSIONS_SIZE
+    maxTrailerSize: int = MAX_TRAILER_SIZE
+    maxPipelined: int = MAX_PIPELINED
+    #: Open connections accepted at once; more get ``503`` and are closed (None: no limit).
+    #: nginx's worker_connections defaults to 512, Apache's MaxRequestWorkers to 256.
+    maxConnections: int | None = None
+    #: Seconds an idle keep-alive connection is kept (the ``timeout`` argument).
+    timeOut: float = DEFAULT_IDLE_TIMEOUT
+    headTimeout: float = DEFAULT_HEAD_TIMEOUT
+    bodyTimeout: float = DEFAULT_BODY_TIMEOUT
+    lingerTime: float = DEFAULT_LINGER_TIME
+    # The deadlines of the channels on one loop (or test clock), shared by them.
+    _deadlines: TimerHeap | None = None
+
+    def __init__(
+        self,
+        logPath: str | None = None,
+        timeout: float = DEFAULT_IDLE_TIMEOUT,
+        logFormatter: Callable[[str, Request], str] | None = None,
+        reactor: Any = None,
+    ) -> None:
+        self.timeOut = timeout
+        self.logPath = logPath
+        self._logFormatter = logFormatter or combinedLogFormatter
+        self._logFile: IO[str] | None = None
+        self._reactor = reactor
+        #: The reactor given to the factory (Twisted's ``site.reactor``), else treadle's.
+        self.reactor = reactor if reactor is not None else _default_reactor()
+        # A fake clock (task.Clock) drives the channel's timers in tests; the real reactor
+        # is bypassed in favour of the running loop's own call_later, which is cheaper.
+        self._clock = reactor if reactor is not None and hasattr(reactor, "advance") else None
+        self._connections: set[HTTPChannel] = set()
+        self._shutting_down = False
+
+    def buildProtocol(self, addr: object) -> HTTPChannel:
+        """Return a new channel for a connection."""
+        return self.protocol(self)
+
+    def doStart(self) -> None:
+        """Called when a port starts listening with this factory."""
+        if self.logPath is not None and self._logFile is None:
+            self._logFile = open(self.logPath, "a", buffering=1)  # noqa: SIM115
+
+    def doStop(self) -> None:
+        """Called when a port using this factory stops listening."""
+        if self._logFile is not None:
+            self._logFile.close()
+            self._logFile = None
+
+    startFactory = doStart
+    stopFactory = doStop
+
+    @property
+    def connections(self) -> frozenset[HTTPChannel]:
+        """The channels currently open."""
+        return frozenset(self._connections)
+
+    async def shutdown(self, grace: float = 10.0) -> bool:
+        """Close every connection gracefully: idle ones now, busy ones after their response.
+
+        Responses still running after ``grace`` seconds are cut off: their connections are
+        aborted, so their ``notifyFinish`` Deferreds errback and resources can clean up.
+        Stop the listening ports first so no new connection arrives.
+
+        Returns:
+            True when every connection finished within ``grace``.
+        """
+        self._shutting_down = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        for channel in list(self._connections):
+            channel.close_when_idle()
+        while self._connections and loop.time() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+        drained = not self._connections
+        for channel in list(self._connections):
+            channel.abort()
+        # Let the aborted transports deliver connection_lost before we report.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return drained
+
+    def log(self, request: Request) -> None:
+        """Write one access-log line for a finished ``request`` (cheap when disabled)."""
+        if self._logFile is not None:
+            self._logFile.write(self._logFormatter(_log_timestamp(), request) + "\n")
+        elif access_log.isEnabledFor(logging.INFO):
+            access_log.info("%s", self._logFormatter(_log_timestamp(), request))
+
+
+def _default_reactor() -> Any:
+    from treadle.internet import reactor
+
+    return reactor
+
+
+def unquote_path_segment(segment: bytes) -> bytes:
+    """Percent-decode one path segment (fast when there is nothing to decode)."""
+    return unquote_to_bytes(segment) if b"%" in segment else segment

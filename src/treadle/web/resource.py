@@ -1,0 +1,219 @@
+"""Resources: the tree a :class:`~treadle.web.server.Site` walks to find who answers a request.
+
+As in Twisted, a :class:`Resource` has children (``putChild``/``getChild``), is rendered by
+``render`` which dispatches to ``render_<METHOD>``, and may be a leaf that swallows the rest of
+the path. A render method returns ``bytes`` (the whole body), ``NOT_DONE_YET`` (it will
+``write``/``finish`` later) or, beyond Twisted, an awaitable or Deferred resolving to bytes.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from treadle.web._encoding import EncodingResourceWrapper
+from treadle.web.http import FORBIDDEN, NOT_FOUND
+
+if TYPE_CHECKING:
+    from treadle.web.server import Request
+
+__all__ = [
+    "EncodingResourceWrapper",
+    "ErrorPage",
+    "ForbiddenResource",
+    "IResource",
+    "NoResource",
+    "Resource",
+    "UnsupportedMethod",
+    "getChildForRequest",
+]
+
+
+class IResource(Protocol):
+    """What the server needs from anything placed in a resource tree."""
+
+    isLeaf: bool
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        """Return the child for path segment ``name``."""
+        ...
+
+    def render(self, request: Request) -> Any:
+        """Render ``request``: bytes, ``NOT_DONE_YET``, or an awaitable/Deferred of bytes."""
+        ...
+
+
+class UnsupportedMethod(Exception):
+    """The resource has no ``render_<METHOD>`` for the request; answered with 405 or 501.
+
+    Attributes:
+        allowedMethods: The methods the resource does support (sent in ``Allow``).
+    """
+
+    def __init__(self, allowedMethods: Iterable[bytes], *args: object) -> None:
+        super().__init__(allowedMethods, *args)
+        self.allowedMethods = list(allowedMethods)
+
+
+_render_names: dict[bytes, str] = {}
+
+
+def _render_name(method: bytes) -> str:
+    name = _render_names.get(method)
+    if name is None:
+        name = "render_" + method.decode("ascii", "replace")
+        if len(_render_names) < 64:  # methods come from clients: keep the cache bounded
+            _render_names[method] = name
+    return name
+
+
+def _computeAllowedMethods(resource: object) -> list[bytes]:
+    """Return the methods ``resource`` has ``render_<METHOD>`` for (plus HEAD with GET)."""
+    methods = sorted(
+        {
+            name[len("render_") :].encode("ascii")
+            for name in dir(resource)
+            if name.startswith("render_")
+            and name[len("render_") :].isupper()
+            and callable(getattr(resource, name))
+        }
+    )
+    if b"GET" in methods and b"HEAD" not in methods:
+        methods.append(b"HEAD")
+    return sorted(methods)
+
+
+class Resource:
+    """A node of the resource tree.
+
+    Subclasses define ``render_GET``, ``render_POST``... A request for a method the class does
+    not render gets ``405 Method Not Allowed`` with an ``Allow`` header; ``HEAD`` is served by
+    ``render_GET`` with the body left out.
+
+    Attributes:
+        isLeaf: When True, traversal stops here and the remaining segments stay in
+            ``request.postpath``.
+        children: Static children by path segment (bytes).
+    """
+
+    isLeaf: bool = False
+    server: Any = None
+
+    def __init__(self) -> None:
+        self.children: dict[bytes, IResource] = {}
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        """Make ``child`` answer the path segment ``path`` below this resource.
+
+        Raises:
+            TypeError: ``path`` is not bytes (Twisted accepts only bytes too).
+        """
+        if not isinstance(path, bytes):
+            raise TypeError(f"Path segment must be bytes, not {type(path).__name__}: {path!r}")
+        self.children[path] = child
+        if isinstance(child, Resource):
+            child.server = self.server
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """Return a child computed for ``path`` (dynamic dispatch); 404 by default."""
+        return NoResource("No such child resource.")
+
+    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+        """Return the static child for ``path`` if there is one, else ``getChild``."""
+        child = self.children.get(path)
+        if child is not None:
+            return child
+        return self.getChild(path, request)
+
+    def getStaticEntity(self, name: bytes) -> IResource | None:
+        """Return the static child ``name`` or None."""
+        return self.children.get(name)
+
+    def listStaticNames(self) -> list[bytes]:
+        """Return the names of the static children."""
+        return list(self.children)
+
+    def listStaticEntities(self) -> list[tuple[bytes, IResource]]:
+        """Return ``(name, child)`` for every static child."""
+        return list(self.children.items())
+
+    def render(self, request: Request) -> Any:
+        """Dispatch to ``render_<METHOD>``.
+
+        Raises:
+            UnsupportedMethod: No render method exists for the request's method.
+        """
+        method = request.method
+        renderer = getattr(self, _render_name(method), None)
+        if renderer is None:
+            if method == b"HEAD":
+                renderer = getattr(self, "render_GET", None)
+            if renderer is None:
+                allowed = getattr(self, "allowedMethods", None) or _computeAllowedMethods(self)
+                raise UnsupportedMethod(allowed)
+        return renderer(request)
+
+
+def getChildForRequest(resource: IResource, request: Request) -> IResource:
+    """Walk from ``resource`` along ``request.postpath``, moving segments to ``prepath``."""
+    postpath = request.postpath
+    prepath = request.prepath
+    while postpath and not resource.isLeaf:
+        segment = postpath.pop(0)
+        prepath.append(segment)
+        resource = resource.getChildWithDefault(segment, request)
+    return resource
+
+
+def _page(code: int, brief: str, detail: str) -> bytes:
+    brief_html = html.escape(brief)
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head><title>"
+        f"{code} - {brief_html}</title></head>\n  <body>\n    <h1>{brief_html}</h1>\n"
+        f"    <p>{html.escape(detail)}</p>\n  </body>\n</html>\n"
+    ).encode()
+
+
+class ErrorPage(Resource):
+    """A leaf that answers every request with status ``status`` and an HTML page.
+
+    ``brief`` and ``detail`` are escaped: they may safely contain request values.
+    """
+
+    isLeaf = True
+
+    def __init__(self, status: int, brief: str, detail: str) -> None:
+        super().__init__()
+        self.code = status
+        self.brief = brief
+        self.detail = detail
+
+    def render(self, request: Request) -> bytes:
+        """Set the status and return the page (for every method)."""
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return _page(self.code, self.brief, self.detail)
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """An error page is its own child."""
+        return self
+
+
+class NoResource(ErrorPage):
+    """``404 No Such Resource``."""
+
+    def __init__(self, message: str = "Sorry. No luck finding that resource.") -> None:
+        super().__init__(NOT_FOUND, "No Such Resource", message)
+
+
+class ForbiddenResource(ErrorPage):
+    """``403 Forbidden``."""
+
+    def __init__(self, message: str = "Sorry, resource is forbidden.") -> None:
+        super().__init__(FORBIDDEN, "Forbidden Resource", message)
+
+
+def error_page(code: int, brief: str, detail: str) -> bytes:
+    """Return the HTML of an error page; every argument is escaped."""
+    return _page(code, brief, detail)

@@ -1,0 +1,699 @@
+"""The resource layer: ``Site`` finds the resource for a request and renders it.
+
+:class:`Request` extends the wire-level :class:`treadle.web.http.Request` with traversal state
+(``prepath``/``postpath``), rendering and error pages. Rendering accepts what a Twisted render
+method returns — ``bytes`` or ``NOT_DONE_YET`` — and, beyond Twisted, ``str`` (UTF-8), an
+awaitable (``async def render_GET``) or a Deferred resolving to those. An awaitable is run as
+a task only when one is returned: a synchronous render creates no Task, Future or coroutine.
+If the client leaves first, the task (or Deferred) is cancelled.
+
+Beyond Twisted, ``getChild`` may return a Deferred or an awaitable (``async def getChild``):
+:func:`traverse` then hands back a stand-in resource that waits for it and carries on down
+the path. The synchronous walk pays nothing for this: a Deferred or coroutine has no
+``isLeaf``, so it is noticed by the ``AttributeError`` the walk's own loop test raises
+(the test reads ``isLeaf`` first, so the last resource reached is looked at too).
+
+Also here, on :class:`Request`, Twisted's request helpers: sessions (``getSession``, with
+:class:`Session` from :mod:`treadle.web._session`), conditional requests (``setLastModified``,
+``setETag``), relative links (``childLink``, ``sibLink``) and Basic credentials (``getUser``,
+``getPassword``). They cost nothing per request until called: their state lives in class
+attributes that a call overrides on the instance.
+
+Sessions differ from Twisted's on purpose; :mod:`treadle.web._session` says how.
+
+Conditional requests, differences from Twisted, on purpose: ``If-Modified-Since`` is honoured
+for GET and HEAD only and ignored when ``If-None-Match`` is present (RFC 9110 §13.1.3, where
+Twisted answers 304 to any method); ``If-None-Match`` is a comma-separated list compared
+weakly (§13.1.2, Twisted splits on spaces and compares exactly); ``If-Match`` is checked
+too (§13.1.1, 412 when no tag matches strongly), which Twisted ignores.
+
+This module knows nothing of sockets: it sees requests in and responses out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import html
+import inspect
+import logging
+import math
+import secrets
+import sys
+import traceback
+from base64 import b64decode
+from collections.abc import Callable, MutableMapping
+from email.utils import mktime_tz, parsedate_tz
+from typing import Any, Final
+
+from treadle.internet.defer import Deferred, ensureDeferred
+from treadle.python.urlpath import URLPath
+from treadle.web import http
+from treadle.web._encoding import GzipEncoderFactory
+from treadle.web._session import Session
+from treadle.web.http import MalformedRequestBody, unquote_path_segment
+from treadle.web.http_headers import Headers
+from treadle.web.resource import IResource, UnsupportedMethod, error_page
+
+__all__ = [
+    "CACHED",
+    "NOT_DONE_YET",
+    "GzipEncoderFactory",
+    "Request",
+    "Session",
+    "Site",
+    "traverse",
+    "version",
+]
+
+error_log = logging.getLogger("treadle.error")
+
+
+class _NotDoneYet(int):
+    """The marker a render method returns when it will ``write``/``finish`` later."""
+
+    def __repr__(self) -> str:
+        return "NOT_DONE_YET"
+
+
+#: Return this from a render method to answer later with ``request.write``/``finish``.
+#: (An int, 1, as in Twisted, for code that compares it by value.)
+NOT_DONE_YET: Final = _NotDoneYet(1)
+
+version: Final = b"treadle/0.1"
+
+#: What ``setLastModified``/``setETag`` return when the client's cached copy will do (the
+#: status is then 304 or 412): return it as the body. The same object as ``http.CACHED``.
+CACHED: Final = http.CACHED
+
+_PRECONDITION_FAILED: Final = 412
+
+# Methods every server knows: an unsupported one of these is 405, anything else 501.
+_KNOWN_METHODS: Final = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"CONNECT")
+)
+
+
+def _postpath(path: bytes) -> list[bytes]:
+    segments = path[1:].split(b"/")
+    if b"%" in path:
+        return [unquote_path_segment(s) for s in segments]
+    # split() leaves room for a dozen items; a request waiting for its response keeps the
+    # list, so an exact copy is kept instead.
+    return segments[:]
+
+
+class Request(http.Request):
+    """A request being answered by a resource tree (Twisted's ``server.Request``).
+
+    Attributes:
+        site: The :class:`Site` that received the request.
+        prepath: Path segments already consumed by traversal.
+        postpath: Path segments not yet consumed (a leaf resource sees the rest here).
+        sitepath: The segments before the site's root (empty unless the site is nested).
+        lastModified: The time given to :meth:`setLastModified` (whole seconds), or None.
+        etag: The tag given to :meth:`setETag`, or None.
+    """
+
+    __slots__ = ("_pending", "postpath", "prepath", "site", "sitepath")
+
+    # Set only by the helpers that use them: class defaults cost a request nothing (a value
+    # set later goes to the instance dict).
+    lastModified: int | None = None
+    etag: bytes | None = None
+    _insecureSession: Session | None = None
+    _secureSession: Session | None = None
+    _credentials: tuple[bytes, bytes] | None = None
+
+    def __init__(self, channel: http.HTTPChannel, queued: object = None) -> None:
+        super().__init__(channel, queued)
+        self.site: Site = channel.factory  # type: ignore[assignment]
+        self.prepath: list[bytes] = []
+        self.postpath: list[bytes] = []
+        self.sitepath: list[bytes] = []
+        self._pending: Any = None
+
+    def process(self) -> None:
+        """Find the resource for this request and render it (errors become a 500 page)."""
+        if self.prepath:
+            self.prepath = []
+        self.postpath = _postpath(self.path)
+        try:
+            self.render(self.site.getResourceFor(self))
+        except Exception:
+            self.processingFailed(sys.exc_info()[1])
+
+    def render(self, resrc: IResource) -> None:
+        """Render ``resrc`` and send what it returns."""
+        try:
+            body = resrc.render(self)
+        except UnsupportedMethod as e:
+            self._unsupported_method(resrc, e.allowedMethods)
+            return
+        if body is NOT_DONE_YET:
+            return
+        if type(body) is bytes:
+            if not self.startedWriting:
+                self._write_whole(body)
+            else:
+                self.write(body)
+                self.finish()
+            return
+        self._handle_result(body, first=True)
+
+    def _handle_result(self, body: Any, *, first: bool) -> None:
+        if body is NOT_DONE_YET:
+            return
+        if isinstance(body, bytes | str):
+            body = body if isinstance(body, bytes) else body.encode("utf-8")
+            if not self.startedWriting:
+                self._write_whole(body)
+            else:
+                self.write(body)
+                self.finish()
+        elif first and isinstance(body, Deferred):
+            self._pending = body
+            body.addCallbacks(
+                self._async_result,
+                self._async_failure,
+                callbackArgs=(body,),
+                errbackArgs=(body,),
+            )
+        elif first and inspect.isawaitable(body):
+            task = asyncio.ensure_future(body)
+            self._pending = task
+            task.add_done_callback(self._task_done)
+        elif body is None and not first:
+            if not self.finished:
+                self.finish()
+        else:
+            self._render_error(
+                "Request did not return bytes",
+                f"Resource {self.site and type(body).__name__!s} returned "
+                f"{type(body).__name__}, not bytes, str or NOT_DONE_YET.",
+            )
+
+    # -- asynchronous results ---------------------------------------------------------------
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        # Clear only our own: a render may have started another awaitable meanwhile.
+        if self._pending is task:
+            self._pending = None
+        if self._disconnected or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.processingFailed(exc)
+        elif not self.finished:
+            self._handle_result(task.result(), first=False)
+
+    def _async_result(self, result: Any, source: Deferred[Any]) -> None:
+        if self._pending is source:
+            self._pending = None
+        if not self._disconnected and not self.finished:
+            try:
+                self._handle_result(result, first=False)
+            except Exception as e:
+                self.processingFailed(e)
+
+    def _async_failure(self, failure: Any, source: Deferred[Any]) -> None:
+        if self._pending is source:
+            self._pending = None
+        if not self._disconnected and not self.finished:
+            self.processingFailed(failure)
+
+    def connectionLost(self, reason: Exception) -> None:
+        """The client left: cancel a pending awaitable or Deferred, then notify."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+        super().connectionLost(reason)
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def _unsupported_method(self, resrc: IResource, allowed: list[bytes]) -> None:
+        method = self.method
+        if method in _KNOWN_METHODS:
+            self.setResponseCode(http.NOT_ALLOWED)
+            self.setHeader(b"allow", b", ".join(allowed))
+            body = error_page(
+                405,
+                "Method Not Allowed",
+                f"This resource does not answer {method.decode('latin-1')}; "
+                f"it allows {', '.join(m.decode() for m in allowed)}.",
+            )
+        else:
+            self.setResponseCode(http.NOT_IMPLEMENTED)
+            body = error_page(
+                501,
+                "Not Implemented",
+                f"{method.decode('latin-1')} is not implemented by this server.",
+            )
+        self.setHeader(b"content-type", b"text/html; charset=utf-8")
+        self._write_whole(body)
+
+    def _render_error(self, brief: str, detail: str) -> None:
+        error_log.error("%s: %s (%r)", brief, detail, self)
+        if self.site.displayTracebacks:
+            self._error_response(500, error_page(500, brief, detail))
+        else:
+            self._error_response(500, _processing_failed_page())
+
+    def processingFailed(self, reason: Any) -> None:
+        """Answer 500 for an exception (or Failure) raised while rendering, and log it.
+
+        The traceback goes to the ``treadle.error`` log, and to the client only when
+        ``site.displayTracebacks`` is true. If the response had already started, the
+        connection is dropped (a half-sent body cannot be turned into an error page).
+        """
+        exc = getattr(reason, "value", reason)
+        if isinstance(exc, MalformedRequestBody):
+            self._error_response(400, error_page(400, "Bad Request", str(exc)))
+            return
+        tb = exc.__traceback__ if isinstance(exc, BaseException) else None
+        error_log.error(
+            "Unhandled error rendering %r",
+            self,
+            exc_info=(type(exc), exc, tb) if isinstance(exc, BaseException) else None,
+        )
+        if self._disconnected or self.finished:
+            return
+        if self.startedWriting:
+            self.channel.abort()
+            return
+        if self.site.displayTracebacks:
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            body = (
+                "<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head><body>"
+                f"<b>Processing Failed</b><pre>{html.escape(text)}</pre></body></html>\n"
+            ).encode()
+        else:
+            body = _processing_failed_page()
+        self._error_response(500, body)
+
+    def _error_response(self, code: int, body: bytes) -> None:
+        if self.startedWriting or self.finished or self._disconnected:
+            return
+        self.responseHeaders = Headers()
+        self.cookies = []
+        self.code_message = None
+        self.setResponseCode(code)
+        self.setHeader(b"content-type", b"text/html; charset=utf-8")
+        self._write_whole(body)
+
+    # -- URLs -------------------------------------------------------------------------------
+
+    def _url_prefix(self) -> bytes:
+        host = self.getHost()
+        port = getattr(host, "port", 0)
+        secure = self.isSecure()
+        default = 443 if secure else 80
+        hostport = b"" if port == default else b":%d" % port
+        return b"http%s://%s%s/" % (b"s" if secure else b"", self.getRequestHostname(), hostport)
+
+    def prePathURL(self) -> bytes:
+        """Return the absolute URL of the resource that is rendering (path up to prepath)."""
+        from urllib.parse import quote
+
+        return self._url_prefix() + b"/".join(
+            quote(s, safe=b"").encode("ascii") for s in self.prepath
+        )
+
+    def URLPath(self) -> URLPath:
+        """Return :meth:`prePathURL` as a :class:`~treadle.python.urlpath.URLPath`."""
+        return URLPath.fromBytes(self.prePathURL())
+
+    def rememberRootURL(self) -> None:
+        """Remember the current prepath URL as the application root (``getRootURL``)."""
+        self.__dict__["appRootURL"] = self.prePathURL()
+
+    def getRootURL(self) -> bytes | None:
+        """Return the URL remembered by :meth:`rememberRootURL`, or None."""
+        return self.__dict__.get("appRootURL")
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def getSession(self, sessionInterface: Any = None, forceNotSecure: bool = False) -> Any:
+        """Return the client's session, making one (and its cookie) if it has none.
+
+        The session is found by the id in the cookie named ``site.sessionCookieName``
+        (``TWISTED_SESSION``), or ``site.secureSessionCookieName``
+        (``TWISTED_SECURE_SESSION``) on a TLS connection, so a session made over TLS is
+        never sent in clear. A new session sets that cookie with ``Path=/``, ``HttpOnly``,
+        ``SameSite=Lax`` and, over TLS, ``Secure``. An unknown or expired id is not
+        adopted: the client gets a new session with a new id. Every request that uses a
+        session refreshes it (it expires ``sessionTimeout`` seconds after the last one).
+        Call it before the response starts, or a new session's cookie cannot be sent.
+
+        Args:
+            sessionInterface: If given, return ``session.getComponent(sessionInterface)``
+                instead of the session (Twisted's shortcut for ``ICounter(session)``).
+            forceNotSecure: On a TLS connection, use the non-TLS session and cookie anyway
+                (for pages that must share state with their plain-HTTP counterparts).
+
+        Returns:
+            The :class:`Session` (the same object for repeated calls in one request), or its
+            component for ``sessionInterface``.
+        """
+        secure = self.isSecure() and not forceNotSecure
+        session = self._secureSession if secure else self._insecureSession
+        if session is None or session.expired:
+            session = self._find_session(secure)
+            if secure:
+                self._secureSession = session
+            else:
+                self._insecureSession = session
+        if sessionInterface is not None:
+            return session.getComponent(sessionInterface)
+        return session
+
+    def _find_session(self, secure: bool) -> Session:
+        site = self.site
+        name = site.secureSessionCookieName if secure else site.sessionCookieName
+        if self.sitepath:
+            # Twisted's naming: a site mounted below another keeps its sessions apart.
+            name = b"_".join([name, *self.sitepath])
+        uid = self.getCookie(name)
+        if uid:
+            try:
+                session = site.getSession(uid)
+            except KeyError:
+                pass
+            else:
+                if session._revive():
+                    return session
+        session = site.makeSession()
+        self.addCookie(name, session.uid, path=b"/", secure=secure, httpOnly=True, sameSite="lax")
+        return session
+
+    @property
+    def session(self) -> Session | None:
+        """The session :meth:`getSession` found for this request's security, or None."""
+        return self._secureSession if self.isSecure() else self._insecureSession
+
+    # -- conditional requests ---------------------------------------------------------------
+
+    def setLastModified(self, when: float) -> bytes | None:
+        """Set ``Last-Modified`` and answer ``If-Modified-Since``.
+
+        Call it before writing. The latest time given over several calls wins. If the
+        client's copy is at least as recent (GET and HEAD only, and only when the request
+        has no ``If-None-Match``), the status becomes ``304 Not Modified`` and
+        :data:`CACHED` is returned: return that as the body and skip the work.
+
+        Args:
+            when: Seconds since the epoch; rounded up to whole seconds (HTTP dates have no
+                fractions).
+
+        Returns:
+            :data:`CACHED` when the client's copy is fresh, else None.
+        """
+        when = math.ceil(when)
+        if self.lastModified is None or self.lastModified < when:
+            self.lastModified = when
+            self.setHeader(b"last-modified", http.datetimeToString(when))
+        if self.method != b"GET" and self.method != b"HEAD":
+            return None
+        raw = self.requestHeaders._raw
+        since = raw.get(b"if-modified-since")
+        if not since or b"if-none-match" in raw:
+            return None
+        # Old browsers append "; length=..." to the date.
+        parsed = parsedate_tz(since[-1].split(b";", 1)[0].decode("latin-1"))
+        if parsed is None:
+            return None
+        if mktime_tz(parsed) >= self.lastModified:
+            self.setResponseCode(http.NOT_MODIFIED)
+            return CACHED
+        return None
+
+    def setETag(self, etag: bytes | str | None) -> bytes | None:
+        """Set ``ETag`` and answer ``If-None-Match`` and ``If-Match``.
+
+        Call it before writing. When an ``If-None-Match`` tag matches (weakly, or ``*``),
+        the status becomes ``304 Not Modified`` for GET and HEAD and ``412 Precondition
+        Failed`` for other methods; when ``If-Match`` is present and no tag matches
+        strongly (nor is ``*``), it becomes 412. Either way :data:`CACHED` is returned:
+        return it as the body and skip the work (or the change).
+
+        Args:
+            etag: The entity tag exactly as it should appear in the header, quotes
+                included (``b'"v42"'``, ``b'W/"v42"'``); None or empty sets no header.
+
+        Returns:
+            :data:`CACHED` when a condition decided the response, else None.
+        """
+        if isinstance(etag, str):
+            etag = etag.encode("latin-1")
+        if etag:
+            self.etag = etag
+            self.setHeader(b"etag", etag)
+        raw = self.requestHeaders._raw
+        wanted = raw.get(b"if-match")
+        if wanted is not None:
+            tags = _entity_tags(wanted)
+            if b"*" not in tags and (not etag or etag.startswith(b"W/") or etag not in tags):
+                self.setResponseCode(_PRECONDITION_FAILED)
+                return CACHED
+        unwanted = raw.get(b"if-none-match")
+        if unwanted is not None:
+            tags = _entity_tags(unwanted)
+            if b"*" in tags or (etag and _weak(etag) in {_weak(t) for t in tags}):
+                fresh = self.method == b"GET" or self.method == b"HEAD"
+                self.setResponseCode(http.NOT_MODIFIED if fresh else _PRECONDITION_FAILED)
+                return CACHED
+        return None
+
+    # -- links ------------------------------------------------------------------------------
+
+    def childLink(self, name: bytes) -> bytes:
+        """Return a relative link from this page to its child ``name``.
+
+        Args:
+            name: The child's path segment (used as given: quote it if needed).
+
+        Returns:
+            A relative URL that works whether or not the request's URL ended with ``/``.
+        """
+        remaining = len(self.postpath)
+        if remaining > 1:
+            return b"../" * (remaining - 1) + name
+        if remaining == 1:
+            return name
+        if self.prepath and self.prepath[-1]:
+            return self.prepath[-1] + b"/" + name
+        return name
+
+    def sibLink(self, name: bytes) -> bytes:
+        """Return a relative link from this page to its sibling ``name``.
+
+        Args:
+            name: The sibling's path segment (used as given: quote it if needed).
+
+        Returns:
+            A relative URL.
+        """
+        if self.postpath:
+            return b"../" * len(self.postpath) + name
+        return name
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def _basic_credentials(self) -> tuple[bytes, bytes]:
+        credentials = self._credentials
+        if credentials is None:
+            credentials = (b"", b"")
+            header = self.requestHeaders._raw.get(b"authorization")
+            if header:
+                scheme, _, encoded = header[-1].strip().partition(b" ")
+                if scheme.lower() == b"basic":
+                    try:
+                        user, sep, password = b64decode(encoded.strip(), validate=True).partition(
+                            b":"
+                        )
+                    except (binascii.Error, ValueError):
+                        pass
+                    else:
+                        if sep:
+                            credentials = (user, password)
+            self._credentials = credentials
+        return credentials
+
+    def getUser(self) -> bytes:
+        """Return the user name of a Basic ``Authorization`` header (b"" if none or invalid)."""
+        return self._basic_credentials()[0]
+
+    def getPassword(self) -> bytes:
+        """Return the password of a Basic ``Authorization`` header (b"" if none or invalid)."""
+        return self._basic_credentials()[1]
+
+
+def _entity_tags(values: list[bytes]) -> list[bytes]:
+    """Split ``If-Match``/``If-None-Match`` values into their entity tags."""
+    return [tag.strip() for value in values for tag in value.split(b",") if tag.strip()]
+
+
+def _weak(tag: bytes) -> bytes:
+    """The opaque part of an entity tag, for the weak comparison (RFC 9110 §8.8.3.2)."""
+    return tag[2:] if tag.startswith(b"W/") else tag
+
+
+def _processing_failed_page() -> bytes:
+    return (
+        b"<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head>"
+        b"<body><b>Processing Failed</b></body></html>\n"
+    )
+
+
+class Site(http.HTTPFactory):
+    """Serves a resource tree: the protocol factory given to ``reactor.listenTCP``.
+
+    Args:
+        resource: The root of the resource tree.
+        requestFactory: Request class to use (default :class:`Request`).
+        logPath, timeout, logFormatter, reactor: As for :class:`~treadle.web.http.HTTPFactory`.
+
+    Attributes:
+        displayTracebacks: Send tracebacks to clients in 500 pages (default False).
+        sessions: The live sessions by id: any ``MutableMapping[bytes, Session]`` will do
+            (the storage interface of sessions, see :mod:`treadle.web._session`).
+        sessionFactory: Called as ``sessionFactory(site, uid)`` to make a session.
+        sessionCookieName: Cookie holding the session id on plain HTTP.
+        secureSessionCookieName: Cookie holding the session id over TLS.
+    """
+
+    requestFactory = Request
+    displayTracebacks = False
+    sessionFactory: Callable[[Site, bytes], Session] = Session
+    sessionCookieName: bytes = b"TWISTED_SESSION"
+    secureSessionCookieName: bytes = b"TWISTED_SECURE_SESSION"
+
+    def __init__(
+        self, resource: IResource, requestFactory: Any = None, *args: Any, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.resource = resource
+        if requestFactory is not None:
+            self.requestFactory = requestFactory
+        self.sessions: MutableMapping[bytes, Session] = {}
+
+    def getResourceFor(self, request: Request) -> IResource:
+        """Walk the tree along ``request.postpath`` and return the resource to render.
+
+        See :func:`traverse` for children given as Deferreds or awaitables.
+        """
+        request.site = self
+        # A fresh request's sitepath is an empty list already: copying an empty prepath would
+        # only replace it with another one.
+        if request.prepath or getattr(request, "sitepath", None) != []:
+            request.sitepath = request.prepath[:]
+        return traverse(self.resource, request)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def _mkuid(self) -> bytes:
+        """Return a new session id: 256 random bits from :mod:`secrets`, as 64 hex digits."""
+        return secrets.token_hex(32).encode("ascii")
+
+    def makeSession(self) -> Session:
+        """Make a new session with a fresh unguessable id, store it and start its timer.
+
+        Returns:
+            The new :class:`Session`.
+        """
+        uid = self._mkuid()
+        session: Session = self.sessionFactory(self, uid)
+        self.sessions[uid] = session
+        session.startCheckingExpiration()
+        return session
+
+    def getSession(self, uid: bytes) -> Session:
+        """Return the live session with id ``uid``.
+
+        Raises:
+            KeyError: No live session has that id.
+        """
+        return self.sessions[uid]
+
+
+# -- traversal ------------------------------------------------------------------------------
+
+
+def _is_pending(value: object) -> bool:
+    return isinstance(value, Deferred) or inspect.isawaitable(value)
+
+
+def traverse(resource: Any, request: Request) -> IResource:
+    """Walk from ``resource`` along ``request.postpath``, moving segments to ``prepath``.
+
+    As :func:`treadle.web.resource.getChildForRequest`, plus: when ``getChildWithDefault``
+    returns a Deferred or an awaitable (or ``resource`` is one), the walk stops there and
+    the result is a stand-in resource. Rendering the stand-in waits for the child and then
+    goes on walking and renders what it reaches; a failure there is answered with a 500
+    page, and a client that leaves cancels the wait.
+
+    The child's Deferred is consumed as one returned by a render method is (its result is
+    taken and it is cancelled if the client leaves): return a new one for each request, not
+    one shared between requests.
+
+    Args:
+        resource: Where to start (a resource, or a Deferred or awaitable of one).
+        request: The request; its ``postpath`` is consumed.
+
+    Returns:
+        The resource to render.
+    """
+    postpath = request.postpath
+    prepath = request.prepath
+    try:
+        # isLeaf is tested first so that the last resource reached is tested too.
+        while not resource.isLeaf and postpath:
+            segment = postpath.pop(0)
+            prepath.append(segment)
+            resource = resource.getChildWithDefault(segment, request)
+    except AttributeError:
+        # Deferreds and coroutines have no isLeaf: the loop test itself finds them, so the
+        # synchronous walk runs no extra check at all.
+        if not _is_pending(resource):
+            raise
+        return _PendingChild(resource)
+    return resource  # type: ignore[no-any-return]
+
+
+class _PendingChild:
+    """Stands in for a child not known yet: renders it once its Deferred or awaitable is done."""
+
+    __slots__ = ("_child",)
+    isLeaf = True
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        """Never called (a leaf); given for the resource interface."""
+        return self
+
+    def render(self, request: Request) -> Any:
+        """Wait for the child, then walk on and render; answers ``NOT_DONE_YET`` meanwhile."""
+        child = self._child
+        d: Deferred[Any] = child if isinstance(child, Deferred) else ensureDeferred(child)
+        # As a pending render result: connectionLost cancels it.
+        request._pending = d
+        d.addCallbacks(_child_ready, _child_failed, callbackArgs=(request,), errbackArgs=(request,))
+        return NOT_DONE_YET
+
+
+def _child_ready(child: Any, request: Request) -> None:
+    request._pending = None
+    if request._disconnected or request.finished:
+        return
+    try:
+        request.render(traverse(child, request))
+    except Exception as e:
+        request.processingFailed(e)
+
+
+def _child_failed(failure: Any, request: Request) -> None:
+    request._pending = None
+    if not request._disconnected and not request.finished:
+        request.processingFailed(failure)

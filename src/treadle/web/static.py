@@ -1,0 +1,717 @@
+"""Static content: :class:`File` serves a file or a directory tree, :class:`Data` bytes in memory.
+
+Names and behaviour follow ``twisted.web.static``: ``File(path)`` answers ``GET``/``HEAD``
+for a file and walks a directory tree through ``getChild``; a directory requested without
+its trailing slash is redirected to it; with the slash, the first existing ``indexNames``
+entry is served, else a :class:`DirectoryLister` page. ``processors`` hands files with a
+given extension (``.rpy``) to a callable instead of sending their bytes; it is empty by
+default, so serving a tree never executes anything unless asked to.
+
+Security. A path segment reaches :meth:`File.getChild` already percent-decoded (see
+``server._postpath``), so ``..%2f`` arrives as ``../``. Every segment is first checked on
+its own (:func:`_child_name`: no ``.``/``..``, no ``/``, ``\\`` or NUL, valid in the file
+system encoding; empty only as the last segment), then the joined path is resolved with
+``os.path.realpath`` and must stay under the real path of the root (``os.path.commonpath``,
+as Starlette does), so a symbolic link leading out of the tree is refused with 403 unless
+``follow_symlinks=True``. Only regular files are opened (never a FIFO or a device, which
+would block the loop), with ``O_NONBLOCK`` so that a file swapped for a FIFO after the check
+cannot block either. What this cannot prevent: someone who can write inside the served tree
+racing a link swap between the check and ``open`` (Python has no ``openat2``/
+``RESOLVE_BENEATH``).
+
+HTTP. Responses carry ``Content-Type`` (from :mod:`treadle.web._mime`, with ``; charset=utf-8``
+added to textual types), ``Last-Modified``, a strong ``ETag`` and ``Accept-Ranges: bytes``;
+conditional requests (304) and ranges (206, 416) are decided by :mod:`treadle.web._conditional`.
+
+Sending. A body of at most :data:`SMALL_BODY` bytes is read and returned from
+``render_GET`` (one ``transport.write``, no Task); a larger one is streamed by a task,
+zero-copy where the loop and transport allow, as :mod:`treadle.web._sendfile` describes.
+
+Speed. A directory ``File`` remembers the children it made (a ``File`` per entry, or the
+processor for it), keyed by segment, for entries that exist and are no link: a later request
+for the same name costs one ``lstat``, which confirms the entry is still there and still no
+link (anything else takes the full path above again), and is handed to the child's render
+as its ``stat``. A small file's bytes are kept with their ``ETag`` and ``Last-Modified`` by
+(device, inode, size, mtime_ns), so a plain ``GET`` of it (no ``Range``, no validators)
+costs that one system call and no open, read or header validation.
+
+Differences from Twisted: a directory without its slash gets ``301`` (Twisted: ``302``) with
+a relative ``Location`` (``./name/``, query kept) that cannot be turned into an off-site
+redirect; ``processors`` are looked up ignoring case on every platform (Twisted: Windows
+only), so ``x.RPY`` is never served as source on a case-insensitive file system; index
+names must be regular files; ``File`` is not a ``FilePath``; ``DirectoryLister`` renders
+``GET``/``HEAD`` only, with its own HTML (no ``template``/``linePattern``); instance-level
+``contentTypes``/``contentEncodings``/``forbidden`` are passed on to children by
+``createSimilarFile``; children are reused between requests (Twisted makes a new ``File``
+per request), so settings changed on a directory ``File`` after it served a child reach
+that child only if the setting object is shared (``processors``, ``registry``) — configure
+before serving, or subclass and override ``createSimilarFile`` (children are then made per
+request, as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
+``follow_symlinks``.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import stat
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Final, NamedTuple
+from urllib.parse import quote
+
+from treadle.web import http
+from treadle.web._conditional import (
+    MAX_RANGE_PARTS,
+    Piece,
+    http_date,
+    if_range_holds,
+    multipart,
+    not_modified,
+    plan_ranges,
+    strong_etag,
+)
+from treadle.web._listing import DirectoryLister, formatFileSize
+from treadle.web._mime import (
+    CONTENT_ENCODINGS,
+    CONTENT_TYPES,
+    content_type_value,
+    getTypeAndEncoding,
+    loadMimeTypes,
+)
+from treadle.web._registry import Registry
+from treadle.web._sendfile import FileSender, read_exact
+from treadle.web.resource import ForbiddenResource, IResource, NoResource, Resource
+from treadle.web.script import ResourceScript, _run_script
+from treadle.web.server import NOT_DONE_YET
+
+if TYPE_CHECKING:
+    from treadle.web.server import Request
+
+__all__ = [
+    "MAX_RANGE_PARTS",
+    "SMALL_BODY",
+    "Data",
+    "DirectoryLister",
+    "File",
+    "Registry",
+    "formatFileSize",
+    "getTypeAndEncoding",
+    "loadMimeTypes",
+]
+
+#: Bodies up to this size are read whole and written at once (the fast path); larger ones
+#: are streamed. 64 KiB is the transport's default high-water mark: one write fits it.
+SMALL_BODY: Final = 64 * 1024
+#: Children a directory ``File`` remembers (see :meth:`File.getChild`); past it they are
+#: forgotten and met again. Only entries that exist are remembered, so clients cannot grow it.
+MAX_CACHED_CHILDREN: Final = 1024
+#: Request headers that make a file's answer depend on more than the file.
+_CONDITIONAL_HEADERS: Final = frozenset((b"if-none-match", b"if-modified-since", b"range"))
+
+_WINDOWS: Final = os.name == "nt"
+_FS_ENCODING: Final = sys.getfilesystemencoding()
+
+
+# -- path safety -------------------------------------------------------------------------------
+
+
+def _child_name(segment: bytes) -> str | None:
+    """Return the file name a (decoded) path segment stands for, or None if it must be refused.
+
+    Refused: empty, ``.`` and ``..``; anything containing a separator (``/``, and ``\\`` on
+    every platform, since a decoded ``%5C`` is one on Windows) or NUL; bytes that are not
+    valid in the file system encoding; on Windows also drive or stream colons and trailing
+    dots or spaces, which Windows strips (``"..."`` would name the parent).
+    """
+    if not segment or segment in (b".", b"..") or b"/" in segment or b"\\" in segment:
+        return None
+    if b"\x00" in segment:
+        return None
+    try:
+        name = segment.decode(_FS_ENCODING)
+    except UnicodeDecodeError:
+        return None
+    if os.sep in name or (os.altsep is not None and os.altsep in name):
+        return None
+    if _WINDOWS and (":" in name or name[-1] in ". "):
+        return None
+    return name
+
+
+class _CachedFile(NamedTuple):
+    """A small file's bytes with the validators computed from the same ``stat``."""
+
+    body: bytes
+    etag: bytes
+    last_modified: bytes
+
+
+class _SmallFileCache:
+    """Contents of small files, reused while the file's identity, size and mtime hold.
+
+    Serving a small file then costs one ``stat`` instead of open, fstat, read and close.
+    A change to the file changes its ``st_mtime_ns`` (or size, or inode when replaced), so
+    the next request reads it afresh; the bytes kept are bounded.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._size = 0
+        self._entries: dict[str, tuple[tuple[int, int, int, int], _CachedFile]] = {}
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple[int, int, int, int]:
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def get(self, path: str, st: os.stat_result) -> _CachedFile | None:
+        """The cached contents of ``path`` if ``st`` still describes them."""
+        entry = self._entries.get(path)
+        # _key(st), written out: this runs on every request for a small file.
+        if entry is None or entry[0] != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
+            return None
+        return entry[1]
+
+    def put(self, path: str, st: os.stat_result, body: bytes) -> None:
+        """Remember ``body`` as the contents of ``path`` described by ``st``."""
+        if len(body) != st.st_size:
+            return  # the file changed while being read
+        old = self._entries.pop(path, None)
+        if old is not None:
+            self._size -= len(old[1].body)
+        if self._size + len(body) > self._limit:
+            self._entries.clear()
+            self._size = 0
+        cached = _CachedFile(body, strong_etag(st), http_date(int(st.st_mtime)))
+        self._entries[path] = (self._key(st), cached)
+        self._size += len(body)
+
+
+#: Bytes of small files kept in memory (per process).
+SMALL_FILE_CACHE_BYTES: Final = 8 * 1024 * 1024
+_small_files = _SmallFileCache(SMALL_FILE_CACHE_BYTES)
+
+
+def _is_within(path: str, root: str) -> bool:
+    """True when the real path ``path`` is ``root`` or below it (both absolute, resolved)."""
+    try:
+        return os.path.commonpath((root, path)) == root
+    except ValueError:  # different drives on Windows
+        return False
+
+
+# -- resources ---------------------------------------------------------------------------------
+
+
+def _render(resource: IResource, request: Request) -> bytes:
+    """Render an error page or listing inside another resource's render (they return bytes)."""
+    body: bytes = resource.render(request)
+    return body
+
+
+class Data(Resource):
+    """A resource answering ``GET``/``HEAD`` with fixed bytes held in memory.
+
+    Args:
+        data: The body.
+        type: Its ``Content-Type``, sent as given (e.g. ``"text/plain; charset=utf-8"``).
+    """
+
+    def __init__(self, data: bytes, type: str | bytes) -> None:
+        super().__init__()
+        self.data = data
+        self.type = type
+
+    def render_GET(self, request: Request) -> bytes:
+        """Return the data with ``Content-Type`` and ``Content-Length`` (no body for HEAD)."""
+        ctype = self.type.encode("latin-1") if isinstance(self.type, str) else self.type
+        request.setHeader(b"content-type", ctype)
+        request.setHeader(b"content-length", b"%d" % len(self.data))
+        if request.method == b"HEAD":
+            return b""
+        return self.data
+
+    render_HEAD = render_GET
+
+
+# What File.getChild remembers of an entry: its path, and the File serving it or the
+# processor to call for it (exactly one of the two).
+_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], IResource] | None"]
+
+
+class File(Resource):
+    """A file, or a directory tree, served from the file system.
+
+    A ``File`` for a directory has a child for each entry (``getChild``), so one instance
+    serves a whole tree. ``GET``/``HEAD`` are answered (any other method gets 405 with
+    ``Allow: GET, HEAD``); see the module documentation for headers, ranges, conditional
+    requests and how bytes are sent.
+
+    Args:
+        path: The file or directory to serve (made absolute).
+        defaultType: MIME type for files whose extension ``contentTypes`` does not know.
+        ignoredExts: Extensions that may be left out of URLs: with ``(".html",)`` a request
+            for ``about`` serves ``about.html`` when no ``about`` exists. ``"*"`` matches
+            any extension.
+        registry: Shared state for ``processors`` (a new :class:`Registry` if None).
+        allowExt: Deprecated, as in Twisted: true means ``ignoredExts=["*"]``.
+        follow_symlinks: Serve symbolic links that lead out of the tree (beyond Twisted).
+            Off by default: such a link is answered 403.
+
+    Attributes:
+        path: Absolute path of the file or directory.
+        processors: Extension → ``callable(path, registry)`` returning the resource that
+            answers for such files (``{".rpy": ResourceScript}`` to run scripts). Empty by
+            default. Matched ignoring case.
+        indexNames: File names served for a directory URL; the first that is a regular file
+            wins.
+        contentTypes: Extension → MIME type (see :func:`loadMimeTypes`).
+        contentEncodings: Extension → ``Content-Encoding`` (``.gz`` → ``gzip``).
+        type: MIME type of this file (computed on first render when None).
+        encoding: Content encoding of this file, or None.
+        childNotFound: Resource rendered for a missing or refused child (404).
+        forbidden: Resource rendered for an unreadable file or an escaping link (403).
+    """
+
+    contentTypes: dict[str, str] = CONTENT_TYPES
+    contentEncodings: dict[str, str] = CONTENT_ENCODINGS
+    processors: dict[str, Callable[[str, Registry], IResource]] = {}
+    indexNames: list[str] = ["index", "index.html", "index.htm", "index.rpy"]
+    type: str | None = None
+    encoding: str | None = None
+    childNotFound: IResource = NoResource("File not found.")
+    forbidden: IResource = ForbiddenResource()
+    # Children met before (see getChild), and the lstat traversal took for a request.
+    _children: dict[bytes, _KnownChild] | None = None
+    _lstat: tuple[list[bytes], os.stat_result] | None = None
+
+    def __init__(
+        self,
+        path: str | bytes | os.PathLike[str],
+        defaultType: str = "text/html",
+        ignoredExts: Sequence[str] | int = (),
+        registry: Registry | None = None,
+        allowExt: int = 0,
+        *,
+        follow_symlinks: bool = False,
+    ) -> None:
+        super().__init__()
+        self.path = os.path.abspath(os.fsdecode(path))
+        self.defaultType = defaultType
+        if isinstance(ignoredExts, int) or allowExt:
+            warnings.warn(
+                "ignoredExts should receive a list, not a boolean; allowExt is deprecated",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.ignoredExts: list[str] = ["*"] if (ignoredExts or allowExt) else []
+        else:
+            self.ignoredExts = list(ignoredExts)
+        self.registry = registry if registry is not None else Registry()
+        self.follow_symlinks = follow_symlinks
+        # Real path of the tree's top, which children must resolve below: computed on first
+        # use, so the Files made per request by createSimilarFile (which pass it on) skip it.
+        self._root: str | None = None
+
+    # -- Twisted's configuration helpers ----------------------------------------------------
+
+    def ignoreExt(self, ext: str) -> None:
+        """Let requests leave out extension ``ext`` (e.g. ``".html"``)."""
+        self.ignoredExts.append(ext)
+
+    def createSimilarFile(self, path: str) -> File:
+        """Return a ``File`` for ``path`` configured like this one (same tree, same rules)."""
+        f = self.__class__(path, self.defaultType, self.ignoredExts, self.registry)
+        f.follow_symlinks = self.follow_symlinks
+        f._root = self._root_path()
+        f.processors = self.processors
+        f.indexNames = self.indexNames[:]
+        f.childNotFound = self.childNotFound
+        for name in ("contentTypes", "contentEncodings", "forbidden"):
+            if name in self.__dict__:
+                setattr(f, name, self.__dict__[name])
+        return f
+
+    def listNames(self) -> list[str]:
+        """Return the sorted entry names of this directory (empty for a file)."""
+        try:
+            return sorted(os.listdir(self.path))
+        except OSError:
+            return []
+
+    def listEntities(self) -> list[File]:
+        """Return a ``File`` for each entry of this directory."""
+        return [self.createSimilarFile(os.path.join(self.path, n)) for n in self.listNames()]
+
+    def directoryListing(self) -> DirectoryLister:
+        """Return the :class:`DirectoryLister` page for this directory.
+
+        Entries a request could not reach are left out: names not valid in the file system
+        encoding and, unless ``follow_symlinks``, links leading out of the tree.
+        """
+        names = [
+            name
+            for name in self.listNames()
+            if _child_name(os.fsencode(name)) is not None
+            and self._allowed(os.path.join(self.path, name))
+        ]
+        return DirectoryLister(
+            self.path, names, self.contentTypes, self.contentEncodings, self.defaultType
+        )
+
+    # -- Twisted's hooks for subclasses (e.g. to decrypt on the fly) ------------------------
+
+    def openForReading(self) -> IO[bytes]:
+        """Open the file for reading (binary, unbuffered).
+
+        ``O_NONBLOCK`` keeps ``open`` from blocking the loop if the path became a FIFO
+        after it was checked; it changes nothing for regular files.
+        """
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        return os.fdopen(os.open(self.path, flags), "rb", buffering=0)
+
+    def getFileSize(self) -> int:
+        """Return the size of the file in bytes."""
+        return os.path.getsize(self.path)
+
+    # -- traversal --------------------------------------------------------------------------
+
+    def _allowed(self, path: str) -> bool:
+        """True when ``path`` (joined from checked segments) resolves inside the tree."""
+        if self.follow_symlinks:
+            return True  # checked segments keep the unresolved path inside already
+        return _is_within(os.path.realpath(path), self._root_path())
+
+    def _root_path(self) -> str:
+        root = self._root
+        if root is None:
+            root = self._root = os.path.realpath(self.path)
+        return root
+
+    def _sibling_with_extension(self, path: str) -> str | None:
+        """Twisted's ``siblingExtensionSearch``: ``path`` plus one of ``ignoredExts``."""
+        for ext in self.ignoredExts:
+            if ext == "*":
+                directory, base = os.path.split(path)
+                prefix = base + "."
+                try:
+                    names = sorted(os.listdir(directory))
+                except OSError:
+                    continue
+                for name in names:
+                    if name.startswith(prefix):
+                        return os.path.join(directory, name)
+            elif ext and os.path.lexists(path + ext):
+                return path + ext
+        return None
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        """Return the resource for entry ``path`` of this directory.
+
+        Args:
+            path: One decoded path segment. ``b""`` (a URL ending in ``/``) gives the
+                first existing index file, else the directory listing.
+            request: The request being traversed.
+
+        Returns:
+            A ``File`` (via :meth:`createSimilarFile`), what a processor returns for the
+            entry's extension, :attr:`childNotFound` for a missing entry or a refused
+            segment (``..``, separators, NUL, undecodable bytes, ``.``, an empty segment
+            that is not the last), or :attr:`forbidden` for a link out of the tree.
+
+        Raises:
+            TypeError: ``path`` is not bytes.
+        """
+        children = self._children
+        if children is not None:
+            known = children.get(path)
+            if known is not None:
+                found = self._known_child(known, request)
+                if found is not None:
+                    return found
+        if not isinstance(path, bytes):
+            raise TypeError(f"path segment must be bytes, not {type(path).__name__}: {path!r}")
+        if not os.path.isdir(self.path):
+            return self.childNotFound
+        if not path:
+            if request is not None and request.postpath:
+                return self.childNotFound  # "a//b": an empty segment inside the path
+            return self._index_or_listing(request)
+        name = _child_name(path)
+        if name is None:
+            return self.childNotFound
+        child = os.path.join(self.path, name)
+        try:
+            st: os.stat_result | None = os.lstat(child)
+        except (OSError, ValueError):
+            st = None
+            found_path = self._sibling_with_extension(child)
+            if found_path is None:
+                return self.childNotFound
+            child = found_path
+        # A plain entry of a directory inside the tree is inside the tree (the segment was
+        # checked above); only a symbolic link can lead out, so only links are resolved.
+        is_link = st is None or stat.S_ISLNK(st.st_mode)
+        if is_link and not self._allowed(child):
+            return self.forbidden
+        processor = self._processor_for(os.path.splitext(child)[1])
+        similar = None if processor is not None else self.createSimilarFile(child)
+        if not is_link and type(self).createSimilarFile is File.createSimilarFile:
+            self._remember_child(path, (child, similar, processor))
+        if processor is not None:
+            return processor(child, self.registry)
+        assert similar is not None
+        similar._hand_stat(request, None if is_link else st)
+        return similar
+
+    def _known_child(self, known: _KnownChild, request: Request) -> IResource | None:
+        """The child a cached entry stands for, or None when the slow path must decide.
+
+        One ``lstat`` both confirms the entry is still there and that it is still no link
+        (a link could have been swapped in); the walk and the checks of the first visit are
+        not repeated. The result is handed to the child's render, which then needs no
+        ``stat`` of its own.
+        """
+        path, similar, processor = known
+        try:
+            st = os.lstat(path)
+        except (OSError, ValueError):
+            return None  # gone: the slow path answers 404 or finds a sibling
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        if similar is not None:
+            similar._hand_stat(request, st)
+            return similar
+        if processor is ResourceScript:
+            return _run_script(path, self.registry, st)  # its stat is this lstat
+        assert processor is not None
+        return processor(path, self.registry)
+
+    def _remember_child(self, segment: bytes, known: _KnownChild) -> None:
+        children = self._children
+        if children is None:
+            children = self._children = {}
+        elif len(children) >= MAX_CACHED_CHILDREN:
+            children.clear()
+        children[segment] = known
+
+    def _processor_for(self, ext: str) -> Callable[[str, Registry], IResource] | None:
+        if not ext:
+            return None
+        processor = self.processors.get(ext)
+        if processor is None:
+            lowered = ext.lower()
+            for key, value in self.processors.items():
+                if key.lower() == lowered:
+                    return value
+        return processor
+
+    def _index_or_listing(self, request: Request) -> IResource:
+        for index in self.indexNames:
+            if os.path.isfile(os.path.join(self.path, index)):
+                # Through getChild, so an index.rpy meets ``processors`` and the checks.
+                return self.getChild(index.encode(_FS_ENCODING), request)
+        return self.directoryListing()
+
+    # -- rendering --------------------------------------------------------------------------
+
+    def render_GET(self, request: Request) -> bytes | int:
+        """Answer with the file (or part of it), a 304, a redirect or an error page.
+
+        Returns:
+            The body as bytes for small bodies, HEAD, 304 and errors; ``NOT_DONE_YET``
+            when a large body is being streamed.
+        """
+        if self.type is None:
+            self.type, self.encoding = getTypeAndEncoding(
+                os.path.basename(self.path),
+                self.contentTypes,
+                self.contentEncodings,
+                self.defaultType,
+            )
+        st = self._stat_for(request)
+        if st is None:
+            try:
+                st = os.stat(self.path)
+            except PermissionError:
+                return _render(self.forbidden, request)
+            except (OSError, ValueError):  # missing, ELOOP, ENAMETOOLONG, embedded NUL...
+                return _render(self.childNotFound, request)
+        if stat.S_ISDIR(st.st_mode):
+            if request.path.endswith(b"/"):  # already the directory URL: no redirect loop
+                return _render(self._index_or_listing(request), request)
+            return self.redirect(request)
+        if not stat.S_ISREG(st.st_mode):
+            return _render(self.forbidden, request)
+        cls = type(self)
+        cacheable = (
+            st.st_size <= SMALL_BODY
+            and cls.openForReading is File.openForReading
+            and cls.getFileSize is File.getFileSize
+        )
+        if cacheable:
+            cached = _small_files.get(self.path, st)
+            if cached is not None:
+                plain = request.requestHeaders._raw.keys().isdisjoint(_CONDITIONAL_HEADERS)
+                if plain:
+                    return self._send_cached(request, cached)
+                return self._respond(request, io.BytesIO(cached.body), st)
+        try:
+            file = self.openForReading()
+        except PermissionError:
+            return _render(self.forbidden, request)
+        except OSError:
+            return _render(self.childNotFound, request)
+        try:
+            try:
+                st = os.fstat(file.fileno())  # what was opened, not what was checked
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                pass  # a subclass's file object without a descriptor: keep the stat above
+            else:
+                if not stat.S_ISREG(st.st_mode):
+                    file.close()
+                    return _render(self.forbidden, request)
+                if cacheable and st.st_size <= SMALL_BODY:
+                    body = read_exact(file, 0, st.st_size)
+                    file.close()
+                    _small_files.put(self.path, st, body)
+                    file = io.BytesIO(body)
+            return self._respond(request, file, st)
+        except BaseException:
+            file.close()
+            raise
+
+    def _hand_stat(self, request: Request | None, st: os.stat_result | None) -> None:
+        """Keep the ``lstat`` traversal just took of this entry for ``request``'s render.
+
+        Only a non-link entry's ``lstat`` is handed over (a link's describes the link), so it
+        is the ``stat`` render needs, taken microseconds before. The request is recognised
+        by its ``postpath`` list rather than held itself: a File that is walked through
+        or never rendered keeps no request (nor its body) alive.
+        """
+        self._lstat = None if request is None or st is None else (request.postpath, st)
+
+    def _stat_for(self, request: Request) -> os.stat_result | None:
+        """The ``lstat`` :meth:`_hand_stat` kept for ``request``, if it is this request's."""
+        taken = self._lstat
+        if taken is None:
+            return None
+        self._lstat = None
+        return taken[1] if taken[0] is request.postpath else None
+
+    def _send_cached(self, request: Request, cached: _CachedFile) -> bytes:
+        """Answer a plain GET/HEAD (no validators, no Range) from the small-file cache.
+
+        The same headers :meth:`_respond` sets, written straight into the response's
+        header table: every value here was built by this module, so none needs the checks
+        ``setHeader`` applies to values from elsewhere.
+        """
+        headers = request.responseHeaders._raw
+        headers[b"etag"] = [cached.etag]
+        headers[b"last-modified"] = [cached.last_modified]
+        headers[b"accept-ranges"] = [b"bytes"]
+        if self.encoding:
+            headers[b"content-encoding"] = [self.encoding.encode("latin-1")]
+        headers[b"content-type"] = [content_type_value(self.type or self.defaultType)]
+        body = cached.body
+        if request.method == b"HEAD":
+            headers[b"content-length"] = [b"%d" % len(body)]
+            return b""
+        return body
+
+    render_HEAD = render_GET
+
+    def _respond(self, request: Request, file: IO[bytes], st: os.stat_result) -> bytes | int:
+        """Set headers and produce the body; takes ownership of ``file``."""
+        size = st.st_size
+        if type(self).getFileSize is not File.getFileSize:
+            size = self.getFileSize()
+        mtime = int(st.st_mtime)
+        etag = strong_etag(st)
+        request.setHeader(b"etag", etag)
+        request.setHeader(b"last-modified", http_date(mtime))
+        if not_modified(request, etag, mtime):
+            file.close()
+            request.setResponseCode(http.NOT_MODIFIED)
+            return b""
+        request.setHeader(b"accept-ranges", b"bytes")
+        if self.encoding:
+            request.setHeader(b"content-encoding", self.encoding.encode("latin-1"))
+        content_type = content_type_value(self.type or self.defaultType)
+
+        spans = None
+        if request.method == b"GET":  # Range is defined for GET only (§14.2)
+            ranges = request.requestHeaders.getRawHeaders(b"range")
+            if ranges is not None and len(ranges) == 1:
+                if_range = request.requestHeaders.getRawHeaders(b"if-range")
+                if if_range is None or if_range_holds(if_range[-1], etag, mtime):
+                    spans = plan_ranges(ranges[0], size)
+
+        if spans is None:
+            request.setHeader(b"content-type", content_type)
+            pieces: list[Piece] = [(b"", 0, size)]
+            length = size
+        elif not spans:
+            file.close()
+            request.setResponseCode(http.REQUESTED_RANGE_NOT_SATISFIABLE)
+            request.setHeader(b"content-range", b"bytes */%d" % size)
+            return b""
+        elif len(spans) == 1:
+            start, stop = spans[0]
+            request.setResponseCode(http.PARTIAL_CONTENT)
+            request.setHeader(b"content-type", content_type)
+            request.setHeader(b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, size))
+            pieces = [(b"", start, stop - start)]
+            length = stop - start
+        else:
+            boundary, pieces, length = multipart(spans, size, content_type)
+            request.setResponseCode(http.PARTIAL_CONTENT)
+            request.setHeader(b"content-type", b"multipart/byteranges; boundary=" + boundary)
+
+        if request.method == b"HEAD":
+            file.close()
+            request.setHeader(b"content-length", b"%d" % length)
+            return b""
+        if length <= SMALL_BODY:
+            try:
+                return b"".join(
+                    prefix + read_exact(file, offset, count) for prefix, offset, count in pieces
+                )
+            finally:
+                file.close()
+        request.setHeader(b"content-length", b"%d" % length)
+        if getattr(request, "_encoder", None) is None:
+            request.write(b"")  # the head, framed by the explicit Content-Length
+        # else: the encoder decides on the first real bytes (and drops the length).
+        FileSender(request, file, pieces).start()
+        return NOT_DONE_YET
+
+    def redirect(self, request: Request) -> bytes:
+        """Answer ``301`` to the same URL with a trailing slash (query kept).
+
+        ``Location`` is relative (``./name/?query``): it resolves against the request's
+        own URL, so it is right behind any prefix or proxy and can never name another
+        host (a path-absolute ``//evil/`` could).
+        """
+        segment = request.path.rsplit(b"/", 1)[-1]
+        q = request.uri.find(b"?")
+        query = request.uri[q:] if q >= 0 else b""
+        location = (
+            b"./"
+            + quote(segment, safe="%!$&'()*+,;=:@-._~").encode("ascii")
+            + b"/"
+            + quote(query, safe="%!$&'()*+,;=:@-._~/?").encode("ascii")
+        )
+        request.setResponseCode(http.MOVED_PERMANENTLY)
+        request.setHeader(b"location", location)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        link = html.escape(location.decode("ascii"))
+        return (
+            "<!DOCTYPE html>\n<html><head><title>Moved Permanently</title></head>"
+            f'<body><a href="{link}">{link}</a></body></html>\n'
+        ).encode()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.path!r}>"

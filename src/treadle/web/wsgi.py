@@ -1,0 +1,629 @@
+"""WSGI applications in a resource tree: ``WSGIResource(reactor, threadpool, application)``.
+
+A :pep:`3333` container, as Twisted's ``twisted.web.wsgi``: the application (Flask, Django,
+Bottle...) runs in a worker thread of ``threadpool`` and never on the event loop, so a slow
+view does not delay other requests. ``WSGIResource`` is a leaf: the segments consumed to
+reach it become ``SCRIPT_NAME``, the rest ``PATH_INFO``.
+
+Threads and backpressure. :meth:`WSGIResource.render` builds the environ on the loop (the
+request is only touched there), registers a streaming producer on the request and hands the
+application to the pool. The worker calls the application and iterates its result; each
+non-empty block is handed to the loop with ``call_soon_threadsafe`` and the worker waits
+until the loop has written it *and* the transport has room: the producer's
+``pauseProducing``/``resumeProducing`` (driven by the transport's water marks) clear and set
+a :class:`threading.Event` the worker waits on. So a body of any size holds at most one
+block plus the transport's buffer in memory, and a slow client slows the application down.
+When the client leaves, ``stopProducing`` sets a flag the worker reads between blocks: the
+iteration stops there, and a request still queued for a thread is never run. The result's
+``close()`` is called in every case. A list or tuple result (its length known) goes out in
+one write with a ``Content-Length``, as :pep:`3333` allows.
+
+Errors. An exception from the application before the status line is sent is answered with
+the site's 500 page and logged to ``treadle.error``; after it, the connection is aborted
+(the client must not take a cut body for a whole one). ``start_response`` enforces
+:pep:`3333`: a second call needs ``exc_info`` (and re-raises it once the headers are sent),
+the status must be ``"NNN Reason"``, headers a list of ``(str, str)`` tuples in Latin-1
+without line breaks or hop-by-hop names; a violation raises ``TypeError``, ``ValueError``
+or ``RuntimeError`` inside the application. A body longer than the application's own
+``Content-Length`` is cut to it, and a shorter one closes the connection, so that the next
+response on a keep-alive connection is never read as part of this one.
+
+Differences from Twisted: ``threadpool`` may be a :class:`concurrent.futures.Executor` (or
+None for a shared pool of :data:`DEFAULT_POOL_SIZE` threads) as well as an object with
+Twisted's ``callInThread``; the loop is the one serving the request (``reactor`` is used
+only when rendering outside a running loop); writes wait for the transport to drain, not
+just for the loop to take them; headers whose names contain ``_`` are left out of the
+environ (they would be indistinguishable from their ``-`` twins, a header-spoofing vector
+that nginx and gunicorn close the same way); ``CONTENT_LENGTH`` is the size of the body
+received (also for a chunked request: the body is buffered whole before the application
+runs, so no ``wsgi.input_terminated`` is needed, whose unsized ``read()`` strict PEP 3333
+readers reject); ``write`` raises
+``ConnectionError`` once the client has left, so a producing loop stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol
+
+from treadle.web.server import NOT_DONE_YET
+
+if TYPE_CHECKING:
+    from treadle.web.resource import IResource
+    from treadle.web.server import Request
+
+__all__ = ["DEFAULT_POOL_SIZE", "WSGIResource", "resource_from_name"]
+
+error_log = logging.getLogger("treadle.error")
+
+#: Threads of the shared pool used when ``WSGIResource`` gets no ``threadpool``: as many
+#: WSGI requests run at once (Twisted's reactor pool defaults to 10 threads too). Further
+#: requests wait in the pool's queue.
+DEFAULT_POOL_SIZE: Final = 10
+
+# How long a worker waits on the loop before checking that the loop still exists: a loop
+# stopped or closed under a waiting worker must not leave the thread hanging forever.
+_WAIT_SLICE: Final = 0.5
+
+# RFC 9110 §7.6.1: hop-by-hop fields are the connection's business; PEP 3333 forbids them
+# to applications.
+_HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+Write = Callable[[bytes], None]
+StartResponse = Callable[..., Write]
+Application = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class ThreadPool(Protocol):
+    """Twisted's thread-pool shape, accepted as ``threadpool``."""
+
+    def callInThread(self, func: Callable[..., object], *args: Any, **kw: Any) -> None:
+        """Run ``func(*args, **kw)`` in a worker thread."""
+        ...
+
+
+class _Executor(Protocol):
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+_default_pool: ThreadPoolExecutor | None = None
+_default_pool_lock = threading.Lock()
+
+
+def _shared_pool() -> ThreadPoolExecutor:
+    """Return the pool used when none is given, creating it on first use."""
+    global _default_pool
+    with _default_pool_lock:
+        if _default_pool is None:
+            _default_pool = ThreadPoolExecutor(DEFAULT_POOL_SIZE, thread_name_prefix="treadle-wsgi")
+        return _default_pool
+
+
+class _ClientGone(ConnectionError):
+    """The client left (or the loop went away): stop producing the body."""
+
+
+class _ErrorStream:
+    """``wsgi.errors``: text written here goes to the ``treadle.error`` log.
+
+    Complete lines are logged when written (what one ``write`` holds, as one record);
+    ``flush`` logs an unterminated rest.
+    """
+
+    def __init__(self, request: Request) -> None:
+        self._where = f"{request.method.decode('latin-1')} {request.uri.decode('latin-1')}"
+        self._partial = ""
+
+    def write(self, text: str) -> None:
+        """Log complete lines of ``text``; keep the unterminated rest for later.
+
+        Raises:
+            TypeError: ``text`` is not ``str`` (PEP 3333's error stream is a text stream).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"wsgi.errors takes str, not {type(text).__name__}")
+        text = self._partial + text
+        complete, newline, self._partial = text.rpartition("\n")
+        if newline:
+            error_log.error("WSGI application (%s): %s", self._where, complete)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        """Write each item of ``lines``."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Log whatever was written without a final newline."""
+        if self._partial:
+            rest, self._partial = self._partial, ""
+            error_log.error("WSGI application (%s): %s", self._where, rest)
+
+
+def _latin1(value: bytes) -> str:
+    return value.decode("latin-1")
+
+
+def _environ(request: Request, errors: _ErrorStream) -> dict[str, Any]:
+    """Build the PEP 3333 environ of ``request`` (on the loop: requests are not thread-safe)."""
+    prepath, postpath = request.prepath, request.postpath
+    script = b"/" + b"/".join(prepath) if prepath else b""
+    path_info = b"/" + b"/".join(postpath) if postpath else b""
+    if script.endswith(b"/"):
+        # Mounted at an empty segment: SCRIPT_NAME may not end in "/" (it would be "/" for
+        # a root mount, which PEP 3333 spells "" with PATH_INFO "/").
+        script, path_info = script[:-1], b"/" + path_info
+    uri = request.uri
+    query = uri.find(b"?")
+    headers = request.requestHeaders
+    content: IO[bytes] = request.content
+    content.seek(0, 2)
+    size = content.tell()
+    content.seek(0)
+    content_type = headers.getRawHeaders(b"content-type")
+    secure = request.isSecure()
+    host = request.getHost()
+    client = request.getClientAddress()
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": _latin1(request.method),
+        "SCRIPT_NAME": _latin1(script),
+        "PATH_INFO": _latin1(path_info),
+        "QUERY_STRING": _latin1(uri[query + 1 :]) if query >= 0 else "",
+        "CONTENT_TYPE": _latin1(content_type[0]) if content_type else "",
+        "CONTENT_LENGTH": str(size) if size or headers.hasHeader(b"content-length") else "",
+        "SERVER_NAME": _latin1(request.getRequestHostname()),
+        "SERVER_PORT": str(getattr(host, "port", None) or (443 if secure else 80)),
+        "SERVER_PROTOCOL": _latin1(request.clientproto),
+        "REMOTE_ADDR": getattr(client, "host", ""),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "https" if secure else "http",
+        "wsgi.input": content,
+        "wsgi.errors": errors,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    port = getattr(client, "port", None)
+    if port is not None:
+        environ["REMOTE_PORT"] = str(port)
+    for name, values in headers.getAllRawHeaders():
+        lowered = name.lower()
+        if lowered in (b"content-type", b"content-length") or b"_" in name:
+            continue
+        separator = b"; " if lowered == b"cookie" else b", "
+        key = "HTTP_" + _latin1(name).upper().replace("-", "_")
+        environ[key] = _latin1(separator.join(values))
+    return environ
+
+
+def _check_headers(
+    status: object, headers: object
+) -> tuple[int, bytes, list[tuple[bytes, bytes]], int | None]:
+    """Validate what the application gave ``start_response``; return it encoded.
+
+    Returns:
+        ``(code, reason, headers, declared Content-Length or None)``.
+    """
+    if type(status) is not str:
+        raise TypeError(f"status must be str, not {type(status).__name__}")
+    code_text, _, reason = status.partition(" ")
+    if len(code_text) != 3 or not code_text.isdigit() or int(code_text) < 100:
+        raise ValueError(f"status must be a three-digit code, a space and a reason: {status!r}")
+    try:
+        reason_bytes = reason.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"status is not Latin-1: {status!r}") from None
+    if _BAD_VALUE.search(reason_bytes):
+        raise ValueError(f"status contains a line break: {status!r}")
+    if type(headers) is not list:
+        raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
+    encoded: list[tuple[bytes, bytes]] = []
+    declared: int | None = None
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise TypeError(f"each header must be a (name, value) tuple, not {item!r}")
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            raise TypeError(f"header names and values must be str: {item!r}")
+        try:
+            name_bytes, value_bytes = name.encode("latin-1"), value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"header is not Latin-1: {item!r}") from None
+        if not _TOKEN.fullmatch(name_bytes):
+            raise ValueError(f"invalid header name: {name!r}")
+        if _BAD_VALUE.search(value_bytes):
+            raise ValueError(f"header value contains a line break or NUL: {item!r}")
+        lowered = name_bytes.lower()
+        if lowered in _HOP_BY_HOP:
+            raise ValueError(f"hop-by-hop header {name!r} is the server's to send (PEP 3333)")
+        if lowered == b"content-length":
+            if not value_bytes.strip().isdigit():
+                raise ValueError(f"invalid Content-Length: {value!r}")
+            declared = int(value_bytes)
+        encoded.append((name_bytes, value_bytes))
+    return int(code_text), reason_bytes, encoded, declared
+
+
+class _Response:
+    """One request's trip through the application.
+
+    Methods named ``_on_loop``/``*Producing`` run on the event loop; the others run in the
+    worker thread. They share only the two events and the ``_stopped`` flag.
+    """
+
+    def __init__(self, reactor: Any, request: Request, application: Application) -> None:
+        self.request = request
+        self.application = application
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._loop = loop
+        self._call: Callable[..., object] = (
+            loop.call_soon_threadsafe if loop is not None else reactor.callFromThread
+        )
+        self._errors = _ErrorStream(request)
+        self.environ = _environ(request, self._errors)
+        # Shared between the threads.
+        self._stopped = False
+        self._written = threading.Event()  # the loop took the last block
+        self._room = threading.Event()  # the transport is below its high-water mark
+        self._room.set()
+        # Worker side.
+        self._status: tuple[int, bytes] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._declared: int | None = None
+        self._headers_sent = False
+        # Loop side.
+        self._started = False
+        self._remaining: int | None = None
+
+    # -- the producer the request pauses, resumes and stops (loop thread) --------------------
+
+    def pauseProducing(self) -> None:
+        """The transport is full: hold the worker before its next block."""
+        self._room.clear()
+
+    def resumeProducing(self) -> None:
+        """The transport drained: let the worker go on."""
+        self._room.set()
+
+    def stopProducing(self) -> None:
+        """The client left: make the worker stop at its next block."""
+        self._stopped = True
+        self._room.set()
+        self._written.set()
+
+    # -- worker thread ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Call the application and deliver its body (in a worker thread)."""
+        if self._stopped:
+            return  # the client left while the request waited for a thread
+        result: Iterable[bytes] | None = None
+        try:
+            result = self.application(self.environ, self.start_response)
+            if isinstance(result, list | tuple) and not self._headers_sent:
+                self._send_whole(result)
+            else:
+                for block in result:
+                    if type(block) is not bytes:
+                        raise TypeError(
+                            f"the application yielded {type(block).__name__}, not bytes"
+                        )
+                    if block:
+                        self._send(block)
+                self._end()
+        except _ClientGone:
+            pass
+        except BaseException as exc:  # a worker thread has no caller to re-raise to
+            self._fail(exc)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except BaseException:
+                    error_log.exception("Error closing the WSGI result of %r", self.request)
+            self._errors.flush()
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Write:
+        """PEP 3333's ``start_response``.
+
+        Raises:
+            BaseException: ``exc_info``'s exception, when given after the headers were sent.
+            RuntimeError: Called again without ``exc_info``.
+            TypeError, ValueError: The status or headers break PEP 3333's rules.
+        """
+        if exc_info is not None:
+            try:
+                if self._headers_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # no reference cycle through the traceback (PEP 3333)
+        elif self._status is not None:
+            raise RuntimeError("start_response called a second time without exc_info")
+        code, reason, encoded, declared = _check_headers(status, headers)
+        self._status = (code, reason)
+        self._headers = encoded
+        self._declared = declared
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's ``write`` callable: send ``data`` now (waits while the client is slow).
+
+        Raises:
+            RuntimeError: ``start_response`` was not called yet.
+            TypeError: ``data`` is not bytes.
+            ConnectionError: The client has gone away.
+        """
+        if type(data) is not bytes:
+            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+        if data:
+            self._send(data)
+        elif self._status is None:
+            raise RuntimeError("write() called before start_response")
+
+    def _need_status(self) -> None:
+        if self._status is None:
+            raise RuntimeError("the application sent body bytes before calling start_response")
+
+    def _send(self, block: bytes) -> None:
+        self._need_status()
+        if self._stopped:
+            raise _ClientGone
+        self._headers_sent = True
+        self._written.clear()
+        self._post(self._write_on_loop, block)
+        self._wait(self._written)
+        self._wait(self._room)
+        if self._stopped:
+            raise _ClientGone
+
+    def _send_whole(self, blocks: list[bytes] | tuple[bytes, ...]) -> None:
+        for block in blocks:
+            if type(block) is not bytes:
+                raise TypeError(f"the application returned {type(block).__name__}, not bytes")
+        self._need_status()
+        self._headers_sent = True
+        self._post(self._whole_on_loop, b"".join(blocks))
+
+    def _end(self) -> None:
+        self._need_status()
+        self._headers_sent = True
+        self._post(self._end_on_loop)
+
+    def _fail(self, exc: BaseException) -> None:
+        try:
+            self._post(self._fail_on_loop, exc)
+        except _ClientGone:
+            error_log.error("WSGI application error after the loop stopped", exc_info=exc)
+
+    def _post(self, func: Callable[..., None], *args: Any) -> None:
+        try:
+            self._call(func, *args)
+        except RuntimeError:  # the loop is closed
+            self._stopped = True
+            raise _ClientGone from None
+
+    def _wait(self, event: threading.Event) -> None:
+        loop = self._loop
+        while not event.wait(_WAIT_SLICE):
+            if loop is not None and (loop.is_closed() or not loop.is_running()):
+                self._stopped = True
+                raise _ClientGone
+
+    # -- loop thread ----------------------------------------------------------------------------
+
+    def _body_allowed(self) -> bool:
+        code = self.request.code
+        return self.request.method != b"HEAD" and code >= 200 and code not in (204, 304)
+
+    def _start_on_loop(self) -> None:
+        """Put the application's status and headers on the response."""
+        assert self._status is not None
+        self._started = True
+        request = self.request
+        code, reason = self._status
+        request.setResponseCode(code, reason or None)
+        headers = request.responseHeaders
+        for name, value in self._headers:
+            headers.addRawHeader(name, value)
+        if self._body_allowed():
+            self._remaining = self._declared
+
+    def _clip(self, block: bytes) -> bytes:
+        """Cut ``block`` to what the declared Content-Length still allows."""
+        remaining = self._remaining
+        if remaining is None:
+            return block
+        if len(block) > remaining:
+            error_log.warning(
+                "WSGI application sent more than its Content-Length of %d; extra dropped (%r)",
+                self._declared,
+                self.request,
+            )
+            block = block[:remaining]
+        self._remaining = remaining - len(block)
+        return block
+
+    def _write_on_loop(self, block: bytes) -> None:
+        try:
+            if not self._stopped:
+                if not self._started:
+                    self._start_on_loop()
+                block = self._clip(block)
+                if block:
+                    self.request.write(block)
+        except BaseException as exc:
+            self._abandon(exc)
+        finally:
+            self._written.set()
+
+    def _whole_on_loop(self, body: bytes) -> None:
+        try:
+            if self._stopped:
+                return
+            self._start_on_loop()
+            if self._declared is None and self._body_allowed():
+                self.request.setHeader(b"content-length", b"%d" % len(body))
+            body = self._clip(body)
+            if body:
+                self.request.write(body)
+            self._end_on_loop()
+        except BaseException as exc:
+            self._abandon(exc)
+
+    def _end_on_loop(self) -> None:
+        try:
+            if self._stopped:
+                return
+            if not self._started:
+                self._start_on_loop()
+            request = self.request
+            request.unregisterProducer()
+            if self._remaining:
+                error_log.error(
+                    "WSGI application sent %d bytes less than its Content-Length; "
+                    "closing the connection (%r)",
+                    self._remaining,
+                    request,
+                )
+                self._stopped = True
+                request.loseConnection()
+                return
+            request.finish()
+        except BaseException as exc:
+            self._abandon(exc)
+
+    def _fail_on_loop(self, exc: BaseException) -> None:
+        self._stopped = True
+        request = self.request
+        request.unregisterProducer()
+        if not request.finished:
+            # A 500 page before the head is sent, an aborted connection after; logged.
+            request.processingFailed(exc)
+
+    def _abandon(self, exc: BaseException) -> None:
+        """Something failed on the loop side: stop the worker and fail the request."""
+        self.stopProducing()
+        try:
+            self.request.processingFailed(exc)
+        except Exception:
+            error_log.exception("Error failing %r", self.request)
+
+
+class WSGIResource:
+    """A leaf resource that answers every request below it with a WSGI application.
+
+    Args:
+        reactor: The reactor (Twisted's signature). Blocks are handed to the loop serving
+            each request; the reactor is used only when rendering outside a running loop.
+        threadpool: Where the application runs: a :class:`concurrent.futures.Executor`
+            (``ThreadPoolExecutor(20)``), an object with Twisted's ``callInThread``, or
+            None for a shared pool of :data:`DEFAULT_POOL_SIZE` threads.
+        application: The PEP 3333 application callable.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        reactor: Any,
+        threadpool: ThreadPool | _Executor | None,
+        application: Application,
+    ) -> None:
+        self._reactor = reactor
+        self._threadpool = threadpool
+        self._application = application
+
+    def render(self, request: Request) -> int:
+        """Start the application for ``request`` in the pool; the response follows later.
+
+        Returns:
+            ``NOT_DONE_YET``.
+        """
+        response = _Response(self._reactor, request, self._application)
+        request.registerProducer(response, True)
+        pool: Any = self._threadpool if self._threadpool is not None else _shared_pool()
+        submit = getattr(pool, "submit", None)
+        if submit is not None:
+            submit(response.run)
+        else:
+            pool.callInThread(response.run)
+        return NOT_DONE_YET
+
+    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+        """Never called for a leaf.
+
+        Raises:
+            RuntimeError: Always, as in Twisted.
+        """
+        raise RuntimeError("Cannot get IResource children from WSGIResource")
+
+    def putChild(self, path: bytes, child: IResource) -> None:
+        """A WSGI application has no resource children.
+
+        Raises:
+            RuntimeError: Always, as in Twisted.
+        """
+        raise RuntimeError("Cannot put IResource children under WSGIResource")
+
+
+def resource_from_name(name: str, threadpool: ThreadPool | _Executor | None = None) -> WSGIResource:
+    """Import the WSGI application ``name`` and wrap it in a :class:`WSGIResource`.
+
+    Args:
+        name: ``"package.module:application"`` (the attribute may be dotted:
+            ``"app:server.wsgi"``) or ``"package.module.application"``.
+        threadpool: As for :class:`WSGIResource` (None: the shared pool).
+
+    Returns:
+        A resource serving the application.
+
+    Raises:
+        ValueError: ``name`` has neither form, or the module has no such attribute.
+        ImportError: The module cannot be imported.
+        TypeError: The attribute is not callable.
+    """
+    module_name, colon, attribute = name.partition(":")
+    if not colon:
+        module_name, _, attribute = name.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"expected 'package.module:application' or 'package.module.application', not {name!r}"
+        )
+    found: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not callable(found):
+        raise TypeError(f"{name!r} is {type(found).__name__}, not a WSGI application")
+    from treadle.internet import reactor
+
+    return WSGIResource(reactor, threadpool, found)
