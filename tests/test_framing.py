@@ -7,6 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from treadle import __version__
 from treadle.web import _framing
 from treadle.web._framing import (
     CHUNK_FRAMING_ALLOWANCE,
@@ -91,7 +92,7 @@ def test_date_header_is_an_imf_fixdate() -> None:
     match = re.fullmatch(rb"Date: (\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT)\r\n", line)
     assert match
     assert parsedate_to_datetime(match.group(1).decode()).tzinfo is not None
-    assert server_and_date() == b"Server: treadle\r\n" + date_header()
+    assert server_and_date() == b"Server: treadle/" + __version__.encode() + b"\r\n" + date_header()
 
 
 # -- what the limits count -------------------------------------------------------------------

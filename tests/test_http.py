@@ -148,18 +148,21 @@ def test_http10_closes_unless_keep_alive_is_asked() -> None:
 
 def test_streamed_response_is_chunked_for_http11_and_close_delimited_for_http10() -> None:
     held = Held(immediate={b"/now": b"now"})
-    channel, transport = connect(Site(held))
+    clock = Clock()
+    channel, transport = connect(Site(held), clock)
     channel.data_received(request_bytes())
     held.pending[0].write(b"a")
+    clock.advance(0)  # the loop turns: the first write goes out, so the body streams
     held.pending[0].write("é")
     held.pending[0].finish()
     value = transport.value()
     assert b"Transfer-Encoding: chunked\r\n" in value
     assert value.endswith(b"1\r\na\r\n2\r\n\xc3\xa9\r\n0\r\n\r\n")
 
-    channel, transport = connect(Site(held))
+    channel, transport = connect(Site(held), clock)
     channel.data_received(b"GET / HTTP/1.0\r\n\r\n")
     held.pending[1].write(b"abc")
+    clock.advance(0)
     held.pending[1].finish()
     head, _, body = transport.value().partition(b"\r\n\r\n")
     assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
@@ -295,14 +298,29 @@ def test_write_after_finish_raises() -> None:
         request.write(b"late")
 
 
+def test_a_write_then_finish_in_one_callback_is_one_response_with_a_length() -> None:
+    held = Held()
+    clock = Clock()
+    channel, transport = connect(Site(held), clock)
+    channel.data_received(request_bytes())
+    held.pending[0].write(b"all of it")
+    held.pending[0].finish()
+    assert len(transport.written) == 1
+    assert transport.value().endswith(b"Content-Length: 9\r\n\r\nall of it")
+    clock.advance(0)  # the flush scheduled by the first write finds nothing held
+    assert len(transport.written) == 1
+
+
 def test_notify_finish_fires_after_the_last_byte() -> None:
     held = Held(immediate={b"/now": b"now"})
-    channel, transport = connect(Site(held))
+    clock = Clock()
+    channel, transport = connect(Site(held), clock)
     channel.data_received(request_bytes())
     request = held.pending[0]
     seen: list[bytes] = []
     request.notifyFinish().addCallback(lambda _: seen.append(transport.value()))
     request.write(b"x")
+    clock.advance(0)
     request.finish()
     assert seen and seen[0].endswith(b"0\r\n\r\n")
     # Asked after the fact, it has already fired (Twisted's would never fire).
@@ -372,6 +390,7 @@ def test_a_silent_new_connection_gets_the_head_timeout() -> None:
 def test_a_stalled_body_times_out_but_a_slow_one_does_not() -> None:
     clock = Clock()
     site = Site(Hello())
+    site.minBodyRate = 0  # the stall timeout alone (the rate is tested below)
     channel, transport = connect(site, clock)
     channel.data_received(request_bytes("POST", headers=[("Host", "x"), ("Content-Length", "100")]))
     for _ in range(5):
@@ -380,6 +399,56 @@ def test_a_stalled_body_times_out_but_a_slow_one_does_not() -> None:
     assert not transport.closed
     clock.advance(site.bodyTimeout + 0.1)
     assert transport.value().startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_body_below_the_minimum_rate_gets_408_after_the_grace() -> None:
+    clock = Clock()
+    site = Site(Hello())
+    channel, transport = connect(site, clock)
+    channel.data_received(
+        request_bytes("POST", headers=[("Host", "x"), ("Content-Length", "9999")])
+    )
+    # A byte a second: the body timeout (silence) never fires, the rate does, once the
+    # grace is over; the connection's timer notices within one timer period.
+    elapsed = 0
+    while not transport.value() and elapsed < site.minBodyRateGrace + channel._timer_period():
+        assert not transport.closed
+        clock.advance(1)
+        elapsed += 1
+        channel.data_received(b"x")
+    assert site.minBodyRateGrace <= elapsed
+    assert transport.value().startswith(b"HTTP/1.1 408 ")
+    assert transport.closed
+
+
+def test_a_body_above_the_minimum_rate_is_served() -> None:
+    clock = Clock()
+    site = Site(Hello())
+    site.minBodyRate = 50
+    size = 3000
+    channel, transport = connect(site, clock)
+    channel.data_received(
+        request_bytes("POST", headers=[("Host", "x"), ("Content-Length", str(size))])
+    )
+    for _ in range(size // 100):
+        clock.advance(1)
+        channel.data_received(b"y" * 100)  # 100 B/s, twice the rate, for 30 s
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert transport.value().endswith(b"got " + b"y" * size)
+
+
+def test_the_body_rate_is_a_setting_and_zero_turns_it_off() -> None:
+    clock = Clock()
+    site = Site(Hello())
+    site.minBodyRate = 0
+    channel, transport = connect(site, clock)
+    channel.data_received(request_bytes("POST", headers=[("Host", "x"), ("Content-Length", "20")]))
+    for _ in range(19):
+        clock.advance(1)
+        channel.data_received(b"z")
+    assert not transport.closed
+    channel.data_received(b"z")
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
 
 
 def test_connections_over_the_limit_get_503() -> None:

@@ -9,6 +9,7 @@ __all__ = [
     "AlreadyCalled",
     "AlreadyCancelled",
     "CannotListenError",
+    "ConnectionAborted",
     "ConnectionClosed",
     "ConnectionDone",
     "ConnectionLost",
@@ -42,6 +43,17 @@ class ConnectionLost(ConnectionClosed):
         super().__init__(
             *(args or ("Connection to the other side was lost in a non-clean fashion.",))
         )
+
+
+class ConnectionAborted(ConnectionLost):
+    """The connection was dropped on purpose by this side (Twisted's ``abortConnection``).
+
+    What a response in progress learns when the server cuts its connection off: at shutdown
+    past the grace period, or when the client reads nothing of what waits for it.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(args or ("Connection was aborted locally.",)))
 
 
 class CannotListenError(OSError):

@@ -43,13 +43,11 @@ from __future__ import annotations
 import inspect
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from treadle.internet.defer import Deferred
-
-if TYPE_CHECKING:
-    from treadle.web.resource import IResource
-    from treadle.web.server import Request
+from treadle.web._request import Request
+from treadle.web._types import ResourceLike
 
 __all__ = [
     "DEFAULT_UNCOMPRESSED_EXTENSIONS",
@@ -328,7 +326,7 @@ class EncodingResourceWrapper:
             are passed through to it.
     """
 
-    def __init__(self, original: IResource, encoders: Iterable[RequestEncoderFactory]) -> None:
+    def __init__(self, original: ResourceLike, encoders: Iterable[RequestEncoderFactory]) -> None:
         self.original = original
         self._encoders = list(encoders)
 
@@ -341,11 +339,11 @@ class EncodingResourceWrapper:
     def isLeaf(self, value: bool) -> None:
         self.original.isLeaf = value
 
-    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Return the wrapped resource's child (not wrapped, as in Twisted)."""
         return self.original.getChildWithDefault(path, request)
 
-    def putChild(self, path: bytes, child: IResource) -> None:
+    def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Add a child to the wrapped resource."""
         self.original.putChild(path, child)  # type: ignore[attr-defined]
 

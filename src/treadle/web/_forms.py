@@ -11,7 +11,15 @@ from urllib.parse import unquote_to_bytes
 
 import multipart
 
-__all__ = ["MAX_FORM_PARTS", "parse_form", "parse_urlencoded"]
+__all__ = ["MAX_FORM_PARTS", "MalformedRequestBody", "parse_form", "parse_urlencoded"]
+
+
+class MalformedRequestBody(ValueError):
+    """A form body (urlencoded or multipart) could not be parsed; answered with 400.
+
+    Code imports it from :mod:`treadle.web.http`.
+    """
+
 
 #: Parts of one multipart body. PHP's max_file_uploads is 20 and its max_input_vars 1000;
 #: 1000 parts keep a form of any real size working and a flood of empty parts cheap.
@@ -25,10 +33,8 @@ def parse_form(content_type: bytes, body: IO[bytes]) -> dict[bytes, list[bytes]]
         The arguments found (empty for any other content type).
 
     Raises:
-        treadle.web.http.MalformedRequestBody: The body does not parse.
+        MalformedRequestBody: The body does not parse.
     """
-    from treadle.web.http import MalformedRequestBody
-
     kind = content_type.partition(b";")[0].strip().lower()
     try:
         if kind == b"application/x-www-form-urlencoded":

@@ -14,17 +14,24 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from enum import Enum
-from http import HTTPStatus
+
+from treadle import __version__
+from treadle.web._status import RESPONSES
 
 __all__ = [
     "CHUNK_FRAMING_ALLOWANCE",
     "RESPONSES",
+    "SERVER_LINE",
+    "SERVER_NAME",
     "Framing",
     "absolute_form_authority",
+    "body_forbidden",
     "chunk",
     "chunk_framing_budget",
+    "connection_lines",
     "date_header",
     "field_line_size",
+    "keeps_connection",
     "request_line_size",
     "response_framing",
     "server_and_date",
@@ -34,9 +41,6 @@ __all__ = [
     "valid_host",
 ]
 
-#: Reason phrases by status code (``twisted.web.http.RESPONSES``).
-RESPONSES: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
-RESPONSES[306] = b"Reserved"
 
 # Responses are always labelled HTTP/1.1, the highest version we speak (RFC 9110 §6.2);
 # an HTTP/1.0 client is still answered with a body framing it understands (see below).
@@ -71,7 +75,7 @@ def body_forbidden(method: bytes, code: int) -> bool:
     return method == b"HEAD" or code < 200 or code == 204 or code == 304
 
 
-def response_framing(*, http11: bool, method: bytes, code: int, length_known: bool) -> Framing:
+def response_framing(http11: bool, method: bytes, code: int, length_known: bool) -> Framing:
     """Choose the framing of a response body.
 
     Args:
@@ -89,15 +93,47 @@ def response_framing(*, http11: bool, method: bytes, code: int, length_known: bo
     return Framing.CLOSE
 
 
+def keeps_connection(keep_alive: bool, framing: Framing, connection: list[bytes] | None) -> bool:
+    """Tell whether the connection stays open after a response (RFC 9112 §9.3, §9.6).
+
+    Args:
+        keep_alive: The request lets it (an HTTP/1.1 request without ``Connection: close``,
+            an HTTP/1.0 one with ``Connection: keep-alive``) and the server means to read
+            more requests on this connection.
+        framing: The response's framing: a close-delimited body ends only with the
+            connection.
+        connection: The ``Connection`` field values the application set on the response,
+            if any: ``close`` among them closes.
+    """
+    if not keep_alive or framing is Framing.CLOSE:
+        return False
+    return connection is None or not any(b"close" in value.lower() for value in connection)
+
+
+def connection_lines(keeps: bool, http11: bool) -> bytes:
+    """The end of a response head: the ``Connection`` field a response needs, and the blank line.
+
+    HTTP/1.1 connections persist unless told otherwise; an HTTP/1.0 client must be told
+    that the connection stays open.
+    """
+    if not keeps:
+        return b"Connection: close\r\n\r\n"
+    return b"\r\n" if http11 else b"Connection: keep-alive\r\n\r\n"
+
+
 def chunk(data: bytes) -> bytes:
     """Frame ``data`` as one chunk of a chunked body (empty data must not be framed)."""
     return b"%x\r\n%b\r\n" % (len(data), data)
 
 
+#: The server's name and version: the ``Server`` field of every response and
+#: ``treadle.web.server.version``.
+SERVER_NAME = b"treadle/" + __version__.encode("ascii")
+SERVER_LINE = b"Server: " + SERVER_NAME + b"\r\n"
+
 _date_second = 0
 _date_line = b""
 _server_and_date = b""
-SERVER_LINE = b"Server: treadle\r\n"
 
 
 def _refresh_date(now: int) -> None:

@@ -1,58 +1,71 @@
-"""The request parser: httptools (llhttp) and the callbacks that record what it parses.
+"""The request parser: httptools (llhttp) and the record of the message being parsed.
 
-A :class:`Parser` is lent to a :class:`treadle.web.http.HTTPChannel` while a request arrives on
-it. Its callbacks store what they see in the channel's fields and enforce the limits that
+A :class:`Parser` holds an httptools parser and everything about the request arriving
+through it: method, target, version, headers, the body so far, and the counts the limits
+are checked against. Its callbacks record what llhttp reports and enforce the limits that
 can be checked as the head and body arrive, raising :class:`Refused` to stop parsing with a
-status code; the channel acts once ``feed_data`` returns (see :mod:`treadle.web._channel` for
-what llhttp refuses by itself and what the channel checks).
+status code. The channel hears of a message only at the four points it acts on, through
+the narrow :class:`MessageSink` interface: a message began, its head is complete, body
+data arrived, the message is complete. No user code runs inside a callback: the channel
+acts once ``feed_data`` returns (see :mod:`treadle.web._channel` for what llhttp refuses by
+itself and what is checked here).
+
+Limits. llhttp enforces no size at all, and httptools buffers a field line until it is
+complete. The callbacks count the request line (414), each field line, the head and the
+number of fields (431), the body (413) and the trailer section (431) exactly. What no
+callback reports — whitespace around field values, chunk-size lines, chunk extensions,
+the framing of trailers — is bounded by :meth:`Parser.count_read`, which the channel calls
+for every piece of input that falls wholly inside one message's head or body; the channel
+feeds input in pieces of at most :data:`FEED_SLICE` bytes, so these limits hold to within
+one piece however the client splits its bytes, read or discarded body alike.
 """
 
 from __future__ import annotations
 
 import io
 import tempfile
-from typing import TYPE_CHECKING, Final
+from typing import IO, Final, Protocol
 
 import httptools
 
-from treadle.web._framing import valid_host
-
-if TYPE_CHECKING:
-    from treadle.web._channel import HTTPChannel
+from treadle.web._framing import (
+    absolute_form_authority,
+    chunk_framing_budget,
+    target_error,
+    transfer_coding_error,
+    valid_host,
+)
 
 __all__ = [
-    "BODY",
-    "CLOSING",
     "DROPPED",
-    "HEAD",
-    "IDLE",
-    "LINGER",
+    "FEED_SLICE",
     "MAX_SPARE_PARSERS",
     "SPARE_PARSERS",
     "SPOOL_SIZE",
+    "Limits",
+    "Message",
+    "MessageSink",
     "Parser",
     "Refused",
 ]
 
 #: Bodies larger than this are spooled to a temporary file instead of memory.
 SPOOL_SIZE: Final = 1024 * 1024
+#: Input is handed to llhttp in pieces of at most this many bytes, so that what the
+#: callbacks cannot count (see Parser.count_read) is bounded to within one piece. 16 KiB
+#: keeps the usual request a single piece and costs a large body one call per 16 KiB.
+FEED_SLICE: Final = 16 * 1024
+#: The fewest bytes a field line counts (``x: `` and CRLF): a head of N bytes holds at most
+#: N / _MIN_FIELD_SIZE fields.
+_MIN_FIELD_SIZE: Final = 5
+#: Fields are counted whenever a head passes this many bytes (and once at its end).
+_COUNT_EVERY: Final = 2048
+#: The first byte of an origin-form target (``/path``), the usual form.
+_SLASH: Final = ord("/")
 
-# What the channel is reading, for its timeouts.
-IDLE: Final = 0
-HEAD: Final = 1
-BODY: Final = 2
-LINGER: Final = 3  # refused: draining what the client still sends before closing
-CLOSING: Final = 4  # closed by us: waiting for the transport to flush what it holds
-
-
-class _Dropped(dict[bytes, list[bytes]]):
-    """Takes the trailer fields httptools reports, and keeps none of them."""
-
-    def __setitem__(self, key: bytes, value: list[bytes]) -> None:
-        pass
-
-
-DROPPED: Final = _Dropped()
+#: A complete request as the channel queues it: ``(method, target, http11, headers, body,
+#: keep_alive)``. A plain tuple: one is made per request, and a tuple is the cheapest object.
+Message = tuple[bytes, bytes, bool, dict[bytes, list[bytes]], IO[bytes] | None, bool]
 
 
 class Refused(Exception):
@@ -63,158 +76,392 @@ class Refused(Exception):
         self.code = code
 
 
+class Limits:
+    """The size limits of one connection, in the units :mod:`treadle.web._framing` defines.
+
+    Args:
+        request_line: Request line (414 beyond).
+        field_line: One field line (431 beyond).
+        head: The whole head (431 beyond).
+        fields: Field lines in a head (431 beyond).
+        body: A request body (413 beyond).
+        chunk_extensions: Chunk extensions of one request (400 beyond).
+        trailers: The trailer section of a chunked request (431 beyond).
+    """
+
+    __slots__ = (
+        "body",
+        "chunk_extensions",
+        "count_check",
+        "field_line",
+        "fields",
+        "head",
+        "request_line",
+        "size_check",
+        "trailers",
+    )
+
+    def __init__(
+        self,
+        request_line: int,
+        field_line: int,
+        head: int,
+        fields: int,
+        body: int,
+        chunk_extensions: int,
+        trailers: int,
+    ) -> None:
+        self.request_line = request_line
+        self.field_line = field_line
+        self.head = head
+        self.fields = fields
+        self.body = body
+        self.chunk_extensions = chunk_extensions
+        self.trailers = trailers
+        # One comparison per field line guards every head limit: a field line is shorter
+        # than the head holding it, and fields are counted whenever the head passes
+        # _COUNT_EVERY bytes (and once at its end, past count_check).
+        self.size_check = min(field_line, head, _COUNT_EVERY)
+        self.count_check = _MIN_FIELD_SIZE * fields
+
+
+class MessageSink(Protocol):
+    """What a :class:`Parser` tells the channel it is lent to, and nothing more."""
+
+    def message_begun(self) -> None:
+        """The first byte of a request head arrived."""
+        ...
+
+    def head_received(self, invite: bool) -> None:
+        """The head is complete and acceptable; ``invite``: a ``100 Continue`` is wanted."""
+        ...
+
+    def body_received(self) -> None:
+        """Body data arrived."""
+        ...
+
+    def message_received(self, message: Message) -> None:
+        """The request is complete."""
+        ...
+
+
+class _Dropped(dict[bytes, list[bytes]]):
+    """Takes the trailer fields httptools reports, and keeps none of them."""
+
+    def __setitem__(self, key: bytes, value: list[bytes]) -> None:
+        pass
+
+
+#: Where trailer fields go: they are counted and dropped, never merged into the headers
+#: (RFC 9110 §6.5.1).
+DROPPED: Final = _Dropped()
+
+
 class Parser:
-    """An httptools parser and the callbacks it calls, lent to one channel at a time.
+    """An httptools parser and the request it is parsing, lent to one channel at a time.
 
     httptools binds its callbacks when a parser is made. Bound to this object rather than
     to the channel, a parser can move between connections: a channel holds one only while
     a request is arriving and gives it back to ``SPARE_PARSERS`` at the end of a read that
     completed its requests, so connections that wait (for a response or for the next
     request) hold none (about 1 KiB each: the parser, llhttp's state and settings, eight
-    bound callbacks).
+    bound callbacks, and the fields below).
 
-    The callbacks only record what they see; the channel acts after ``feed_data`` returns.
+    Attributes:
+        sink: The channel it is lent to (None while spare).
+        limits: That channel's limits.
     """
 
-    __slots__ = ("channel", "llhttp")
+    __slots__ = (
+        "body",
+        "body_size",
+        "chunks",
+        "head_size",
+        "headers",
+        "host_seen",
+        "limits",
+        "llhttp",
+        "method",
+        "repeats",
+        "sink",
+        "target",
+        "trailer_owner",
+        "version",
+        "wire",
+    )
 
     def __init__(self) -> None:
-        self.channel: HTTPChannel = None  # type: ignore[assignment]  # set while lent
+        self.sink: MessageSink | None = None
+        self.limits: Limits = _NO_LIMITS
         self.llhttp = httptools.HttpRequestParser(self)
+        self.method = b"GET"
+        self.target = b""
+        self.version = "1.1"
+        self.headers: dict[bytes, list[bytes]] = {}
+        # The headers of a chunked request, while its chunks send trailers to DROPPED.
+        self.trailer_owner: dict[bytes, list[bytes]] | None = None
+        self.head_size = 0
+        self.repeats = 0
+        # Bytes of the current message that no callback counted (see count_read).
+        self.wire = 0
+        self.chunks = 0
+        self.body: IO[bytes] | None = None
+        self.body_size = 0
+        # The last Host value found valid: most requests repeat it, and it is then not
+        # checked again. (Valid is valid on any connection: it survives lending.)
+        self.host_seen: list[bytes] | None = None
+
+    def lend(self, sink: MessageSink, limits: Limits) -> None:
+        """Give this parser to ``sink`` (a channel) until it is given back."""
+        self.sink = sink
+        self.limits = limits
+
+    def give_back(self) -> None:
+        """Release the parser between requests, for any connection to take."""
+        self.sink = None
+        if len(SPARE_PARSERS) < MAX_SPARE_PARSERS:
+            SPARE_PARSERS.append(self)
+
+    def discard(self) -> None:
+        """Drop a parser stopped inside a message (or after a refusal): never reused.
+
+        Unbound from its channel and from llhttp, it and its callbacks go by reference
+        counting instead of waiting for the cyclic garbage collector.
+        """
+        self.sink = None
+        self.llhttp = None  # type: ignore[assignment]
+        self.close_body()
+
+    def close_body(self) -> None:
+        """Close a body that was being received (a spooled one holds a file descriptor)."""
+        body, self.body = self.body, None
+        if body is not None:
+            body.close()
+
+    def error_status(self) -> int:
+        """The status for a parse error llhttp raised: 505 for the HTTP/2 preface, else 400."""
+        # "PRI * HTTP/2.0" on this HTTP/1 port: llhttp stops on it (RFC 9113 §3.4).
+        return 505 if self.llhttp.get_method() == b"PRI" else 400
+
+    def count_read(self, framing: int, head: bool) -> None:
+        """Count input that fell wholly inside one message and that no callback counted.
+
+        httptools hands over a field line only once it is complete (buffering it until
+        then), and llhttp parses whitespace, chunk-size lines, extensions and trailers
+        without reporting their length. So the exact counts of the callbacks are backed by
+        this one over whole pieces of input: a head may not grow past the head limit, and
+        the framing of a chunked body (every byte that is not data) past
+        :func:`~treadle.web._framing.chunk_framing_budget`. Pieces in which a message begins
+        or ends are not counted, as httptools reports no positions; the channel keeps
+        pieces to :data:`FEED_SLICE` bytes, so the limits hold to within one piece.
+
+        Args:
+            framing: Bytes of the piece that were not body data.
+            head: The piece fell inside the head (else inside the body).
+
+        Raises:
+            Refused: A limit was passed.
+        """
+        wire = self.wire = self.wire + framing
+        limits = self.limits
+        if head:
+            if wire > limits.head:
+                raise Refused(431, "request header block too large")
+        elif self.trailer_owner is not None and wire > chunk_framing_budget(
+            self.chunks, limits.chunk_extensions, limits.trailers
+        ):
+            raise Refused(400, "chunk framing too large")
+
+    # -- httptools callbacks ----------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        ch = self.channel
-        ch._phase = HEAD
-        ch._head_started = ch._read_at
-        ch._url = b""
-        ch._headers = {}
-        ch._repeats = 0
-        ch._wire = 0
-        ch._body_size = 0
+        self.target = b""
+        self.headers = {}
+        self.trailer_owner = None
+        self.repeats = 0
+        self.wire = 0
+        self.body_size = 0
+        self.sink.message_begun()  # type: ignore[union-attr]  # set while lent
 
     def on_url(self, url: bytes) -> None:
         # Called once per read the target spans; the method is already parsed.
-        ch = self.channel
-        url = ch._url = ch._url + url
+        url = self.target = self.target + url
         method = self.llhttp.get_method()
         # httptools makes new bytes per call: the usual methods are kept as one object each.
-        method = ch._method = _METHODS.get(method, method)
+        method = self.method = _METHODS.get(method, method)
         line = len(method) + len(url) + 10  # _framing.request_line_size
-        ch._head_size = line + 2
-        if line > ch._line_limit:
+        self.head_size = line + 2
+        if line > self.limits.request_line:
             raise Refused(414, "request line too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # llhttp drops the whitespace before a value but keeps what follows it; neither
         # belongs to the value (RFC 9112 §5). (llhttp refuses every other control byte, so
         # rstrip() removes only SP and HTAB; it returns the value itself when none trail.)
-        ch = self.channel
         value = value.rstrip()
         line = len(name) + len(value) + 2  # _framing.field_line_size
-        size = ch._head_size = ch._head_size + line + 2
-        # One comparison guards every limit: a field line is shorter than the head holding
-        # it, and fields are counted whenever the head passes _COUNT_EVERY bytes (and once
-        # at its end), which bounds what a flood of tiny fields can hold in between.
-        if size > ch._size_check:
-            ch._check_head(line, size)
+        size = self.head_size = self.head_size + line + 2
+        if size > self.limits.size_check:
+            self._check_head(line, size)
         key = _FIELD_NAMES.get(name)
         if key is None:
             key = name.lower()
-        headers = ch._headers
+        headers = self.headers
         values = headers.get(key)
         if values is None:
             headers[key] = [value]
         else:
             values.append(value)
-            ch._repeats += 1
+            self.repeats += 1
 
     def on_headers_complete(self) -> None:
-        ch = self.channel
-        ch._phase = BODY
         version = self.llhttp.get_http_version()
-        ch._version = version = _VERSIONS.get(version, version)
+        self.version = version = _VERSIONS.get(version, version)
         if version != "1.1" and version != "1.0":
             # llhttp passes HTTP/0.9 and HTTP/2.0 through (and refuses 1.2 or 3.0 itself).
             raise Refused(505, "unsupported HTTP version")
-        headers = ch._headers
-        if ch._head_size > ch._count_check:
+        headers = self.headers
+        if self.head_size > self.limits.count_check:
             # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
-            ch._check_count(0)
+            self._check_count(0)
         host = headers.get(b"host")
         if host is None:
             if version == "1.1":
                 # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
                 raise Refused(400, "HTTP/1.1 request without Host")
-        elif host != ch._host_seen:  # the list compare checks "exactly one" too
+        elif host != self.host_seen:  # the list compare checks "exactly one" too
             _check_host(host)
-            ch._host_seen = [host[0]]  # a copy: the request may change its own
-        if ch._url[0] != 47:  # not origin-form ("/..."): rare
-            ch._check_target()
+            self.host_seen = [host[0]]  # a copy: the request may change its own
+        if self.target[0] != _SLASH:  # not origin-form: rare
+            self._check_target()
         body = False
         if b"transfer-encoding" in headers:
-            body = ch._check_chunked(version == "1.1")
+            body = self._check_chunked(version == "1.1")
         length = headers.get(b"content-length")
         if length is not None:
-            body = ch._check_length(length[0])
+            body = self._check_length(length[0])
+        invite = False
         expect = headers.get(b"expect")
         if expect is not None and version == "1.1":
             # RFC 9110 §10.1.1: an HTTP/1.0 request's expectation MUST be ignored.
-            ch._expect(expect, body)
+            if len(expect) != 1 or expect[0].lower() != b"100-continue":
+                raise Refused(417, "unsupported expectation")
+            invite = body  # no content, nothing to invite
+        self.sink.head_received(invite)  # type: ignore[union-attr]  # set while lent
 
-    def on_body(self, body: bytes) -> None:
-        ch = self.channel
-        size = ch._body_size = ch._body_size + len(body)
-        if size > ch.factory.maxRequestBodySize:
+    def on_body(self, data: bytes) -> None:
+        size = self.body_size = self.body_size + len(data)
+        if size > self.limits.body:
             raise Refused(413, "request body too large")
-        ch._last_activity = ch._read_at
-        content = ch._body
+        content = self.body
         if content is None:
-            content = ch._body = io.BytesIO()
+            content = self.body = io.BytesIO()
         elif size > SPOOL_SIZE and isinstance(content, io.BytesIO):
             # Large bodies move to disk; the request closes the file when it is done.
             spooled = tempfile.TemporaryFile()  # noqa: SIM115
             spooled.write(content.getbuffer())
-            content = ch._body = spooled
-        content.write(body)
+            content = self.body = spooled
+        content.write(data)
+        self.sink.body_received()  # type: ignore[union-attr]  # set while lent
 
     def on_chunk_header(self) -> None:
         # Between a chunk's size line and its end come only data and, after the last one,
-        # the trailer fields: these go to DROPPED (see _check_chunked).
-        ch = self.channel
-        ch._chunks += 1
-        ch._headers = DROPPED
+        # the trailer fields: these go to DROPPED.
+        self.chunks += 1
+        self.headers = DROPPED
 
     def on_chunk_complete(self) -> None:
-        ch = self.channel
-        headers = ch._request_headers
+        headers = self.trailer_owner
         assert headers is not None  # set by _check_chunked before any chunk
-        ch._headers = headers
+        self.headers = headers
 
     def on_message_complete(self) -> None:
-        ch = self.channel
-        ch._phase = IDLE
-        ch._requests_seen += 1
-        keep_alive = self.llhttp.should_keep_alive()
-        content = ch._body
+        content = self.body
         if content is not None:
             content.seek(0)
-            ch._body = None
-        ch._queue.append(
+            self.body = None
+        headers = self.headers if self.trailer_owner is None else self.trailer_owner
+        self.sink.message_received(  # type: ignore[union-attr]  # set while lent
             (
-                ch._method,
-                ch._url,
-                ch._version == "1.1",
-                ch._headers,
+                self.method,
+                self.target,
+                self.version == "1.1",
+                headers,
                 content,
-                keep_alive,
+                self.llhttp.should_keep_alive(),
             )
         )
-        ch._continue_pending = False
-        if not keep_alive:
-            ch._stop_parsing = True
-        elif len(ch._queue) >= ch.factory.maxPipelined:
-            ch._pause_reading()
 
+    # -- checks -----------------------------------------------------------------------------
+
+    def _check_head(self, line: int, size: int) -> None:
+        limits = self.limits
+        if self.trailer_owner is not None:
+            # Trailers: head_size started so that passing size_check means the trailer
+            # section is over its limit (see _check_chunked).
+            raise Refused(431, "trailer section too large")
+        if line > limits.field_line:
+            raise Refused(431, "header field line too long")
+        if size > limits.head:
+            raise Refused(431, "request header block too large")
+        self._check_count(1)
+
+    def _check_count(self, pending: int) -> None:
+        fields = len(self.headers) + self.repeats + pending
+        if fields > self.limits.fields:
+            raise Refused(431, "too many header fields")
+
+    def _check_target(self) -> None:
+        """Absolute-, authority- or asterisk-form target (RFC 9112 §3.2.2-3.2.4)."""
+        method = self.method
+        target = self.target
+        problem = target_error(method, target)
+        if problem is not None:
+            raise Refused(400, problem)
+        if target != b"*" and method != b"CONNECT":
+            # RFC 9112 §3.2.2: an origin server MUST ignore the Host field and use the
+            # target's authority instead; it is what request.getRequestHostname() returns.
+            self.headers[b"host"] = [absolute_form_authority(target)]
+
+    def _check_chunked(self, http11: bool) -> bool:
+        """Vet a request with Transfer-Encoding; return True (a body follows)."""
+        error = transfer_coding_error(self.headers[b"transfer-encoding"], http11)
+        if error is not None:
+            raise Refused(*error)
+        self._check_body_allowed()
+        self.chunks = 0
+        self.wire = 0
+        # Trailer fields arrive through on_header; they are dropped and counted from here
+        # against the trailer limit.
+        self.trailer_owner = self.headers
+        self.head_size = self.limits.size_check - self.limits.trailers
+        return True
+
+    def _check_length(self, value: bytes) -> bool:
+        """Vet a Content-Length; return True when a body follows."""
+        # llhttp has refused signs, lists, non-digits, duplicates and values of 2**64 or
+        # more (RFC 9110 §8.6, RFC 9112 §6.3); what remains is a plain decimal number.
+        length = int(value)
+        if length > self.limits.body:
+            # Refused before any 100 Continue, so the client never sends the body.
+            raise Refused(413, "request body too large")
+        if not length:
+            return False
+        self._check_body_allowed()
+        return True
+
+    def _check_body_allowed(self) -> None:
+        # llhttp flags an upgrade for "Connection: upgrade" with Upgrade, or for CONNECT.
+        if (b"upgrade" in self.headers or self.method == b"CONNECT") and (
+            self.llhttp.should_upgrade()
+        ):
+            # httptools tells llhttp to skip the body of an Upgrade (or CONNECT) request;
+            # answering it as plain HTTP would treat the body as missing.
+            raise Refused(501, "Upgrade with a request body is not supported")
+
+
+#: The limits of a parser no channel holds (never consulted: a spare parser parses nothing).
+_NO_LIMITS: Final = Limits(0, 0, 0, 0, 0, 0, 0)
 
 # The usual methods, versions and field names as one object each: a pending request holds
 # these instead of copies made for it (httptools returns new objects for every request).

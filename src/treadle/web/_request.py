@@ -4,7 +4,11 @@
 framing chosen by :func:`treadle.web._framing.response_framing`, ``notifyFinish``, cookies.
 :mod:`treadle.web.server` adds resource traversal and rendering on top; this module knows
 nothing of resources. :class:`treadle.web.http.HTTPChannel` makes one per request and hands it
-what it parsed (``_received``); code imports it from :mod:`treadle.web.http`.
+what it parsed (``receive_message``); code imports it from :mod:`treadle.web.http`.
+
+A response ends in one of two ways the client can tell apart: complete (``finish()``: the
+last chunk, or all of ``Content-Length``), or cut short (the connection closes without
+them) when the response cannot be completed — a render that fails after it started writing.
 
 Fast path: a response whose body is known when the headers are written goes out as a single
 ``transport.write`` (status line, headers and body joined); status lines are precomputed and
@@ -17,31 +21,34 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
-from treadle.web import _framing
+from treadle.internet.defer import Deferred, fail, succeed
+from treadle.python.failure import Failure
+from treadle.web._channel import HTTPChannel
 from treadle.web._forms import parse_form, parse_urlencoded
 from treadle.web._framing import (
     _STATUS_LINES,
+    SERVER_LINE,
     Framing,
+    chunk,
+    connection_lines,
     date_header,
+    keeps_connection,
+    response_framing,
     server_and_date,
     status_line,
 )
-from treadle.web._status import FOUND, NOT_FOUND
+from treadle.web._parser import Message
+from treadle.web._status import FOUND, INTERNAL_SERVER_ERROR, NOT_FOUND
 from treadle.web.http_headers import Headers, canonical_name
 
-if TYPE_CHECKING:
-    from treadle.internet.defer import Deferred
-    from treadle.web._channel import HTTPChannel
-
-__all__ = ["CRLF", "SERVER_NAME", "Request"]
+__all__ = ["Request"]
 
 error_log = logging.getLogger("treadle.error")
 
-SERVER_NAME: Final = b"treadle"
 CRLF: Final = b"\r\n"
 #: What a response without headers of its own reads (never written to).
 _NO_HEADERS: Final[dict[bytes, list[bytes]]] = {}
@@ -75,7 +82,6 @@ class Request:
         "_http11",
         "_keep_alive",
         "_notifications",
-        "_producer",
         "_response_headers",
         "channel",
         "clientproto",
@@ -98,7 +104,9 @@ class Request:
     _args: dict[bytes, list[bytes]] | None = None
     _cookies_in: dict[bytes, bytes] | None = None
     _lost_reason: Exception | None = None
-    _producer_streaming = False
+    # What setHost forced: the address getHost reports, and TLS for isSecure.
+    _forced_host: IPv4Address | IPv6Address | None = None
+    _forced_secure = False
 
     def __init__(self, channel: HTTPChannel, queued: object = None) -> None:
         self.channel = channel
@@ -120,21 +128,17 @@ class Request:
         self._framing = Framing.NONE
         self._disconnected = False
         self._notifications: list[Deferred[None]] | None = None
-        self._producer: Any = None
         self._held: list[bytes] | None = None
 
     # -- arrival ---------------------------------------------------------------------------
 
-    def _received(
-        self,
-        method: bytes,
-        uri: bytes,
-        http11: bool,
-        headers: dict[bytes, list[bytes]],
-        content: IO[bytes] | None,
-        keep_alive: bool,
-    ) -> None:
-        """Fill in what the channel parsed, then ``process()`` (the channel's entry point)."""
+    def receive_message(self, message: Message) -> None:
+        """Fill in what the channel parsed, then ``process()`` (the channel's entry point).
+
+        An exception escaping ``process()`` is answered with a 500 page (or, once the
+        response started, by ending it short) and logged.
+        """
+        method, uri, http11, headers, content, keep_alive = message
         self.method = method
         self.uri = uri
         self._http11 = http11
@@ -148,7 +152,10 @@ class Request:
             self.path = uri if q < 0 else uri[:q]
         else:
             self.path = _path_of_target(uri)
-        self.process()
+        try:
+            self.process()
+        except Exception:
+            self._internal_error()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """Twisted's entry point, kept for code that drives a Request by hand."""
@@ -252,7 +259,7 @@ class Request:
         to the transport directly keeps the order.
         """
         if self._held is not None:
-            self._flush_held()
+            self.flush_held()
         return self.channel.transport
 
     # -- reading the request ----------------------------------------------------------------
@@ -280,21 +287,39 @@ class Request:
         return None if isinstance(address, UNIXAddress) else address.host
 
     def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
-        """Return the local address the request arrived on."""
-        return self.channel.host_address()
+        """Return the local address the request arrived on (or the one ``setHost`` gave)."""
+        forced = self._forced_host
+        return forced if forced is not None else self.channel.host_address()
 
     def setHost(self, host: bytes, port: int, ssl: bool = False) -> None:
         """Make the request look as if it arrived at ``host:port`` (over TLS when ``ssl``).
 
-        Afterwards ``getHost()``, ``isSecure()``, the ``Host`` header and so
-        ``getRequestHostname()``/``prePathURL()`` follow; used behind reverse proxies.
-        """
-        from treadle.web.vhost import setHost
+        Afterwards ``getHost()`` reports ``host``/``port``, the ``Host`` header carries the
+        name (with the port unless it is the scheme's default), and so
+        ``getRequestHostname()`` and ``prePathURL()`` follow; used behind reverse proxies.
+        ``ssl=True`` makes ``isSecure()`` true; ``ssl=False`` leaves it to the connection,
+        as in Twisted (a request that did arrive over TLS stays secure).
 
-        setHost(self, host, port, ssl)  # type: ignore[arg-type]  # any Request works
+        Args:
+            host: A host name or IP address (an IPv6 literal with or without brackets).
+            port: The port number.
+            ssl: Count the request as made over TLS.
+        """
+        name = host[1:-1] if host.startswith(b"[") and host.endswith(b"]") else host
+        text = name.decode("ascii")
+        is_v6 = b":" in name
+        address = IPv6Address if is_v6 else IPv4Address
+        self._forced_host = address("TCP", text, port)
+        header = b"[" + name + b"]" if is_v6 else name
+        if port != (443 if ssl else 80):
+            header += b":%d" % port
+        self.requestHeaders.setRawHeaders(b"host", [header])
+        self._forced_secure = ssl
 
     def isSecure(self) -> bool:
-        """Return True when the connection is TLS."""
+        """Return True when the connection is TLS (or ``setHost`` said so)."""
+        if self._forced_secure:
+            return True
         transport = self.channel.transport
         return transport is not None and transport.get_extra_info("sslcontext") is not None
 
@@ -400,15 +425,12 @@ class Request:
             held.append(data)
             return
         if not self.startedWriting:
-            if self.channel._coalesce:
-                # Hold the first bytes until the loop turns: a write followed by finish()
-                # in the same callback (the common case) then goes out as one response with
-                # a Content-Length, in one system call, instead of chunked in two.
-                self._held = [data]
-                self.startedWriting = True
-                asyncio.get_running_loop().call_soon(self._flush_held)
-            else:
-                self._start_response(data, None)
+            # Hold the first bytes until the loop turns: a write followed by finish() in
+            # the same callback (the common case) then goes out as one response with a
+            # Content-Length, in one system call, instead of chunked in two.
+            self._held = [data]
+            self.startedWriting = True
+            self.channel.call_soon(self.flush_held)
             return
         if not data:
             return
@@ -417,7 +439,7 @@ class Request:
         assert transport is not None
         if framing is Framing.CHUNKED:
             transport.write(
-                _framing.chunk(data) if len(data) < 65536 else b"%x\r\n" % len(data) + data + CRLF
+                chunk(data) if len(data) < 65536 else b"%x\r\n" % len(data) + data + CRLF
             )
         elif framing is not Framing.NONE:
             transport.write(data)
@@ -461,8 +483,13 @@ class Request:
             transport.write(b"0\r\n\r\n")
         self._complete()
 
-    def _flush_held(self) -> None:
-        """Send what :meth:`write` held back, as the start of a streamed response."""
+    def flush_held(self) -> None:
+        """Send what :meth:`write` held back, as the start of a streamed response.
+
+        The loop calls it once the callback that wrote is over; the channel calls it before
+        closing, and reading :attr:`transport` or registering a producer calls it too, so
+        bytes written earlier always go out first.
+        """
         held = self._held
         if held is None:
             return
@@ -484,22 +511,19 @@ class Request:
         raw = _NO_HEADERS if headers is None else headers._raw
         code = self.code
         explicit_length = b"content-length" in raw
-        if self.method == b"HEAD" or code < 200 or code == 204 or code == 304:
-            framing = Framing.NONE
-        elif length is not None or explicit_length:
-            framing = Framing.LENGTH
-        elif self._http11:
-            framing = Framing.CHUNKED
-        else:
-            framing = Framing.CLOSE
+        framing = response_framing(
+            self._http11, self.method, code, length is not None or explicit_length
+        )
         self._framing = framing
-        persist = self._keep_alive and framing is not Framing.CLOSE and self.channel.persistent
+        keeps = self._keep_alive = keeps_connection(
+            self._keep_alive and self.channel.persistent, framing, raw.get(b"connection")
+        )
         message = self.code_message
         line = _STATUS_LINES.get(code) if message is None else None
         lines = [line or status_line(code, message)]
         if b"server" in raw or b"date" in raw:
             if b"server" not in raw:
-                lines.append(b"Server: " + SERVER_NAME + CRLF)
+                lines.append(SERVER_LINE)
             if b"date" not in raw:
                 lines.append(date_header())
         else:
@@ -511,9 +535,7 @@ class Request:
         if raw:
             for name, values in raw.items():
                 if name == b"connection":
-                    if any(b"close" in v.lower() for v in values):
-                        persist = False
-                    continue
+                    continue  # ours says what the connection does (keeps_connection)
                 cname = canonical_name(name)
                 for value in values:
                     lines.append(cname + b": " + value + CRLF)
@@ -527,22 +549,15 @@ class Request:
                     lines.append(b"Content-Length: %d\r\n" % length)
             elif framing is Framing.CHUNKED:
                 lines.append(b"Transfer-Encoding: chunked\r\n")
-        if not persist:
-            lines.append(b"Connection: close\r\n\r\n")
-            self._keep_alive = False
-        elif not self._http11:
-            lines.append(b"Connection: keep-alive\r\n\r\n")
-        else:
-            lines.append(CRLF)
+        lines.append(connection_lines(keeps, self._http11))
         if body and framing is not Framing.NONE:
             self.sentLength = len(body)
-            lines.append(_framing.chunk(body) if framing is Framing.CHUNKED else body)
+            lines.append(chunk(body) if framing is Framing.CHUNKED else body)
         self.channel.transport.write(b"".join(lines))  # type: ignore[union-attr]
 
     def _complete(self) -> None:
         """Bookkeeping once the last byte is handed to the transport."""
         self.finished = True
-        self._producer = None
         if self._content is not None:
             self._release_body()
         notifications = self._notifications
@@ -551,8 +566,8 @@ class Request:
             for d in notifications:
                 d.callback(None)
         channel = self.channel
-        channel.factory.log(self)
-        channel.request_done(self)
+        channel.log_request(self)
+        channel.request_done(self, self._keep_alive)
 
     def _release_body(self) -> None:
         # A body spooled to a temporary file holds a descriptor: give it back now rather
@@ -568,11 +583,11 @@ class Request:
 
         It fires with None once ``finish()`` handed the last byte to the transport, or
         errbacks with :class:`~treadle.internet.error.ConnectionDone` /
-        :class:`~treadle.internet.error.ConnectionLost` if the client went away first. Called after
-        either happened, it returns an already-fired Deferred (Twisted's never fires).
+        :class:`~treadle.internet.error.ConnectionLost` if the client went away first (a
+        :class:`~treadle.internet.error.ConnectionAborted` when the server cut it off).
+        Called after either happened, it returns an already-fired Deferred (Twisted's never
+        fires).
         """
-        from treadle.internet.defer import Deferred, fail, succeed
-
         if self._disconnected:
             assert self._lost_reason is not None
             return fail(self._lost_reason)
@@ -594,18 +609,9 @@ class Request:
         # Without its traceback: frames of the failed write would keep this request alive.
         self._lost_reason = reason.with_traceback(None)
         self._release_body()
-        producer = self._producer
-        if producer is not None:
-            self._producer = None
-            try:
-                producer.stopProducing()
-            except Exception:
-                error_log.exception("error stopping producer %r", producer)
         notifications = self._notifications
         if notifications is not None:
             self._notifications = None
-            from treadle.python.failure import Failure
-
             for d in notifications:
                 d.errback(Failure(reason))
 
@@ -622,20 +628,17 @@ class Request:
         Raises:
             RuntimeError: A producer is already registered.
         """
-        if self._producer is not None:
-            raise RuntimeError(f"a producer is already registered: {self._producer!r}")
-        if self._held is not None:
-            self._flush_held()
-        self._producer = producer
-        self._producer_streaming = streaming
-        if self._disconnected:
+        if self._disconnected or self.finished:
             producer.stopProducing()
             return
-        self.channel.producer_registered(self)
+        if self._held is not None:
+            self.flush_held()
+        self.channel.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
         """Detach the producer (no-op when none)."""
-        self._producer = None
+        if not self.finished and not self._disconnected:
+            self.channel.unregisterProducer()
 
     async def drain(self) -> None:
         """Wait until the transport wants more data (returns at once if it does).
@@ -644,14 +647,32 @@ class Request:
         slows them down instead of filling memory. Returns at once after connection loss.
         """
         if self._held is not None:
-            self._flush_held()
+            self.flush_held()
         await self.channel.drain()
 
     # -- misc -------------------------------------------------------------------------------
 
     def loseConnection(self) -> None:
-        """Close the connection (after sending what is already written)."""
-        self.channel._close()
+        """Close the connection after sending what is already written.
+
+        A response not finished by then ends short, so the client can tell it is incomplete.
+        """
+        self.channel.loseConnection()
+
+    def _internal_error(self) -> None:
+        """Something escaped ``process()``: answer 500, or end a started response short."""
+        error_log.exception("unhandled error answering %r", self)
+        if self.finished or self._disconnected:
+            return
+        if self.startedWriting:
+            self.loseConnection()
+            return
+        self._keep_alive = False
+        self.code = INTERNAL_SERVER_ERROR
+        self.code_message = None
+        self.responseHeaders = Headers()
+        self._cookies = None
+        self._write_whole(b"<html><body><h1>Internal Server Error</h1></body></html>")
 
     def __repr__(self) -> str:
         return (

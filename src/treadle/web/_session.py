@@ -30,16 +30,13 @@ Differences from Twisted, on purpose:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, Protocol, cast
 
 from treadle.internet.base import DelayedCall
 from treadle.python.components import Componentized
 
-if TYPE_CHECKING:
-    from treadle.web.server import Site
-
-__all__ = ["Session"]
+__all__ = ["Session", "SessionSite"]
 
 error_log = logging.getLogger("treadle.error")
 
@@ -54,7 +51,16 @@ class _Scheduler(Protocol):
     ) -> DelayedCall: ...
 
 
-def _default_scheduler(site: Site) -> _Scheduler:
+class SessionSite(Protocol):
+    """What a session needs of its site (a :class:`~treadle.web.server.Site`)."""
+
+    @property
+    def sessions(self) -> MutableMapping[bytes, Any]:
+        """The live sessions by id."""
+        ...
+
+
+def _default_scheduler(site: SessionSite) -> _Scheduler:
     scheduler: _Scheduler | None = getattr(site, "_reactor", None)
     if scheduler is None:
         # Imported here: no module reads the reactor at import (DESIGN §2).
@@ -90,7 +96,7 @@ class Session(Componentized):
     _expireCall: DelayedCall | None = None
     _expired = False
 
-    def __init__(self, site: Site, uid: bytes, reactor: _Scheduler | None = None) -> None:
+    def __init__(self, site: SessionSite, uid: bytes, reactor: _Scheduler | None = None) -> None:
         super().__init__()
         self._reactor: _Scheduler = _default_scheduler(site) if reactor is None else reactor
         self.site = site

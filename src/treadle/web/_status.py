@@ -1,11 +1,12 @@
-"""HTTP status codes under the names Twisted code imports from ``twisted.web.http``.
+"""HTTP status codes and reason phrases, as Twisted code imports them from ``twisted.web.http``.
 
-Re-exported by :mod:`treadle.web.http`, which is where code imports them from; they sit here, below
-the request and the channel, so that both can use them without importing :mod:`treadle.web.http`.
+Re-exported by :mod:`treadle.web.http`, which is where code imports them from; they sit here,
+at the bottom of the web layer, so that every module can use them.
 """
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Final
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "REQUEST_TIMEOUT",
     "REQUEST_URI_TOO_LONG",
     "RESET_CONTENT",
+    "RESPONSES",
     "SEE_OTHER",
     "SERVICE_UNAVAILABLE",
     "SWITCHING",
@@ -107,3 +109,7 @@ NOT_EXTENDED: Final = 510
 #: methods return it as the (empty) body. The empty bytes object is a singleton, so
 #: ``result is http.CACHED`` holds.
 CACHED: Final = b""
+
+#: Reason phrases by status code (``twisted.web.http.RESPONSES``).
+RESPONSES: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+RESPONSES[306] = b"Reserved"

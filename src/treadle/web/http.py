@@ -4,11 +4,11 @@ The parts live in private modules and are imported from here:
 
 - :class:`Request` (:mod:`treadle.web._request`): the wire half of a request: headers, body,
   ``write``/``finish`` with framing chosen by :func:`treadle.web._framing.response_framing`,
-  ``notifyFinish``, cookies. :mod:`treadle.web.server` adds resource traversal and rendering on
-  top; this layer knows nothing of resources.
+  ``notifyFinish``, cookies. :mod:`treadle.web.server` adds resource traversal and rendering
+  on top; this layer knows nothing of resources.
 - :class:`HTTPChannel` (:mod:`treadle.web._channel`): an :class:`asyncio.Protocol` driving
   httptools (llhttp) through the parser of :mod:`treadle.web._parser`; it answers requests
-  strictly in order. What llhttp refuses and what the channel checks is listed there.
+  strictly in order. What llhttp refuses and what the parser checks is listed there.
 - the status codes (:mod:`treadle.web._status`).
 
 This module holds the :class:`HTTPFactory` that builds channels, the limits and timeouts it
@@ -21,16 +21,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from email.utils import formatdate
 from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from treadle.internet._timers import TimerHeap
 from treadle.internet.address import UNIXAddress
-from treadle.web._channel import READ_AHEAD as READ_AHEAD  # a module constant before the split
+from treadle.web._channel import READ_AHEAD as READ_AHEAD
 from treadle.web._channel import HTTPChannel
-from treadle.web._framing import RESPONSES
-from treadle.web._parser import SPOOL_SIZE as SPOOL_SIZE  # a module constant before the split
-from treadle.web._request import SERVER_NAME as SERVER_NAME  # a module constant before the split
+from treadle.web._forms import MalformedRequestBody
+from treadle.web._framing import SERVER_NAME as SERVER_NAME
+from treadle.web._parser import SPOOL_SIZE as SPOOL_SIZE
+from treadle.web._parser import Limits
 from treadle.web._request import Request
 from treadle.web._status import (
     ACCEPTED,
@@ -72,6 +74,7 @@ from treadle.web._status import (
     REQUEST_URI_TOO_LONG,
     REQUESTED_RANGE_NOT_SATISFIABLE,
     RESET_CONTENT,
+    RESPONSES,
     SEE_OTHER,
     SERVICE_UNAVAILABLE,
     SWITCHING,
@@ -93,6 +96,8 @@ __all__ = [
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_LINGER_TIME",
+    "DEFAULT_MIN_BODY_RATE",
+    "DEFAULT_MIN_BODY_RATE_GRACE",
     "EXPECTATION_FAILED",
     "FORBIDDEN",
     "FOUND",
@@ -195,6 +200,13 @@ DEFAULT_HEAD_TIMEOUT: Final = 10.0
 #: Seconds allowed between two pieces of request body data (nginx's client_body_timeout is
 #: 60 s between reads). Chunk framing alone does not count as progress.
 DEFAULT_BODY_TIMEOUT: Final = 30.0
+#: Bytes a second a request body must average once ``DEFAULT_MIN_BODY_RATE_GRACE`` seconds
+#: have passed since its head, or the client gets 408 and the connection closes: a body
+#: trickled a byte at a time would otherwise hold its connection for ever, since the body
+#: timeout only counts silence. Kestrel's MinRequestBodyDataRate is 240 B/s after 5 s.
+DEFAULT_MIN_BODY_RATE: Final = 240.0
+#: Seconds a request body may take before ``DEFAULT_MIN_BODY_RATE`` applies.
+DEFAULT_MIN_BODY_RATE_GRACE: Final = 5.0
 #: Seconds a refused connection keeps reading (and discarding) after its error response, so
 #: that a client still sending its request reads the response instead of a TCP reset
 #: ("lingering close", RFC 9112 §9.6). Apache lingers 2 s, nginx's lingering_time is 30 s.
@@ -203,13 +215,7 @@ DEFAULT_LINGER_TIME: Final = 2.0
 
 def datetimeToString(msSinceEpoch: float | None = None) -> bytes:
     """Return an HTTP date (IMF-fixdate, e.g. ``Sun, 06 Nov 1994 08:49:37 GMT``) as bytes."""
-    from email.utils import formatdate
-
     return formatdate(msSinceEpoch, usegmt=True).encode("ascii")
-
-
-class MalformedRequestBody(ValueError):
-    """A form body (urlencoded or multipart) could not be parsed; answered with 400."""
 
 
 # -- the factory ------------------------------------------------------------------------------
@@ -247,10 +253,12 @@ class HTTPFactory:
         timeout: Seconds an idle keep-alive connection is kept; also how long a client may
             read nothing while output waits for it.
         logFormatter: ``(timestamp, request) -> str`` for access log lines.
+        reactor: The reactor (or a ``task.Clock`` in tests) timers run on; treadle's by
+            default.
 
     The limits and timeouts below are class attributes; set them on the instance (a
-    :class:`~treadle.web.server.Site`) before it listens: each connection reads the size limits
-    when it is made. Their defaults and what each counts are the module's ``MAX_*`` and
+    :class:`~treadle.web.server.Site`) before it listens: each connection reads them when
+    it is made. Their defaults and what each counts are the module's ``MAX_*`` and
     ``DEFAULT_*`` constants.
 
     Attributes:
@@ -266,10 +274,13 @@ class HTTPFactory:
         maxConnections: Open connections; more get 503 (None: no limit).
         headTimeout: Seconds to receive a head, from its first byte; then 408.
         bodyTimeout: Seconds between two pieces of body data; then 408.
+        minBodyRate: Bytes a second a body must average after ``minBodyRateGrace``
+            seconds; then 408 (0 turns the check off).
+        minBodyRateGrace: Seconds before ``minBodyRate`` applies.
         lingerTime: Seconds a refused connection drains the client's bytes before closing.
     """
 
-    requestFactory: Callable[[HTTPChannel], Request] = Request
+    requestFactory: Callable[[HTTPChannel], Any] = Request
     protocol = HTTPChannel
     maxRequestLineSize: int = MAX_REQUEST_LINE_SIZE
     maxFieldLineSize: int = MAX_FIELD_LINE_SIZE
@@ -286,9 +297,11 @@ class HTTPFactory:
     timeOut: float = DEFAULT_IDLE_TIMEOUT
     headTimeout: float = DEFAULT_HEAD_TIMEOUT
     bodyTimeout: float = DEFAULT_BODY_TIMEOUT
+    minBodyRate: float = DEFAULT_MIN_BODY_RATE
+    minBodyRateGrace: float = DEFAULT_MIN_BODY_RATE_GRACE
     lingerTime: float = DEFAULT_LINGER_TIME
-    # The deadlines of the channels on one loop (or test clock), shared by them.
-    _deadlines: TimerHeap | None = None
+    # A test's task.Clock, when one drives the timers instead of the running loop.
+    _clock: Any = None
 
     def __init__(
         self,
@@ -306,9 +319,13 @@ class HTTPFactory:
         self.reactor = reactor if reactor is not None else _default_reactor()
         # A fake clock (task.Clock) drives the channel's timers in tests; the real reactor
         # is bypassed in favour of the running loop's own call_later, which is cheaper.
-        self._clock = reactor if reactor is not None and hasattr(reactor, "advance") else None
+        if reactor is not None and hasattr(reactor, "advance"):
+            self._clock = reactor
         self._connections: set[HTTPChannel] = set()
         self._shutting_down = False
+        # The deadlines of the channels on one loop (or test clock), shared by them.
+        self._deadlines: TimerHeap | None = None
+        self._limits: tuple[tuple[int, ...], Limits] | None = None
 
     def buildProtocol(self, addr: object) -> HTTPChannel:
         """Return a new channel for a connection."""
@@ -328,6 +345,62 @@ class HTTPFactory:
     startFactory = doStart
     stopFactory = doStop
 
+    # -- what channels ask of their factory ---------------------------------------------------
+
+    def limits(self) -> Limits:
+        """Return the size limits as they stand (one object while the attributes are unchanged)."""
+        values = (
+            self.maxRequestLineSize,
+            self.maxFieldLineSize,
+            self.maxHeadSize,
+            self.maxHeaders,
+            self.maxRequestBodySize,
+            self.maxChunkExtensionsSize,
+            self.maxTrailerSize,
+        )
+        cached = self._limits
+        if cached is None or cached[0] != values:
+            cached = self._limits = (values, Limits(*values))
+        return cached[1]
+
+    def timing(self) -> tuple[TimerHeap, Callable[[Callable[[], object]], object]]:
+        """Return the deadline heap channels share and how they run a callback "soon".
+
+        One heap per loop (or test clock), shared by its connections: a connection's timer
+        is one entry in it rather than a loop timer of its own (~600 bytes, see
+        :mod:`treadle.internet._timers`). With a test clock, "soon" is the clock's next
+        ``advance``; otherwise the running loop's ``call_soon``.
+        """
+        clock = self._clock
+        source = asyncio.get_running_loop() if clock is None else clock
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.source is not source:
+            if clock is None:
+                deadlines = TimerHeap(source, source.call_later, source.time, 0.001)
+            else:
+                deadlines = TimerHeap(source, clock.callLater, clock.seconds)
+            self._deadlines = deadlines
+        if clock is None:
+            return deadlines, source.call_soon
+        return deadlines, _soon_on(clock)
+
+    def connection_opened(self, channel: HTTPChannel) -> bool:
+        """Count a new connection; False when ``maxConnections`` are open already."""
+        limit = self.maxConnections
+        if limit is not None and len(self._connections) >= limit:
+            return False
+        self._connections.add(channel)
+        return True
+
+    def connection_closed(self, channel: HTTPChannel) -> None:
+        """Forget a connection that ended."""
+        self._connections.discard(channel)
+
+    @property
+    def shutting_down(self) -> bool:
+        """True once :meth:`shutdown` began: new connections close after one response."""
+        return self._shutting_down
+
     @property
     def connections(self) -> frozenset[HTTPChannel]:
         """The channels currently open."""
@@ -337,7 +410,8 @@ class HTTPFactory:
         """Close every connection gracefully: idle ones now, busy ones after their response.
 
         Responses still running after ``grace`` seconds are cut off: their connections are
-        aborted, so their ``notifyFinish`` Deferreds errback and resources can clean up.
+        aborted, so their ``notifyFinish`` Deferreds errback with
+        :class:`~treadle.internet.error.ConnectionAborted` and resources can clean up.
         Stop the listening ports first so no new connection arrives.
 
         Returns:
@@ -364,6 +438,15 @@ class HTTPFactory:
             self._logFile.write(self._logFormatter(_log_timestamp(), request) + "\n")
         elif access_log.isEnabledFor(logging.INFO):
             access_log.info("%s", self._logFormatter(_log_timestamp(), request))
+
+
+def _soon_on(clock: Any) -> Callable[[Callable[[], object]], object]:
+    """``call_soon`` on a test clock: the call runs at the clock's next ``advance``."""
+
+    def soon(callback: Callable[[], object]) -> object:
+        return clock.callLater(0, callback)
+
+    return soon
 
 
 def _default_reactor() -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from treadle.web.http import FORBIDDEN, NOT_FOUND
-from treadle.web.resource import ErrorPage, IResource
+from treadle.web.resource import ErrorPage, ResourceLike
 
 __all__ = ["errorPage", "forbidden", "notFound"]
 
@@ -29,7 +29,7 @@ _FORBIDDEN_DETAIL: Final = "Sorry, resource is forbidden."
 class _ErrorPage(ErrorPage):
     """The resource behind :func:`errorPage`: an :class:`ErrorPage` that takes no children."""
 
-    def putChild(self, path: bytes, child: IResource) -> None:
+    def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Refuse: every path below an error page is the error page.
 
         Raises:
@@ -41,7 +41,7 @@ class _ErrorPage(ErrorPage):
         return f"<errorPage {self.code} {self.brief!r}>"
 
 
-def errorPage(code: int, brief: str, detail: str) -> IResource:
+def errorPage(code: int, brief: str, detail: str) -> ResourceLike:
     """Return a resource answering every request with status ``code`` and an HTML page.
 
     Args:
@@ -56,7 +56,7 @@ def errorPage(code: int, brief: str, detail: str) -> IResource:
     return _ErrorPage(code, brief, detail)
 
 
-def notFound(brief: str = _NOT_FOUND_BRIEF, message: str = _NOT_FOUND_DETAIL) -> IResource:
+def notFound(brief: str = _NOT_FOUND_BRIEF, message: str = _NOT_FOUND_DETAIL) -> ResourceLike:
     """Return a ``404 Not Found`` page resource.
 
     Args:
@@ -69,7 +69,7 @@ def notFound(brief: str = _NOT_FOUND_BRIEF, message: str = _NOT_FOUND_DETAIL) ->
     return _ErrorPage(NOT_FOUND, brief, message)
 
 
-def forbidden(brief: str = _FORBIDDEN_BRIEF, message: str = _FORBIDDEN_DETAIL) -> IResource:
+def forbidden(brief: str = _FORBIDDEN_BRIEF, message: str = _FORBIDDEN_DETAIL) -> ResourceLike:
     """Return a ``403 Forbidden`` page resource.
 
     Args:

@@ -8,12 +8,15 @@ the path. A render method returns ``bytes`` (the whole body), ``NOT_DONE_YET`` (
 
 from __future__ import annotations
 
-import html
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+from zope.interface import Attribute, Interface, implementer
 
 from treadle.web._encoding import EncodingResourceWrapper
-from treadle.web.http import FORBIDDEN, NOT_FOUND
+from treadle.web._html import error_page
+from treadle.web._status import FORBIDDEN, NOT_FOUND
+from treadle.web._types import ResourceLike
+from treadle.web.error import UnsupportedMethod
 
 if TYPE_CHECKING:
     from treadle.web.server import Request
@@ -25,35 +28,31 @@ __all__ = [
     "IResource",
     "NoResource",
     "Resource",
+    "ResourceLike",
     "UnsupportedMethod",
+    "error_page",
     "getChildForRequest",
 ]
 
 
-class IResource(Protocol):
-    """What the server needs from anything placed in a resource tree."""
+class IResource(Interface):  # type: ignore[misc]  # zope's Interface is untyped
+    """Twisted's ``IResource``: what can stand in a resource tree.
 
-    isLeaf: bool
-
-    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
-        """Return the child for path segment ``name``."""
-        ...
-
-    def render(self, request: Request) -> Any:
-        """Render ``request``: bytes, ``NOT_DONE_YET``, or an awaitable/Deferred of bytes."""
-        ...
-
-
-class UnsupportedMethod(Exception):
-    """The resource has no ``render_<METHOD>`` for the request; answered with 405 or 501.
-
-    Attributes:
-        allowedMethods: The methods the resource does support (sent in ``Allow``).
+    Declare it with ``@implementer(IResource)`` on a class that does not derive from
+    :class:`Resource`, and test for it with ``IResource.providedBy(obj)``. (Type checkers
+    use :class:`~treadle.web._types.ResourceLike`, which describes the same members.)
     """
 
-    def __init__(self, allowedMethods: Iterable[bytes], *args: object) -> None:
-        super().__init__(allowedMethods, *args)
-        self.allowedMethods = list(allowedMethods)
+    isLeaf = Attribute("True when traversal stops here; the rest of the path is postpath.")
+
+    def getChildWithDefault(name, request):  # type: ignore[no-untyped-def]
+        """Return the child for path segment ``name`` (a resource)."""
+
+    def putChild(path, child):  # type: ignore[no-untyped-def]
+        """Make ``child`` answer the path segment ``path`` below this resource."""
+
+    def render(request):  # type: ignore[no-untyped-def]
+        """Render ``request``: bytes, ``NOT_DONE_YET``, or an awaitable/Deferred of bytes."""
 
 
 _render_names: dict[bytes, str] = {}
@@ -84,6 +83,7 @@ def _computeAllowedMethods(resource: object) -> list[bytes]:
     return sorted(methods)
 
 
+@implementer(IResource)
 class Resource:
     """A node of the resource tree.
 
@@ -101,9 +101,9 @@ class Resource:
     server: Any = None
 
     def __init__(self) -> None:
-        self.children: dict[bytes, IResource] = {}
+        self.children: dict[bytes, ResourceLike] = {}
 
-    def putChild(self, path: bytes, child: IResource) -> None:
+    def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Make ``child`` answer the path segment ``path`` below this resource.
 
         Raises:
@@ -115,18 +115,18 @@ class Resource:
         if isinstance(child, Resource):
             child.server = self.server
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Return a child computed for ``path`` (dynamic dispatch); 404 by default."""
         return NoResource("No such child resource.")
 
-    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Return the static child for ``path`` if there is one, else ``getChild``."""
         child = self.children.get(path)
         if child is not None:
             return child
         return self.getChild(path, request)
 
-    def getStaticEntity(self, name: bytes) -> IResource | None:
+    def getStaticEntity(self, name: bytes) -> ResourceLike | None:
         """Return the static child ``name`` or None."""
         return self.children.get(name)
 
@@ -134,7 +134,7 @@ class Resource:
         """Return the names of the static children."""
         return list(self.children)
 
-    def listStaticEntities(self) -> list[tuple[bytes, IResource]]:
+    def listStaticEntities(self) -> list[tuple[bytes, ResourceLike]]:
         """Return ``(name, child)`` for every static child."""
         return list(self.children.items())
 
@@ -155,7 +155,7 @@ class Resource:
         return renderer(request)
 
 
-def getChildForRequest(resource: IResource, request: Request) -> IResource:
+def getChildForRequest(resource: ResourceLike, request: Request) -> ResourceLike:
     """Walk from ``resource`` along ``request.postpath``, moving segments to ``prepath``."""
     postpath = request.postpath
     prepath = request.prepath
@@ -164,15 +164,6 @@ def getChildForRequest(resource: IResource, request: Request) -> IResource:
         prepath.append(segment)
         resource = resource.getChildWithDefault(segment, request)
     return resource
-
-
-def _page(code: int, brief: str, detail: str) -> bytes:
-    brief_html = html.escape(brief)
-    return (
-        "<!DOCTYPE html>\n<html>\n  <head><title>"
-        f"{code} - {brief_html}</title></head>\n  <body>\n    <h1>{brief_html}</h1>\n"
-        f"    <p>{html.escape(detail)}</p>\n  </body>\n</html>\n"
-    ).encode()
 
 
 class ErrorPage(Resource):
@@ -193,9 +184,9 @@ class ErrorPage(Resource):
         """Set the status and return the page (for every method)."""
         request.setResponseCode(self.code)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return _page(self.code, self.brief, self.detail)
+        return error_page(self.code, self.brief, self.detail)
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """An error page is its own child."""
         return self
 
@@ -212,8 +203,3 @@ class ForbiddenResource(ErrorPage):
 
     def __init__(self, message: str = "Sorry, resource is forbidden.") -> None:
         super().__init__(FORBIDDEN, "Forbidden Resource", message)
-
-
-def error_page(code: int, brief: str, detail: str) -> bytes:
-    """Return the HTML of an error page; every argument is escaped."""
-    return _page(code, brief, detail)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 from treadle.web._registry import Registry
 from treadle.web._twisted_compat import script_builtins
 from treadle.web.http import INTERNAL_SERVER_ERROR
-from treadle.web.resource import IResource, NoResource, Resource
+from treadle.web.resource import NoResource, Resource, ResourceLike
 
 if TYPE_CHECKING:
     from treadle.web.server import Request
@@ -145,7 +145,12 @@ def _compiled(path: str, st: os.stat_result | None = None) -> CodeType:
     return code
 
 
-def ResourceScript(path: str | bytes | os.PathLike[str], registry: Registry) -> IResource:
+def ResourceScript(
+    path: str | bytes | os.PathLike[str],
+    registry: Registry,
+    *,
+    stat: os.stat_result | None = None,
+) -> ResourceLike:
     """Run the ``.rpy`` script at ``path`` and return the resource it assigned.
 
     This is the processor ``static.File`` calls for ``.rpy`` files: each request that reaches
@@ -154,20 +159,14 @@ def ResourceScript(path: str | bytes | os.PathLike[str], registry: Registry) -> 
     Args:
         path: The script's file.
         registry: The site's registry, shared by its scripts (global ``registry``).
+        stat: A ``stat`` of ``path`` taken just before (``static.File`` hands over the one
+            it checked the entry with, which saves a system call per request).
 
     Returns:
         The script's ``resource``; or, if the script raised or assigned none, a resource
         answering 500 that names the script (the details are logged to ``treadle.error``).
     """
-    return _run_script(os.fsdecode(path), registry)
-
-
-def _run_script(path: str, registry: Registry, st: os.stat_result | None = None) -> IResource:
-    """:func:`ResourceScript` for a ``str`` path, optionally with a fresh ``stat`` of it.
-
-    ``static.File`` calls this for ``.rpy`` entries with the ``lstat`` it has just taken to
-    check the entry, which saves the script a second system call per request.
-    """
+    path = os.fsdecode(path)
     scanner = CacheScanner(path, registry)
     namespace: dict[str, Any] = {
         "__builtins__": script_builtins(),
@@ -178,9 +177,9 @@ def _run_script(path: str, registry: Registry, st: os.stat_result | None = None)
         "recache": scanner.recache,
     }
     try:
-        exec(_compiled(path, st), namespace)
+        exec(_compiled(path, stat), namespace)
     except AlreadyCached as e:
-        cached: IResource = e.args[0]
+        cached: ResourceLike = e.args[0]
         return cached
     except (Exception, SystemExit) as e:
         return _failed(path, e)
@@ -191,11 +190,15 @@ def _run_script(path: str, registry: Registry, st: os.stat_result | None = None)
             return problem
     if scanner.doCache:
         registry.cachePath(path, rsrc)
-    result: IResource = rsrc
+    result: ResourceLike = rsrc
     return result
 
 
-def _failed(path: str, e: BaseException) -> IResource:
+#: Tells ``static.File`` that this processor takes the entry's ``stat=``.
+ResourceScript.acceptsStat = True  # type: ignore[attr-defined]
+
+
+def _failed(path: str, e: BaseException) -> ResourceLike:
     """Log what a script raised and return the 500 page answering for it."""
     # SystemExit too: a script calling exit() must not stop the server.
     error_log.error(
@@ -210,7 +213,7 @@ def _failed(path: str, e: BaseException) -> IResource:
     return _ScriptErrorPage(path, "raised an exception.", details)
 
 
-def _not_a_resource(path: str, rsrc: object) -> IResource | None:
+def _not_a_resource(path: str, rsrc: object) -> ResourceLike | None:
     """The 500 page for a ``resource`` that is missing or no resource, else None.
 
     Anything with ``render`` and ``getChildWithDefault`` passes, as Twisted's duck typing
@@ -285,7 +288,7 @@ class ResourceScriptWrapper(Resource):
         """Run the script and render its resource."""
         return ResourceScript(self.path, self.registry).render(request)
 
-    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Run the script and return its resource's child for ``path``.
 
         A leaf resource is returned itself, with ``path`` put back in ``request.postpath``,
@@ -315,7 +318,7 @@ class ResourceScriptDirectory(Resource):
         self.path = path
         self.registry = registry if registry is not None else Registry()
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Return the script (or subdirectory) named ``path``."""
         name = os.fsdecode(path)
         # Segments arrive percent-decoded, so "%2F.." could otherwise walk out of the tree.

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import functools
 import html
 import inspect
 import logging
@@ -50,10 +51,13 @@ from treadle.internet.defer import Deferred, ensureDeferred
 from treadle.python.urlpath import URLPath
 from treadle.web import http
 from treadle.web._encoding import GzipEncoderFactory
+from treadle.web._framing import SERVER_NAME
+from treadle.web._html import error_page
 from treadle.web._session import Session
+from treadle.web._types import ResourceLike
+from treadle.web.error import UnsupportedMethod
 from treadle.web.http import MalformedRequestBody, unquote_path_segment
 from treadle.web.http_headers import Headers
-from treadle.web.resource import IResource, UnsupportedMethod, error_page
 
 __all__ = [
     "CACHED",
@@ -80,7 +84,9 @@ class _NotDoneYet(int):
 #: (An int, 1, as in Twisted, for code that compares it by value.)
 NOT_DONE_YET: Final = _NotDoneYet(1)
 
-version: Final = b"treadle/0.1"
+#: The server's name and version, as sent in the ``Server`` field (Twisted's
+#: ``server.version``).
+version: Final = SERVER_NAME
 
 #: What ``setLastModified``/``setETag`` return when the client's cached copy will do (the
 #: status is then 304 or 412): return it as the body. The same object as ``http.CACHED``.
@@ -143,7 +149,7 @@ class Request(http.Request):
         except Exception:
             self.processingFailed(sys.exc_info()[1])
 
-    def render(self, resrc: IResource) -> None:
+    def render(self, resrc: ResourceLike) -> None:
         """Render ``resrc`` and send what it returns."""
         try:
             body = resrc.render(self)
@@ -159,9 +165,10 @@ class Request(http.Request):
                 self.write(body)
                 self.finish()
             return
-        self._handle_result(body, first=True)
+        self._handle_result(body, resrc, first=True)
 
-    def _handle_result(self, body: Any, *, first: bool) -> None:
+    def _handle_result(self, body: Any, resrc: object, *, first: bool) -> None:
+        """Send what a render returned (``first``) or what its awaitable resolved to."""
         if body is NOT_DONE_YET:
             return
         if isinstance(body, bytes | str):
@@ -176,26 +183,26 @@ class Request(http.Request):
             body.addCallbacks(
                 self._async_result,
                 self._async_failure,
-                callbackArgs=(body,),
+                callbackArgs=(body, resrc),
                 errbackArgs=(body,),
             )
         elif first and inspect.isawaitable(body):
             task = asyncio.ensure_future(body)
             self._pending = task
-            task.add_done_callback(self._task_done)
+            task.add_done_callback(functools.partial(self._task_done, resrc))
         elif body is None and not first:
             if not self.finished:
                 self.finish()
         else:
             self._render_error(
                 "Request did not return bytes",
-                f"Resource {self.site and type(body).__name__!s} returned "
-                f"{type(body).__name__}, not bytes, str or NOT_DONE_YET.",
+                f"Resource {type(resrc).__name__} returned {type(body).__name__}, "
+                "not bytes, str or NOT_DONE_YET.",
             )
 
     # -- asynchronous results ---------------------------------------------------------------
 
-    def _task_done(self, task: asyncio.Future[Any]) -> None:
+    def _task_done(self, resrc: object, task: asyncio.Future[Any]) -> None:
         # Clear only our own: a render may have started another awaitable meanwhile.
         if self._pending is task:
             self._pending = None
@@ -205,14 +212,14 @@ class Request(http.Request):
         if exc is not None:
             self.processingFailed(exc)
         elif not self.finished:
-            self._handle_result(task.result(), first=False)
+            self._handle_result(task.result(), resrc, first=False)
 
-    def _async_result(self, result: Any, source: Deferred[Any]) -> None:
+    def _async_result(self, result: Any, source: Deferred[Any], resrc: object) -> None:
         if self._pending is source:
             self._pending = None
         if not self._disconnected and not self.finished:
             try:
-                self._handle_result(result, first=False)
+                self._handle_result(result, resrc, first=False)
             except Exception as e:
                 self.processingFailed(e)
 
@@ -231,7 +238,7 @@ class Request(http.Request):
 
     # -- errors -----------------------------------------------------------------------------
 
-    def _unsupported_method(self, resrc: IResource, allowed: list[bytes]) -> None:
+    def _unsupported_method(self, resrc: ResourceLike, allowed: list[bytes]) -> None:
         method = self.method
         if method in _KNOWN_METHODS:
             self.setResponseCode(http.NOT_ALLOWED)
@@ -253,6 +260,12 @@ class Request(http.Request):
         self._write_whole(body)
 
     def _render_error(self, brief: str, detail: str) -> None:
+        if self.startedWriting and not self.finished and not self._disconnected:
+            # Part of the body is out (or held): an error page cannot follow it, and
+            # finishing would pass the part off as the whole. End it short instead.
+            error_log.error("%s: %s (%r); the response is ended short", brief, detail, self)
+            self.loseConnection()
+            return
         error_log.error("%s: %s (%r)", brief, detail, self)
         if self.site.displayTracebacks:
             self._error_response(500, error_page(500, brief, detail))
@@ -263,8 +276,10 @@ class Request(http.Request):
         """Answer 500 for an exception (or Failure) raised while rendering, and log it.
 
         The traceback goes to the ``treadle.error`` log, and to the client only when
-        ``site.displayTracebacks`` is true. If the response had already started, the
-        connection is dropped (a half-sent body cannot be turned into an error page).
+        ``site.displayTracebacks`` is true. If the response had already started, it is
+        ended short: what was written goes out, then the connection closes without the
+        last chunk (or short of ``Content-Length``), so the client can tell it is incomplete
+        (a half-sent body cannot be turned into an error page).
         """
         exc = getattr(reason, "value", reason)
         if isinstance(exc, MalformedRequestBody):
@@ -279,7 +294,8 @@ class Request(http.Request):
         if self._disconnected or self.finished:
             return
         if self.startedWriting:
-            self.channel.abort()
+            # Too late for an error page: end the response short, so the client can tell.
+            self.loseConnection()
             return
         if self.site.displayTracebacks:
             text = "".join(traceback.format_exception(type(exc), exc, tb))
@@ -569,7 +585,7 @@ class Site(http.HTTPFactory):
     secureSessionCookieName: bytes = b"TWISTED_SECURE_SESSION"
 
     def __init__(
-        self, resource: IResource, requestFactory: Any = None, *args: Any, **kwargs: Any
+        self, resource: ResourceLike, requestFactory: Any = None, *args: Any, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self.resource = resource
@@ -577,7 +593,7 @@ class Site(http.HTTPFactory):
             self.requestFactory = requestFactory
         self.sessions: MutableMapping[bytes, Session] = {}
 
-    def getResourceFor(self, request: Request) -> IResource:
+    def getResourceFor(self, request: Request) -> ResourceLike:
         """Walk the tree along ``request.postpath`` and return the resource to render.
 
         See :func:`traverse` for children given as Deferreds or awaitables.
@@ -623,7 +639,7 @@ def _is_pending(value: object) -> bool:
     return isinstance(value, Deferred) or inspect.isawaitable(value)
 
 
-def traverse(resource: Any, request: Request) -> IResource:
+def traverse(resource: Any, request: Request) -> ResourceLike:
     """Walk from ``resource`` along ``request.postpath``, moving segments to ``prepath``.
 
     As :func:`treadle.web.resource.getChildForRequest`, plus: when ``getChildWithDefault``
@@ -669,7 +685,7 @@ class _PendingChild:
     def __init__(self, child: Any) -> None:
         self._child = child
 
-    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, name: bytes, request: Request) -> ResourceLike:
         """Never called (a leaf); given for the resource interface."""
         return self
 

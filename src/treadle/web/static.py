@@ -83,8 +83,7 @@ from treadle.web._mime import (
 )
 from treadle.web._registry import Registry
 from treadle.web._sendfile import FileSender, read_exact
-from treadle.web.resource import ForbiddenResource, IResource, NoResource, Resource
-from treadle.web.script import ResourceScript, _run_script
+from treadle.web.resource import ForbiddenResource, NoResource, Resource, ResourceLike
 from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
@@ -205,7 +204,7 @@ def _is_within(path: str, root: str) -> bool:
 # -- resources ---------------------------------------------------------------------------------
 
 
-def _render(resource: IResource, request: Request) -> bytes:
+def _render(resource: ResourceLike, request: Request) -> bytes:
     """Render an error page or listing inside another resource's render (they return bytes)."""
     body: bytes = resource.render(request)
     return body
@@ -238,7 +237,7 @@ class Data(Resource):
 
 # What File.getChild remembers of an entry: its path, and the File serving it or the
 # processor to call for it (exactly one of the two).
-_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], IResource] | None"]
+_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], ResourceLike] | None"]
 
 
 class File(Resource):
@@ -277,12 +276,12 @@ class File(Resource):
 
     contentTypes: dict[str, str] = CONTENT_TYPES
     contentEncodings: dict[str, str] = CONTENT_ENCODINGS
-    processors: dict[str, Callable[[str, Registry], IResource]] = {}
+    processors: dict[str, Callable[[str, Registry], ResourceLike]] = {}
     indexNames: list[str] = ["index", "index.html", "index.htm", "index.rpy"]
     type: str | None = None
     encoding: str | None = None
-    childNotFound: IResource = NoResource("File not found.")
-    forbidden: IResource = ForbiddenResource()
+    childNotFound: ResourceLike = NoResource("File not found.")
+    forbidden: ResourceLike = ForbiddenResource()
     # Children met before (see getChild), and the lstat traversal took for a request.
     _children: dict[bytes, _KnownChild] | None = None
     _lstat: tuple[list[bytes], os.stat_result] | None = None
@@ -407,7 +406,7 @@ class File(Resource):
                 return path + ext
         return None
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Return the resource for entry ``path`` of this directory.
 
         Args:
@@ -466,7 +465,7 @@ class File(Resource):
         similar._hand_stat(request, None if is_link else st)
         return similar
 
-    def _known_child(self, known: _KnownChild, request: Request) -> IResource | None:
+    def _known_child(self, known: _KnownChild, request: Request) -> ResourceLike | None:
         """The child a cached entry stands for, or None when the slow path must decide.
 
         One ``lstat`` both confirms the entry is still there and that it is still no link
@@ -484,9 +483,11 @@ class File(Resource):
         if similar is not None:
             similar._hand_stat(request, st)
             return similar
-        if processor is ResourceScript:
-            return _run_script(path, self.registry, st)  # its stat is this lstat
         assert processor is not None
+        if getattr(processor, "acceptsStat", False):
+            # A processor that says it takes the entry's stat (ResourceScript does) is
+            # handed this lstat, which saves it a system call per request.
+            return processor(path, self.registry, stat=st)  # type: ignore[call-arg]
         return processor(path, self.registry)
 
     def _remember_child(self, segment: bytes, known: _KnownChild) -> None:
@@ -497,7 +498,7 @@ class File(Resource):
             children.clear()
         children[segment] = known
 
-    def _processor_for(self, ext: str) -> Callable[[str, Registry], IResource] | None:
+    def _processor_for(self, ext: str) -> Callable[[str, Registry], ResourceLike] | None:
         if not ext:
             return None
         processor = self.processors.get(ext)
@@ -508,7 +509,7 @@ class File(Resource):
                     return value
         return processor
 
-    def _index_or_listing(self, request: Request) -> IResource:
+    def _index_or_listing(self, request: Request) -> ResourceLike:
         for index in self.indexNames:
             if os.path.isfile(os.path.join(self.path, index)):
                 # Through getChild, so an index.rpy meets ``processors`` and the checks.

@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from treadle.internet.defer import Deferred
 from treadle.python.failure import Failure
-from treadle.web.resource import IResource, Resource
+from treadle.web.resource import Resource, ResourceLike
 from treadle.web.server import Request, traverse
 
 __all__ = ["ChildRedirector", "DeferredResource", "ParentRedirect", "Redirect", "redirectTo"]
@@ -95,7 +95,7 @@ class Redirect(Resource):
         """Redirect ``request`` (any method) to the URL."""
         return redirectTo(self.url, request)
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Every path below redirects to the same URL."""
         return self
 
@@ -124,7 +124,7 @@ class ChildRedirector(Redirect):
             )
         super().__init__(checked)
 
-    def getChild(self, name: bytes, request: Request) -> IResource:
+    def getChild(self, name: bytes, request: Request) -> ResourceLike:
         """Return a redirector to ``name`` (percent-encoded) below this one's URL."""
         url = self.url if self.url.endswith(b"/") else self.url + b"/"
         return ChildRedirector(url + quote(name, safe=b"").encode("ascii"))
@@ -142,7 +142,7 @@ class ParentRedirect(Resource):
         """Redirect ``request`` to the parent directory of its URL."""
         return redirectTo(bytes(request.URLPath().here()), request)
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Every path below redirects the same way."""
         return self
 
@@ -205,6 +205,6 @@ class DeferredResource(Resource):
             child = outcome
         return traverse(child, request).render(request)
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """A leaf: the path below is walked from the resource the Deferred gives."""
         return self

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from treadle.internet.address import IPv4Address, IPv6Address
 from treadle.web.http import BAD_REQUEST
-from treadle.web.resource import ErrorPage, IResource, NoResource, Resource
+from treadle.web.resource import ErrorPage, NoResource, Resource, ResourceLike
 
 if TYPE_CHECKING:
     from treadle.web.server import Request
@@ -61,13 +60,13 @@ class NameVirtualHost(Resource):
             header; when None those get ``404 No Such Resource``.
     """
 
-    default: IResource | None = None
+    default: ResourceLike | None = None
 
     def __init__(self) -> None:
         super().__init__()
-        self.hosts: dict[bytes, IResource] = {}
+        self.hosts: dict[bytes, ResourceLike] = {}
 
-    def addHost(self, name: bytes | str, resrc: IResource) -> None:
+    def addHost(self, name: bytes | str, resrc: ResourceLike) -> None:
         """Serve ``resrc`` for requests whose ``Host`` is ``name``.
 
         Args:
@@ -90,7 +89,7 @@ class NameVirtualHost(Resource):
             name = name.encode("ascii")
         del self.hosts[_normalise_host(name)]
 
-    def _getResourceForRequest(self, request: Request) -> IResource:
+    def _getResourceForRequest(self, request: Request) -> ResourceLike:
         """Return the resource registered for the request's host, the default, or a 404."""
         header = request.requestHeaders.getRawHeaders(b"host")
         if not header:
@@ -106,7 +105,7 @@ class NameVirtualHost(Resource):
         """Render the host's resource (reached only when nothing is left of the path)."""
         return self._getResourceForRequest(request).render(request)
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Continue traversal in the host's tree.
 
         A leaf host resource gets the segment back in ``postpath``, so it sees the whole
@@ -122,29 +121,10 @@ class NameVirtualHost(Resource):
 def setHost(request: Request, host: bytes, port: int, ssl: bool = False) -> None:
     """Make ``request`` look as if it had arrived at ``host:port`` (over TLS when ``ssl``).
 
-    This is Twisted's ``Request.setHost`` as a function, for code that cannot rely on the
-    method: afterwards ``getHost()`` reports ``host``/``port``, ``isSecure()`` returns
-    ``ssl``, the ``Host`` header carries the name (with the port unless it is the default
-    for the scheme), and so ``getRequestHostname()`` and ``prePathURL()`` follow.
-
-    Args:
-        request: The request to change.
-        host: A host name or IP address (an IPv6 literal with or without brackets).
-        port: The port number.
-        ssl: Whether the request should count as made over TLS.
+    The same as ``request.setHost(host, port, ssl)`` (see
+    :meth:`treadle.web.http.Request.setHost`), kept as a function for code written against it.
     """
-    name = host[1:-1] if host.startswith(b"[") and host.endswith(b"]") else host
-    text = name.decode("ascii")
-    is_v6 = b":" in name
-    address = IPv6Address("TCP", text, port) if is_v6 else IPv4Address("TCP", text, port)
-    header = b"[" + name + b"]" if is_v6 else name
-    if port != (443 if ssl else 80):
-        header += b":%d" % port
-    request.requestHeaders.setRawHeaders(b"host", [header])
-    # The request class has a __dict__: instance attributes shadow the methods for this
-    # request only, which is all a rewritten request needs.
-    secure = bool(ssl)
-    vars(request).update(getHost=lambda: address, isSecure=lambda: secure)
+    request.setHost(host, port, ssl)
 
 
 class _HostResource(Resource):
@@ -154,7 +134,7 @@ class _HostResource(Resource):
         super().__init__()
         self.secure = secure
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Set host, port and scheme from ``path`` and resolve the rest from the site root."""
         if path.startswith(b"["):
             end = path.find(b"]")
@@ -210,7 +190,7 @@ class VHostMonsterResource(Resource):
     public address. Without a port the scheme's default is used.
     """
 
-    def getChild(self, path: bytes, request: Request) -> IResource:
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Return the resource reading the host segment for scheme ``path``."""
         if path == b"http":
             return _HostResource(secure=False)

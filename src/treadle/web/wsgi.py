@@ -56,7 +56,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
-    from treadle.web.resource import IResource
+    from treadle.web.resource import ResourceLike
     from treadle.web.server import Request
 
 __all__ = ["DEFAULT_POOL_SIZE", "WSGIResource", "resource_from_name"]
@@ -576,21 +576,21 @@ class WSGIResource:
             pool.callInThread(response.run)
         return NOT_DONE_YET
 
-    def getChildWithDefault(self, name: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, name: bytes, request: Request) -> ResourceLike:
         """Never called for a leaf.
 
         Raises:
             RuntimeError: Always, as in Twisted.
         """
-        raise RuntimeError("Cannot get IResource children from WSGIResource")
+        raise RuntimeError("Cannot get ResourceLike children from WSGIResource")
 
-    def putChild(self, path: bytes, child: IResource) -> None:
+    def putChild(self, path: bytes, child: ResourceLike) -> None:
         """A WSGI application has no resource children.
 
         Raises:
             RuntimeError: Always, as in Twisted.
         """
-        raise RuntimeError("Cannot put IResource children under WSGIResource")
+        raise RuntimeError("Cannot put ResourceLike children under WSGIResource")
 
 
 def resource_from_name(name: str, threadpool: ThreadPool | _Executor | None = None) -> WSGIResource:
