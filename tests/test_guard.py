@@ -17,25 +17,33 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from zope.interface.verify import verifyObject
 
 from treadle.cred import _crypt
-from treadle.web import guard
-from treadle.web.guard import (
+from treadle.cred.checkers import (
     AllowAnonymousAccess,
-    Anonymous,
-    BasicCredentialFactory,
     CallableChecker,
-    DigestCredentialFactory,
-    DigestedCredentials,
     HtpasswdChecker,
-    HTTPAuthSessionWrapper,
     InMemoryChecker,
     InMemoryUsernamePasswordDatabaseDontUse,
-    Portal,
-    UnauthorizedLogin,
-    UnhandledCredentials,
+)
+from treadle.cred.credentials import (
+    Anonymous,
+    DigestedCredentials,
+    IUsernameHashedPassword,
+    IUsernamePassword,
     UsernamePassword,
 )
+from treadle.cred.error import LoginFailed, UnauthorizedLogin, UnhandledCredentials
+from treadle.cred.portal import Portal
+from treadle.web import guard
+from treadle.web.guard import (
+    BasicCredentialFactory,
+    DigestCredentialFactory,
+    HTTPAuthSessionWrapper,
+    UnauthorizedResource,
+)
+from treadle.web.iweb import ICredentialFactory
 from treadle.web.resource import IResource, Resource
 from treadle.web.server import NOT_DONE_YET, Request
 
@@ -308,17 +316,30 @@ def test_nonces_from_another_key_are_refused_and_shared_keys_work() -> None:
     c = DigestCredentialFactory(b"md5", REALM)
     nonce = a._generateNonce()
     assert b._nonce_age(nonce) < 5
-    with pytest.raises(guard.LoginFailed):
+    with pytest.raises(LoginFailed):
         c._nonce_age(nonce)
     with pytest.raises(ValueError):
         DigestCredentialFactory(b"sha-512", REALM)
+
+
+def test_credential_factories_provide_icredentialfactory() -> None:
+    assert guard.ICredentialFactory is ICredentialFactory  # re-exported, as in Twisted
+    for factory in (BasicCredentialFactory(REALM), DigestCredentialFactory(b"md5", REALM)):
+        assert verifyObject(ICredentialFactory, factory)
+    # The cred names older code imports from guard are treadle.cred's own.
+    assert (guard.Portal, guard.UsernamePassword, guard.InMemoryChecker) == (
+        Portal,
+        UsernamePassword,
+        InMemoryChecker,
+    )
+    assert guard.IUsernamePassword is IUsernamePassword and guard.LoginFailed is LoginFailed
 
 
 def test_auth_params_parsing() -> None:
     params = guard._auth_params(b'a=1, b="x, \\"y\\"",c=tok ,  d=""')
     assert params == {"a": b"1", "b": b'x, "y"', "c": b"tok", "d": b""}
     for bad in (b"a=1, a=2", b"a", b'a="open', b"=x"):
-        with pytest.raises(guard.LoginFailed):
+        with pytest.raises(LoginFailed):
             guard._auth_params(bad)
 
 
@@ -340,10 +361,7 @@ def test_portal_results_and_failures() -> None:
         run_login(portal, UsernamePassword(b"alice", b"x"))
     with pytest.raises(UnhandledCredentials):
         run_login(portal, Anonymous())
-    assert set(portal.listCredentialsInterfaces()) == {
-        guard.IUsernamePassword,
-        guard.IUsernameHashedPassword,
-    }
+    assert set(portal.listCredentialsInterfaces()) == {IUsernamePassword, IUsernameHashedPassword}
 
 
 def test_callable_checker_sync_async_and_ha1(serve: Any) -> None:
@@ -513,6 +531,7 @@ def test_405_and_not_done_yet_avatars(serve: Any) -> None:
 
 def test_put_child_is_refused() -> None:
     wrapper = HTTPAuthSessionWrapper(Portal(Realm()), [])
+    assert IResource.providedBy(wrapper) and IResource.providedBy(UnauthorizedResource([]))
     with pytest.raises(NotImplementedError):
         wrapper.putChild(b"x", Resource())
 

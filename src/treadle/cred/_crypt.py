@@ -1,4 +1,4 @@
-"""The password hashes of htpasswd files, verified for :class:`treadle.web.guard.HtpasswdChecker`.
+"""Password hashes of htpasswd files, checked for :class:`~treadle.cred.checkers.HtpasswdChecker`.
 
 bcrypt through the ``bcrypt`` package when it is installed, ``{SHA}``, and the crypt formats
 ``$apr1$``/``$1$`` (MD5), ``$5$`` (SHA-256) and ``$6$`` (SHA-512) implemented from their

@@ -23,16 +23,15 @@ answered ``401 Unauthorized`` with one ``WWW-Authenticate`` challenge per factor
 answers malformed headers with 401 too, not 400); an unexpected error in a checker or realm is
 a 500 and is logged.
 
-What Twisted keeps in ``twisted.cred`` (portal, credentials, checkers, errors) is imported
-from here too, as Twisted code expects. It lives in private modules: :mod:`treadle.cred._core`
-(errors, credentials, the portal), :mod:`treadle.cred.checkers` (the checkers) and
-:mod:`treadle.cred._crypt` (the hashes of htpasswd files); this module holds the web-facing part,
-the credential factories and the wrapper resource. Credential "interfaces" are abstract
-classes rather than zope interfaces: a portal picks the checker whose interface the
-credentials are an instance of, and third-party credentials join with
-``IUsernamePassword.register(MyCreds)``. The realm, checker and factory roles are
-:class:`typing.Protocol` s: any object with the methods will do. Usernames and passwords in
-credentials are ``bytes``, as in Twisted.
+The portal, credentials, checkers and login errors are :mod:`treadle.cred`'s
+(:mod:`~treadle.cred.portal`, :mod:`~treadle.cred.credentials`, :mod:`~treadle.cred.checkers`,
+:mod:`~treadle.cred.error`), whose interfaces are :mod:`zope.interface` ones: the portal picks
+the checker for an interface the credentials provide, so credentials, checkers and realms of
+your own declare themselves with ``@implementer``. The credential factories here provide
+:class:`~treadle.web.iweb.ICredentialFactory`. Usernames and passwords in credentials are
+``bytes``, as in Twisted. Beyond Twisted's ``guard``, this module also re-exports the
+:mod:`treadle.cred` names it used to hold (``Portal``, ``UsernamePassword``, the checkers, the
+errors, ...), so older treadle code importing them from here keeps working.
 
 **Basic** (RFC 7617) sends the password itself: use it over TLS only.
 
@@ -44,16 +43,17 @@ otherwise correct response gets a new challenge with ``stale=true``, so clients 
 asking the user again. Nonce counts (``nc``) are not tracked: a captured request can be
 replayed until its nonce expires (RFC 7616 §5.12 leaves this to the server). The ``uri`` of
 the response must be the request's target. Digest needs the password or ``HA1``
-(``H(username:realm:password)``) on the server, so only :class:`InMemoryChecker` and a
-:class:`CallableChecker` given ``ha1=`` accept digest credentials; htpasswd hashes cannot.
+(``H(username:realm:password)``) on the server, so only :class:`InMemoryChecker`, a
+plain-text :class:`~treadle.cred.checkers.FilePasswordDB` and a :class:`CallableChecker` given
+``ha1=`` accept digest credentials; htpasswd hashes cannot.
 
 **htpasswd** files (:class:`HtpasswdChecker`): bcrypt (``$2y$``, ``$2b$``, ``$2a$``; needs the
 ``bcrypt`` package, else such entries are refused and logged), ``{SHA}`` (unsalted SHA-1, only
 for old files), Apache's ``$apr1$`` (``htpasswd``'s default) and the crypt formats ``$1$``
-(MD5), ``$5$`` (SHA-256) and ``$6$`` (SHA-512), implemented in :mod:`treadle.cred._crypt` from
-their published algorithms because the stdlib ``crypt`` module is deprecated and gone in
-Python 3.13. DES ``crypt`` and plain-text entries are refused. Slow hashes are checked in a
-worker thread so the event loop keeps serving.
+(MD5), ``$5$`` (SHA-256) and ``$6$`` (SHA-512), implemented from their published algorithms
+because the stdlib ``crypt`` module is deprecated and gone in Python 3.13. DES ``crypt`` and
+plain-text entries are refused. Slow hashes are checked in a worker thread so the event loop
+keeps serving.
 """
 
 from __future__ import annotations
@@ -71,38 +71,42 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import unquote_to_bytes
 
-from treadle.cred._core import (
-    DIGEST_HASHES,
-    Anonymous,
-    DigestedCredentials,
-    IAnonymous,
-    ICredentials,
-    ICredentialsChecker,
-    IRealm,
-    IUsernameDigestHash,
-    IUsernameHashedPassword,
-    IUsernamePassword,
-    LoginDenied,
-    LoginFailed,
-    Portal,
-    Unauthorized,
-    UnauthorizedLogin,
-    UnhandledCredentials,
-    UsernamePassword,
-    as_bytes,
-)
+from zope.interface import implementer
+
+from treadle.cred._util import DIGEST_HASHES, as_bytes
 from treadle.cred.checkers import (
     AllowAnonymousAccess,
     CallableChecker,
     HtpasswdChecker,
+    ICredentialsChecker,
     InMemoryChecker,
     InMemoryUsernamePasswordDatabaseDontUse,
 )
+from treadle.cred.credentials import (
+    Anonymous,
+    DigestedCredentials,
+    IAnonymous,
+    ICredentials,
+    IUsernameDigestHash,
+    IUsernameHashedPassword,
+    IUsernamePassword,
+    UsernamePassword,
+)
+from treadle.cred.error import (
+    LoginDenied,
+    LoginFailed,
+    Unauthorized,
+    UnauthorizedLogin,
+    UnhandledCredentials,
+)
+from treadle.cred.portal import IRealm, Portal
 from treadle.internet.defer import CancelledError, Deferred
 from treadle.python.failure import Failure
+from treadle.web.iweb import ICredentialFactory
 from treadle.web.resource import (
     ErrorPage,
     IResource,
+    ResourceLike,
     UnsupportedMethod,
     error_page,
     getChildForRequest,
@@ -150,8 +154,8 @@ class _WrongAlgorithm(LoginFailed):
     """A Digest response for another factory's algorithm: the next factory may take it."""
 
 
-class ICredentialFactory(Protocol):
-    """Turns an ``Authorization`` header of one scheme into credentials, and challenges."""
+class _CredentialFactory(Protocol):
+    """How this module types credential factories (see :class:`ICredentialFactory`)."""
 
     scheme: bytes
 
@@ -159,7 +163,7 @@ class ICredentialFactory(Protocol):
         """Return the parameters of the ``WWW-Authenticate`` challenge for ``request``."""
         ...
 
-    def decode(self, response: bytes, request: Request) -> ICredentials:
+    def decode(self, response: bytes, request: Request) -> object:
         """Return credentials from the header value after the scheme.
 
         Raises:
@@ -168,6 +172,7 @@ class ICredentialFactory(Protocol):
         ...
 
 
+@implementer(ICredentialFactory)
 class BasicCredentialFactory:
     """HTTP Basic authentication (RFC 7617).
 
@@ -232,6 +237,7 @@ def _auth_params(value: bytes) -> dict[str, bytes]:
     return params
 
 
+@implementer(ICredentialFactory)
 class DigestCredentialFactory:
     """HTTP Digest authentication (RFC 7616) with stateless, expiring nonces.
 
@@ -360,6 +366,7 @@ def _challenge(scheme: bytes, params: dict[str, bytes]) -> bytes:
     return scheme.capitalize() + b" " + b", ".join(parts)
 
 
+@implementer(IResource)
 class UnauthorizedResource:
     """Answers ``401 Unauthorized`` with a challenge per credential factory, for any path.
 
@@ -372,7 +379,7 @@ class UnauthorizedResource:
     isLeaf = True
 
     def __init__(
-        self, factories: Sequence[ICredentialFactory], *, stale: Iterable[object] = ()
+        self, factories: Sequence[_CredentialFactory], *, stale: Iterable[object] = ()
     ) -> None:
         self._credentialFactories = factories
         self._stale = list(stale)
@@ -392,11 +399,11 @@ class UnauthorizedResource:
             return b""
         return error_page(401, "Unauthorized", "This resource requires authentication.")
 
-    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Every child is this resource: traversal stops here."""
         return self
 
-    def putChild(self, path: bytes, child: IResource) -> None:
+    def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Not supported (as in Twisted)."""
         raise NotImplementedError()
 
@@ -409,7 +416,7 @@ class _LoggedIn:
     def __init__(self, outcome: Deferred[Any]) -> None:
         self._outcome = outcome
 
-    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         return self
 
     def render(self, request: Request) -> Any:
@@ -440,13 +447,17 @@ def _keep(result: Any, box: list[Any]) -> Any:
     return result
 
 
-def _walk(avatar: IResource, logout: Callable[[], object] | None, request: Request) -> IResource:
+def _walk(
+    avatar: ResourceLike, logout: Callable[[], object] | None, request: Request
+) -> ResourceLike:
     if logout is not None:
         request.notifyFinish().addBoth(_logout, logout)
     return getChildForRequest(avatar, request)
 
 
-def _render_avatar(outcome: tuple[IResource, Callable[[], object] | None], request: Request) -> Any:
+def _render_avatar(
+    outcome: tuple[ResourceLike, Callable[[], object] | None], request: Request
+) -> Any:
     avatar, logout = outcome
     return _walk(avatar, logout, request).render(request)
 
@@ -458,6 +469,7 @@ def _logout(_: object, logout: Callable[[], object]) -> None:
         error_log.exception("error in logout %r", logout)
 
 
+@implementer(IResource)
 class HTTPAuthSessionWrapper:
     """Puts a resource tree behind HTTP authentication (Twisted's class of the same name).
 
@@ -474,7 +486,7 @@ class HTTPAuthSessionWrapper:
 
     isLeaf = False
 
-    def __init__(self, portal: Portal, credentialFactories: Sequence[ICredentialFactory]) -> None:
+    def __init__(self, portal: Portal, credentialFactories: Sequence[_CredentialFactory]) -> None:
         self._portal = portal
         self._credentialFactories = list(credentialFactories)
 
@@ -482,16 +494,16 @@ class HTTPAuthSessionWrapper:
         """Authenticate, then render the avatar (or a 401/500 page)."""
         return self._authorizedResource(request).render(request)
 
-    def getChildWithDefault(self, path: bytes, request: Request) -> IResource:
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Authenticate; the returned resource renders the avatar's descendant for the path."""
         request.postpath.insert(0, request.prepath.pop())  # consume nothing
         return self._authorizedResource(request)
 
-    def putChild(self, path: bytes, child: IResource) -> None:
+    def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Not supported (as in Twisted): put children in the avatar instead."""
         raise NotImplementedError()
 
-    def _authorizedResource(self, request: Request) -> IResource:
+    def _authorizedResource(self, request: Request) -> ResourceLike:
         header = request.getHeader(b"authorization")
         if not header:
             return self._login(Anonymous(), None)
@@ -512,7 +524,7 @@ class HTTPAuthSessionWrapper:
             return self._login(credentials, factory)
         return UnauthorizedResource(self._credentialFactories)
 
-    def _login(self, credentials: ICredentials, factory: object) -> IResource:
+    def _login(self, credentials: object, factory: object) -> ResourceLike:
         d = self._portal.login(credentials, None, IResource)
         # An errback after the callback (not beside it): a realm returning something that
         # is not (interface, avatar, logout) becomes a 500 page rather than a lost failure.
@@ -521,7 +533,7 @@ class HTTPAuthSessionWrapper:
 
     def _loginSucceeded(
         self, args: tuple[Any, Any, Callable[[], object]], credentials: object, factory: object
-    ) -> tuple[IResource, Callable[[], object] | None]:
+    ) -> tuple[ResourceLike, Callable[[], object] | None]:
         _interface, avatar, logout = args
         if getattr(credentials, "stale", False):
             # Right password, expired nonce: ask again with stale=true (RFC 7616 §3.3).
@@ -529,7 +541,7 @@ class HTTPAuthSessionWrapper:
             return UnauthorizedResource(self._credentialFactories, stale=[factory]), None
         return avatar, logout
 
-    def _loginFailed(self, failure: Failure) -> tuple[IResource, None]:
+    def _loginFailed(self, failure: Failure) -> tuple[ResourceLike, None]:
         if failure.check(Unauthorized, LoginFailed):
             return UnauthorizedResource(self._credentialFactories), None
         if failure.check(CancelledError, asyncio.CancelledError):
