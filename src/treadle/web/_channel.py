@@ -54,8 +54,8 @@ coding that is not the last one (also split over two field lines); chunk sizes w
 - trailer fields (httptools reports them as headers): counted and dropped.
 
 Limits (factory attributes; what they count is defined in :mod:`treadle.web._framing`) are
-enforced by the parser, exactly where a callback sees the bytes and to within one piece of
-input of :data:`~treadle.web._parser.FEED_SLICE` bytes elsewhere (see
+enforced by the parser, exactly where a callback sees the bytes and to within two pieces
+of input of :data:`~treadle.web._parser.FEED_SLICE` bytes elsewhere (see
 ``Parser.count_read``). A body must also keep up a minimum data rate (``minBodyRate`` after
 ``minBodyRateGrace`` seconds), so a client trickling it a byte at a time cannot hold its
 connection for ever.
@@ -411,7 +411,7 @@ class HTTPChannel(asyncio.Protocol):
         if len(data) <= FEED_SLICE:
             self._feed(parser, data, state)
         else:
-            # In pieces, so that what no callback counts is bounded within one piece.
+            # In pieces, so that what no callback counts is bounded (Parser.count_read).
             view = memoryview(data)
             for start in range(0, len(data), FEED_SLICE):
                 self._feed(parser, view[start : start + FEED_SLICE], state)

@@ -17,7 +17,8 @@ callback reports — whitespace around field values, chunk-size lines, chunk ext
 the framing of trailers — is bounded by :meth:`Parser.count_read`, which the channel calls
 for every piece of input that falls wholly inside one message's head or body; the channel
 feeds input in pieces of at most :data:`FEED_SLICE` bytes, so these limits hold to within
-one piece however the client splits its bytes, read or discarded body alike.
+two pieces (the one a message begins in and the one it ends in) however the client splits
+its bytes, whether the resource reads the body or not.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ __all__ = [
 #: Bodies larger than this are spooled to a temporary file instead of memory.
 SPOOL_SIZE: Final = 1024 * 1024
 #: Input is handed to llhttp in pieces of at most this many bytes, so that what the
-#: callbacks cannot count (see Parser.count_read) is bounded to within one piece. 16 KiB
-#: keeps the usual request a single piece and costs a large body one call per 16 KiB.
-FEED_SLICE: Final = 16 * 1024
+#: callbacks cannot count (see Parser.count_read) is bounded to within two pieces: 8 KiB
+#: beyond the chunk-extension budget at worst, where that budget is itself 4 KiB. The usual
+#: request is a single piece; a large body costs one more call per 4 KiB.
+FEED_SLICE: Final = 4 * 1024
 #: The fewest bytes a field line counts (``x: `` and CRLF): a head of N bytes holds at most
 #: N / _MIN_FIELD_SIZE fields.
 _MIN_FIELD_SIZE: Final = 5
@@ -253,7 +255,7 @@ class Parser:
         the framing of a chunked body (every byte that is not data) past
         :func:`~treadle.web._framing.chunk_framing_budget`. Pieces in which a message begins
         or ends are not counted, as httptools reports no positions; the channel keeps
-        pieces to :data:`FEED_SLICE` bytes, so the limits hold to within one piece.
+        pieces to :data:`FEED_SLICE` bytes, so the limits hold to within two pieces.
 
         Args:
             framing: Bytes of the piece that were not body data.
