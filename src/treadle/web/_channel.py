@@ -9,49 +9,23 @@ While a response is outstanding the channel keeps reading a little ahead (so it 
 client that leaves, as Twisted does) and pauses the transport once that read-ahead or the
 queue is full.
 
-The connection is one state machine: :attr:`HTTPChannel.state` holds one of the states below,
-and every change goes through :meth:`HTTPChannel._enter` and the table ``_TRANSITIONS``, which
-lists every allowed move; anything else is a bug and raises :class:`ChannelStateError`.
+The connection is one state machine: :attr:`HTTPChannel.state` holds one state value,
+and every change goes through :meth:`HTTPChannel._enter` and the transition table of
+:mod:`treadle.web._state`, which lists every allowed move; anything else is a bug and raises
+:class:`~treadle.web._state.ChannelStateError`.
 
-- ``IDLE`` — waiting for the first byte of a request;
-- ``HEAD`` — a request head is arriving;
-- ``CONTINUE`` — the head asked for ``100 Continue``, which is owed once the responses
-  before it are out;
-- ``BODY`` — a request body is arriving (or, with none, about to complete);
-- ``DONE`` — no more requests will be read (the client's last request arrived, a request
-  was refused, the protocol changed, or the server is shutting down): bytes that still
-  arrive are dropped unparsed, and the responses due still go out;
-- ``LINGER`` — a refusal went out and the channel half-closed; it drains what the client
-  still sends until its EOF or ``lingerTime`` (RFC 9112 §9.6);
-- ``CLOSING`` — closed by us: the transport flushes what it holds;
-- ``ABORTED`` — dropped by us (shutdown past its grace, a client that reads nothing, a
-  broken response): unsent data is discarded and the request in progress learns of a
-  :class:`~treadle.internet.error.ConnectionAborted`;
-- ``CLOSED`` — the connection is gone.
+What the states mean for the channel: in ``DONE`` (the client's last request arrived, a
+request was refused, the protocol changed, or the server is shutting down) bytes that still
+arrive are dropped unparsed while the responses due still go out; in ``LINGER`` the
+channel has half-closed after a refusal and drains what the client still sends until its
+EOF or ``lingerTime`` (RFC 9112 §9.6); after ``ABORTED`` the request in progress learns of
+a :class:`~treadle.internet.error.ConnectionAborted`.
 
 Besides the state, the channel keeps the request being answered (``_active``), the queue,
 and the transport's flow control (reading and writing paused), which mirror the transport.
 
-Hostile input. llhttp (httptools 0.9, strict mode) refuses by itself, with 400: bare CR or
-LF anywhere in the head or chunk framing; NUL and other control bytes in field names,
-values and the target; obsolete line folding and whitespace before a colon; a request line
-with a method outside its table, a lowercase method, a missing or malformed version, or
-HTTP/1.2 and 3.0; Content-Length with signs, spaces inside, lists, duplicates (even equal
-ones) or values of 2**64 and more; Content-Length next to Transfer-Encoding; a chunked
-coding that is not the last one (also split over two field lines); chunk sizes with
-``0x``, signs, spaces or values of 2**64 and more; malformed chunk extensions; data after
-``Connection: close``. It passes through, and the parser checks (see
-``Parser.on_headers_complete`` in :mod:`treadle.web._parser`):
-
-- HTTP/0.9 and HTTP/2.0 versions, and the HTTP/2 preface ``PRI * HTTP/2.0``: 505;
-- HTTP/1.1 without Host, more than one Host, or an invalid Host value: 400 (RFC 9112 §3.2);
-- an absolute-form target that is not http(s) with a host, or ``*`` outside OPTIONS: 400;
-  an acceptable absolute-form target's authority replaces Host (RFC 9112 §3.2.2);
-- Transfer-Encoding in an HTTP/1.0 request: 400 (RFC 9112 §6.1); codings other than a
-  lone ``chunked`` (``gzip, chunked``, ``identity``): 501;
-- an Upgrade or CONNECT request with a body (httptools makes llhttp skip it): 501;
-- trailing whitespace in field values (llhttp keeps it): removed, as RFC 9112 §5 says;
-- trailer fields (httptools reports them as headers): counted and dropped.
+Hostile input: what llhttp refuses by itself and what the parser checks on top is listed in
+:mod:`treadle.web._parser`.
 
 Limits (factory attributes; what they count is defined in :mod:`treadle.web._framing`) are
 enforced by the parser, exactly where a callback sees the bytes and to within two pieces
@@ -59,10 +33,6 @@ of input of :data:`~treadle.web._parser.FEED_SLICE` bytes elsewhere (see
 ``Parser.count_read``). A body must also keep up a minimum data rate (``minBodyRate`` after
 ``minBodyRateGrace`` seconds), so a client trickling it a byte at a time cannot hold its
 connection for ever.
-
-Not checked (llhttp accepts, treadle answers them as HTTP/1.x): several spaces between the
-parts of the request line (RFC 9112 §3 allows that leniency), ``RTSP/1.0`` and ``ICE/1.0``
-as the protocol name (read as HTTP/1.0), ``#`` in a target, and obs-text in values.
 """
 
 from __future__ import annotations
@@ -86,24 +56,32 @@ from treadle.web._parser import (
     Parser,
     Refused,
 )
+from treadle.web._state import (
+    ABORT,
+    ABORTED,
+    AWAIT_INVITE,
+    BEGIN,
+    BODY,
+    CLOSE,
+    CLOSING,
+    COMPLETE,
+    CONTINUE,
+    DONE,
+    HEAD,
+    HEAD_DONE,
+    IDLE,
+    INVITED,
+    LAST,
+    LINGER,
+    LOST,
+    REFUSAL_SENT,
+    STOP,
+    next_state,
+    state_name,
+)
 from treadle.web._status import RESPONSES
 
-__all__ = [
-    "ABORTED",
-    "BODY",
-    "CLOSED",
-    "CLOSING",
-    "CONTINUE",
-    "DONE",
-    "HEAD",
-    "IDLE",
-    "LINGER",
-    "READ_AHEAD",
-    "ChannelFactory",
-    "ChannelRequest",
-    "ChannelStateError",
-    "HTTPChannel",
-]
+__all__ = ["READ_AHEAD", "ChannelFactory", "ChannelRequest", "HTTPChannel"]
 
 error_log = logging.getLogger("treadle.error")
 
@@ -111,85 +89,6 @@ error_log = logging.getLogger("treadle.error")
 #: enough to notice a client that closes, small enough not to buffer a flood.
 READ_AHEAD: Final = 64 * 1024
 _CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-# -- the state machine -------------------------------------------------------------------------
-# States are small ints, ordered so that "still reading requests" is ``state < DONE``.
-
-IDLE: Final = 0
-HEAD: Final = 1
-CONTINUE: Final = 2
-BODY: Final = 3
-DONE: Final = 4
-LINGER: Final = 5
-CLOSING: Final = 6
-ABORTED: Final = 7
-CLOSED: Final = 8
-_STATE_NAMES: Final = (
-    "IDLE",
-    "HEAD",
-    "CONTINUE",
-    "BODY",
-    "DONE",
-    "LINGER",
-    "CLOSING",
-    "ABORTED",
-    "CLOSED",
-)
-
-# Events, each the index of its row in _NEXT.
-_BEGIN: Final = 0  # the first byte of a request head
-_HEAD: Final = 1  # the head is complete; a body may follow
-_AWAIT_INVITE: Final = 2  # the head is complete and wants a 100 Continue we cannot send yet
-_INVITED: Final = 3  # the 100 Continue went out
-_COMPLETE: Final = 4  # the request is complete and another may follow
-_LAST: Final = 5  # the request is complete and the client sends no more (Connection: close)
-_STOP: Final = 6  # read no more requests
-_REFUSAL_SENT: Final = 7  # a refusal went out: drain the client's bytes, then close
-_CLOSE: Final = 8  # close once the transport has flushed
-_ABORT: Final = 9  # drop the connection now
-_LOST: Final = 10  # the connection is gone
-
-_EVENT_NAMES: Final = (
-    "begin",
-    "head",
-    "await invite",
-    "invited",
-    "complete",
-    "last",
-    "stop",
-    "refusal sent",
-    "close",
-    "abort",
-    "lost",
-)
-
-_READING: Final = (IDLE, HEAD, CONTINUE, BODY)
-_ANY: Final = (*_READING, DONE, LINGER, CLOSING, ABORTED, CLOSED)
-
-#: Every allowed move: event -> {state before: state after}. A pair missing here is a bug.
-_TRANSITIONS: Final[dict[int, dict[int, int]]] = {
-    _BEGIN: {IDLE: HEAD},
-    _HEAD: {HEAD: BODY},
-    _AWAIT_INVITE: {HEAD: CONTINUE},
-    _INVITED: {CONTINUE: BODY},
-    _COMPLETE: {BODY: IDLE, CONTINUE: IDLE},
-    _LAST: {BODY: DONE, CONTINUE: DONE},
-    # Stopping is idempotent, and too late to matter once the connection is ending.
-    _STOP: {**dict.fromkeys((*_READING, DONE), DONE), **{s: s for s in _ANY[5:]}},
-    _REFUSAL_SENT: {DONE: LINGER},
-    _CLOSE: {
-        **dict.fromkeys((*_READING, DONE, LINGER, CLOSING), CLOSING),
-        ABORTED: ABORTED,
-        CLOSED: CLOSED,
-    },
-    _ABORT: {**dict.fromkeys(_ANY[:-1], ABORTED), CLOSED: CLOSED},
-    _LOST: dict.fromkeys(_ANY, CLOSED),
-}
-_NEXT: Final = tuple(_TRANSITIONS[event] for event in range(len(_TRANSITIONS)))
-
-
-class ChannelStateError(RuntimeError):
-    """A move the state machine does not allow: a bug in treadle, never the client's doing."""
 
 
 class _Rejection:
@@ -348,16 +247,11 @@ class HTTPChannel(asyncio.Protocol):
     @property
     def state(self) -> str:
         """The connection's state, by name (see the module docstring)."""
-        return _STATE_NAMES[self._state]
+        return state_name(self._state)
 
     def _enter(self, event: int) -> int:
-        """Move the state machine on ``event``; return the new state."""
-        try:
-            state = self._state = _NEXT[event][self._state]
-        except KeyError:
-            raise ChannelStateError(
-                f"{_EVENT_NAMES[event]} is not allowed in state {_STATE_NAMES[self._state]}"
-            ) from None
+        """Move the state machine on ``event`` (see :mod:`treadle.web._state`)."""
+        state = self._state = next_state(self._state, event)
         return state
 
     @property
@@ -380,11 +274,11 @@ class HTTPChannel(asyncio.Protocol):
         self._last_activity = self._connected_at = self._now()
         if not factory.connection_opened(self):
             # Over the concurrency limit: answer at once instead of letting clients pile up.
-            self._enter(_STOP)
+            self._enter(STOP)
             self._send_rejection(_Rejection(503, "too many connections"))
             return
         if factory.shutting_down:
-            self._enter(_STOP)
+            self._enter(STOP)
         deadlines.add(self, self._timer_period())
 
     def data_received(self, data: bytes) -> None:
@@ -436,7 +330,7 @@ class HTTPChannel(asyncio.Protocol):
             # An Upgrade (or CONNECT) we do not speak: the request is answered as plain HTTP
             # and the connection then closes, since the bytes after it belong to another
             # protocol (RFC 9110 §7.8 lets a server ignore Upgrade).
-            self._enter(_STOP)
+            self._enter(STOP)
             return
         except httptools.HttpParserCallbackError as e:
             cause = e.__context__
@@ -464,7 +358,7 @@ class HTTPChannel(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         aborted = self._state == ABORTED
-        self._enter(_LOST)
+        self._enter(LOST)
         self.factory.connection_closed(self)
         parser, self._parser = self._parser, None
         if parser is not None:
@@ -520,19 +414,19 @@ class HTTPChannel(asyncio.Protocol):
 
     def message_begun(self) -> None:
         """The first byte of a request head arrived: its head timeout starts."""
-        self._enter(_BEGIN)
+        self._enter(BEGIN)
         self._head_started = self._read_at
 
     def head_received(self, invite: bool) -> None:
         """The head is complete: the body (if any) may come, invited when it asked to be."""
         if not invite:
-            self._enter(_HEAD)
+            self._enter(HEAD_DONE)
         elif self._active is None and not self._queue:
-            self._enter(_HEAD)
+            self._enter(HEAD_DONE)
             assert self.transport is not None
             self.transport.write(_CONTINUE_LINE)
         else:
-            self._enter(_AWAIT_INVITE)  # owed once the responses before it are out
+            self._enter(AWAIT_INVITE)  # owed once the responses before it are out
         # The body timeout and the body rate count from here.
         self._body_started = self._last_activity = self._read_at
 
@@ -544,7 +438,7 @@ class HTTPChannel(asyncio.Protocol):
         """A request is complete: queue it to be answered in its turn."""
         self._requests_seen += 1
         keep_alive = message[5]
-        self._enter(_COMPLETE if keep_alive else _LAST)
+        self._enter(COMPLETE if keep_alive else LAST)
         queue = self._queue
         queue.append(message)
         if keep_alive and len(queue) >= self.factory.maxPipelined:
@@ -601,12 +495,12 @@ class HTTPChannel(asyncio.Protocol):
         self._producer = None
         self._last_activity = self._now()
         if not keeps or (self._state >= DONE and not self._queue):
-            self._enter(_STOP)
+            self._enter(STOP)
             self._drop_queue()
             self._close()
             return
         if self._state == CONTINUE and not self._queue and self.transport is not None:
-            self._enter(_INVITED)
+            self._enter(INVITED)
             self.transport.write(_CONTINUE_LINE)
         if not self._dispatching:
             self._buffered = 0
@@ -626,7 +520,7 @@ class HTTPChannel(asyncio.Protocol):
 
     def _reject(self, code: int, reason: str) -> None:
         """Stop parsing; answer ``code`` after the requests already queued, then close."""
-        self._enter(_STOP)
+        self._enter(STOP)
         self._pause_reading()
         if self._parser is not None:
             self._parser.close_body()
@@ -657,7 +551,7 @@ class HTTPChannel(asyncio.Protocol):
         # kernel send a reset that can destroy the response before the client reads it. So
         # send our FIN, drop what still arrives, and close after lingerTime or at its EOF.
         transport.write_eof()
-        self._enter(_REFUSAL_SENT)
+        self._enter(REFUSAL_SENT)
         self._last_activity = self._now()
         self._resume_reading()
 
@@ -828,7 +722,7 @@ class HTTPChannel(asyncio.Protocol):
         The timer keeps watching: a client that takes none of the rest for ``timeOut``
         seconds is aborted, so a peer that never reads cannot hold the connection open.
         """
-        if self._enter(_CLOSE) != CLOSING:
+        if self._enter(CLOSE) != CLOSING:
             return  # aborted or gone already
         self._last_activity = self._now()
         self._unsent = -1
@@ -842,7 +736,7 @@ class HTTPChannel(asyncio.Protocol):
 
         Requests queued behind the one in progress are dropped unanswered.
         """
-        self._enter(_STOP)
+        self._enter(STOP)
         self._drop_queue()
         if self._active is None and self.transport is not None:
             self._close()
@@ -852,7 +746,7 @@ class HTTPChannel(asyncio.Protocol):
         active = self._active
         if active is not None:
             active.flush_held()
-        self._enter(_STOP)
+        self._enter(STOP)
         self._drop_queue()
         self._close()
 
@@ -862,7 +756,7 @@ class HTTPChannel(asyncio.Protocol):
         The request in progress, if any, learns of a
         :class:`~treadle.internet.error.ConnectionAborted`.
         """
-        if self._enter(_ABORT) == ABORTED and self.transport is not None:
+        if self._enter(ABORT) == ABORTED and self.transport is not None:
             self.transport.abort()
 
     abortConnection = abort
@@ -888,4 +782,4 @@ class HTTPChannel(asyncio.Protocol):
         return self._host  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} at 0x{id(self):x} {_STATE_NAMES[self._state]}>"
+        return f"<{type(self).__name__} at 0x{id(self):x} {state_name(self._state)}>"

@@ -7,8 +7,32 @@ can be checked as the head and body arrive, raising :class:`Refused` to stop par
 status code. The channel hears of a message only at the four points it acts on, through
 the narrow :class:`MessageSink` interface: a message began, its head is complete, body
 data arrived, the message is complete. No user code runs inside a callback: the channel
-acts once ``feed_data`` returns (see :mod:`treadle.web._channel` for what llhttp refuses by
-itself and what is checked here).
+acts once ``feed_data`` returns.
+
+Hostile input. llhttp (httptools 0.9, strict mode) refuses by itself, with 400: bare CR or
+LF anywhere in the head or chunk framing; NUL and other control bytes in field names,
+values and the target; obsolete line folding and whitespace before a colon; a request line
+with a method outside its table, a lowercase method, a missing or malformed version, or
+HTTP/1.2 and 3.0; Content-Length with signs, spaces inside, lists, duplicates (even equal
+ones) or values of 2**64 and more; Content-Length next to Transfer-Encoding; a chunked
+coding that is not the last one (also split over two field lines); chunk sizes with
+``0x``, signs, spaces or values of 2**64 and more; malformed chunk extensions; data after
+``Connection: close``. It passes through, and the parser checks (see
+:meth:`Parser.on_headers_complete`):
+
+- HTTP/0.9 and HTTP/2.0 versions, and the HTTP/2 preface ``PRI * HTTP/2.0``: 505;
+- HTTP/1.1 without Host, more than one Host, or an invalid Host value: 400 (RFC 9112 §3.2);
+- an absolute-form target that is not http(s) with a host, or ``*`` outside OPTIONS: 400;
+  an acceptable absolute-form target's authority replaces Host (RFC 9112 §3.2.2);
+- Transfer-Encoding in an HTTP/1.0 request: 400 (RFC 9112 §6.1); codings other than a
+  lone ``chunked`` (``gzip, chunked``, ``identity``): 501;
+- an Upgrade or CONNECT request with a body (httptools makes llhttp skip it): 501;
+- trailing whitespace in field values (llhttp keeps it): removed, as RFC 9112 §5 says;
+- trailer fields (httptools reports them as headers): counted and dropped.
+
+Not checked (llhttp accepts, treadle answers them as HTTP/1.x): several spaces between the
+parts of the request line (RFC 9112 §3 allows that leniency), ``RTSP/1.0`` and ``ICE/1.0``
+as the protocol name (read as HTTP/1.0), ``#`` in a target, and obs-text in values.
 
 Limits. llhttp enforces no size at all, and httptools buffers a field line until it is
 complete. The callbacks count the request line (414), each field line, the head and the
