@@ -19,20 +19,21 @@ import hmac
 import html
 import sys
 
+from zope.interface import implementer
+
+from treadle.cred.checkers import ICredentialsChecker
+from treadle.cred.credentials import IUsernamePassword
+from treadle.cred.error import UnauthorizedLogin
+from treadle.cred.portal import IRealm, Portal
 from treadle.internet import reactor
-from treadle.web.guard import (
-    BasicCredentialFactory,
-    HTTPAuthSessionWrapper,
-    IUsernamePassword,
-    Portal,
-    UnauthorizedLogin,
-)
+from treadle.web.guard import BasicCredentialFactory, HTTPAuthSessionWrapper
 from treadle.web.resource import IResource, Resource
 from treadle.web.server import Site
 
 USERS = {b"alice": b"wonderland", b"bob": b"builder"}
 
 
+@implementer(ICredentialsChecker)
 class PasswordDictChecker:
     """Accepts a user name and password found in a dict."""
 
@@ -62,6 +63,7 @@ class Welcome(Resource):
         return f"<!DOCTYPE html><html><body><p>Welcome in, {name}.</p></body></html>".encode()
 
 
+@implementer(IRealm)
 class Realm:
     """Gives each logged-in user a page of their own."""
 

@@ -42,6 +42,7 @@ __all__ = [
     "LAST",
     "LINGER",
     "LOST",
+    "MOVES",
     "REFUSAL_SENT",
     "STATE_NAMES",
     "STOP",
@@ -130,8 +131,8 @@ TRANSITIONS: Final[dict[int, dict[int, int]]] = {
     ABORT: {**dict.fromkeys(_ALL[:-1], ABORTED), CLOSED: CLOSED},
     LOST: dict.fromkeys(_ALL, CLOSED),
 }
-# Indexed by event, for one tuple index and one dict lookup per move.
-_NEXT: Final = tuple(TRANSITIONS[event] for event in range(len(EVENT_NAMES)))
+#: :data:`TRANSITIONS` indexed by event: one tuple index and one dict lookup per move.
+MOVES: Final = tuple(TRANSITIONS[event] for event in range(len(EVENT_NAMES)))
 
 
 class ChannelStateError(RuntimeError):
@@ -145,7 +146,7 @@ def next_state(state: int, event: int) -> int:
         ChannelStateError: The table has no such move.
     """
     try:
-        return _NEXT[event][state]
+        return MOVES[event][state]
     except KeyError:
         raise ChannelStateError(
             f"{EVENT_NAMES[event]} is not allowed in state {STATE_NAMES[state]}"
