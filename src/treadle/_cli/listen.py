@@ -7,7 +7,9 @@ loading the certificate of a TLS endpoint. :mod:`treadle._cli.main` re-exports b
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -15,11 +17,10 @@ from typing import Final, Literal
 from treadle._cli.errors import StartupError, UsageError
 from treadle.internet import reactor
 from treadle.internet._reactor import DEFAULT_BACKLOG, ListeningPort
-from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from treadle.internet.error import CannotListenError
 from treadle.web.server import Site
 
-__all__ = ["Endpoint", "endpoint_url", "listen", "parse_endpoint"]
+__all__ = ["Endpoint", "listen", "listening_on", "parse_endpoint"]
 
 
 @dataclass(frozen=True)
@@ -229,15 +230,26 @@ def listen(endpoint: Endpoint, site: Site, reuse_port: bool = False) -> Listenin
     return port
 
 
-def endpoint_url(endpoint: Endpoint, port: ListeningPort) -> str:
-    """Return where ``endpoint``, now listening as ``port``, is reached, for the startup line.
+def listening_on(endpoint: Endpoint, sock: socket.socket) -> str:
+    """Say where ``endpoint``, bound as ``sock``, is reached, for the startup line.
 
-    ``http://HOST:PORT/``, ``https://...`` for ``ssl``, or ``unix:PATH``.
+    A specific address gives its URL: ``http://127.0.0.1:8080/``, ``https://[::1]:8443/``.
+    A wildcard address is not one a browser can open, so it is named in words, followed by
+    the loopback URL that does open from this machine: ``port 8080 of every IPv4 interface
+    (open http://127.0.0.1:8080/)``. A UNIX socket gives ``unix:PATH``.
     """
-    host = port.getHost()
-    if isinstance(host, UNIXAddress):
-        return f"unix:{host.name or endpoint.address}"
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{sock.getsockname() or endpoint.address}"
     scheme = "https" if endpoint.kind == "ssl" else "http"
-    name = f"[{host.host}]" if isinstance(host, IPv6Address) else host.host
-    assert isinstance(host, IPv4Address | IPv6Address)
-    return f"{scheme}://{name}:{host.port}/"
+    host, port = sock.getsockname()[:2]
+    if sock.family == socket.AF_INET6:
+        if ipaddress.ip_address(host).is_unspecified:
+            # Linux accepts IPv4 on such a socket too unless IPV6_V6ONLY is set (the
+            # net.ipv6.bindv6only sysctl decides the default): say what this one does.
+            v6only = sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            which = "IPv6" if v6only else "IPv6 and IPv4"
+            return f"port {port} of every {which} interface (open {scheme}://[::1]:{port}/)"
+        return f"{scheme}://[{host}]:{port}/"
+    if ipaddress.ip_address(host).is_unspecified:
+        return f"port {port} of every IPv4 interface (open {scheme}://127.0.0.1:{port}/)"
+    return f"{scheme}://{host}:{port}/"

@@ -2,7 +2,8 @@
 
 ``treadle web --path DIR`` serves a directory (static files, and ``.rpy`` scripts run on
 request), ``--resource-script FILE`` one script as the whole site, ``--class NAME`` an
-instance of a resource class. The options keep ``twistd web``'s names and defaults.
+instance of a resource class, ``--wsgi NAME`` a WSGI application. The options keep
+``twistd web``'s names and defaults.
 
 The work is split so that most of it is testable without sockets. This module builds the
 site and runs it; the steps before and around that live in private modules, and every name
@@ -27,7 +28,8 @@ second signal cut the graceful shutdown short. Every startup error is one line o
 
 Differences from ``twistd web``, on purpose:
 
-- One of ``--path``, ``--resource-script``, ``--class`` is required (twistd serves a demo).
+- One of ``--path``, ``--resource-script``, ``--class``, ``--wsgi`` is required (twistd
+  serves a demo).
 - ``--path`` must be a directory, and ``--index`` adds names in front of the default ones
   (``index.html``...) rather than replacing them.
 - ``--index``, ``--mime-type``, ``--ignore-ext`` and ``--allow-ignore-ext`` need ``--path``
@@ -45,6 +47,7 @@ Differences from ``twistd web``, on purpose:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import importlib
 import os
@@ -55,13 +58,13 @@ from typing import IO, Any
 
 from treadle import __version__
 from treadle._cli.errors import EXIT_FAILURE, EXIT_USAGE, StartupError, UsageError
-from treadle._cli.listen import Endpoint, endpoint_url, listen, parse_endpoint
+from treadle._cli.listen import Endpoint, listen, listening_on, parse_endpoint
 from treadle._cli.options import WebOptions, parse_command_line
 from treadle._cli.process import Logging, PidFile, Shutdown, finish_loop
 from treadle.internet import reactor
 from treadle.internet._reactor import ListeningPort
 from treadle.web._registry import Registry
-from treadle.web.resource import IResource
+from treadle.web.resource import ResourceLike
 from treadle.web.server import Request, Site
 
 __all__ = [
@@ -116,7 +119,7 @@ def _import_class(name: str) -> Any:
     )
 
 
-def _class_root(name: str) -> IResource:
+def _class_root(name: str) -> ResourceLike:
     # twistd puts the current directory on the path so that --class finds local modules.
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -129,17 +132,17 @@ def _class_root(name: str) -> IResource:
         raise StartupError(f"--class {name}: creating it failed: {type(e).__name__}: {e}") from None
     if not (callable(getattr(root, "render", None)) and hasattr(root, "getChildWithDefault")):
         raise StartupError(f"--class {name}: an instance of it is not a resource")
-    result: IResource = root
+    result: ResourceLike = root
     return result
 
 
-def _wsgi_root(name: str) -> IResource:
+def _wsgi_root(name: str) -> ResourceLike:
     from treadle.web.wsgi import resource_from_name
 
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        root: IResource = resource_from_name(name)
+        root: ResourceLike = resource_from_name(name)
     except (ImportError, ValueError, TypeError) as e:
         raise StartupError(f"--wsgi {name}: {e}") from None
     except Exception as e:  # the application module itself failed while importing
@@ -147,7 +150,7 @@ def _wsgi_root(name: str) -> IResource:
     return root
 
 
-def _directory_root(options: WebOptions, registry: Registry) -> IResource:
+def _directory_root(options: WebOptions, registry: Registry) -> ResourceLike:
     from treadle.web import script, static
 
     assert options.path is not None
@@ -169,7 +172,7 @@ def _directory_root(options: WebOptions, registry: Registry) -> IResource:
     root.processors = {".rpy": script.ResourceScript}
     names = list(options.indexes) + [n for n in root.indexNames if n not in options.indexes]
     root.indexNames = names
-    result: IResource = root
+    result: ResourceLike = root
     return result
 
 
@@ -208,7 +211,7 @@ def make_site(options: WebOptions) -> tuple[Site, str]:
         StartupError: The path, script or class cannot be used.
     """
     registry = Registry()
-    root: IResource
+    root: ResourceLike
     if options.path is not None:
         root = _directory_root(options, registry)
         what = os.path.abspath(options.path)
@@ -239,8 +242,9 @@ def make_site(options: WebOptions) -> tuple[Site, str]:
 def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = False) -> int:
     """Serve until stopped by a signal.
 
-    Prints one startup line to ``out`` (stdout), e.g.
-    ``treadle 0.1.0 serving /srv/site on http://0.0.0.0:8080/``.
+    Prints one startup line to ``out`` (stdout), e.g. ``treadle 0.1.0 serving /srv/site on
+    port 8080 of every IPv4 interface (open http://127.0.0.1:8080/)``: each endpoint as
+    :func:`~treadle._cli.listen.listening_on` describes it, separated by ``", "``.
 
     Args:
         options: What to serve and how.
@@ -261,33 +265,45 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
     site: Site | None = None
     try:
         site, what = make_site(options)
-        urls = []
+        where = []
         for endpoint in options.listen:
             port = listen(endpoint, site, reuse_port)
             ports.append(port)
             if endpoint.kind == "unix":
                 sockets.append(endpoint.address)
-            urls.append(endpoint_url(endpoint, port))
+            where.append(listening_on(endpoint, port.socket))
         if options.pidfile is not None:
             pidfile = PidFile(options.pidfile)
         shutdown = Shutdown(site, ports, options.grace)
         loop = reactor.loop
+        stop_signals = {signal.SIGINT, signal.SIGTERM}
+        # Held back until the loop runs: before its handler is set, a stop signal would kill
+        # the process outright, and uvloop drops one that arrives after the handler is set
+        # but before the loop runs. (A worker of --workers starts with them blocked already,
+        # see treadle._cli.workers.)
+        can_mask = hasattr(signal, "pthread_sigmask")  # not on Windows
+        if can_mask:
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         handled = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, threads
                 loop.add_signal_handler(signum, shutdown.on_signal, signum)
                 handled.append(signum)
+        if can_mask:
+            loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, stop_signals)
         # Modules, the site and its resources live as long as the process: freezing them
         # keeps every later collection to what requests create (with thousands of pending
         # responses, full collections walking the start-up heap cost ~10 % of the CPU).
         gc.collect()
         gc.freeze()
-        print(f"treadle {__version__} serving {what} on {', '.join(urls)}", file=out, flush=True)
+        print(f"treadle {__version__} serving {what} on {', '.join(where)}", file=out, flush=True)
         try:
             reactor.run(installSignalHandlers=False)
         finally:
             for signum in handled:
                 loop.remove_signal_handler(signum)
+            if can_mask:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return shutdown.exit_code
     finally:
         for port in ports:
@@ -314,18 +330,23 @@ def _serve_workers(options: WebOptions) -> int:
         raise StartupError(str(e)) from None
     except OSError as e:
         raise StartupError(f"cannot listen: {e.strerror or e}") from None
+    pidfile: PidFile | None = None
     try:
-        urls = ", ".join(
-            f"{'https' if e.kind == 'ssl' else 'http'}://{e.interface or '0.0.0.0'}:{e.port}/"
-            for e in options.listen
+        # The supervisor's id goes in the pid file: it is the process to signal, and each
+        # worker writing its own would find the file held by a sibling and refuse to start.
+        if options.pidfile is not None:
+            pidfile = PidFile(options.pidfile)
+            options = dataclasses.replace(options, pidfile=None)
+        where = ", ".join(
+            listening_on(endpoint, sock)
+            for endpoint, sock in zip(options.listen, reserved, strict=True)
         )
         what = options.path or options.resource_script or options.class_name or options.wsgi
-        print(
-            f"treadle {__version__} serving {what} with {options.workers} workers on {urls}",
-            flush=True,
-        )
-        return _workers.run_workers(options, serve)
+        line = f"treadle {__version__} serving {what} with {options.workers} workers on {where}"
+        return _workers.run_workers(options, serve, lambda: print(line, flush=True))
     finally:
+        if pidfile is not None:
+            pidfile.remove()
         for sock in reserved:
             sock.close()
 

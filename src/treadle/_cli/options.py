@@ -10,38 +10,78 @@ import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NamedTuple, NoReturn
 
 from treadle import __version__
 from treadle._cli.errors import UsageError
 from treadle._cli.listen import Endpoint, parse_endpoint
 from treadle.web.server import Site
 
-__all__ = ["LIMIT_OPTIONS", "WebOptions", "parse_command_line"]
+__all__ = ["LIMIT_OPTIONS", "LimitOption", "WebOptions", "parse_command_line"]
 
 
-#: Limit and timeout options: (option, Site attribute, type, help). Defaults and the reasons
-#: for them live with the attributes in :mod:`treadle.web.http`.
-LIMIT_OPTIONS: Final[tuple[tuple[str, str, type, str], ...]] = (
-    (
+class LimitOption(NamedTuple):
+    """One limit or timeout option of ``treadle web``, setting one attribute of the Site.
+
+    Attributes:
+        option: The option, e.g. ``--max-body-size``.
+        attribute: The :class:`~treadle.web.server.Site` attribute it sets; its default is the
+            option's default (the Site class is the one place limits are written down).
+        kind: ``int`` or ``float``.
+        text: What the value limits, for ``--help``.
+        metavar: The value's name in ``--help``; ``N`` for ``int``, ``SECONDS`` for ``float``
+            when empty.
+        zero_is_off: 0 is accepted and turns the limit off; otherwise values must be > 0.
+    """
+
+    option: str
+    attribute: str
+    kind: type
+    text: str
+    metavar: str = ""
+    zero_is_off: bool = False
+
+
+#: Limit and timeout options. Defaults and the reasons for them live with the attributes in
+#: :mod:`treadle.web.http`.
+LIMIT_OPTIONS: Final[tuple[LimitOption, ...]] = (
+    LimitOption(
         "--limit-concurrency",
         "maxConnections",
         int,
         "open connections at once; more get 503 at once",
     ),
-    ("--max-body-size", "maxRequestBodySize", int, "bytes of a request body (413 beyond)"),
-    ("--max-request-line", "maxRequestLineSize", int, "bytes of the request line (414)"),
-    ("--max-field-line", "maxFieldLineSize", int, "bytes of one header line (431)"),
-    ("--max-head-size", "maxHeadSize", int, "bytes of the whole request head (431)"),
-    ("--max-headers", "maxHeaders", int, "header fields in a request (431)"),
-    ("--timeout", "timeOut", float, "seconds an idle keep-alive connection is kept"),
-    (
+    LimitOption(
+        "--max-body-size", "maxRequestBodySize", int, "bytes of a request body (413 beyond)"
+    ),
+    LimitOption("--max-request-line", "maxRequestLineSize", int, "bytes of the request line (414)"),
+    LimitOption("--max-field-line", "maxFieldLineSize", int, "bytes of one header line (431)"),
+    LimitOption("--max-head-size", "maxHeadSize", int, "bytes of the whole request head (431)"),
+    LimitOption("--max-headers", "maxHeaders", int, "header fields in a request (431)"),
+    LimitOption("--timeout", "timeOut", float, "seconds an idle keep-alive connection is kept"),
+    LimitOption(
         "--head-timeout",
         "headTimeout",
         float,
         "seconds to receive a request head, from its first byte (408)",
     ),
-    ("--body-timeout", "bodyTimeout", float, "seconds a request body may stall (408)"),
+    LimitOption("--body-timeout", "bodyTimeout", float, "seconds a request body may stall (408)"),
+    LimitOption(
+        "--min-body-rate",
+        "minBodyRate",
+        float,
+        "bytes per second a request body must average, from the end of the head, once "
+        "--min-body-rate-grace has passed; a slower client gets 408 and the connection "
+        "closes; 0 turns the check off",
+        metavar="BYTES_PER_SECOND",
+        zero_is_off=True,
+    ),
+    LimitOption(
+        "--min-body-rate-grace",
+        "minBodyRateGrace",
+        float,
+        "seconds after the request head before --min-body-rate applies",
+    ),
 )
 
 
@@ -107,24 +147,27 @@ class _Parser(argparse.ArgumentParser):
 _DESCRIPTION = """\
 Serve a web site the way `twistd -n web` does, on asyncio: a directory of static
 files and .rpy resource scripts (--path), a single .rpy script (--resource-script),
-or an instance of a resource class (--class). Exactly one of the three is needed."""
+an instance of a resource class (--class) or a WSGI application (--wsgi). Exactly
+one of the four is needed."""
 
 _EPILOG = f"""\
 examples:
   treadle web --path ./site
-      serve ./site on port 8080 of every interface; .rpy files run on request
+      serve ./site on port 8080 of every IPv4 interface (open http://127.0.0.1:8080/);
+      .rpy files run on request
   treadle web --path examples --listen tcp:8000:interface=127.0.0.1
       the examples tour, reachable from this machine only
   treadle web --path . --listen tcp:8080 --listen ssl:8443:privateKey=key.pem:certKey=cert.pem
       plain HTTP and HTTPS side by side
   treadle web --resource-script app.rpy --listen unix:/run/app.sock --no-access-log
-      one script answering everything, behind a proxy
+      one script as the whole site, behind a proxy
   treadle web --class myproject.web.Root --add-header 'X-Frame-Options: DENY'
       an instance of Root (made with no arguments) as the root resource
 
 endpoints (--listen, --port):
   tcp:PORT[:interface=ADDR][:backlog=N]   a bare PORT means tcp:PORT; PORT 0 picks a free
-                                          port, shown in the startup line
+                                          port, shown in the startup line; without
+                                          interface=, every IPv4 interface is bound
   ssl:PORT[:privateKey=KEY.pem][:certKey=CERT.pem][:interface=ADDR][:backlog=N]
                                           the key defaults to server.pem, the certificate
                                           to the key file
@@ -151,7 +194,7 @@ def _build_parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     web = commands.add_parser(
         "web",
-        help="serve a directory, an .rpy script or a resource class over HTTP",
+        help="serve a directory, an .rpy script, a resource class or a WSGI application over HTTP",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -167,7 +210,8 @@ def _build_parser() -> _Parser:
     root.add_argument(
         "--resource-script",
         metavar="FILE",
-        help="serve the resource this .rpy script assigns, for every URL",
+        help="serve the resource this .rpy script assigns as the whole site (the script "
+        "runs on each request)",
     )
     root.add_argument(
         "--class",
@@ -206,24 +250,27 @@ def _build_parser() -> _Parser:
         "--workers",
         type=int,
         metavar="N",
-        help="run N server processes on the same ports (SO_REUSEPORT), replaced if they "
-        "die (default: $WEB_CONCURRENCY, else 1)",
+        help="run N server processes on the same tcp or ssl ports (SO_REUSEPORT), "
+        "replaced if they die (default: $WEB_CONCURRENCY, else 1)",
     )
     net.add_argument(
-        "--pidfile", metavar="FILE", help="write the process id to FILE (removed at exit)"
+        "--pidfile",
+        metavar="FILE",
+        help="write the process id to FILE (removed at exit); with --workers, the id of the "
+        "supervising process, which passes signals on to the workers",
     )
 
     limits = web.add_argument_group(
         "limits and timeouts (each default is explained in treadle.web.http)"
     )
-    for option, attribute, kind, text in LIMIT_OPTIONS:
-        default = getattr(Site, attribute)
+    for spec in LIMIT_OPTIONS:
+        default = getattr(Site, spec.attribute)
         limits.add_argument(
-            option,
-            dest=f"limit_{attribute}",
-            type=kind,
-            metavar="N" if kind is int else "SECONDS",
-            help=f"{text} (default: {default if default is not None else 'none'})",
+            spec.option,
+            dest=f"limit_{spec.attribute}",
+            type=spec.kind,
+            metavar=spec.metavar or ("N" if spec.kind is int else "SECONDS"),
+            help=f"{spec.text} (default: {'none' if default is None else default})",
         )
 
     files = web.add_argument_group("directory options (with --path)")
@@ -267,7 +314,8 @@ def _build_parser() -> _Parser:
         dest="headers",
         action="append",
         metavar="'NAME: VALUE'",
-        help="add this header to every response; repeatable",
+        help="add this header to every response a resource renders (not to the server's "
+        "own refusals, such as 400, 408, 413 or 503); repeatable",
     )
     resp.add_argument(
         "--display-tracebacks",
@@ -390,12 +438,15 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
     if workers is not None and workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
     limits = []
-    for option, attribute, _kind, _text in LIMIT_OPTIONS:
-        value = getattr(ns, f"limit_{attribute}")
+    for spec in LIMIT_OPTIONS:
+        value = getattr(ns, f"limit_{spec.attribute}")
         if value is not None:
-            if not value > 0:  # also refuses nan
-                raise UsageError(f"{option} must be more than 0, not {value}")
-            limits.append((attribute, value))
+            # The comparisons also refuse nan.
+            if spec.zero_is_off and not value >= 0:
+                raise UsageError(f"{spec.option} must be 0 (off) or more, not {value}")
+            if not spec.zero_is_off and not value > 0:
+                raise UsageError(f"{spec.option} must be more than 0, not {value}")
+            limits.append((spec.attribute, value))
     if ns.follow_symlinks and ns.path is None:
         raise UsageError("--follow-symlinks applies to the files of --path only")
     given: dict[str, Any] = {

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from treadle._cli.main import Endpoint, WebOptions
+    from treadle._cli.listen import Endpoint
+    from treadle._cli.options import WebOptions
 
 __all__ = ["reserve_ports", "run_workers"]
 
@@ -79,13 +80,17 @@ def reserve_ports(options: WebOptions) -> tuple[WebOptions, list[socket.socket]]
 
 
 def run_workers(
-    options: WebOptions, serve: Callable[[WebOptions, IO[str] | None, bool], int]
+    options: WebOptions,
+    serve: Callable[[WebOptions, IO[str] | None, bool], int],
+    announce: Callable[[], object] = lambda: None,
 ) -> int:
     """Fork ``options.workers`` processes running ``serve`` and supervise them.
 
     Args:
         options: Options whose ports were fixed by :func:`reserve_ports`.
         serve: Runs one worker: ``serve(options, out, reuse_port)`` returns its exit status.
+        announce: Called once the workers are forked (the startup line): from then on a
+            stop signal is passed on to them, never fatal to the supervisor itself.
 
     Returns:
         0 when every worker exited cleanly (drained after a signal); 1 when workers could
@@ -101,7 +106,10 @@ def run_workers(
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:  # the worker
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            # SIGTERM and SIGINT stay blocked until serve() runs its loop with their handlers
+            # set: one passed on while this worker is still starting would otherwise kill it
+            # outright (exit status -15) instead of draining it. serve() unblocks them.
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask | {signal.SIGTERM, signal.SIGINT})
             _die_with_parent()
             code = 1
             try:
@@ -116,6 +124,7 @@ def run_workers(
     try:
         for _ in range(options.workers):
             spawn()
+        announce()
         while workers:
             info = signal.sigwaitinfo(_SIGNALS)
             if info.si_signo != signal.SIGCHLD:
