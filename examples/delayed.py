@@ -19,7 +19,7 @@ class SlowAnswer(Resource):
     isLeaf = True
 
     def _answer(self, request):
-        request.write("<html><body>Thank you for waiting.</body></html>")
+        request.write(b"<html><body>Thank you for waiting.</body></html>")
         request.finish()
 
     def render_GET(self, request):

@@ -16,7 +16,7 @@ class SlowAnswer(Resource):
     isLeaf = True
 
     def _answer(self, request):
-        request.write(
+        page = (
             "<!DOCTYPE html><html><head><title>Worth the wait</title>"
             '<link rel="stylesheet" href="style.css"></head><body>'
             "<h1>Worth the wait</h1>"
@@ -25,6 +25,8 @@ class SlowAnswer(Resource):
             '<p><a href=".">Back to the examples</a></p>'
             "</body></html>"
         )
+        # Bytes, as Twisted requires (treadle would also take the str and encode it as UTF-8).
+        request.write(page.encode("utf-8"))
         request.finish()
 
     def render_GET(self, request):

@@ -4,6 +4,10 @@
 The server's loop runs in its own thread, so test code can use blocking clients
 (``http.client``, ``httpx``, raw sockets) with deadlines. Socket tests run under both the
 stdlib asyncio loop and uvloop (the ``loop_kind`` parameter).
+
+Helpers many test files share live here too: :func:`wait_for` (poll a condition with a
+deadline), :func:`host_port`, :func:`raw_request`, and the :class:`Hello` and :class:`Held`
+resources.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -92,6 +97,48 @@ def server(loop_kind: str) -> Iterator[ServerThread]:
 @pytest.fixture
 def serve(server: ServerThread) -> Callable[..., str]:
     return server.serve
+
+
+#: How long a test waits for something that should happen at once, before it fails. Generous,
+#: because a loaded 2-core machine can stall a thread for seconds; a passing test never waits
+#: this long.
+DEADLINE = 10.0
+
+
+def wait_for(
+    condition: Callable[[], Any], what: str = "the condition", timeout: float = DEADLINE
+) -> Any:
+    """Poll ``condition`` until it returns something true and return that, or fail.
+
+    Args:
+        condition: Called every few milliseconds.
+        what: Named in the failure message.
+        timeout: Seconds before the test fails.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)
+
+
+def host_port(url: str) -> tuple[str, int]:
+    """Return ``(host, port)`` of a ``http://host:port`` URL."""
+    parts = urlsplit(url)
+    assert parts.hostname and parts.port
+    return parts.hostname, parts.port
+
+
+class Hello(Resource):
+    """A leaf answering every GET with ``Hello, world!`` at once."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        return b"Hello, world!"
 
 
 def raw_request(url: str, data: bytes, *, timeout: float = 10, until_close: bool = True) -> bytes:

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,7 +24,7 @@ from treadle.web.proxy import (
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
 
-from .conftest import ServerThread
+from .conftest import DEADLINE, Hello, ServerThread, host_port, wait_for
 
 # -- upstream resources ----------------------------------------------------------------------
 
@@ -59,13 +58,6 @@ class Echo(Resource):
 
 def header(report: dict[str, Any], name: str) -> list[str]:
     return [v for n, v in report["headers"] if n == name]
-
-
-class Hello(Resource):
-    isLeaf = True
-
-    def render_GET(self, request: Request) -> bytes:
-        return b"Hello, world!"
 
 
 class Held(Resource):
@@ -217,20 +209,6 @@ def run(server: ServerThread, fn: Callable[[], Any], timeout: float = 10) -> Any
     return asyncio.run_coroutine_threadsafe(runner(), server.loop).result(timeout)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.005)
-
-
-def port_of(url: str) -> int:
-    port = urlsplit(url).port
-    assert port is not None
-    return port
-
-
 class Proxies:
     """Starts upstream Sites and proxies to them; closes every connection afterwards."""
 
@@ -242,7 +220,7 @@ class Proxies:
     def upstream(self, resource: Resource, **site_kwargs: Any) -> int:
         site = Site(resource, **site_kwargs)
         self.sites.append(site)
-        return port_of(self.server.serve(site))
+        return host_port(self.server.serve(site))[1]
 
     def proxy(self, port: int, path: bytes = b"", **kwargs: Any) -> tuple[str, HTTPConnectionPool]:
         pool = HTTPConnectionPool()
@@ -258,7 +236,10 @@ class Proxies:
             run(self.server, pool.closeCachedConnections)
         # Let every upstream see its proxy connections close before the loop stops.
         for site in self.sites:
-            wait_for(lambda site=site: self.server.call(lambda: len(site.connections)) == 0)
+            wait_for(
+                lambda site=site: self.server.call(lambda: len(site.connections)) == 0,
+                what="the upstream to see its proxy connections close",
+            )
 
 
 @pytest.fixture
@@ -352,7 +333,7 @@ def test_method_path_query_headers_and_body_are_forwarded(proxies: Proxies) -> N
         assert header(report, "x-custom") == ["kept"]
         assert header(report, "host") == [f"127.0.0.1:{upstream}"]
         assert header(report, "x-forwarded-for") == ["10.1.1.1, 127.0.0.1"]
-        assert header(report, "x-forwarded-host") == [f"127.0.0.1:{port_of(url)}"]
+        assert header(report, "x-forwarded-host") == [f"127.0.0.1:{host_port(url)[1]}"]
         assert header(report, "x-forwarded-proto") == ["http"]
 
         # The proxy itself and its root path map to the base path.
@@ -444,7 +425,7 @@ def test_interim_responses_are_skipped(proxies: Proxies, stdlib_upstream: int) -
     assert response.status_code == 200
     assert response.text == "after interim"
     assert "link" not in response.headers
-    wait_for(lambda: proxies.idle(pool, stdlib_upstream) == 1)
+    wait_for(lambda: proxies.idle(pool, stdlib_upstream) == 1, what="1 idle upstream connection")
 
 
 def test_head_then_get_on_the_same_upstream_connection(proxies: Proxies) -> None:
@@ -459,11 +440,11 @@ def test_head_then_get_on_the_same_upstream_connection(proxies: Proxies) -> None
         assert head.status_code == 200
         assert head.headers["content-length"] == "13"
         assert head.content == b""
-        wait_for(lambda: proxies.idle(pool, upstream) == 1)
+        wait_for(lambda: proxies.idle(pool, upstream) == 1, what="1 idle upstream connection")
         assert client.get(url + "/hello").text == "Hello, world!"
         peers = {client.get(url + "/echo").json()["peer"] for _ in range(2)}
         assert len(peers) == 1
-    wait_for(lambda: proxies.idle(pool, upstream) == 1)
+    wait_for(lambda: proxies.idle(pool, upstream) == 1, what="1 idle upstream connection")
 
 
 def test_sequential_requests_share_one_upstream_connection(proxies: Proxies) -> None:
@@ -477,7 +458,7 @@ def test_sequential_requests_share_one_upstream_connection(proxies: Proxies) -> 
             assert report["uri"] == f"/n/{i}"
             peers.add(report["peer"])
     assert len(peers) == 1
-    wait_for(lambda: proxies.idle(pool, upstream) == 1)
+    wait_for(lambda: proxies.idle(pool, upstream) == 1, what="1 idle upstream connection")
 
 
 def test_pool_keeps_at_most_max_persistent_idle(proxies: Proxies, server: ServerThread) -> None:
@@ -485,12 +466,12 @@ def test_pool_keeps_at_most_max_persistent_idle(proxies: Proxies, server: Server
     upstream = proxies.upstream(held)
     url, pool = proxies.proxy(upstream)
     pool.maxPersistentPerHost = 2
-    host, port = "127.0.0.1", port_of(url)
+    host, port = host_port(url)
     socks = [socket.create_connection((host, port), timeout=5) for _ in range(4)]
     try:
         for s in socks:
             s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: server.call(lambda: len(held.requests)) == 4)
+        wait_for(lambda: server.call(lambda: len(held.requests)) == 4, what="4 held requests")
         server.call(held.release, b"done")
         for s in socks:
             assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
@@ -499,7 +480,7 @@ def test_pool_keeps_at_most_max_persistent_idle(proxies: Proxies, server: Server
             s.close()
     # Four connections were used; two are kept idle, the other two are closed.
     site = proxies.sites[-1]
-    wait_for(lambda: server.call(lambda: len(site.connections)) == 2)
+    wait_for(lambda: server.call(lambda: len(site.connections)) == 2, what="2 upstream connections")
     assert proxies.idle(pool, upstream) == 2
 
 
@@ -507,7 +488,7 @@ def test_idle_connection_closed_by_the_upstream_is_forgotten(proxies: Proxies) -
     upstream = proxies.upstream(Echo(), timeout=0.1)
     url, pool = proxies.proxy(upstream)
     first = httpx.get(url + "/", timeout=10).json()["peer"]
-    wait_for(lambda: proxies.idle(pool, upstream) == 0)
+    wait_for(lambda: proxies.idle(pool, upstream) == 0, what="0 idle upstream connections")
     second = httpx.get(url + "/", timeout=10).json()["peer"]
     assert first != second
 
@@ -517,7 +498,7 @@ def test_reused_connection_closed_unanswered_retries_idempotent_requests(
 ) -> None:
     url, pool = proxies.proxy(stdlib_upstream)
     assert httpx.get(url + "/flaky", timeout=10).text == "flaky 1"
-    wait_for(lambda: proxies.idle(pool, stdlib_upstream) == 1)
+    wait_for(lambda: proxies.idle(pool, stdlib_upstream) == 1, what="1 idle upstream connection")
     # The pooled connection is closed unanswered; GET is sent again on a fresh one...
     assert httpx.get(url + "/flaky", timeout=10).text == "flaky 1"
     # ...but POST is not idempotent: the client gets the 502.
@@ -579,8 +560,9 @@ def test_504_on_upstream_timeout_and_the_upstream_is_let_go(proxies: Proxies) ->
     response = httpx.get(url + "/", timeout=10)
     assert response.status_code == 504
     assert "Gateway Timeout" in response.text
-    assert 0.2 <= time.monotonic() - started < 5
-    assert held.gone.wait(5)
+    # A 504 rather than the client's own timeout: the proxy gave up, and not before 0.2 s.
+    assert time.monotonic() - started >= 0.2
+    assert held.gone.wait(DEADLINE)
 
 
 def test_client_leaving_cancels_the_upstream_request(
@@ -589,7 +571,7 @@ def test_client_leaving_cancels_the_upstream_request(
     held = Held(first=b"started")
     upstream = proxies.upstream(held)
     url, pool = proxies.proxy(upstream)
-    with socket.create_connection(("127.0.0.1", port_of(url)), timeout=5) as s:
+    with socket.create_connection(host_port(url), timeout=5) as s:
         s.sendall(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         assert held.arrived.wait(5)
         assert b"started" in s.recv(65536)
@@ -603,7 +585,7 @@ def test_slow_client_slows_the_upstream_down(proxies: Proxies) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         s.settimeout(5)
-        s.connect(("127.0.0.1", port_of(url)))
+        s.connect(host_port(url))
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 200 OK")
         # The client reads no more: once the buffers on the way are full the upstream's

@@ -11,12 +11,12 @@ import http.client
 import os
 import socket
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -36,7 +36,7 @@ from treadle.web.static import (
     loadMimeTypes,
 )
 
-from .conftest import ServerThread, raw_request
+from .conftest import DEADLINE, ServerThread, host_port, raw_request, wait_for
 
 BIG = 5 * 1024 * 1024
 SECRET = b"TOP-SECRET-CONTENT"
@@ -104,10 +104,6 @@ def head_of(raw: bytes) -> dict[bytes, bytes]:
     return {k.lower(): v.strip() for k, _, v in (line.partition(b":") for line in head)}
 
 
-def port_of(base: str) -> int:
-    return urlsplit(base).port or 80
-
-
 def parse_byteranges(body: bytes, boundary: bytes) -> list[tuple[dict[bytes, bytes], bytes]]:
     """Split a multipart/byteranges body into (headers, data) parts, checking its framing."""
     delimiter = b"\r\n--" + boundary
@@ -125,15 +121,6 @@ def parse_byteranges(body: bytes, boundary: bytes) -> list[tuple[dict[bytes, byt
             headers[name.strip().lower()] = value.strip()
         parts.append((headers, data))
     return parts
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 # -- pure decisions ----------------------------------------------------------------------------
@@ -354,7 +341,7 @@ def test_content_types(serve: Serve, tree: Path, name: str, ctype: str) -> None:
 
 def test_default_type_and_content_encoding(serve: Serve, tree: Path) -> None:
     base = serve(File(str(tree), defaultType="application/octet-stream"))
-    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    conn = http.client.HTTPConnection(*host_port(base), timeout=10)
     try:
         conn.request("GET", "/archive.tar.gz")
         r = conn.getresponse()
@@ -371,7 +358,7 @@ def test_default_type_and_content_encoding(serve: Serve, tree: Path) -> None:
 
 def test_head_and_methods(serve: Serve, tree: Path) -> None:
     base = serve(File(str(tree)))
-    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    conn = http.client.HTTPConnection(*host_port(base), timeout=10)
     try:
         conn.request("HEAD", "/hello.txt")
         r = conn.getresponse()
@@ -848,7 +835,7 @@ def sha(data: bytes) -> str:
 
 def test_large_file_is_streamed(serve: Serve, tree: Path, big: bytes) -> None:
     base = serve(File(str(tree)))
-    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    conn = http.client.HTTPConnection(*host_port(base), timeout=10)
     try:
         conn.request("GET", "/big.bin")
         r = conn.getresponse()
@@ -902,8 +889,17 @@ def test_large_file_fallback_strategies(
     assert used  # the streaming path was taken
 
 
+#: Socket buffer size both ends of test_buffered_bytes_go_out_before_the_file ask for: far
+#: below the prefix, so the kernel cannot take the whole prefix while the client is not reading.
+SMALL_SOCKET_BUFFER = 32 * 1024
+
+
 class PrefixThenFile(Resource):
-    """Writes a body start that overflows the socket, then sends a file after it."""
+    """Writes a body start that overflows the socket, then sends a file after it.
+
+    The connection's send buffer is shrunk first, and ``buffered`` is what the transport
+    still holds once the prefix went to it; ``measured`` is set then.
+    """
 
     isLeaf = True
 
@@ -912,12 +908,19 @@ class PrefixThenFile(Resource):
         self.path = path
         self.prefix = prefix
         self.buffered = -1
+        self.measured = threading.Event()
 
     def render_GET(self, request: Any) -> Any:
         size = self.path.stat().st_size
+        transport = request.transport
+        transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SOCKET_BUFFER
+        )
         request.setHeader(b"content-length", b"%d" % (len(self.prefix) + size))
         request.write(self.prefix)
+        # request.transport hands the held first write to the transport before answering.
         self.buffered = request.transport.get_write_buffer_size()
+        self.measured.set()
 
         async def send() -> None:
             with open(self.path, "rb") as f:
@@ -932,16 +935,23 @@ def test_buffered_bytes_go_out_before_the_file(
 ) -> None:
     # "loop" under uvloop also checks the fallback when loop.sendfile is not implemented.
     monkeypatch.setattr(_sendfile, "_sendfile_strategy", lambda *a: strategy)
-    prefix = b"p" * 6_000_000
+    prefix = bytes(range(256)) * 4096  # 1 MiB, 30 times the buffers of both ends
     resource = PrefixThenFile(tree / "big.bin", prefix)
     base = serve(resource)
-    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
-    try:
-        conn.request("GET", "/")
-        body = conn.getresponse().read()
-    finally:
-        conn.close()
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_SOCKET_BUFFER)
+        sock.settimeout(10)
+        sock.connect(host_port(base))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        # Not a byte is read before the server has looked at its transport's buffer: the
+        # kernel cannot have taken the whole prefix, so the transport holds the rest of it.
+        assert resource.measured.wait(DEADLINE), "the resource did not render"
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
     assert resource.buffered > 0  # the transport still held part of the prefix
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
     assert len(body) == len(prefix) + BIG
     assert body[: len(prefix)] == prefix and sha(body[len(prefix) :]) == sha(big)
 
@@ -1011,7 +1021,7 @@ def test_file_shrinking_mid_transfer_aborts(
     if strategy == "copy":
         monkeypatch.setattr(_sendfile, "_sendfile_strategy", lambda *a: "copy")
     base = serve(Shrunk(str(tree)))
-    conn = http.client.HTTPConnection("127.0.0.1", port_of(base), timeout=10)
+    conn = http.client.HTTPConnection(*host_port(base), timeout=10)
     try:
         conn.request("GET", "/big.bin")
         r = conn.getresponse()
@@ -1061,7 +1071,7 @@ def test_client_leaving_mid_transfer(
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.settimeout(10)
-        sock.connect(("127.0.0.1", port_of(base)))
+        sock.connect(host_port(base))
         sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
         received = 0
         while received < 100_000:
@@ -1070,7 +1080,10 @@ def test_client_leaving_mid_transfer(
             received += len(chunk)
     finally:
         sock.close()  # unread data pending: the kernel resets the connection
-    assert wait_for(lambda: bool(tracking.opened) and all(f.closed for f in tracking.opened))
+    wait_for(
+        lambda: tracking.opened and all(f.closed for f in tracking.opened),
+        what="the file to be opened and closed",
+    )
     assert get(base, "/hello.txt").content == b"hello, world\n"
 
 
@@ -1079,7 +1092,10 @@ def test_client_leaving_before_the_first_byte(
 ) -> None:
     base = serve(tracking(str(tree)))
     for _ in range(3):
-        with socket.create_connection(("127.0.0.1", port_of(base)), timeout=10) as sock:
+        with socket.create_connection(host_port(base), timeout=10) as sock:
             sock.sendall(b"GET /huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert wait_for(lambda: len(tracking.opened) == 3 and all(f.closed for f in tracking.opened))
+    wait_for(
+        lambda: len(tracking.opened) == 3 and all(f.closed for f in tracking.opened),
+        what="three files to be opened and closed",
+    )
     assert get(base, "/hello.txt").status_code == 200

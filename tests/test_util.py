@@ -6,11 +6,9 @@ import asyncio
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -30,15 +28,7 @@ from treadle.web.resource import IResource, NoResource, Resource
 from treadle.web.server import CACHED, NOT_DONE_YET, Request, Site
 from treadle.web.util import ChildRedirector, DeferredResource, ParentRedirect, Redirect, redirectTo
 
-from .conftest import ServerThread, raw_request
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.005)
+from .conftest import ServerThread, host_port, raw_request, wait_for
 
 
 def tree(**children: IResource) -> Resource:
@@ -160,7 +150,7 @@ def test_deferred_resource_answers_waiting_and_later_requests(
     url = serve(tree(later=pending))
     with ThreadPoolExecutor(2) as pool:
         early = [pool.submit(httpx.get, url + path, timeout=10) for path in ("/later", "/later/x")]
-        wait_for(lambda: server.call(lambda: len(pending._waiters)) == 2)
+        wait_for(lambda: server.call(lambda: len(pending._waiters)) == 2, what="2 waiting requests")
         assert not any(f.done() for f in early)
         server.call(d.callback, Text("the resource"))
         assert early[0].result().text == "the resource"
@@ -185,7 +175,7 @@ def test_deferred_resource_failure_is_a_500(
     url = serve(pending)
     with caplog.at_level(logging.CRITICAL, logger="treadle.error"), ThreadPoolExecutor(1) as pool:
         early = pool.submit(httpx.get, url, timeout=10)
-        wait_for(lambda: server.call(lambda: len(pending._waiters)) == 1)
+        wait_for(lambda: server.call(lambda: len(pending._waiters)) == 1, what="1 waiting request")
         server.call(d.errback, RuntimeError("no resource today"))
         assert early.result().status_code == 500
         late = httpx.get(url, timeout=10)
@@ -199,12 +189,12 @@ def test_deferred_resource_forgets_a_client_that_left(
     d: Deferred[Any] = Deferred()
     pending = DeferredResource(d)
     url = serve(pending)
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
+    with socket.create_connection(host_port(url), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        wait_for(lambda: server.call(lambda: len(pending._waiters)) == 1)
-    wait_for(lambda: server.call(lambda: len(pending._waiters)) == 0)
+        wait_for(lambda: server.call(lambda: len(pending._waiters)) == 1, what="1 waiting request")
+    wait_for(
+        lambda: server.call(lambda: len(pending._waiters)) == 0, what="the waiter to be forgotten"
+    )
     server.call(d.callback, Text("fine"))
     assert client.get(url).text == "fine"
 

@@ -15,7 +15,6 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
 from wsgiref.validate import validator
 
 import httpx
@@ -27,7 +26,7 @@ from treadle.web.resource import Resource
 from treadle.web.server import Request, Site
 from treadle.web.wsgi import WSGIResource, resource_from_name
 
-from .conftest import raw_request
+from .conftest import DEADLINE, Hello, host_port, raw_request, wait_for
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Callable[[bytes], None]]
@@ -72,21 +71,6 @@ def mount(pool: Any, app: Any, *, at: bytes = b"app", check: bool = True) -> Res
     root.putChild(at, WSGIResource(reactor, pool, validator(app) if check else app))
     root.putChild(b"hello", Hello())
     return root
-
-
-class Hello(Resource):
-    isLeaf = True
-
-    def render_GET(self, request: Request) -> bytes:
-        return b"hello"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
 
 
 # -- applications ------------------------------------------------------------------------------
@@ -136,7 +120,7 @@ class Tracked:
 
 def test_environ_follows_pep_3333(pool: Any, serve: Any, client: httpx.Client) -> None:
     url = serve(mount(pool, environ_app))
-    port = urlsplit(url).port
+    _, port = host_port(url)
     response = client.get(
         url + "/app/caf%C3%A9/x?q=1&r=%20",
         headers=[
@@ -263,9 +247,8 @@ def test_keep_alive_across_wsgi_responses(pool: Any, serve: Any) -> None:
     root = mount(pool, streaming_app)
     root.putChild(b"list", WSGIResource(reactor, pool, hello_app))
     url = serve(root)
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    address = host_port(url)
+    connection = http.client.HTTPConnection(*address, timeout=10)
     try:
         for path, body in [
             ("/app", b"written; block 0; block 1; block 2; "),
@@ -429,9 +412,8 @@ def test_content_length_is_enforced(pool: Any, serve: Any) -> None:
         yield b"67890"
 
     url = serve(mount(pool, app, check=False))
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    address = host_port(url)
+    connection = http.client.HTTPConnection(*address, timeout=10)
     try:
         connection.request("GET", "/app/3")
         assert connection.getresponse().read() == b"123"  # the excess was cut
@@ -472,32 +454,38 @@ def test_wsgi_errors_go_to_the_error_log(
 def test_slow_applications_run_in_parallel_off_the_loop(
     pool: Any, serve: Any, client: httpx.Client
 ) -> None:
-    started = threading.Semaphore(0)
+    # The barrier opens only when four applications are inside it at the same time: one
+    # after the other, it would break after DEADLINE instead. Then all four stay blocked
+    # until the test lets them go, so /hello can only be answered by a free loop.
+    together = threading.Barrier(4, timeout=DEADLINE)
+    all_running = threading.Semaphore(0)
+    release = threading.Event()
 
     def slow(environ: Environ, start_response: StartResponse) -> list[bytes]:
-        started.release()
-        time.sleep(0.3)
+        together.wait()
+        all_running.release()
+        release.wait(DEADLINE)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slow"]
 
     url = serve(mount(pool, slow))
     answers: list[str] = []
-    began = time.monotonic()
     clients = [
         threading.Thread(target=lambda: answers.append(client.get(url + "/app").text))
         for _ in range(4)
     ]
     for thread in clients:
         thread.start()
-    for _ in range(4):
-        assert started.acquire(timeout=5)
-    quick = time.monotonic()
-    assert client.get(url + "/hello").text == "hello"
-    assert time.monotonic() - quick < 0.2  # the loop was free while four apps slept
-    for thread in clients:
-        thread.join(10)
+    try:
+        for _ in range(4):
+            assert all_running.acquire(timeout=DEADLINE), "four applications never ran at once"
+        assert not release.is_set()
+        assert client.get(url + "/hello").text == "Hello, world!"  # while all four are blocked
+    finally:
+        release.set()
+        for thread in clients:
+            thread.join(DEADLINE)
     assert answers == ["slow"] * 4
-    assert time.monotonic() - began < 0.3 * 3  # in parallel, not one after the other
 
 
 BLOCK = b"x" * 65536
@@ -526,12 +514,11 @@ class Endless:
 def test_slow_client_holds_the_application_back_and_leaving_stops_it(pool: Any, serve: Any) -> None:
     app = Endless()
     url = serve(mount(pool, app))
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
+    address = host_port(url)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     sock.settimeout(10)
-    sock.connect((parts.hostname, parts.port))
+    sock.connect(address)
     try:
         sock.sendall(b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200 OK")
@@ -560,16 +547,15 @@ def test_a_request_whose_client_left_while_queued_is_never_run(serve: Any) -> No
     with ThreadPoolExecutor(1) as one_thread:
         site = Site(mount(one_thread, app))
         url = serve(site)
-        parts = urlsplit(url)
-        assert parts.hostname and parts.port
-        first = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        address = host_port(url)
+        first = socket.create_connection(address, timeout=10)
         try:
             first.sendall(b"GET /app/first HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            wait_for(lambda: calls == ["/first"])
-            with socket.create_connection((parts.hostname, parts.port), timeout=10) as second:
+            wait_for(lambda: calls == ["/first"], what="the first request to run")
+            with socket.create_connection(address, timeout=10) as second:
                 second.sendall(b"GET /app/second HTTP/1.1\r\nHost: x\r\n\r\n")
-                wait_for(lambda: len(site.connections) == 2)
-            wait_for(lambda: len(site.connections) == 1)  # the server saw the second leave
+                wait_for(lambda: len(site.connections) == 2, what="both connections")
+            wait_for(lambda: len(site.connections) == 1, what="the server to see the second leave")
             gate.set()
             answer = b""
             while chunk := first.recv(65536):
@@ -611,19 +597,21 @@ def test_requests_are_freed_without_the_garbage_collector(
     root.putChild(b"held", watched[1])
     site = Site(root)
     url = serve(site)
-    parts = urlsplit(url)
-    assert parts.hostname and parts.port
+    address = host_port(url)
     gc.collect()
     gc.disable()  # a reference cycle would now keep a request alive
     try:
         for path in (b"/hello", b"/held"):
-            with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+            with socket.create_connection(address, timeout=10) as sock:
                 sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
                 assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
-        wait_for(lambda: not site.connections)  # the client of /held left mid-body
+        wait_for(lambda: not site.connections, what="the client of /held to leave mid-body")
         gate.set()
         assert closed.wait(5)
-        wait_for(lambda: server.call(lambda: sum(len(w.requests) for w in watched)) == 0)
+        wait_for(
+            lambda: server.call(lambda: sum(len(w.requests) for w in watched)) == 0,
+            what="every request to be freed",
+        )
     finally:
         gc.enable()
 
