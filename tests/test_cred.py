@@ -502,7 +502,6 @@ def run_program(prefix: str) -> list[object]:
 
 
 def test_same_program_same_results_under_twisted_and_treadle() -> None:
-    pytest.importorskip("twisted.cred.portal")
     under_treadle = run_program("treadle")
     assert under_treadle[2:4] == [
         (True, ("avatar of", b"alice", "mind")),

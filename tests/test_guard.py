@@ -569,9 +569,6 @@ def test_client_leaving_during_a_slow_login_is_quiet(
 
 
 def test_request_get_user_still_works_behind_the_guard(serve: Any) -> None:
-    if not hasattr(Request, "getUser"):
-        pytest.skip("Request.getUser is not there yet")
-
     class WhoAmI(Resource):
         isLeaf = True
 
