@@ -88,7 +88,11 @@ class Held(Resource):
 
 
 class Firehose(Resource):
-    """Writes as fast as its client takes it, awaiting drain between writes."""
+    """Writes as fast as its client takes it, awaiting drain between writes.
+
+    ``parked`` is set while a drain really waits for the transport (backpressure), not
+    merely passes through.
+    """
 
     isLeaf = True
     piece = b"x" * 65536
@@ -97,13 +101,19 @@ class Firehose(Resource):
         super().__init__()
         self.total = total
         self.written = 0
+        self.parked = threading.Event()
 
     async def render_GET(self, request: Request) -> None:
         request.setHeader(b"content-length", b"%d" % self.total)
         while self.written < self.total:
             request.write(self.piece)
             self.written += len(self.piece)
-            await request.drain()
+            drained = asyncio.ensure_future(request.drain())
+            await asyncio.sleep(0)  # let the drain run to its first suspension
+            if not drained.done():
+                self.parked.set()
+            await drained
+            self.parked.clear()
 
 
 # -- a stdlib upstream (HTTP/1.0, close-delimited, hand-made heads) --------------------------
@@ -589,13 +599,17 @@ def test_slow_client_slows_the_upstream_down(proxies: Proxies) -> None:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert s.recv(4096).startswith(b"HTTP/1.1 200 OK")
         # The client reads no more: once the buffers on the way are full the upstream's
-        # drain() must stop returning, so its count stops growing far below the total.
-        last, stable = -1, 0
-        deadline = time.monotonic() + 5
-        while stable < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
-            written = firehose.written
-            stable = stable + 1 if written == last else 0
-            last = written
-        assert stable >= 5, "the upstream never stopped writing"
+        # drain() must wait for the transport, far below the total, and go on waiting:
+        # a thousand turns of the loop (each polling the sockets) bring no more writes.
+        wait_for(firehose.parked.is_set, "the upstream to be held back by its drain()")
+
+        async def writes_during_many_turns() -> int:
+            before = firehose.written
+            for _ in range(1000):
+                await asyncio.sleep(0)
+            return firehose.written - before
+
+        turns = asyncio.run_coroutine_threadsafe(writes_during_many_turns(), proxies.server.loop)
+        assert turns.result(DEADLINE) == 0
+        assert firehose.parked.is_set()
         assert firehose.written < 64 * 1024 * 1024

@@ -3,6 +3,7 @@ backpressure, errors, and real Flask (and Bottle) applications."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import http.client
 import json
@@ -10,7 +11,6 @@ import logging
 import socket
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -511,9 +511,36 @@ class Endless:
             self.closed.set()
 
 
-def test_slow_client_holds_the_application_back_and_leaving_stops_it(pool: Any, serve: Any) -> None:
+class PauseWatchingRequest(Request):
+    """Records, through the public producer API, when the transport pauses the producer."""
+
+    paused = threading.Event()
+    produced_at_pause: list[int] = []
+    app: Endless | None = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        pause = producer.pauseProducing
+        watched = type(self)
+
+        def pause_and_record() -> None:
+            pause()
+            if watched.app is not None and not watched.paused.is_set():
+                watched.produced_at_pause.append(watched.app.produced)
+                watched.paused.set()
+
+        producer.pauseProducing = pause_and_record
+        super().registerProducer(producer, streaming)
+
+
+def test_slow_client_holds_the_application_back_and_leaving_stops_it(
+    pool: Any, serve: Any, server: Any
+) -> None:
     app = Endless()
-    url = serve(mount(pool, app))
+    PauseWatchingRequest.app = app
+    PauseWatchingRequest.paused.clear()
+    PauseWatchingRequest.produced_at_pause.clear()
+    site = Site(mount(pool, app), requestFactory=PauseWatchingRequest)
+    url = serve(site)
     address = host_port(url)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
@@ -522,15 +549,22 @@ def test_slow_client_holds_the_application_back_and_leaving_stops_it(pool: Any, 
     try:
         sock.sendall(b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(1024).startswith(b"HTTP/1.1 200 OK")
-        # The client reads nothing more: production must come to a halt.
-        last = -1
-        while app.produced != last:
-            last = app.produced
-            time.sleep(0.2)
-        assert 0 < app.produced < 16 * 1024 * 1024
+        # The client reads nothing more: the transport pauses the application, which then
+        # takes at most the blocks already on their way, however long it is left alone (a
+        # thousand turns of the server's loop, each polling the sockets, here).
+        wait_for(PauseWatchingRequest.paused.is_set, "the transport to pause the application")
+
+        async def many_turns() -> None:
+            for _ in range(1000):
+                await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(many_turns(), server.loop).result(DEADLINE)
+        at_pause = PauseWatchingRequest.produced_at_pause[0]
+        assert 0 < app.produced <= at_pause + 2 * len(BLOCK)
+        assert app.produced < 16 * 1024 * 1024
     finally:
         sock.close()
-    assert app.closed.wait(5), "the iteration did not stop when the client left"
+    assert app.closed.wait(DEADLINE), "the iteration did not stop when the client left"
     assert app.produced < 16 * 1024 * 1024
 
 
