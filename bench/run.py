@@ -403,7 +403,7 @@ class Context:
     def check_treadle(self) -> None:
         """Decide whether treadle can serve: resource API and `treadle web` are checked apart."""
         probe = (
-            "from treadle import reactor\n"
+            "from treadle.internet import reactor\n"
             "from treadle.web.resource import Resource\n"
             "from treadle.web.server import Site, NOT_DONE_YET\n"
         )
