@@ -14,7 +14,8 @@ import threading
 import pytest
 
 from treadle.internet import reactor
-from treadle.internet._reactor import DEFAULT_BACKLOG, Reactor
+from treadle.internet._reactor import DEFAULT_BACKLOG, Reactor, new_event_loop
+from treadle.internet.base import DelayedCall
 from treadle.internet.error import AlreadyCalled, AlreadyCancelled, CannotListenError
 from treadle.web.resource import Resource
 from treadle.web.server import Site
@@ -94,6 +95,40 @@ def test_timed_calls_run_in_time_order_and_same_time_calls_in_scheduling_order()
         return seen
 
     assert asyncio.run(main()) == ["early", "a", "b", "c", "late"]
+
+
+def test_timed_calls_never_run_before_their_time(loop_kind: str) -> None:
+    # By seconds(), the clock of getTime(): the loop's own clock differs (monotonic), and
+    # libuv's timers fire up to 1.5 ms early. Delays with sub-millisecond parts, scheduled
+    # from calls running at all sorts of moments.
+    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
+
+    async def main() -> list[tuple[float, float]]:
+        ran: list[tuple[float, float]] = []
+        done = asyncio.Event()
+
+        def record(call: list[DelayedCall]) -> None:
+            ran.append((call[0].getTime(), reactor.seconds()))
+            if len(ran) < 60:
+                schedule(0.0007 + (len(ran) % 7) * 0.0013)
+            else:
+                done.set()
+
+        def schedule(delay: float) -> None:
+            holder: list[DelayedCall] = []
+            holder.append(reactor.callLater(delay, record, holder))
+
+        for delay in (0.0031, 0.0052, 0.0004):
+            schedule(delay)
+        await asyncio.wait_for(done.wait(), 10)
+        return ran
+
+    try:
+        ran = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    early = [(due, at) for due, at in ran if at < due]
+    assert early == []
 
 
 def test_many_cancelled_calls_are_not_kept() -> None:

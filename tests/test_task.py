@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import heapq
+import itertools
+import math
+import types
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from treadle.internet import _reactor
+from treadle.internet._reactor import new_event_loop
 from treadle.internet.base import DelayedCall
 from treadle.internet.defer import CancelledError, Deferred, fail, succeed
 from treadle.internet.error import AlreadyCalled, AlreadyCancelled
@@ -412,3 +420,347 @@ def test_defer_later_cancelled_from_its_own_callable_keeps_the_result() -> None:
     out = results_of(d)
     clock.advance(1)
     assert out == ["done"]
+
+
+# -- LoopingCall: counting, and one call per interval -----------------------------------------
+#
+# The expected calls below are those of Twisted's LoopingCall driven by its own Clock through
+# the same steps (times and intervals exact in binary, so no rounding is involved).
+
+
+def run_with_count(
+    interval: float, now: bool, steps: list[Any], hold_second: bool = False
+) -> list[tuple[float, int]]:
+    """Drive ``LoopingCall.withCount`` on a Clock; return (time, count) of each call.
+
+    A step is an amount to advance by, "reset", "fire" (the Deferred the second call returns
+    if ``hold_second``), or ("set", t): the clock jumps to t without running anything, as if
+    the loop were blocked.
+    """
+    log: list[tuple[float, int]] = []
+    held: list[Deferred[None]] = []
+
+    def counted(count: int) -> Deferred[None] | None:
+        log.append((clock.seconds(), count))
+        if hold_second and len(log) == 2:
+            held.append(Deferred())
+            return held[0]
+        return None
+
+    loop = LoopingCall.withCount(counted)
+    clock = Clock()
+    loop.clock = clock
+    loop.start(interval, now=now)
+    for step in steps:
+        if step == "reset":
+            loop.reset()
+        elif step == "fire":
+            held[0].callback(None)
+        elif isinstance(step, tuple):
+            clock.rightNow = step[1]
+        else:
+            clock.advance(step)
+    loop.stop()
+    return log
+
+
+def test_with_count_counts_the_intervals_since_the_last_call() -> None:
+    # Advancing 2.5 from 2 passes 3 and 4: one call at 4.5 for both. 9 stands for 7, 8, 9.
+    assert run_with_count(1, True, [1, 1, 2.5, 0.5, 0.25, 0.75, 3]) == [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (4.5, 2),
+        (5, 1),
+        (6, 1),
+        (9, 3),
+    ]
+    assert run_with_count(0.25, True, [0.25] * 4 + [0.625, 0.125, 1.125]) == [
+        (0, 1),
+        (0.25, 1),
+        (0.5, 1),
+        (0.75, 1),
+        (1, 1),
+        (1.625, 2),
+        (1.75, 1),
+        (2.875, 4),
+    ]
+
+
+def test_with_count_not_now_counts_from_the_start() -> None:
+    assert run_with_count(1, False, [0.5, 0.5, 1, 3.25, 0.75]) == [
+        (1, 1),
+        (2, 1),
+        (5.25, 3),
+        (6, 1),
+    ]
+
+
+def test_with_count_counts_the_intervals_a_deferred_was_pending() -> None:
+    # The second call's Deferred is pending from 1 to 3.5: 2 and 3 are skipped, and the
+    # call at 4 makes up for 2, 3 and 4.
+    assert run_with_count(1, True, [1, 2.5, "fire", 0.5, 1], hold_second=True) == [
+        (0, 1),
+        (1, 1),
+        (4, 3),
+        (5, 1),
+    ]
+    # Fired on a time of the grid: the next call is a whole interval later.
+    assert run_with_count(0.5, True, [0.5, 1.5, "fire", 0.5, 0.5], hold_second=True) == [
+        (0, 1),
+        (0.5, 1),
+        (2.5, 4),
+        (3, 1),
+    ]
+
+
+def test_with_count_after_reset() -> None:
+    assert run_with_count(1, True, [0.5, "reset", 0.75, 0.25, 1, 1.5, "reset", 1, 0.5]) == [
+        (0, 1),
+        (1.5, 1),
+        (2.5, 1),
+        (4, 1),
+        (5, 1),
+    ]
+    # Reset while overdue: the call missed at 1 (the clock jumped to 1.25) is counted.
+    assert run_with_count(1, True, [0.5, ("set", 1.25), "reset", 1, ("set", 4.75), "reset", 1]) == [
+        (0, 1),
+        (2.25, 2),
+        (5.75, 3),
+    ]
+    assert run_with_count(2, False, [1, "reset", 1.5, 0.5, 2]) == [(3, 1), (5, 1)]
+
+
+def test_with_count_interval_zero_counts_one() -> None:
+    counts: list[int] = []
+    loop = LoopingCall.withCount(lambda n: counts.append(n) if len(counts) < 3 else loop.stop())
+    clock = Clock()
+    loop.clock = clock
+    loop.start(0)
+    clock.advance(5)
+    assert counts == [1, 1, 1]
+    assert not loop.running
+
+
+def test_with_count_repr_names_the_function() -> None:
+    def frame(count: int) -> None:
+        pass
+
+    assert "frame" in repr(LoopingCall.withCount(frame))
+
+
+def test_a_time_of_the_grid_is_called_once_despite_rounding() -> None:
+    # Reset at 0.02, so calls are due at 0.06, 0.1, ... 0.06 - 0.02 is a hair short of 0.04
+    # in floating point, so the grid's next time looked a few 1e-18 s away, and a second
+    # call was made for 0.06 at the next advance (0.08).
+    times: list[float] = []
+    loop, clock = make_loop(lambda: times.append(clock.seconds()))
+    loop.start(0.04, now=False)
+    clock.advance(0.02)
+    loop.reset()
+    clock.pump([0.04, 0.02, 0.02, 0.02, 0.02])
+    assert times == [pytest.approx(0.06), pytest.approx(0.1), pytest.approx(0.14)]
+    loop.stop()
+
+
+@pytest.mark.parametrize("start", [0.0, 1_700_000_000.25, 1e6 + 1 / 3])
+@pytest.mark.parametrize("interval", [0.1, 1 / 3, 0.04])
+def test_advancing_by_the_interval_calls_once_per_advance(start: float, interval: float) -> None:
+    # Sums of floating-point intervals drift from the grid by rounding, either way: every
+    # advance by one interval still makes exactly one call.
+    times: list[float] = []
+    loop, clock = make_loop(lambda: times.append(clock.seconds()))
+    clock.rightNow = start
+    loop.start(interval)
+    clock.pump([interval] * 300)
+    assert len(times) == 301
+    # Sub-steps that add up to the interval: one call per interval as well.
+    clock.pump([interval / 7] * 7 * 30)
+    assert 330 <= len(times) <= 331
+    loop.stop()
+
+
+# -- LoopingCall on the reactor, over a simulated event loop ----------------------------------
+
+
+class FakeHandle:
+    """A callback scheduled on a :class:`FakeLoop`."""
+
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeLoop:
+    """The part of an event loop the reactor's timers use, on a simulated clock.
+
+    With ``ms_timers``, timers behave as libuv's (uvloop's): the loop's clock is kept in
+    whole milliseconds, truncated, and a timer's delay is rounded to whole milliseconds from
+    that clock, so it can fire up to 1.5 ms before the delay asked for. Otherwise timers fire
+    on time, as the stdlib loop's. Every callback run takes ``cost_us`` microseconds.
+    """
+
+    def __init__(self, ms_timers: bool, cost_us: int = 20) -> None:
+        self.ms_timers = ms_timers
+        self.cost_us = cost_us
+        # The simulated monotonic clock, in whole microseconds: 0.7 ms into a millisecond.
+        self.now_us = 1_000_000_700
+        self.ready: list[FakeHandle] = []
+        self.timers: list[tuple[int, int, FakeHandle]] = []
+        self.seq = 0
+        self.callbacks_run = 0
+
+    def is_closed(self) -> bool:
+        return False
+
+    def time(self) -> float:
+        if self.ms_timers:
+            return self.now_us // 1000 / 1000
+        return self.now_us / 1e6
+
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> Any:
+        handle = FakeHandle(callback, args)
+        self.ready.append(handle)
+        return handle
+
+    def call_later(
+        self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None
+    ) -> Any:
+        if self.ms_timers:
+            ms = round(max(delay, 0) * 1000)
+            if ms == 0:
+                return self.call_soon(callback, *args)
+            when_us = (self.now_us // 1000 + ms) * 1000
+        else:
+            when_us = self.now_us + math.ceil(max(delay, 0) * 1e6)
+        handle = FakeHandle(callback, args)
+        self.seq += 1
+        heapq.heappush(self.timers, (when_us, self.seq, handle))
+        return handle
+
+    def run_for(self, seconds: float) -> None:
+        end_us = self.now_us + round(seconds * 1e6)
+        while True:
+            if not self.ready:
+                while self.timers and self.timers[0][2].cancelled:
+                    heapq.heappop(self.timers)
+                if not self.timers or self.timers[0][0] > end_us:
+                    break
+                self.now_us = max(self.now_us, self.timers[0][0])
+                while self.timers and self.timers[0][0] <= self.now_us:
+                    self.ready.append(heapq.heappop(self.timers)[2])
+            ready, self.ready = self.ready, []
+            for handle in ready:
+                if not handle.cancelled:
+                    self.callbacks_run += 1
+                    assert self.callbacks_run < 100_000, "the loop spins"
+                    self.now_us += self.cost_us
+                    handle.callback(*handle.args)
+
+
+@pytest.mark.parametrize("ms_timers", [True, False], ids=["libuv-timers", "exact-timers"])
+def test_looping_call_beside_a_busy_timer_is_called_once_per_interval(
+    ms_timers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A LoopingCall(1.0) run for 6.5 s beside a timer every 40 ms: called 7 times, at 0, 1,
+    # ... 6 s, none before its time. The timer's calls fall 0.4 ms before each second, where
+    # the reactor's heap, woken up for them, used to run the LoopingCall early (its 1 ms of
+    # slack), and the LoopingCall, seeing its second not yet come by the wall clock, asked to
+    # be called again a fraction of a millisecond later: which ran in the same pass, over
+    # and over until the second had passed.
+    loop = FakeLoop(ms_timers)
+    # The wall clock, reactor.seconds(): not aligned with the loop's milliseconds.
+    monkeypatch.setattr(
+        _reactor,
+        "time",
+        types.SimpleNamespace(time=lambda: loop.now_us / 1e6 + 1_699_999_000.00037),
+    )
+    reactor = _reactor.Reactor()
+    reactor._loop = loop  # type: ignore[assignment]
+    times: list[float] = []
+    ticks_early: list[float] = []
+
+    def f() -> None:
+        times.append(reactor.seconds())
+        loop.now_us += 5  # the work done
+
+    looping = LoopingCall(f)
+    looping.clock = reactor
+    looping.start(1.0)
+    start = looping.starttime
+    assert start is not None
+
+    def tick(due: float) -> None:
+        if reactor.seconds() < due:
+            ticks_early.append(due - reactor.seconds())
+        due += 0.04  # on a grid of its own, not drifting: 0.4 ms before each second
+        reactor.callLater(due - reactor.seconds(), tick, due)
+
+    first_tick = start + 0.04 - 0.0004
+    reactor.callLater(first_tick - reactor.seconds(), tick, first_tick)
+    loop.run_for(6.5)
+    looping.stop()
+
+    assert len(times) == 7, [t - start for t in times]
+    for k, t in enumerate(times):
+        assert start + k - 1e-6 <= t < start + k + 0.01
+    assert ticks_early == []
+    # Woken up early (libuv's timers, here before every tick), the heap waits for what is not
+    # due yet with another timer of the loop's, rather than by turning the loop over and over
+    # until it is: for 162 ticks and 7 calls, at most two wake-ups each.
+    assert loop.callbacks_run <= 2 * (162 + 7), loop.callbacks_run
+
+
+def test_looping_call_on_a_real_loop_is_called_once_per_interval(loop_kind: str) -> None:
+    # The same on a running loop of either kind, briefly: a LoopingCall every 50 ms beside a
+    # callLater chain every 3 ms, until its 8th interval. No call is early, none comes twice
+    # in one interval; one may be skipped if the machine stalls the loop for an interval.
+    from treadle.internet import reactor
+
+    interval = 0.05
+    last_slot = 7
+    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
+
+    async def main() -> tuple[float, list[float]]:
+        times: list[float] = []
+        done = asyncio.Event()
+        busy = True
+
+        def f() -> None:
+            times.append(reactor.seconds())
+            assert looping.starttime is not None
+            if times[-1] - looping.starttime >= last_slot * interval:
+                done.set()
+
+        def tick() -> None:
+            if busy:
+                reactor.callLater(0.003, tick)
+
+        looping = LoopingCall(f)
+        looping.start(interval)
+        start = looping.starttime
+        assert start is not None
+        tick()
+        try:
+            await asyncio.wait_for(done.wait(), 10)
+        finally:
+            busy = False
+            looping.stop()
+        return start, times
+
+    try:
+        start, times = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    slots = [math.floor((t - start) / interval + 1e-9) for t in times]
+    assert slots[0] == 0
+    assert slots == sorted(set(slots)), slots  # one call per interval at most
+    for previous, t in itertools.pairwise(times):
+        # Each call no earlier than the time of the grid following the call before it.
+        due_slot = math.floor((previous - start) / interval + 1e-9) + 1
+        assert t >= start + due_slot * interval - 1e-6, (t - start, due_slot)
+    assert slots[-1] >= last_slot

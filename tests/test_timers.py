@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import gc
+import math
 import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from treadle.internet._timers import TimerHeap
 from treadle.internet.task import Clock
@@ -108,3 +113,93 @@ def test_an_owner_scheduling_another_from_its_call() -> None:
     heap.add(Chaining(clock, log, "first"), 1)
     clock.advance(1)
     assert log == [("first", 1.0), ("follower", 1.0)]
+
+
+def test_an_owner_added_while_the_heap_runs_does_not_hold_back_an_earlier_one() -> None:
+    # An owner run at 0.98 schedules another for 1.02: the timer must still wake up at 1.0
+    # for the owner already waiting, not at 1.02 for the newcomer.
+    clock = Clock()
+    heap = heap_on(clock)
+    log: list[tuple[str, float]] = []
+    later = Owner(clock, log, "later")
+
+    class Chaining(Owner):
+        def _due(self) -> None:
+            super()._due()
+            heap.add(later, 0.04)
+
+    heap.add(Owner(clock, log, "waiting"), 1.0)
+    heap.add(Chaining(clock, log, "chaining"), 0.98)
+    clock.advance(0.98)
+    clock.advance(0.02)
+    assert log == [("chaining", 0.98), ("waiting", 1.0)]
+    clock.advance(0.02)
+    assert log[-1] == ("later", pytest.approx(1.02))
+
+
+def test_slack_is_not_granted_to_an_owner_added_in_the_same_pass() -> None:
+    # With slack, an entry a little ahead runs with the one that woke the heap; but an owner
+    # that schedules itself again a little ahead must wait for the next pass, or it would run
+    # over and over while the clock stands still (as libuv's does within a millisecond).
+    clock = Clock()
+    heap = TimerHeap(clock, clock.callLater, clock.seconds, 0.001)
+    log: list[tuple[str, float]] = []
+
+    class Repeating(Owner):
+        def _due(self) -> None:
+            super()._due()
+            if len(log) < 50:
+                heap.add(self, 0.0005)
+
+    heap.add(Repeating(clock, log, "repeating"), 1.0)
+    heap.add(Owner(clock, log, "ahead"), 1.0005)
+    clock.advance(1.0)
+    assert log == [("repeating", 1.0), ("ahead", 1.0)]
+    clock.advance(0.0005)
+    assert len(log) == 3
+
+
+def libuv_call_later(clock: Clock, wake_ups: list[float]) -> Callable[..., Any]:
+    """A ``call_later`` firing as libuv's timers: whole milliseconds from a truncated clock."""
+
+    def call_later(delay: float, callback: Callable[[], None]) -> Any:
+        def wake_up() -> None:
+            wake_ups.append(clock.seconds())
+            callback()
+
+        truncated = math.floor(round(clock.seconds() * 1e6) / 1000) / 1000
+        fires_at = truncated + round(delay * 1000) / 1000
+        return clock.callLater(max(0.0, fires_at - clock.seconds()), wake_up)
+
+    return call_later
+
+
+def test_without_slack_nothing_runs_before_its_time_when_the_timer_fires_early() -> None:
+    clock = Clock()
+    clock.advance(0.0007)
+    wake_ups: list[float] = []
+    heap = TimerHeap(clock, libuv_call_later(clock, wake_ups), clock.seconds, 0.0, 0.001)
+    log: list[tuple[str, float]] = []
+    heap.add_at(Owner(clock, log, "x"), 0.0107)
+    heap.add_at(Owner(clock, log, "y"), 0.0112)
+    while clock.calls and len(wake_ups) < 10:
+        clock.advance(clock.calls[0].time - clock.seconds())
+    # The loop's timer fires at 0.010, 0.7 ms early: nothing runs then. The heap asks to be
+    # woken up a whole millisecond later (a shorter timer would be a ready callback, the
+    # loop spinning until 0.0107), and runs both at 0.011 and 0.012.
+    assert [round(t, 4) for t in wake_ups] == [0.01, 0.011, 0.012]
+    assert [(name, round(t, 4)) for name, t in log] == [("x", 0.011), ("y", 0.012)]
+    assert all(t >= due for (_, t), due in zip(log, (0.0107, 0.0112), strict=True))
+
+
+def test_add_at_keeps_the_time_given() -> None:
+    clock = Clock()
+    heap = heap_on(clock)
+    log: list[tuple[str, float]] = []
+    owner = Owner(clock, log, "x")
+    heap.add_at(owner, 2.5)
+    assert owner._handle[0] == 2.5
+    clock.advance(2.4)
+    assert log == []
+    clock.advance(0.1)
+    assert log == [("x", 2.5)]

@@ -84,6 +84,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 _ports_per_factory: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
+#: The shortest timer the reactor's TimerHeap arms on the loop while a call is not yet due
+#: (both loops wait in whole milliseconds).
+_LOOP_TICK = 0.001
+
+
 #: The ``kw`` of every call scheduled without keyword arguments: a pending call then holds no
 #: dict of its own (``**kw`` makes a new one per call). Never mutated.
 _NO_KEYWORDS: dict[str, Any] = {}
@@ -262,6 +267,9 @@ class Reactor:
         self._canceller: Callable[[DelayedCall], None] = self._cancel_call
         self._resetter: Callable[[DelayedCall], None] = self._reset_call
         self._timers: TimerHeap | None = None
+        # The reactor's one clock: seconds(), the DelayedCalls' times, and the times its
+        # TimerHeap runs them by (the loop's timer only wakes the heap up).
+        self._now: Callable[[], float] = time.time
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -285,26 +293,33 @@ class Reactor:
     # -- time -------------------------------------------------------------------------------
 
     def seconds(self) -> float:
-        """Return the current time in seconds since the epoch (as ``time.time()``)."""
-        return time.time()
+        """Return the current time in seconds since the epoch (as ``time.time()``).
+
+        This is the clock of ``callLater``: a call runs once ``seconds()`` has reached its
+        ``getTime()``, never before.
+        """
+        return self._now()
 
     def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
         """Call ``f(*args, **kw)`` ``delay`` seconds from now.
 
-        An exception raised by ``f`` is logged with its traceback to ``treadle.error``;
-        nothing else is affected. If ``f`` returns a coroutine, it is run as a task.
+        The call runs once :meth:`seconds` has reached its time (``getTime()``), never
+        before; calls due at the same time run in the order they were scheduled. An
+        exception raised by ``f`` is logged with its traceback to ``treadle.error``; nothing
+        else is affected. If ``f`` returns a coroutine, it is run as a task.
 
         Returns:
             A :class:`~treadle.internet.base.DelayedCall` that can be cancelled, reset or delayed.
         """
+        now = self._now
         call = _LoopDelayedCall(
-            time.time() + delay,
+            now() + delay,
             f,
             args,
             kw or _NO_KEYWORDS,
             self._canceller,
             self._resetter,
-            time.time,
+            now,
         )
         loop = self._get_loop()
         # callLater(0, ...) is the usual "after this render returns": a plain ready handle
@@ -313,7 +328,8 @@ class Reactor:
             call._handle = loop.call_soon(call)
         else:
             call._context = contextvars.copy_context()
-            self._timers_of(loop).add(call, delay)
+            # Due by the call's own time, not by a second reading of some clock.
+            self._timers_of(loop).add_at(call, call.time)
         return call
 
     def _timers_of(self, loop: asyncio.AbstractEventLoop) -> TimerHeap:
@@ -321,8 +337,11 @@ class Reactor:
         if timers is None or timers.source is not loop:
             # A heap per loop; one left behind (its loop went, or another thread's loop
             # took the slot) still runs what it holds, its loop timer referring to it.
-            # Slack: as asyncio's own loop, a timer may wake up to a clock tick early.
-            timers = self._timers = TimerHeap(loop, loop.call_later, loop.time, 0.001)
+            # Its clock is seconds(), with no slack: a call never runs before getTime()
+            # (the loop's own clock, monotonic, need not agree with it, and libuv's timers
+            # fire up to a millisecond and a half early). The tick keeps the wake-up after
+            # an early one a timer of the loop's, which counts whole milliseconds anyway.
+            timers = self._timers = TimerHeap(loop, loop.call_later, self._now, 0.0, _LOOP_TICK)
         return timers
 
     def _cancel_call(self, call: DelayedCall) -> None:
@@ -337,13 +356,12 @@ class Reactor:
     def _reset_call(self, call: DelayedCall) -> None:
         assert isinstance(call, _LoopDelayedCall)
         self._cancel_call(call)
-        delay = max(0.0, call.time - time.time())
         loop = self._get_loop()
-        if delay <= 0:
+        if call.time <= self._now():
             call._handle = loop.call_soon(call)
         else:
             call._context = contextvars.copy_context()
-            self._timers_of(loop).add(call, delay)
+            self._timers_of(loop).add_at(call, call.time)
 
     def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Call ``f`` once the loop runs: now if it already does, else at ``run()``."""

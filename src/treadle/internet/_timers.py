@@ -6,6 +6,11 @@ wait by the thousand in a server: ``reactor.callLater`` (every ``deferLater`` of
 response) and each connection's timeout check. Both are kept in a :class:`TimerHeap`
 instead: an entry is one tuple in a heap, under a single timer armed for the earliest.
 
+Entries are kept in the heap's own clock (:attr:`TimerHeap.now`); the loop timer is only given
+a delay, and is a wake-up: an entry runs once that clock has reached its time (less the
+heap's ``slack``), so a timer that fires early, as libuv's can, runs nothing before its time
+and is armed again.
+
 The object scheduled (the *owner*) records its live entry in its ``_handle`` attribute.
 Cancelling or rescheduling empties the entry (:meth:`TimerHeap.discard`), so the heap holds
 no reference to a cancelled owner (a closed connection is freed at once); the empty entry is
@@ -40,16 +45,23 @@ Entry = list[Any]
 
 
 class TimerHeap:
-    """Owners due at given times of one clock, run from a single timer of that clock.
+    """Owners due at given times of one clock, run from a single timer of the loop.
 
     Args:
         source: The loop (or test clock) the heap belongs to; kept for its users to tell
             heaps of different loops apart.
         call_later: ``call_later(delay, callback)`` returning something with ``cancel()``:
-            the loop's, or a test clock's ``callLater``.
-        now: The clock ``call_later`` counts in (kept as :attr:`now`).
-        slack: How early an entry may run: a loop timer can wake up to a clock tick early
-            (asyncio's own loop allows the same); none for a test clock.
+            the loop's, or a test clock's ``callLater``. Only ever given a delay, so its own
+            clock need not be ``now``.
+        now: The clock the entries' times are in (kept as :attr:`now`).
+        slack: How early an entry may run, for owners that can tell no difference (a
+            connection's timeout), to spare a second wake-up when the loop timer fires a
+            little early. 0, never early, for calls with a promised time (``callLater``).
+        tick: The shortest delay the loop timer is armed with while the earliest entry is
+            not yet due. A libuv timer counts whole milliseconds from a truncated clock, so it
+            can fire up to a millisecond and a half early, and arming it again for the
+            sub-millisecond remainder would make it a ready callback, run on every loop
+            iteration until the entry is due. 0 for a test clock.
     """
 
     __slots__ = (
@@ -57,9 +69,11 @@ class TimerHeap:
         "_call_later",
         "_handle",
         "_heap",
+        "_running",
         "_seq",
         "_slack",
         "_stale",
+        "_tick",
         "now",
         "source",
     )
@@ -70,11 +84,14 @@ class TimerHeap:
         call_later: Callable[[float, Callable[[], None]], Any],
         now: Callable[[], float],
         slack: float = 0.0,
+        tick: float = 0.0,
     ) -> None:
         self.source = source
         self._call_later = call_later
         self.now = now
         self._slack = slack
+        self._tick = tick
+        self._running = False
         self._heap: list[Entry] = []
         self._seq = 0
         self._stale = 0
@@ -83,12 +100,21 @@ class TimerHeap:
 
     def add(self, owner: Owner, delay: float) -> None:
         """Run ``owner._due()`` ``delay`` seconds from now; ``owner._handle`` is its entry."""
-        when = self.now() + delay
+        self.add_at(owner, self.now() + delay)
+
+    def add_at(self, owner: Owner, when: float) -> None:
+        """Run ``owner._due()`` once :attr:`now` reaches ``when``; ``owner._handle`` is its entry.
+
+        The time is kept as given, so an owner that knows its own due time (a DelayedCall's
+        ``time``) runs by that very number rather than by a second reading of the clock.
+        """
         self._seq += 1
         entry = [when, self._seq, owner, self]
         owner._handle = entry
         heapq.heappush(self._heap, entry)
-        if self._handle is None or when < self._armed_at:
+        # While the heap runs its entries, it arms the timer for whatever is earliest once
+        # it is done; arming here for this entry could skip an earlier one still held.
+        if not self._running and (self._handle is None or when < self._armed_at):
             self._arm(when)
 
     def discard(self, owner: Owner) -> None:
@@ -111,15 +137,32 @@ class TimerHeap:
         if self._handle is not None:
             self._handle.cancel()
         self._armed_at = when
-        self._handle = self._call_later(max(0.0, when - self.now()), self._run)
+        delay = when - self.now()
+        if delay <= 0.0:
+            delay = 0.0
+        elif delay < self._tick:
+            delay = self._tick
+        self._handle = self._call_later(delay, self._run)
 
     def _run(self) -> None:
         self._handle = None
+        self._running = True
         heap = self._heap
-        end = self.now() + self._slack
+        now = self.now()
+        end = now + self._slack
+        # Entries added from now on (by the owners run) are told apart by their sequence number.
+        last_seq = self._seq
         try:
-            while heap and heap[0][0] <= end:
-                entry = heapq.heappop(heap)
+            while heap:
+                entry = heap[0]
+                when = entry[0]
+                # The slack is for entries already waiting. One an owner adds in this pass
+                # runs in it only if already due: were the slack granted again, an owner that
+                # reschedules itself a little ahead would run over and over (with a clock that
+                # stands still for a millisecond, as libuv's, until that clock moves on).
+                if when > end or (when > now and entry[1] > last_seq):
+                    break
+                heapq.heappop(heap)
                 owner = entry[2]
                 if owner is None:
                     self._stale -= 1
@@ -127,5 +170,6 @@ class TimerHeap:
                 owner._handle = None
                 owner._due()
         finally:
-            if heap and self._handle is None:
+            self._running = False
+            if heap:
                 self._arm(heap[0][0])

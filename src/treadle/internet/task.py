@@ -11,7 +11,10 @@ Differences from Twisted, on purpose:
   ``python -O`` as well.
 * :meth:`DelayedCall.reset <treadle.internet.base.DelayedCall.reset>` on a :class:`Clock`
   call puts it after the calls already due at its new time, as a fresh ``callLater`` would.
-* ``LoopingCall.withCount`` and ``task.react``/``cooperate`` are not provided.
+* A :class:`LoopingCall` never calls its function twice for one interval (nor does one made
+  by ``withCount`` skip a call as counting 0), where Twisted's can when rounding puts a call a
+  hair before the time it was due for.
+* ``task.react``/``cooperate`` are not provided.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from treadle.internet.base import DelayedCall
-from treadle.internet.defer import _PASS, Deferred, maybeDeferred
+from treadle.internet.defer import _PASS, Deferred, maybeDeferred, succeed
 from treadle.python.failure import Failure
 
 __all__ = ["Clock", "LoopingCall", "deferLater"]
@@ -220,13 +223,20 @@ class LoopingCall:
         call: The pending DelayedCall of the next run, if any.
         starttime: When :meth:`start` or :meth:`reset` was last called.
 
-    When a run takes longer than the interval, the intervals missed are skipped: the next
-    call happens at the next multiple of ``interval`` after ``starttime``, not right away.
+    Calls happen at ``starttime + k * interval`` for k = 1, 2, ... by the clock's
+    ``seconds()``, not before (the reactor runs no call before its time). When a run takes
+    longer than the interval (or the loop is late), the intervals missed are skipped: the
+    next call happens at the next of those times after the run, not right away. No time of
+    that grid is called twice.
     """
 
     __slots__ = (
         "_clock",
+        "_counting",
         "_deferred",
+        "_due_slot",
+        "_last_time",
+        "_slot",
         "a",
         "call",
         "f",
@@ -246,6 +256,34 @@ class LoopingCall:
         self.starttime: float | None = None
         self._deferred: Deferred[LoopingCall] | None = None
         self._clock: _ReactorTime | None = None
+        self._counting = False
+        # Places on the grid (k in starttime + k * interval): the one the pending call is
+        # for, and the one the last call was made for (when none was: -1 if started `now`,
+        # else 0), with the clock's time of that call.
+        self._due_slot = 0
+        self._slot = 0
+        self._last_time: float | None = None
+
+    @classmethod
+    def withCount(cls, countCallable: Callable[[int], Any]) -> LoopingCall:
+        """Make a LoopingCall that tells its function how many intervals have gone by.
+
+        ``countCallable(count)`` is called where ``f()`` would be, ``count`` being the number
+        of intervals that have elapsed since its last call (since the loop started, for the
+        first call): normally 1, more when calls were missed because the loop was blocked, or
+        ``countCallable`` ran or its Deferred was pending for longer than an interval. With
+        an interval of 0 it is always 1.
+
+        Args:
+            countCallable: Called with the count as its only argument; it may return a
+                Deferred, as ``f`` may.
+
+        Returns:
+            A LoopingCall, not started, whose ``f`` is ``countCallable``.
+        """
+        loop = cls(countCallable)
+        loop._counting = True
+        return loop
 
     @property
     def clock(self) -> _ReactorTime:
@@ -286,6 +324,10 @@ class LoopingCall:
         deferred = self._deferred = Deferred()
         self.starttime = self.clock.seconds()
         self.interval = interval
+        self._last_time = None
+        self._due_slot = 0
+        # A call right away stands for the interval that ends now: it counts as one.
+        self._slot = -1 if now else 0
         if now:
             self()
         else:
@@ -319,14 +361,58 @@ class LoopingCall:
         if self.call is not None:
             self.call.cancel()
             self.call = None
-            self.starttime = self.clock.seconds()
-            self._schedule_from(self.starttime)
+            now = self.starttime = self.clock.seconds()
+            interval = self.interval
+            last = self._last_time
+            # The last call's place on the new grid, for the next count: truncated towards
+            # zero as Twisted's count is (so a call less than an interval back is at 0).
+            if last is None or not interval:
+                self._slot = 0
+            else:
+                self._slot = int((last - now) / interval)
+            self._schedule_from(now)
 
     def __call__(self) -> None:
         """Run ``f`` once and schedule the next run (used by the clock; not for users)."""
         self.call = None
-        d = maybeDeferred(self.f, *self.a, **self.kw)
+        count = self._take_slot()
+        if not self._counting:
+            d = maybeDeferred(self.f, *self.a, **self.kw)
+        elif count > 0:
+            d = maybeDeferred(self.f, count)
+        else:
+            # Only a clock set back gets here: as with Twisted, no interval has gone by, so
+            # the function is not called, and the loop goes on.
+            d = succeed(None)
         d.addCallbacks(self._ran, self._failed)
+
+    def _take_slot(self) -> int:
+        """Record this call's place on the grid; return how many intervals it makes up."""
+        interval = self.interval
+        if not interval:
+            return 1
+        now = self.clock.seconds()
+        # The call runs no earlier than its DelayedCall's time, yet rounding can leave that
+        # a hair short of the time of the grid it is for: that place is the floor.
+        slot = max(self._place(now)[0], self._due_slot)
+        count = slot - self._slot
+        if count > 0 or not self._counting:
+            self._slot = slot
+            self._last_time = now
+        return count
+
+    def _place(self, when: float) -> tuple[int, float]:
+        """Return the intervals elapsed from ``starttime`` to ``when``, and the time to the next.
+
+        Args:
+            when: A time of the clock.
+        """
+        interval = self.interval
+        assert interval and self.starttime is not None
+        elapsed = when - self.starttime
+        # The remainder is exact; the quotient is made to agree with it.
+        until = interval - elapsed % interval
+        return round((elapsed - interval + until) / interval), until
 
     def _ran(self, _: object) -> None:
         if self.running:
@@ -345,22 +431,32 @@ class LoopingCall:
         if d is not None:
             d.callback(self)
 
-    def _schedule_from(self, when: float) -> None:
-        """Schedule the next run at the first interval boundary after ``when``."""
-        self.call = self.clock.callLater(self._delay_from(when), self)
+    def _schedule_from(self, now: float) -> None:
+        """Schedule the next run at the first time of the grid after ``now``.
 
-    def _delay_from(self, when: float) -> float:
+        Args:
+            now: The clock's present time.
+        """
         interval = self.interval
-        assert interval is not None and self.starttime is not None
-        if interval == 0:
-            return 0.0
-        # Align to the grid starttime + k * interval, skipping the boundaries already passed.
-        until_next = interval - ((when - self.starttime) % interval)
-        if when + until_next == when:
-            # So small next to `when` that adding it changes nothing: we sit on a boundary
-            # already, so wait for the following one instead of spinning.
-            return interval
-        return until_next
+        if not interval:
+            self.call = self.clock.callLater(0, self)
+            return
+        elapsed, delay = self._place(now)
+        slot = elapsed + 1
+        if now + delay == now:
+            # Too close to tell apart from `now`: `now` is on that time of the grid, and the
+            # next one is a whole interval away.
+            slot += 1
+            delay = interval
+        if slot == self._slot:
+            # `now` is a hair short of the time of the grid the last call was made for, by
+            # rounding (its DelayedCall's time is a sum): that time must not be called twice,
+            # so `now` is taken for it, as above. (A full interval from the exact time of the
+            # grid could fall a hair after a test clock advanced by intervals.)
+            slot += 1
+            delay = interval
+        self._due_slot = slot
+        self.call = self.clock.callLater(delay, self)
 
     def __repr__(self) -> str:
         name = getattr(self.f, "__qualname__", repr(self.f))
