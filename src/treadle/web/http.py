@@ -283,7 +283,9 @@ class HTTPFactory:
         deadlines = self._deadlines
         if deadlines is None or deadlines.source is not source:
             if clock is None:
-                deadlines = TimerHeap(source, source.call_later, source.time, 0.001)
+                # A connection's timeout may run a millisecond early (slack), and a wake-up
+                # that comes earlier still waits a whole loop tick rather than spinning.
+                deadlines = TimerHeap(source, source.call_later, source.time, 0.001, 0.001)
             else:
                 deadlines = TimerHeap(source, clock.callLater, clock.seconds)
             self._deadlines = deadlines
