@@ -114,6 +114,7 @@ NOISY = 0.10
 
 SERVERS = [
     "treadle",
+    "treadle-baseline",
     "treadle-w1",
     "treadle-w2",
     "twisted",
@@ -123,6 +124,9 @@ SERVERS = [
     "nginx",
 ]
 PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian"]
+# An earlier treadle (--baseline PYTHON), measured wherever treadle is but in `workers`: before
+# and after a change, side by side in one run.
+BASELINE = "treadle-baseline"
 # `treadle web --workers N` as a server of its own, measured only in the `workers` scenario.
 TREADLE_WORKERS = {"treadle-w1": 1, "treadle-w2": 2}
 FILE_SCENARIOS = ("static", "static-100m", "rpy", "workers")
@@ -379,7 +383,8 @@ class Launch:
 class Context:
     """What the launchers need: the static directory, the Pythons, availability of each server."""
 
-    def __init__(self, workdir: Path, scenarios: list[str]) -> None:
+    def __init__(self, workdir: Path, scenarios: list[str], baseline: str | None = None) -> None:
+        self.baseline = baseline
         self.workdir = workdir
         self.docroot = workdir / "docroot"
         self.docroot.mkdir()
@@ -450,6 +455,8 @@ class Context:
 
     def availability(self, server: str, scenario: str) -> str | None:
         """Why ``server`` can't be measured now, or None when it can."""
+        if server == BASELINE:
+            return None if self.baseline else "no --baseline PYTHON given"
         if server in TREADLE_WORKERS or (server == "treadle" and scenario in FILE_SCENARIOS):
             return self.unavailable.get("treadle-web")
         if server == "nginx" and scenario == "delayed" and not self.echo_module.exists():
@@ -472,6 +479,22 @@ class Context:
         ]
         if server in TREADLE_WORKERS:
             return Launch([*web, "--workers", str(TREADLE_WORKERS[server])])
+        if server == BASELINE:
+            assert self.baseline is not None
+            if file_scenario:
+                return Launch([self.baseline, "-m", "treadle", *web[len(self.treadle_web_argv) :]])
+            return Launch(
+                [
+                    self.baseline,
+                    str(APPS / "resources.py"),
+                    "--impl",
+                    "treadle",
+                    "--scenario",
+                    app_scenario,
+                    "--port",
+                    str(port),
+                ]
+            )
         if server == "treadle":
             if file_scenario:
                 return Launch(web)
@@ -954,7 +977,8 @@ def table(
     for name in scenarios:
         sc = SCENARIOS[name]
         for server in servers:
-            if server not in sc.servers or server not in results.get(name, {}):
+            listed = server in sc.servers or (server == BASELINE and "treadle" in sc.servers)
+            if not listed or server not in results.get(name, {}):
                 continue
             s = results[name][server]
             if s["status"] != "ok":
@@ -1158,6 +1182,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--port-base", type=int, default=18000, help="first port tried (below the ephemeral range)"
     )
     p.add_argument("--no-setup", action="store_true", help="do not run bench/setup-peers.sh first")
+    p.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="an interpreter with an earlier treadle installed: measured as treadle-baseline "
+        "beside treadle, in the same rounds (e.g. a venv made from a git worktree)",
+    )
     p.add_argument("--no-save", action="store_true", help="print the table only; write no results")
     p.add_argument(
         "--keep-logs", action="store_true", help="keep the servers' logs and the work dir"
@@ -1178,7 +1208,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # `treadle` also selects its --workers variants (treadle-w1, treadle-w2), which only the
     # workers scenario runs. Table order is fixed (treadle first), whatever the order named.
     opts.server_list = [
-        s for s in SERVERS if s in named or (s in TREADLE_WORKERS and "treadle" in named)
+        s
+        for s in SERVERS
+        if s in named
+        or (s in TREADLE_WORKERS and "treadle" in named)
+        or (s == BASELINE and opts.baseline)
     ]
     return opts
 
@@ -1204,7 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
         opts.delayed_connections = lowered
 
     workdir = Path(tempfile.mkdtemp(prefix="treadle-bench-"))
-    ctx = Context(workdir, opts.scenario_list)
+    ctx = Context(workdir, opts.scenario_list, opts.baseline)
     ctx.check_treadle()
     ctx.check_peers()
     for name, reason in sorted(ctx.unavailable.items()):
@@ -1216,6 +1250,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in opts.scenario_list
         for server in opts.server_list
         if server in SCENARIOS[name].servers
+        or (server == BASELINE and "treadle" in SCENARIOS[name].servers)
     ]
     runnable = [(n, s) for n, s in plan if ctx.availability(s, n) is None]
     per = sum(

@@ -11,14 +11,15 @@ from treadle import __version__
 from treadle.web import _framing
 from treadle.web._framing import (
     CHUNK_FRAMING_ALLOWANCE,
+    HEAD_ENDS,
     RESPONSES,
     Framing,
     absolute_form_authority,
-    body_forbidden,
     chunk,
     chunk_framing_budget,
     date_header,
     field_line_size,
+    keeps_connection,
     request_line_size,
     response_framing,
     server_and_date,
@@ -56,8 +57,34 @@ def test_a_status_message_cannot_split_the_response(message: bytes) -> None:
         (b"POST", 404, False),
     ],
 )
-def test_body_forbidden(method: bytes, code: int, forbidden: bool) -> None:
-    assert body_forbidden(method, code) is forbidden
+def test_which_responses_carry_no_body(method: bytes, code: int, forbidden: bool) -> None:
+    for http11 in (True, False):
+        for length_known in (True, False):
+            framing = response_framing(http11, method, code, length_known)
+            assert (framing is Framing.NONE) is forbidden
+
+
+@pytest.mark.parametrize("http11", [True, False])
+def test_head_ends_say_what_the_connection_does(http11: bool) -> None:
+    assert HEAD_ENDS[False][http11] == b"Connection: close\r\n\r\n"
+    kept = HEAD_ENDS[True][http11]
+    assert kept == (b"\r\n" if http11 else b"Connection: keep-alive\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "framing", "connection", "keeps"),
+    [
+        (True, Framing.LENGTH, None, True),
+        (True, Framing.CHUNKED, [b"keep-alive"], True),
+        (True, Framing.LENGTH, [b"Close"], False),
+        (True, Framing.CLOSE, None, False),  # the body ends with the connection
+        (False, Framing.LENGTH, None, False),
+    ],
+)
+def test_keeps_connection(
+    keep_alive: bool, framing: Framing, connection: list[bytes] | None, keeps: bool
+) -> None:
+    assert keeps_connection(keep_alive, framing, connection) is keeps
 
 
 @pytest.mark.parametrize(

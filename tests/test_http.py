@@ -451,6 +451,17 @@ def test_the_body_rate_is_a_setting_and_zero_turns_it_off() -> None:
     assert transport.value().startswith(b"HTTP/1.1 200 ")
 
 
+def test_a_connection_accepted_during_shutdown_is_answered_once_then_closed() -> None:
+    site = Site(Hello())
+    site.shutting_down = True  # what shutdown() sets before closing the connections
+    channel, transport = connect(site, Clock())
+    channel.data_received(request_bytes(target="/a") + request_bytes(target="/b"))
+    value = transport.value()
+    assert value.startswith(b"HTTP/1.1 200 ") and b"Connection: close\r\n" in value
+    assert value.endswith(b"hello /a")  # the pipelined second request is not answered
+    assert transport.closed
+
+
 def test_connections_over_the_limit_get_503() -> None:
     site = Site(Hello())
     site.maxConnections = 2

@@ -1,7 +1,7 @@
 """The benchmark's resources, served by treadle or by Twisted Web from this one file.
 
-Only the imports differ between the two (the porting rule: ``twisted.web.X`` -> ``treadle.X``,
-``twisted.internet.X`` -> ``treadle.X``), so both servers run exactly the same resource code::
+Only the imports differ between the two (the porting rule: ``twisted`` becomes ``treadle``), so
+both servers run exactly the same resource code::
 
     python bench/apps/resources.py --impl treadle --scenario hello --port 8080
     python bench/apps/resources.py --impl twisted --scenario async --port 8080
@@ -34,9 +34,15 @@ DELAY = 1.0
 def build(impl: str, scenario: str):
     """Import ``impl``'s API and return ``(reactor, site)`` serving ``scenario``."""
     if impl == "treadle":
-        from treadle.internet import reactor
-        from treadle.web.resource import Resource
-        from treadle.web.server import NOT_DONE_YET, Site
+        try:
+            from treadle.internet import reactor
+            from treadle.web.resource import Resource
+            from treadle.web.server import NOT_DONE_YET, Site
+        except ImportError:  # a treadle from before the package layout, as a --baseline
+            from treadle.resource import Resource
+            from treadle.server import NOT_DONE_YET, Site
+
+            from treadle import reactor
     elif impl == "twisted":
         from twisted.internet import reactor
         from twisted.web.resource import Resource
@@ -45,7 +51,10 @@ def build(impl: str, scenario: str):
         raise SystemExit(f"unknown --impl {impl!r}")
     if scenario == "delayed":  # imported only where used, like the documentation example
         if impl == "treadle":
-            from treadle.internet.task import deferLater
+            try:
+                from treadle.internet.task import deferLater
+            except ImportError:  # a treadle from before the package layout
+                from treadle.task import deferLater
         else:
             from twisted.internet.task import deferLater
 

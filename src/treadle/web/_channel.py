@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, Protocol
 
 import httptools
@@ -50,6 +50,7 @@ from treadle.internet.error import ConnectionAborted, ConnectionDone, Connection
 from treadle.web._framing import SERVER_LINE, date_header, status_line
 from treadle.web._parser import (
     FEED_SLICE,
+    MAX_SPARE_PARSERS,
     SPARE_PARSERS,
     Limits,
     Message,
@@ -59,6 +60,9 @@ from treadle.web._parser import (
 from treadle.web._state import (
     ABORT,
     ABORTED,
+    AFTER_BEGIN,
+    AFTER_COMPLETE,
+    AFTER_HEAD,
     AWAIT_INVITE,
     BEGIN,
     BODY,
@@ -133,10 +137,8 @@ class ChannelFactory(Protocol):
     minBodyRate: float
     minBodyRateGrace: float
 
-    @property
-    def shutting_down(self) -> bool:
-        """True once the factory's shutdown began: connections close after their response."""
-        ...
+    #: True once the factory's shutdown began: connections close after their response.
+    shutting_down: bool
 
     def limits(self) -> Limits:
         """The size limits connections made now apply."""
@@ -157,6 +159,13 @@ class ChannelFactory(Protocol):
     def log(self, request: Any) -> None:
         """Write the access log line of a finished request."""
         ...
+
+
+def _pieces(data: bytes) -> Iterator[memoryview]:
+    """``data`` in pieces of at most FEED_SLICE bytes, without copying."""
+    view = memoryview(data)
+    for start in range(0, len(data), FEED_SLICE):
+        yield view[start : start + FEED_SLICE]
 
 
 # -- the channel -----------------------------------------------------------------------------
@@ -264,9 +273,10 @@ class HTTPChannel(asyncio.Protocol):
     def persistent(self) -> bool:
         """Whether the connection stays open after the response being answered.
 
-        True while requests are still read, or answered ones still wait in the queue.
+        True while requests are still read, or answered ones still wait in the queue, unless
+        the server is shutting down (a connection accepted then is answered once).
         """
-        return self._state < DONE or bool(self._queue)
+        return (self._state < DONE or bool(self._queue)) and not self.factory.shutting_down
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -283,8 +293,6 @@ class HTTPChannel(asyncio.Protocol):
             self._enter(STOP)
             self._send_rejection(_Rejection(503, "too many connections"))
             return
-        if factory.shutting_down:
-            self._enter(STOP)
         deadlines.add(self, self._timer_period())
 
     def data_received(self, data: bytes) -> None:
@@ -302,60 +310,60 @@ class HTTPChannel(asyncio.Protocol):
         self._read_at = self._now()
         parser = self._parser
         if parser is None:
+            # A spare parser is lent for as long as a request is arriving (see Parser).
             try:
                 parser = SPARE_PARSERS.pop()
             except IndexError:
                 parser = Parser()
-            parser.lend(self, self._limits)
+            parser.sink = self
+            parser.limits = self._limits
             self._parser = parser
-        if len(data) <= FEED_SLICE:
-            self._feed(parser, data, state)
-        else:
-            # In pieces, so that what no callback counts is bounded (Parser.count_read).
-            view = memoryview(data)
-            for start in range(0, len(data), FEED_SLICE):
-                self._feed(parser, view[start : start + FEED_SLICE], state)
-                state = self._state
-                if state >= DONE:
+        # In pieces of FEED_SLICE bytes, so that what no callback counts is bounded (see
+        # Parser.count_read); the usual read is one piece.
+        pieces: Iterable[bytes | memoryview] = (data,) if len(data) <= FEED_SLICE else _pieces(data)
+        for piece in pieces:
+            seen = self._requests_seen
+            body_before = parser.body_size
+            try:
+                parser.llhttp.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                # An Upgrade (or CONNECT) we do not speak: the request is answered as plain
+                # HTTP and the connection then closes, since the bytes after it belong to
+                # another protocol (RFC 9110 §7.8 lets a server ignore Upgrade).
+                self._enter(STOP)
+                break
+            except httptools.HttpParserCallbackError as e:
+                cause = e.__context__
+                if isinstance(cause, Refused):
+                    self._reject(cause.code, str(cause))
+                else:
+                    error_log.error("error while parsing a request", exc_info=cause)
+                    self._reject(500, "internal error")
+                break
+            except httptools.HttpParserError as e:
+                if self._state < DONE:  # else: bytes after `Connection: close`, dropped
+                    self._reject(parser.error_status(), str(e) or type(e).__name__)
+                break
+            if state in (HEAD, BODY) and self._state == state and self._requests_seen == seen:
+                # The piece fell wholly inside one message: count what no callback did.
+                try:
+                    framing = len(piece) - (parser.body_size - body_before)
+                    parser.count_read(framing, state == HEAD)
+                except Refused as e:
+                    self._reject(e.code, str(e))
                     break
+            state = self._state
+            if state >= DONE:
+                break
         if self._state == IDLE and self._parser is parser:
             # Every request of this read is complete: llhttp waits for the start of the
             # next one, as a fresh parser would, so the parser can serve any connection.
             self._parser = None
-            parser.give_back()
+            parser.sink = None
+            if len(SPARE_PARSERS) < MAX_SPARE_PARSERS:
+                SPARE_PARSERS.append(parser)
         if self._active is None:
             self._dispatch()
-
-    def _feed(self, parser: Parser, data: bytes | memoryview, state: int) -> None:
-        """Hand one piece of input to llhttp; turn what it raises into a refusal."""
-        seen = self._requests_seen
-        body_before = parser.body_size
-        try:
-            parser.llhttp.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            # An Upgrade (or CONNECT) we do not speak: the request is answered as plain HTTP
-            # and the connection then closes, since the bytes after it belong to another
-            # protocol (RFC 9110 §7.8 lets a server ignore Upgrade).
-            self._enter(STOP)
-            return
-        except httptools.HttpParserCallbackError as e:
-            cause = e.__context__
-            if isinstance(cause, Refused):
-                self._reject(cause.code, str(cause))
-            else:
-                error_log.error("error while parsing a request", exc_info=cause)
-                self._reject(500, "internal error")
-            return
-        except httptools.HttpParserError as e:
-            if self._state < DONE:  # else: bytes after `Connection: close`, dropped
-                self._reject(parser.error_status(), str(e) or type(e).__name__)
-            return
-        if state in (HEAD, BODY) and self._state == state and self._requests_seen == seen:
-            # The piece fell wholly inside one message: count what no callback counted.
-            try:
-                parser.count_read(len(data) - (parser.body_size - body_before), state == HEAD)
-            except Refused as e:
-                self._reject(e.code, str(e))
 
     def eof_received(self) -> bool | None:
         # A client that half-closes is treated as gone, as Twisted does: a response still
@@ -420,13 +428,19 @@ class HTTPChannel(asyncio.Protocol):
 
     def message_begun(self) -> None:
         """The first byte of a request head arrived: its head timeout starts."""
-        self._enter(BEGIN)
+        try:
+            self._state = AFTER_BEGIN[self._state]  # the table's row, looked up inline
+        except KeyError:
+            self._enter(BEGIN)  # raises ChannelStateError, naming the move
         self._head_started = self._read_at
 
     def head_received(self, invite: bool) -> None:
         """The head is complete: the body (if any) may come, invited when it asked to be."""
         if not invite:
-            self._enter(HEAD_DONE)
+            try:
+                self._state = AFTER_HEAD[self._state]  # the table's row, looked up inline
+            except KeyError:
+                self._enter(HEAD_DONE)  # raises ChannelStateError, naming the move
         elif self._active is None and not self._queue:
             self._enter(HEAD_DONE)
             assert self.transport is not None
@@ -444,7 +458,13 @@ class HTTPChannel(asyncio.Protocol):
         """A request is complete: queue it to be answered in its turn."""
         self._requests_seen += 1
         keep_alive = message[5]
-        self._enter(COMPLETE if keep_alive else LAST)
+        if keep_alive:
+            try:
+                self._state = AFTER_COMPLETE[self._state]  # the table's row, looked up inline
+            except KeyError:
+                self._enter(COMPLETE)  # raises ChannelStateError, naming the move
+        else:
+            self._enter(LAST)
         queue = self._queue
         queue.append(message)
         if keep_alive and len(queue) >= self.factory.maxPipelined:
@@ -499,7 +519,9 @@ class HTTPChannel(asyncio.Protocol):
             return
         self._active = None
         self._producer = None
-        self._last_activity = self._now()
+        # Idle from now: a response finished while its request's read is being handled
+        # (the usual, synchronous case) is finished at that read's time.
+        self._last_activity = self._read_at if self._dispatching else self._now()
         if not keeps or (self._state >= DONE and not self._queue):
             self._enter(STOP)
             self._drop_queue()

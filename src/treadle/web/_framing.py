@@ -14,21 +14,21 @@ from __future__ import annotations
 import time
 from email.utils import formatdate
 from enum import Enum
+from typing import Final
 
 from treadle import __version__
 from treadle.web._status import RESPONSES
 
 __all__ = [
     "CHUNK_FRAMING_ALLOWANCE",
+    "HEAD_ENDS",
     "RESPONSES",
     "SERVER_LINE",
     "SERVER_NAME",
     "Framing",
     "absolute_form_authority",
-    "body_forbidden",
     "chunk",
     "chunk_framing_budget",
-    "connection_lines",
     "date_header",
     "field_line_size",
     "keeps_connection",
@@ -70,13 +70,11 @@ class Framing(Enum):
     CLOSE = "close"  # body ends when the connection closes (HTTP/1.0 streaming)
 
 
-def body_forbidden(method: bytes, code: int) -> bool:
-    """True when the response must carry no body (RFC 9110 §6.4.1, §9.3.2)."""
-    return method == b"HEAD" or code < 200 or code == 204 or code == 304
-
-
 def response_framing(http11: bool, method: bytes, code: int, length_known: bool) -> Framing:
     """Choose the framing of a response body.
+
+    A response to HEAD, and a 1xx, 204 or 304, carries no body at all (RFC 9110 §6.4.1,
+    §9.3.2).
 
     Args:
         http11: The client spoke HTTP/1.1 (chunked is understood).
@@ -84,7 +82,7 @@ def response_framing(http11: bool, method: bytes, code: int, length_known: bool)
         code: The response status code.
         length_known: A ``Content-Length`` is (or will be) sent.
     """
-    if body_forbidden(method, code):
+    if method == b"HEAD" or code < 200 or code == 204 or code == 304:
         return Framing.NONE
     if length_known:
         return Framing.LENGTH
@@ -110,15 +108,13 @@ def keeps_connection(keep_alive: bool, framing: Framing, connection: list[bytes]
     return connection is None or not any(b"close" in value.lower() for value in connection)
 
 
-def connection_lines(keeps: bool, http11: bool) -> bytes:
-    """The end of a response head: the ``Connection`` field a response needs, and the blank line.
-
-    HTTP/1.1 connections persist unless told otherwise; an HTTP/1.0 client must be told
-    that the connection stays open.
-    """
-    if not keeps:
-        return b"Connection: close\r\n\r\n"
-    return b"\r\n" if http11 else b"Connection: keep-alive\r\n\r\n"
+#: The end of a response head, by ``[keeps the connection][HTTP/1.1 client]``: the
+#: ``Connection`` field it needs, and the blank line. HTTP/1.1 connections persist unless
+#: told otherwise; an HTTP/1.0 client must be told that the connection stays open.
+HEAD_ENDS: Final = (
+    (b"Connection: close\r\n\r\n", b"Connection: close\r\n\r\n"),
+    (b"Connection: keep-alive\r\n\r\n", b"\r\n"),
+)
 
 
 def chunk(data: bytes) -> bytes:

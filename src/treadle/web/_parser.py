@@ -194,7 +194,9 @@ class Parser:
     bound callbacks, and the fields below).
 
     Attributes:
-        sink: The channel it is lent to (None while spare).
+        sink: The channel it is lent to (None while spare): the channel takes a spare
+            parser from ``SPARE_PARSERS`` when a request begins to arrive, sets ``sink``
+            and ``limits``, and puts it back, ``sink`` cleared, once its requests are in.
         limits: That channel's limits.
     """
 
@@ -236,17 +238,6 @@ class Parser:
         # The last Host value found valid: most requests repeat it, and it is then not
         # checked again. (Valid is valid on any connection: it survives lending.)
         self.host_seen: list[bytes] | None = None
-
-    def lend(self, sink: MessageSink, limits: Limits) -> None:
-        """Give this parser to ``sink`` (a channel) until it is given back."""
-        self.sink = sink
-        self.limits = limits
-
-    def give_back(self) -> None:
-        """Release the parser between requests, for any connection to take."""
-        self.sink = None
-        if len(SPARE_PARSERS) < MAX_SPARE_PARSERS:
-            SPARE_PARSERS.append(self)
 
     def discard(self) -> None:
         """Drop a parser stopped inside a message (or after a refusal): never reused.

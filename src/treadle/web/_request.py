@@ -31,10 +31,10 @@ from treadle.web._channel import HTTPChannel
 from treadle.web._forms import parse_form, parse_urlencoded
 from treadle.web._framing import (
     _STATUS_LINES,
+    HEAD_ENDS,
     SERVER_LINE,
     Framing,
     chunk,
-    connection_lines,
     date_header,
     keeps_connection,
     response_framing,
@@ -549,7 +549,7 @@ class Request:
                     lines.append(b"Content-Length: %d\r\n" % length)
             elif framing is Framing.CHUNKED:
                 lines.append(b"Transfer-Encoding: chunked\r\n")
-        lines.append(connection_lines(keeps, self._http11))
+        lines.append(HEAD_ENDS[keeps][self._http11])
         if body and framing is not Framing.NONE:
             self.sentLength = len(body)
             lines.append(chunk(body) if framing is Framing.CHUNKED else body)
@@ -566,7 +566,7 @@ class Request:
             for d in notifications:
                 d.callback(None)
         channel = self.channel
-        channel.log_request(self)
+        channel.factory.log(self)
         channel.request_done(self, self._keep_alive)
 
     def _release_body(self) -> None:

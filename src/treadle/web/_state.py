@@ -26,6 +26,9 @@ from typing import Final
 __all__ = [
     "ABORT",
     "ABORTED",
+    "AFTER_BEGIN",
+    "AFTER_COMPLETE",
+    "AFTER_HEAD",
     "AWAIT_INVITE",
     "BEGIN",
     "BODY",
@@ -133,6 +136,10 @@ TRANSITIONS: Final[dict[int, dict[int, int]]] = {
 }
 #: :data:`TRANSITIONS` indexed by event: one tuple index and one dict lookup per move.
 MOVES: Final = tuple(TRANSITIONS[event] for event in range(len(EVENT_NAMES)))
+#: The rows of the three moves every request makes, for the channel to look up inline.
+AFTER_BEGIN: Final = TRANSITIONS[BEGIN]
+AFTER_HEAD: Final = TRANSITIONS[HEAD_DONE]
+AFTER_COMPLETE: Final = TRANSITIONS[COMPLETE]
 
 
 class ChannelStateError(RuntimeError):

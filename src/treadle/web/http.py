@@ -229,7 +229,8 @@ class HTTPFactory:
         if reactor is not None and hasattr(reactor, "advance"):
             self._clock = reactor
         self._connections: set[HTTPChannel] = set()
-        self._shutting_down = False
+        #: True once :meth:`shutdown` began: connections close after their response.
+        self.shutting_down = False
         # The deadlines of the channels on one loop (or test clock), shared by them.
         self._deadlines: TimerHeap | None = None
         self._limits: tuple[tuple[int, ...], Limits] | None = None
@@ -306,11 +307,6 @@ class HTTPFactory:
         self._connections.discard(channel)
 
     @property
-    def shutting_down(self) -> bool:
-        """True once :meth:`shutdown` began: new connections close after one response."""
-        return self._shutting_down
-
-    @property
     def connections(self) -> frozenset[HTTPChannel]:
         """The channels currently open."""
         return frozenset(self._connections)
@@ -326,7 +322,7 @@ class HTTPFactory:
         Returns:
             True when every connection finished within ``grace``.
         """
-        self._shutting_down = True
+        self.shutting_down = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         for channel in list(self._connections):

@@ -145,7 +145,8 @@ class Resource:
             UnsupportedMethod: No render method exists for the request's method.
         """
         method = request.method
-        renderer = getattr(self, _render_name(method), None)
+        # The cache looked up here, the function only for a method not seen yet.
+        renderer = getattr(self, _render_names.get(method) or _render_name(method), None)
         if renderer is None:
             if method == b"HEAD":
                 renderer = getattr(self, "render_GET", None)

@@ -101,6 +101,8 @@ _KNOWN_METHODS: Final = frozenset(
 
 
 def _postpath(path: bytes) -> list[bytes]:
+    if path == b"/":
+        return [b""]  # the site's root, the most asked-for path
     segments = path[1:].split(b"/")
     if b"%" in path:
         return [unquote_path_segment(s) for s in segments]
@@ -601,7 +603,7 @@ class Site(http.HTTPFactory):
         request.site = self
         # A fresh request's sitepath is an empty list already: copying an empty prepath would
         # only replace it with another one.
-        if request.prepath or getattr(request, "sitepath", None) != []:
+        if request.prepath or getattr(request, "sitepath", True):
             request.sitepath = request.prepath[:]
         return traverse(self.resource, request)
 
