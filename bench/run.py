@@ -479,28 +479,18 @@ class Context:
         ]
         if server in TREADLE_WORKERS:
             return Launch([*web, "--workers", str(TREADLE_WORKERS[server])])
-        if server == BASELINE:
-            assert self.baseline is not None
-            if file_scenario:
-                return Launch([self.baseline, "-m", "treadle", *web[len(self.treadle_web_argv) :]])
-            return Launch(
-                [
-                    self.baseline,
-                    str(APPS / "resources.py"),
-                    "--impl",
-                    "treadle",
-                    "--scenario",
-                    app_scenario,
-                    "--port",
-                    str(port),
-                ]
-            )
-        if server == "treadle":
+        if server in ("treadle", BASELINE):
+            # The baseline is the same launch with an earlier treadle's interpreter.
+            python = sys.executable
+            if server == BASELINE:
+                assert self.baseline is not None
+                python = self.baseline
+                web = [python, "-m", "treadle", *web[len(self.treadle_web_argv) :]]
             if file_scenario:
                 return Launch(web)
             return Launch(
                 [
-                    sys.executable,
+                    python,
                     str(APPS / "resources.py"),
                     "--impl",
                     "treadle",
