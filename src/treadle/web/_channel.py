@@ -535,10 +535,6 @@ class HTTPChannel(asyncio.Protocol):
             if self._queue or self._reading_paused:  # else _dispatch has nothing to do
                 self._dispatch()
 
-    def log_request(self, request: object) -> None:
-        """Hand a finished request to the factory's access log."""
-        self.factory.log(request)
-
     def _drop_queue(self) -> None:
         """Forget queued requests, closing any body spooled to a temporary file."""
         for item in self._queue:
