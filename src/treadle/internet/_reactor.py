@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from treadle.internet._timers import Entry, TimerHeap
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.internet.base import DelayedCall
-from treadle.internet.error import CannotListenError
+from treadle.internet.error import CannotListenError, ReactorNotRunning
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -52,10 +52,6 @@ log = logging.getLogger("treadle.error")
 #: burst of a couple of thousand clients arrives together; nginx uses 511 and most Linux
 #: systems cap the value at net.core.somaxconn (4096 on current kernels).
 DEFAULT_BACKLOG = 2048
-
-
-class ReactorNotRunning(RuntimeError):
-    """``stop()`` was called while the reactor was not running."""
 
 
 class ServerFactory(Protocol):

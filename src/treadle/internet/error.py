@@ -8,11 +8,34 @@ from __future__ import annotations
 __all__ = [
     "AlreadyCalled",
     "AlreadyCancelled",
+    "BindError",
     "CannotListenError",
+    "ConnectBindError",
+    "ConnectError",
+    "ConnectInProgressError",
     "ConnectionAborted",
     "ConnectionClosed",
     "ConnectionDone",
+    "ConnectionFdescWentAway",
     "ConnectionLost",
+    "ConnectionRefusedError",
+    "DNSLookupError",
+    "NoRouteError",
+    "NotConnectingError",
+    "NotListeningError",
+    "ProcessDone",
+    "ProcessExitedAlready",
+    "ProcessTerminated",
+    "ReactorAlreadyInstalledError",
+    "ReactorAlreadyRunning",
+    "ReactorNotRestartable",
+    "ReactorNotRunning",
+    "ServiceNameUnknownError",
+    "TCPTimedOutError",
+    "TimeoutError",
+    "UnknownHostError",
+    "UserError",
+    "getConnectError",
 ]
 
 
@@ -71,3 +94,158 @@ class CannotListenError(OSError):
         self.socketError = socketError
         where = f"{interface or '0.0.0.0'}:{port}"
         super().__init__(f"Couldn't listen on {where}: {socketError}.")
+
+
+class BindError(Exception):
+    """An address could not be bound."""
+
+
+class NotListeningError(RuntimeError):
+    """``stopListening`` on a port that is not listening."""
+
+
+class ConnectError(Exception):
+    """An outgoing connection could not be made.
+
+    Args:
+        osError: The operating system's error, or None.
+        string: A description of what failed.
+    """
+
+    def __init__(self, osError: object = None, string: str = "") -> None:
+        self.osError = osError
+        super().__init__(string)
+
+    def __str__(self) -> str:
+        text = (self.__doc__ or "").strip().splitlines()[0] if self.__doc__ else ""
+        if self.osError:
+            text = f"{text}: {self.osError}"
+        if self.args and self.args[0]:
+            text = f"{text}: {self.args[0]}"
+        return text + "."
+
+
+class ConnectBindError(ConnectError):
+    """The local address of an outgoing connection could not be bound"""
+
+
+class UnknownHostError(ConnectError):
+    """The host name could not be resolved"""
+
+
+class NoRouteError(ConnectError):
+    """No route to the host"""
+
+
+class ConnectionRefusedError(ConnectError):
+    """Connection was refused by other side"""
+
+
+class TCPTimedOutError(ConnectError):
+    """TCP connection timed out"""
+
+
+class DNSLookupError(IOError):
+    """A host name could not be looked up."""
+
+
+class ServiceNameUnknownError(ConnectError):
+    """Unknown service name"""
+
+
+class UserError(ConnectError):
+    """User aborted connection"""
+
+
+class TimeoutError(UserError):
+    """User timeout caused connection failure"""
+
+
+class ConnectInProgressError(Exception):
+    """A connect operation was already in progress."""
+
+
+class NotConnectingError(RuntimeError):
+    """``stopConnecting`` on a connector that is not connecting."""
+
+
+class ConnectionFdescWentAway(ConnectionLost):
+    """The file descriptor of the connection went away."""
+
+
+class ProcessDone(ConnectionDone):
+    """A child process exited with status 0.
+
+    Args:
+        status: The raw status of the process (0).
+    """
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__("process finished with exit code 0")
+        self.exitCode = 0
+        self.signal = None
+        self.status = status
+
+
+class ProcessTerminated(ConnectionLost):
+    """A child process exited with a non-zero code or was killed by a signal.
+
+    Args:
+        exitCode: Its exit code, or None when a signal ended it.
+        signal: The number of the signal that ended it, or None.
+        status: The raw wait status.
+    """
+
+    def __init__(
+        self, exitCode: int | None = None, signal: int | None = None, status: int | None = None
+    ) -> None:
+        self.exitCode = exitCode
+        self.signal = signal
+        self.status = status
+        text = "process ended"
+        if exitCode is not None:
+            text += f" with exit code {exitCode}"
+        if signal is not None:
+            text += f" by signal {signal}"
+        super().__init__(text)
+
+
+class ProcessExitedAlready(Exception):
+    """A signal was sent to a process that has already exited."""
+
+
+class ReactorNotRunning(RuntimeError):
+    """``stop()`` was called while the reactor was not running."""
+
+
+class ReactorAlreadyRunning(RuntimeError):
+    """``run()`` was called while the reactor was running."""
+
+
+class ReactorNotRestartable(RuntimeError):
+    """The reactor cannot be restarted."""
+
+
+class ReactorAlreadyInstalledError(AssertionError):
+    """A reactor was installed after another one."""
+
+
+def getConnectError(e: BaseException) -> ConnectError:
+    """Return the :class:`ConnectError` that stands for the operating system's error ``e``."""
+    import builtins
+    import errno
+    import socket
+
+    if isinstance(e, ConnectError):
+        return e
+    if isinstance(e, socket.gaierror):
+        return UnknownHostError(e, str(e.args[-1]) if e.args else "")
+    if isinstance(e, builtins.ConnectionRefusedError):
+        return ConnectionRefusedError(e, "")
+    if isinstance(e, builtins.TimeoutError) or (
+        isinstance(e, OSError) and e.errno == errno.ETIMEDOUT
+    ):
+        return TCPTimedOutError(e, "")
+    if isinstance(e, OSError) and e.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return NoRouteError(e, "")
+    return ConnectError(e, "")
