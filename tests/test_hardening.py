@@ -720,8 +720,8 @@ def buffer_peak(server: ServerThread, site: Site) -> Iterator[list[int]]:
 
     def sample() -> None:
         for channel in site.connections:
-            if channel.transport is not None:
-                peak[0] = max(peak[0], channel.transport.get_write_buffer_size())
+            if channel.asyncio_transport is not None:
+                peak[0] = max(peak[0], channel.asyncio_transport.get_write_buffer_size())
 
     looping = server.call(lambda: LoopingCall(sample))
     server.call(lambda: looping.start(0.002))

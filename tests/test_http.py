@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import h11
 import pytest
 
+from treadle.internet.address import IPv4Address
+from treadle.internet.error import ConnectionAborted
 from treadle.internet.task import Clock
+from treadle.python.failure import Failure
 from treadle.web.resource import Resource
-from treadle.web.server import Request, Site
+from treadle.web.server import NOT_DONE_YET, Request, Site
 from treadle.web.testing import StringTransport, connect, request_bytes
 
-from .conftest import Held
+from .conftest import Held, host_port, raw_request, wait_for
 
 
 class Hello(Resource):
@@ -543,3 +549,89 @@ def test_response_headers_and_cookies_exist_when_first_used() -> None:
     assert first[1][b"x-one"] == b"1" and first[1][b"set-cookie"] == b"a=1"
     assert b"x-one" not in second[1] and b"set-cookie" not in second[1]
     assert plain.responseHeaders.getRawHeaders(b"x-one") is None and plain.cookies == []
+
+
+# -- request.transport: Twisted's transport of the connection ------------------------------------
+
+
+class Dropper(Resource):
+    """Uses ``request.transport`` as Twisted programs do: to inspect and to drop connections."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[object] = []
+
+    def render_GET(self, request: Request) -> object:
+        transport = request.transport
+        assert transport is request.channel.transport
+        self.seen.append((transport.getPeer(), transport.getHost()))
+        if request.path == b"/lose":
+            request.write(b"partial")
+            transport.loseConnection()
+            return NOT_DONE_YET
+        if request.path == b"/abort":
+            transport.abortConnection()
+            return NOT_DONE_YET
+        if request.path == b"/raw":
+            transport.write(b"HTTP/1.1 299 Raw\r\nContent-Length: 3\r\n\r\nraw")
+            transport.loseConnection()
+            return NOT_DONE_YET
+        return b"ok"
+
+
+def test_request_transport_loses_the_connection_after_what_was_written(
+    serve: Callable[..., str],
+) -> None:
+    resource = Dropper()
+    url = serve(resource)
+    answer = raw_request(
+        url, b"GET /lose HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"partial" in body
+    assert answer.count(b"HTTP/1.1") == 1  # the pipelined request was dropped with the connection
+    peer, host = resource.seen[0]
+    assert isinstance(peer, IPv4Address) and peer.host == "127.0.0.1"
+    assert (host.host, host.port) == host_port(url)
+    assert raw_request(url, b"GET /raw HTTP/1.1\r\nHost: x\r\n\r\n") == (
+        b"HTTP/1.1 299 Raw\r\nContent-Length: 3\r\n\r\nraw"
+    )
+
+
+def test_request_transport_aborts_and_the_request_learns_why(
+    serve: Callable[..., str],
+) -> None:
+    reasons: list[Failure] = []
+
+    class Watching(Dropper):
+        def render_GET(self, request: Request) -> object:
+            request.notifyFinish().addErrback(reasons.append)
+            return super().render_GET(request)
+
+    url = serve(Watching())
+    try:
+        answer = raw_request(url, b"GET /abort HTTP/1.1\r\nHost: x\r\n\r\n")
+    except ConnectionResetError:
+        answer = b""
+    assert answer == b""
+    wait_for(lambda: reasons, "the request to hear of the abort")
+    assert reasons[0].check(ConnectionAborted)
+
+
+def test_a_site_overriding_build_protocol_is_given_the_peer_address(
+    serve: Callable[..., str],
+) -> None:
+    addresses: list[object] = []
+
+    class Counting(Site):
+        def buildProtocol(self, addr: object) -> Any:
+            addresses.append(addr)
+            return super().buildProtocol(addr)
+
+    url = serve(Counting(Hello()))
+    answer = raw_request(url, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello /")
+    assert len(addresses) == 1 and isinstance(addresses[0], IPv4Address)

@@ -20,6 +20,8 @@ from treadle.internet.error import AlreadyCalled, AlreadyCancelled, CannotListen
 from treadle.web.resource import Resource
 from treadle.web.server import Site
 
+from .conftest import Hello as WorldHello
+
 
 def test_call_later_runs_with_arguments_and_returns_a_delayed_call() -> None:
     async def main() -> list[object]:
@@ -284,7 +286,7 @@ def test_call_in_thread_runs_off_the_loop_and_logs_errors(
         return await asyncio.wait_for(done, 10)
 
     with caplog.at_level(logging.ERROR, logger="treadle.error"):
-        assert asyncio.run(main()).startswith("treadle-pool")
+        assert asyncio.run(main()).startswith("PoolThread-treadle.internet.reactor-")
         pool = reactor.getThreadPool()
         pool.stop()
     assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in caplog.records)
@@ -303,3 +305,85 @@ def test_log_err_writes_the_failure(caplog: pytest.LogCaptureFixture) -> None:
     record = caplog.records[-1]
     assert record.getMessage() == "looking something up"
     assert record.exc_info is not None and record.exc_info[0] is KeyError
+
+
+def test_the_reactor_provides_the_interfaces_it_declares() -> None:
+    from zope.interface.verify import verifyObject
+
+    from treadle.internet import interfaces
+
+    for name in (
+        "IReactorCore",
+        "IReactorTime",
+        "IReactorTCP",
+        "IReactorSSL",
+        "IReactorUNIX",
+        "IReactorThreads",
+        "IReactorProcess",
+        "IReactorSocket",
+    ):
+        assert verifyObject(getattr(interfaces, name), reactor)
+
+
+def test_delayed_calls_are_listed_until_they_run_or_are_cancelled() -> None:
+    async def main() -> None:
+        first = reactor.callLater(30, pytest.fail, "never")
+        second = reactor.callLater(20, pytest.fail, "never")
+        pending = reactor.getDelayedCalls()
+        assert second in pending and first in pending
+        assert pending.index(second) < pending.index(first)
+        first.cancel()
+        second.cancel()
+        assert first not in reactor.getDelayedCalls()
+        assert second not in reactor.getDelayedCalls()
+
+    asyncio.run(main())
+
+
+def test_resolve_gives_an_address_or_a_dns_lookup_error() -> None:
+    from treadle.internet.error import DNSLookupError
+
+    async def main() -> None:
+        assert await reactor.resolve("localhost") == "127.0.0.1"
+        with pytest.raises(DNSLookupError):
+            await reactor.resolve("no-such-host.invalid")
+
+    asyncio.run(main())
+
+
+def test_startup_and_shutdown_triggers_run_and_can_be_removed() -> None:
+    script = textwrap.dedent(
+        """
+        from treadle.internet import reactor
+        order = []
+        reactor.addSystemEventTrigger("during", "startup", order.append, "startup")
+        removed = reactor.addSystemEventTrigger("before", "shutdown", order.append, "removed")
+        reactor.addSystemEventTrigger("after", "shutdown", order.append, "after")
+        reactor.addSystemEventTrigger("before", "shutdown", order.append, "before")
+        reactor.removeSystemEventTrigger(removed)
+        reactor.callWhenRunning(reactor.fireSystemEvent, "shutdown")
+        reactor.run()
+        print(order)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert out.stdout.strip() == "['startup', 'before', 'after']"
+
+
+def test_adopt_stream_connection_serves_a_socket_the_process_has() -> None:
+    async def main() -> bytes:
+        ours, theirs = socket.socketpair()
+        reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, Site(WorldHello()))
+        ours.close()  # the reactor holds its own duplicate
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert loop.is_running()
+        return answer
+
+    answer = asyncio.run(main())
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"Hello, world!")

@@ -912,14 +912,14 @@ class PrefixThenFile(Resource):
 
     def render_GET(self, request: Any) -> Any:
         size = self.path.stat().st_size
-        transport = request.transport
+        transport = request.asyncio_transport
         transport.get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SOCKET_BUFFER
         )
         request.setHeader(b"content-length", b"%d" % (len(self.prefix) + size))
         request.write(self.prefix)
         # request.transport hands the held first write to the transport before answering.
-        self.buffered = request.transport.get_write_buffer_size()
+        self.buffered = request.asyncio_transport.get_write_buffer_size()
         self.measured.set()
 
         async def send() -> None:

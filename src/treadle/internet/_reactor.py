@@ -16,9 +16,9 @@ wait in the kernel backlog.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import inspect
 import logging
 import os
@@ -28,13 +28,29 @@ import ssl as _ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from zope.interface import implementer
+
+from treadle.internet._connector import Connector
+from treadle.internet._process import EMPTY_ENVIRONMENT, Process, spawn_process
 from treadle.internet._timers import Entry, TimerHeap
+from treadle.internet._transport import Connection, context_of
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.internet.base import DelayedCall
-from treadle.internet.error import CannotListenError, ReactorNotRunning
+from treadle.internet.error import CannotListenError, DNSLookupError, ReactorNotRunning
+from treadle.internet.interfaces import (
+    IReactorCore,
+    IReactorProcess,
+    IReactorSocket,
+    IReactorSSL,
+    IReactorTCP,
+    IReactorThreads,
+    IReactorTime,
+    IReactorUNIX,
+)
+from treadle.python.threadpool import ThreadPool
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -55,10 +71,19 @@ DEFAULT_BACKLOG = 2048
 
 
 class ServerFactory(Protocol):
-    """What ``listenTCP`` needs from a factory such as :class:`treadle.web.server.Site`."""
+    """What ``listenTCP`` needs of a factory: Twisted's ``buildProtocol(addr)``.
 
-    def buildProtocol(self, addr: object) -> asyncio.BaseProtocol:
-        """Return a protocol for a new connection."""
+    The protocol it returns is a Twisted protocol (``makeConnection``, ``dataReceived``...)
+    or an asyncio protocol, which is then given the connection directly.
+
+    A factory may also offer ``asyncio_protocol_factory()``, returning a callable of no
+    arguments that builds asyncio protocols (or None to use ``buildProtocol``): the port
+    then builds a connection's protocol with it and nothing else, the peer's address
+    unasked. treadle's HTTP factories do so while ``buildProtocol`` is not overridden.
+    """
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """Return a protocol for a new connection from ``addr``, or None to refuse it."""
         ...
 
 
@@ -76,6 +101,9 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
+
+# Sockets being adopted, kept referenced until the loop has taken them.
+_adopting: set[asyncio.Future[Any]] = set()
 
 _ports_per_factory: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
@@ -112,53 +140,6 @@ class _LoopDelayedCall(DelayedCall):
         self._context.run(self)
 
 
-class ThreadPool:
-    """Twisted's ``ThreadPool`` shape over a :class:`~concurrent.futures.ThreadPoolExecutor`.
-
-    Args:
-        minthreads: Accepted for compatibility (threads start on demand).
-        maxthreads: Most threads running at once.
-    """
-
-    def __init__(self, minthreads: int = 5, maxthreads: int = 20) -> None:
-        self.min = minthreads
-        self.max = maxthreads
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-
-    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = concurrent.futures.ThreadPoolExecutor(
-                self.max, thread_name_prefix="treadle-pool"
-            )
-        return self._executor
-
-    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
-        """Run ``f(*args, **kw)`` in a pool thread; an exception is logged."""
-        self._pool().submit(_call_and_log, f, args, kw, f)
-
-    def submit(
-        self, f: Callable[..., Any], /, *args: Any, **kw: Any
-    ) -> concurrent.futures.Future[Any]:
-        """Run ``f`` in a pool thread and return a future of its result."""
-        return self._pool().submit(f, *args, **kw)
-
-    def adjustPoolsize(self, minthreads: int | None = None, maxthreads: int | None = None) -> None:
-        """Change the pool's size (takes effect for a pool not yet started)."""
-        if minthreads is not None:
-            self.min = minthreads
-        if maxthreads is not None and self._executor is None:
-            self.max = maxthreads
-
-    def start(self) -> None:
-        """Threads start on demand: nothing to do."""
-
-    def stop(self) -> None:
-        """Wait for running work to end and release the threads."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-
-
 class ListeningPort:
     """A listening socket returned by ``listenTCP``/``listenUNIX``/``listenSSL``.
 
@@ -189,10 +170,9 @@ class ListeningPort:
             start()
         loop = reactor._get_loop()
 
-        def protocol_factory() -> asyncio.BaseProtocol:
-            return factory.buildProtocol(None)
-
-        coro = loop.create_server(protocol_factory, sock=sock, backlog=backlog, ssl=ssl_context)
+        coro = loop.create_server(
+            _protocol_factory_of(factory), sock=sock, backlog=backlog, ssl=ssl_context
+        )
         if loop.is_running():
             self._starting = asyncio.ensure_future(coro, loop=loop)
             self._starting.add_done_callback(self._started)
@@ -248,6 +228,16 @@ class ListeningPort:
         return f"<ListeningPort {self._host}>"
 
 
+@implementer(
+    IReactorCore,
+    IReactorTime,
+    IReactorTCP,
+    IReactorSSL,
+    IReactorUNIX,
+    IReactorThreads,
+    IReactorProcess,
+    IReactorSocket,
+)
 class Reactor:
     """Twisted's reactor API (``callLater``, ``listenTCP``, ``run``, ``stop``...) over asyncio."""
 
@@ -257,6 +247,11 @@ class Reactor:
         self._shutdown_triggers: list[
             tuple[int, int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
         ] = []
+        self._startup_triggers: list[
+            tuple[int, int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+        ] = []
+        self._trigger_seq = 0
+        self._crashed = False
         self.running = False
         self._threadpool: ThreadPool | None = None
         # Bound once: every DelayedCall refers to these instead of two bound methods of its own.
@@ -378,10 +373,14 @@ class Reactor:
 
     def getThreadPool(self) -> ThreadPool:
         """Return the reactor's thread pool (for ``WSGIResource`` and ``callInThread``)."""
-        if self._threadpool is None:
-            self._threadpool = ThreadPool()
-            self.addSystemEventTrigger("after", "shutdown", self._threadpool.stop)
-        return self._threadpool
+        pool = self._threadpool
+        # Started at once (the loop may be someone else's, with no run() to wait for), and
+        # made anew once stopped: a stopped pool drops what it is given.
+        if pool is None or pool.joined:
+            pool = self._threadpool = ThreadPool(0, 10, "treadle.internet.reactor")
+            pool.start()
+            self.addSystemEventTrigger("during", "shutdown", pool.stop)
+        return pool
 
     def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
         """Run ``f(*args, **kw)`` in the reactor's thread pool; errors are logged."""
@@ -392,21 +391,135 @@ class Reactor:
         """Set how many threads the reactor's pool may use."""
         self.getThreadPool().adjustPoolsize(maxthreads=size)
 
+    def spawnProcess(
+        self,
+        processProtocol: Any,
+        executable: str | bytes | os.PathLike[str],
+        args: Sequence[str | bytes] = (),
+        env: Mapping[str, str] | Mapping[bytes, bytes] | None = EMPTY_ENVIRONMENT,
+        path: str | bytes | os.PathLike[str] | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        usePTY: Any = 0,
+        childFDs: Mapping[int, str | int] | None = None,
+    ) -> Process:
+        """Start a child process and connect ``processProtocol`` to it (as Twisted's).
+
+        The child runs at once: the returned transport has its ``pid``, and
+        ``processProtocol.makeConnection`` has been called. Output arrives in
+        ``childDataReceived`` (``outReceived``/``errReceived``); ``processExited`` and then,
+        once every pipe is closed, ``processEnded`` report its end.
+
+        Args:
+            processProtocol: A :class:`~treadle.internet.protocol.ProcessProtocol`.
+            executable: The program (a bare name is looked up on ``env``'s ``PATH``).
+            args: The whole argument list; ``args[0]`` is the child's ``argv[0]``.
+            env: The child's environment: empty unless given, as in Twisted (None: ours).
+            path: The child's working directory (None: ours).
+            uid: Run as this user (needs privilege).
+            gid: Run as this group (needs privilege).
+            usePTY: Run on a pseudo-terminal.
+            childFDs: ``{child_fd: "r" | "w" | our_fd}``; stdin, stdout and stderr pipes
+                by default.
+
+        Returns:
+            The process transport (Twisted's ``IProcessTransport``).
+
+        Raises:
+            OSError: The program or directory does not exist or cannot be run.
+            ValueError: ``args`` is empty or ``childFDs`` is malformed.
+        """
+        return spawn_process(
+            self, processProtocol, executable, args, env, path, uid, gid, usePTY, childFDs
+        )
+
     def addSystemEventTrigger(
         self, phase: str, eventType: str, f: Callable[..., Any], *args: Any, **kw: Any
-    ) -> None:
-        """Run ``f`` when the reactor shuts down (``eventType`` must be ``"shutdown"``).
+    ) -> tuple[str, int]:
+        """Run ``f`` at start-up or shut-down (``eventType`` ``"startup"`` or ``"shutdown"``).
 
-        Triggers run, in the order added, after ``stop()`` once the loop has stopped turning
-        (``phase`` ``"before"``, ``"during"`` and ``"after"`` are accepted and run in that
-        order).
+        Shut-down triggers run, in the order added, after ``stop()`` once the loop has
+        stopped turning (``phase`` ``"before"``, ``"during"`` and ``"after"``, in that
+        order); a Deferred or coroutine one returns is waited for. Start-up triggers run when
+        ``run()`` starts the loop.
+
+        Returns:
+            A handle for :meth:`removeSystemEventTrigger`.
+
+        Raises:
+            ValueError: An unknown phase or event type.
         """
-        if eventType != "shutdown":
-            raise ValueError(f"only 'shutdown' triggers are supported, not {eventType!r}")
+        if eventType not in ("shutdown", "startup"):
+            raise ValueError(f"only 'startup' and 'shutdown' triggers exist, not {eventType!r}")
         order = {"before": 0, "during": 1, "after": 2}
         if phase not in order:
             raise ValueError(f"unknown phase {phase!r}")
-        self._shutdown_triggers.append((order[phase], len(self._shutdown_triggers), f, args, kw))
+        self._trigger_seq += 1
+        triggers = self._shutdown_triggers if eventType == "shutdown" else self._startup_triggers
+        triggers.append((order[phase], self._trigger_seq, f, args, kw))
+        return (eventType, self._trigger_seq)
+
+    def removeSystemEventTrigger(self, triggerID: tuple[str, int]) -> None:
+        """Forget a trigger added by :meth:`addSystemEventTrigger`.
+
+        Raises:
+            ValueError: ``triggerID`` names no trigger (or was removed already).
+        """
+        event, seq = triggerID
+        triggers = self._shutdown_triggers if event == "shutdown" else self._startup_triggers
+        for trigger in triggers:
+            if trigger[1] == seq:
+                triggers.remove(trigger)
+                return
+        raise ValueError(f"no such trigger: {triggerID!r}")
+
+    def fireSystemEvent(self, eventType: str) -> None:
+        """Fire ``"shutdown"`` (stop the reactor) or ``"startup"`` (run its triggers now)."""
+        if eventType == "shutdown":
+            if self.running:
+                self.stop()
+        elif eventType == "startup":
+            triggers, self._startup_triggers = sorted(self._startup_triggers), []
+            for _, _, f, args, kw in triggers:
+                _call_and_log(f, args, kw, f)
+
+    def getDelayedCalls(self) -> list[DelayedCall]:
+        """Return the calls scheduled with a delay and not yet run or cancelled."""
+        timers = self._timers
+        return [] if timers is None else timers.pending()
+
+    def resolve(self, name: str, timeout: Sequence[int] = (1, 3, 11, 45)) -> Any:
+        """Look up the IPv4 address of ``name``.
+
+        Returns:
+            A Deferred firing with the address as a string, or failing with
+            :class:`~treadle.internet.error.DNSLookupError`.
+        """
+        from treadle.internet.defer import Deferred
+
+        async def lookup() -> str:
+            try:
+                infos = await self._get_loop().getaddrinfo(
+                    name, None, family=socket.AF_INET, type=socket.SOCK_STREAM
+                )
+            except OSError as e:
+                raise DNSLookupError(f"address {name!r} not found: {e}") from None
+            if not infos:
+                raise DNSLookupError(f"address {name!r} not found")
+            return str(infos[0][4][0])
+
+        return Deferred.fromCoroutine(lookup())
+
+    def crash(self) -> None:
+        """Stop the loop at once, without running the shut-down triggers."""
+        self._crashed = True
+        if self._loop is not None:
+            self._loop.stop()
+
+    def iterate(self, delay: float = 0) -> None:
+        """Run the loop once (waiting up to ``delay`` seconds), when it is not running."""
+        loop = self._get_loop()
+        loop.run_until_complete(asyncio.sleep(delay))
 
     # -- running ----------------------------------------------------------------------------
 
@@ -437,15 +550,19 @@ class Reactor:
                 except (NotImplementedError, RuntimeError):  # Windows, or not main thread
                     pass
         pending, self._when_running = self._when_running, []
+        loop.call_soon(self.fireSystemEvent, "startup")
         for f, args, kw in pending:
             loop.call_soon(_call_and_log, f, args, kw, f)
+        self._crashed = False
         try:
             loop.run_forever()
         finally:
             self.running = False
             for sig in handled:
                 loop.remove_signal_handler(sig)
-            triggers, self._shutdown_triggers = sorted(self._shutdown_triggers), []
+            triggers = [] if self._crashed else sorted(self._shutdown_triggers)
+            if not self._crashed:
+                self._shutdown_triggers = []
             for _, _, f, args, kw in triggers:
                 result = _call_and_log(f, args, kw, f)
                 if inspect.isawaitable(result) or hasattr(result, "addBoth"):
@@ -502,11 +619,7 @@ class Reactor:
     ) -> ListeningPort:
         """Listen for TLS connections; ``contextFactory`` is an ``ssl.SSLContext`` or has
         ``getContext()`` returning one. Other arguments as for :meth:`listenTCP`."""
-        context = (
-            contextFactory
-            if isinstance(contextFactory, _ssl.SSLContext)
-            else (contextFactory.getContext())
-        )
+        context = context_of(contextFactory)
         sock = _bind_tcp(interface, port, backlog, reusePort)
         return ListeningPort(self, sock, factory, backlog, ssl_context=context)
 
@@ -516,8 +629,12 @@ class Reactor:
         factory: ServerFactory,
         backlog: int = DEFAULT_BACKLOG,
         mode: int = 0o666,
+        wantPID: bool = False,
     ) -> ListeningPort:
         """Listen on a UNIX-domain socket at path ``address`` (a stale socket file is replaced).
+
+        ``wantPID`` (Twisted's lock file beside the socket) is accepted and not needed: a
+        stale socket is recognised by trying to connect to it.
 
         Raises:
             CannotListenError: The path cannot be bound.
@@ -534,6 +651,123 @@ class Reactor:
             raise CannotListenError(address, 0, e) from e
         sock.setblocking(False)
         return ListeningPort(self, sock, factory, backlog)
+
+    def adoptStreamPort(
+        self, fileDescriptor: int, addressFamily: socket.AddressFamily, factory: ServerFactory
+    ) -> ListeningPort:
+        """Serve ``factory`` on a listening socket the process already has (socket activation).
+
+        The descriptor is duplicated: the caller keeps its own and may close it.
+
+        Args:
+            fileDescriptor: A socket in the listening state.
+            addressFamily: ``socket.AF_INET``, ``AF_INET6`` or ``AF_UNIX``.
+            factory: As for :meth:`listenTCP`.
+        """
+        sock = socket.socket(addressFamily, socket.SOCK_STREAM, fileno=os.dup(fileDescriptor))
+        sock.setblocking(False)
+        return ListeningPort(self, sock, factory, DEFAULT_BACKLOG)
+
+    def adoptStreamConnection(
+        self, fileDescriptor: int, addressFamily: socket.AddressFamily, factory: Any
+    ) -> None:
+        """Serve ``factory`` on a connected socket the process already has.
+
+        The descriptor is duplicated: the caller keeps its own and may close it.
+        """
+        sock = socket.socket(addressFamily, socket.SOCK_STREAM, fileno=os.dup(fileDescriptor))
+        sock.setblocking(False)
+        loop = self._get_loop()
+        coro = loop.connect_accepted_socket(_protocol_factory_of(factory), sock)
+        if loop.is_running():
+            adopting = asyncio.ensure_future(coro, loop=loop)
+            _adopting.add(adopting)
+            adopting.add_done_callback(_adopting.discard)
+        else:
+            loop.run_until_complete(coro)
+
+    def adoptDatagramPort(
+        self, fileDescriptor: int, addressFamily: Any, protocol: Any, maxPacketSize: int = 8192
+    ) -> Any:
+        """Not supported: treadle has no UDP transport.
+
+        Raises:
+            NotImplementedError: Always.
+        """
+        raise NotImplementedError("treadle does not support UDP")
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def connectTCP(
+        self,
+        host: str,
+        port: int,
+        factory: Any,
+        timeout: float = 30,
+        bindAddress: tuple[str, int] | None = None,
+    ) -> Connector:
+        """Connect to ``host:port``; ``factory`` (a ``ClientFactory``) builds the protocol.
+
+        The attempt starts at once (with the loop). The factory hears ``startedConnecting``,
+        then ``buildProtocol(addr)`` once connected, or ``clientConnectionFailed`` with a
+        :class:`~treadle.internet.error.ConnectError` (refused, timed out, unknown host);
+        ``clientConnectionLost`` when an established connection ends.
+
+        Args:
+            host: A host name or an IPv4/IPv6 address.
+            port: The port.
+            factory: Builds the connection's protocol.
+            timeout: Seconds the attempt may take.
+            bindAddress: Local ``(host, port)`` to bind first.
+
+        Returns:
+            The connector: ``disconnect()``, ``stopConnecting()``, ``connect()`` again.
+        """
+        return Connector(self._get_loop, factory, ("tcp", host, port), timeout, bindAddress)
+
+    def connectSSL(
+        self,
+        host: str,
+        port: int,
+        factory: Any,
+        contextFactory: Any,
+        timeout: float = 30,
+        bindAddress: tuple[str, int] | None = None,
+    ) -> Connector:
+        """Connect over TLS; ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``.
+
+        Its ``hostname`` attribute, when it has one, is the name the server's certificate
+        is checked against (``optionsForClientTLS`` sets it); ``host`` otherwise. Other
+        arguments as for :meth:`connectTCP`.
+        """
+        context = context_of(contextFactory)
+        hostname = getattr(contextFactory, "hostname", None) or host
+        return Connector(
+            self._get_loop,
+            factory,
+            ("tcp", host, port),
+            timeout,
+            bindAddress,
+            ssl_context=context,
+            server_hostname=hostname,
+        )
+
+    def connectUNIX(
+        self, address: str, factory: Any, timeout: float = 30, checkPID: int = 0
+    ) -> Connector:
+        """Connect to the UNIX-domain socket at ``address``; as :meth:`connectTCP`."""
+        return Connector(self._get_loop, factory, ("unix", address, 0), timeout, None)
+
+
+def _protocol_factory_of(factory: ServerFactory) -> Callable[[], asyncio.BaseProtocol]:
+    """What the loop calls per accepted connection: the factory's own fast builder, if any,
+    else a :class:`Connection` that asks ``buildProtocol`` with the peer's address."""
+    native = getattr(factory, "asyncio_protocol_factory", None)
+    if native is not None:
+        build: Callable[[], asyncio.BaseProtocol] | None = native()
+        if build is not None:
+            return build
+    return functools.partial(Connection, factory, True)
 
 
 def _is_stale_socket(path: str) -> bool:

@@ -129,6 +129,10 @@ class TimerHeap:
             heapq.heapify(heap)
             self._stale = 0
 
+    def pending(self) -> list[Any]:
+        """The owners of the entries still due to run, earliest first."""
+        return [entry[2] for entry in sorted(self._heap) if entry[2] is not None]
+
     def __len__(self) -> int:
         """Entries held, stale ones included."""
         return len(self._heap)

@@ -34,6 +34,7 @@ __all__ = [
     "TCPTimedOutError",
     "TimeoutError",
     "UnknownHostError",
+    "UnsupportedAddressFamily",
     "UserError",
     "getConnectError",
 ]
@@ -212,6 +213,10 @@ class ProcessTerminated(ConnectionLost):
 
 class ProcessExitedAlready(Exception):
     """A signal was sent to a process that has already exited."""
+
+
+class UnsupportedAddressFamily(Exception):
+    """An address family the operation does not support was given."""
 
 
 class ReactorNotRunning(RuntimeError):

@@ -45,6 +45,7 @@ from typing import Any, Final, Protocol
 import httptools
 
 from treadle.internet._timers import TimerHeap
+from treadle.internet._transport import Transport
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from treadle.web._framing import SERVER_LINE, date_header, status_line
@@ -184,7 +185,8 @@ class HTTPChannel(asyncio.Protocol):
 
     Attributes:
         factory: As given.
-        transport: The connection's transport (None before it is made and after it is lost).
+        asyncio_transport: The connection's asyncio transport (None before it is made and
+            after it is lost).
         requestFactory: Called with the channel to make each request (the factory's).
         call_soon: Runs a callback once the current one is over: the loop's ``call_soon``,
             or a test clock's equivalent (set when the connection is made).
@@ -214,18 +216,21 @@ class HTTPChannel(asyncio.Protocol):
         "_reading_paused",
         "_requests_seen",
         "_state",
+        "_twisted_transport",
         "_unsent",
         "_writing_paused",
+        "asyncio_transport",
         "call_soon",
         "factory",
         "requestFactory",
-        "transport",
     )
 
     def __init__(self, factory: ChannelFactory) -> None:
         self.factory = factory
         self.requestFactory: Callable[[HTTPChannel], ChannelRequest] = factory.requestFactory
-        self.transport: asyncio.Transport | None = None
+        self.asyncio_transport: asyncio.Transport | None = None
+        # Made on first use of ``transport``: most connections never need it.
+        self._twisted_transport: ChannelTransport | None = None
         self._state = IDLE
         # Lent by SPARE_PARSERS while a request is arriving (see Parser).
         self._parser: Parser | None = None
@@ -255,6 +260,23 @@ class HTTPChannel(asyncio.Protocol):
         self._host: Any = None
 
     @property
+    def transport(self) -> ChannelTransport | None:
+        """The connection as Twisted's ``ITCPTransport`` (None before it is made).
+
+        ``loseConnection`` sends what the response being answered holds, then closes;
+        ``abortConnection`` drops the connection at once; ``getPeer``/``getHost`` give address
+        objects; producers registered here feed the response being answered. Writing to it
+        puts bytes on the wire as they are, after what the response already wrote.
+        """
+        twisted = self._twisted_transport
+        if twisted is None:
+            raw = self.asyncio_transport
+            if raw is None:
+                return None
+            twisted = self._twisted_transport = ChannelTransport(raw, self)
+        return twisted
+
+    @property
     def state(self) -> str:
         """The connection's state, by name (see the module docstring)."""
         return state_name(self._state)
@@ -281,7 +303,7 @@ class HTTPChannel(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        self.asyncio_transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         factory = self.factory
         deadlines, self.call_soon = factory.timing()
         self._deadlines: TimerHeap = deadlines
@@ -399,7 +421,10 @@ class HTTPChannel(asyncio.Protocol):
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        self.transport = None
+        twisted = self._twisted_transport
+        if twisted is not None:
+            twisted._lost()
+        self.asyncio_transport = None
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -443,8 +468,8 @@ class HTTPChannel(asyncio.Protocol):
                 self._enter(HEAD_DONE)  # raises ChannelStateError, naming the move
         elif self._active is None and not self._queue:
             self._enter(HEAD_DONE)
-            assert self.transport is not None
-            self.transport.write(_CONTINUE_LINE)
+            assert self.asyncio_transport is not None
+            self.asyncio_transport.write(_CONTINUE_LINE)
         else:
             self._enter(AWAIT_INVITE)  # owed once the responses before it are out
         # The body timeout and the body rate count from here.
@@ -527,9 +552,9 @@ class HTTPChannel(asyncio.Protocol):
             self._drop_queue()
             self._close()
             return
-        if self._state == CONTINUE and not self._queue and self.transport is not None:
+        if self._state == CONTINUE and not self._queue and self.asyncio_transport is not None:
             self._enter(INVITED)
-            self.transport.write(_CONTINUE_LINE)
+            self.asyncio_transport.write(_CONTINUE_LINE)
         if not self._dispatching:
             self._buffered = 0
             if self._queue or self._reading_paused:  # else _dispatch has nothing to do
@@ -551,7 +576,7 @@ class HTTPChannel(asyncio.Protocol):
         self._queue.append(_Rejection(code, reason))
 
     def _send_rejection(self, rejection: _Rejection) -> None:
-        transport = self.transport
+        transport = self.asyncio_transport
         if transport is None:
             return
         # The page names the status only: nothing of the request is reflected.
@@ -595,7 +620,7 @@ class HTTPChannel(asyncio.Protocol):
         """
         if self._producer is not None:
             raise RuntimeError(f"a producer is already registered: {self._producer!r}")
-        if self.transport is None:
+        if self.asyncio_transport is None:
             producer.stopProducing()
             return
         self._producer = producer
@@ -623,12 +648,16 @@ class HTTPChannel(asyncio.Protocol):
         if self._producer is not producer or self._writing_paused:
             return
         self._call_producer(producer.resumeProducing)
-        if self._producer is producer and not self._writing_paused and self.transport is not None:
+        if (
+            self._producer is producer
+            and not self._writing_paused
+            and self.asyncio_transport is not None
+        ):
             asyncio.get_running_loop().call_soon(self._pull_more, producer)
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
-        transport = self.transport
+        transport = self.asyncio_transport
         if transport is None:
             return
         if transport.is_closing():
@@ -647,14 +676,14 @@ class HTTPChannel(asyncio.Protocol):
     # -- flow control and timers ------------------------------------------------------------
 
     def _pause_reading(self) -> None:
-        if not self._reading_paused and self.transport is not None:
+        if not self._reading_paused and self.asyncio_transport is not None:
             self._reading_paused = True
-            self.transport.pause_reading()
+            self.asyncio_transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None:
+        if self._reading_paused and self.asyncio_transport is not None:
             self._reading_paused = False
-            self.transport.resume_reading()
+            self.asyncio_transport.resume_reading()
             if self._state == BODY:
                 # A body held back by our own pause: its clocks start again from here.
                 self._body_started = self._last_activity = self._now()
@@ -685,7 +714,7 @@ class HTTPChannel(asyncio.Protocol):
         The timer re-arms at most every ``_timer_period()`` seconds, so a state entered
         between two checks is caught within that period of its deadline.
         """
-        transport = self.transport
+        transport = self.asyncio_transport
         if transport is None:
             return
         factory = self.factory
@@ -735,7 +764,7 @@ class HTTPChannel(asyncio.Protocol):
                 self._dispatch()
             else:
                 self._close()
-            if self.transport is not None and self._handle is None:
+            if self.asyncio_transport is not None and self._handle is None:
                 self._deadlines.add(self, self._timer_period())
 
     _due = _check_timeouts  # what the deadline heap calls
@@ -750,8 +779,8 @@ class HTTPChannel(asyncio.Protocol):
             return  # aborted or gone already
         self._last_activity = self._now()
         self._unsent = -1
-        if self.transport is not None:
-            self.transport.close()
+        if self.asyncio_transport is not None:
+            self.asyncio_transport.close()
 
     # -- ending the connection (Twisted's names) --------------------------------------------
 
@@ -762,7 +791,7 @@ class HTTPChannel(asyncio.Protocol):
         """
         self._enter(STOP)
         self._drop_queue()
-        if self._active is None and self.transport is not None:
+        if self._active is None and self.asyncio_transport is not None:
             self._close()
 
     def loseConnection(self) -> None:
@@ -780,8 +809,8 @@ class HTTPChannel(asyncio.Protocol):
         The request in progress, if any, learns of a
         :class:`~treadle.internet.error.ConnectionAborted`.
         """
-        if self._enter(ABORT) == ABORTED and self.transport is not None:
-            self.transport.abort()
+        if self._enter(ABORT) == ABORTED and self.asyncio_transport is not None:
+            self.asyncio_transport.abort()
 
     abortConnection = abort
 
@@ -790,7 +819,7 @@ class HTTPChannel(asyncio.Protocol):
     def peer_address(self) -> IPv4Address | IPv6Address | UNIXAddress:
         """The client's address (computed once)."""
         if self._peer is None:
-            transport = self.transport
+            transport = self.asyncio_transport
             self._peer = from_sockname(
                 transport.get_extra_info("peername") if transport is not None else None
             )
@@ -799,7 +828,7 @@ class HTTPChannel(asyncio.Protocol):
     def host_address(self) -> IPv4Address | IPv6Address | UNIXAddress:
         """Our own address on this connection (computed once)."""
         if self._host is None:
-            transport = self.transport
+            transport = self.asyncio_transport
             self._host = from_sockname(
                 transport.get_extra_info("sockname") if transport is not None else None
             )
@@ -807,3 +836,66 @@ class HTTPChannel(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} at 0x{id(self):x} {state_name(self._state)}>"
+
+
+class ChannelTransport(Transport):
+    """An HTTP connection as Twisted's transport (``request.transport``, ``channel.transport``).
+
+    Closing and producers go through the channel, so its state machine and the response
+    being answered stay right: ``loseConnection`` first sends what the response holds,
+    ``abortConnection`` is the channel's abort, a registered producer feeds the response.
+
+    Args:
+        raw: The channel's asyncio transport.
+        channel: The channel.
+    """
+
+    def __init__(self, raw: asyncio.BaseTransport, channel: HTTPChannel) -> None:
+        super().__init__(raw, channel, server=True)
+        self.channel = channel
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` after what the response being answered wrote so far."""
+        active = self.channel._active
+        if active is not None:
+            active.flush_held()
+        super().write(data)
+
+    def loseConnection(self) -> None:
+        """Send what the response holds, then close (queued requests are dropped)."""
+        if self.disconnected or self.disconnecting:
+            return
+        self.disconnecting = True
+        self.channel.loseConnection()
+
+    def abortConnection(self) -> None:
+        """Drop the connection at once; the response in progress learns ``ConnectionAborted``."""
+        if self.disconnected:
+            return
+        self.disconnecting = True
+        self._aborted = True
+        self.channel.abort()
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Let ``producer`` feed the response being answered (see the channel's)."""
+        self.channel.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        """Detach the producer."""
+        self.channel.unregisterProducer()
+
+    def pauseProducing(self) -> None:
+        """Stop reading requests until :meth:`resumeProducing`."""
+        self.channel._pause_reading()
+
+    def resumeProducing(self) -> None:
+        """Read requests again."""
+        self.channel._resume_reading()
+
+    def _tls_failed(self, reason: BaseException) -> None:
+        error_log.error("TLS could not start on %r: %s", self.channel, reason)
+        self.channel.abort()
+
+    def logPrefix(self) -> str:
+        """Return the prefix of this connection's log lines."""
+        return type(self.channel).__name__

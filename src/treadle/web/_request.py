@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from treadle.internet.defer import Deferred, fail, succeed
 from treadle.python.failure import Failure
-from treadle.web._channel import HTTPChannel
+from treadle.web._channel import ChannelTransport, HTTPChannel
 from treadle.web._forms import parse_form, parse_urlencoded
 from treadle.web._framing import (
     _STATUS_LINES,
@@ -252,15 +252,27 @@ class Request:
         return cookies
 
     @property
-    def transport(self) -> asyncio.Transport | None:
-        """The connection's transport (None before ``connection_made``).
+    def transport(self) -> ChannelTransport | None:
+        """The connection as Twisted's ``ITCPTransport`` (None once it is lost).
 
-        Bytes the request still holds (see :meth:`write`) are sent first, so that writing
-        to the transport directly keeps the order.
+        ``write``, ``loseConnection`` (sends what was written first), ``abortConnection``,
+        ``getPeer``, ``getHost``, producers: see
+        :class:`~treadle.web._channel.ChannelTransport`. Bytes the request still holds (see
+        :meth:`write`) are sent first, so that writing to the transport directly keeps the
+        order.
         """
         if self._held is not None:
             self.flush_held()
         return self.channel.transport
+
+    @property
+    def asyncio_transport(self) -> asyncio.Transport | None:
+        """The connection's asyncio transport (None once it is lost), for asyncio's own API
+        (``loop.sendfile``, ``get_write_buffer_size``); held bytes are sent first, as for
+        :attr:`transport`."""
+        if self._held is not None:
+            self.flush_held()
+        return self.channel.asyncio_transport
 
     # -- reading the request ----------------------------------------------------------------
 
@@ -320,7 +332,7 @@ class Request:
         """Return True when the connection is TLS (or ``setHost`` said so)."""
         if self._forced_secure:
             return True
-        transport = self.channel.transport
+        transport = self.channel.asyncio_transport
         return transport is not None and transport.get_extra_info("sslcontext") is not None
 
     def getRequestHostname(self) -> bytes:
@@ -435,7 +447,7 @@ class Request:
         if not data:
             return
         framing = self._framing
-        transport = self.channel.transport
+        transport = self.channel.asyncio_transport
         assert transport is not None
         if framing is Framing.CHUNKED:
             transport.write(
@@ -478,7 +490,7 @@ class Request:
         if not self.startedWriting:
             self._start_response(b"", 0)
         elif self._framing is Framing.CHUNKED:
-            transport = self.channel.transport
+            transport = self.channel.asyncio_transport
             assert transport is not None
             transport.write(b"0\r\n\r\n")
         self._complete()
@@ -494,7 +506,7 @@ class Request:
         if held is None:
             return
         self._held = None
-        if self._disconnected or self.channel.transport is None:
+        if self._disconnected or self.channel.asyncio_transport is None:
             return
         self.startedWriting = False
         self._start_response(b"".join(held), None)
@@ -553,7 +565,7 @@ class Request:
         if body and framing is not Framing.NONE:
             self.sentLength = len(body)
             lines.append(chunk(body) if framing is Framing.CHUNKED else body)
-        self.channel.transport.write(b"".join(lines))  # type: ignore[union-attr]
+        self.channel.asyncio_transport.write(b"".join(lines))  # type: ignore[union-attr]
 
     def _complete(self) -> None:
         """Bookkeeping once the last byte is handed to the transport."""

@@ -168,7 +168,7 @@ async def _send_by_copy(request: Request, file: IO[bytes], offset: int, count: i
 
 async def _send_range(request: Request, file: IO[bytes], offset: int, count: int) -> None:
     """Send ``count`` bytes of ``file`` from ``offset`` after what the request already wrote."""
-    transport: Any = request.transport
+    transport: Any = request.asyncio_transport
     if transport is None or transport.is_closing():
         raise ConnectionResetError("connection closed")
     loop = asyncio.get_running_loop()
@@ -260,6 +260,6 @@ class FileSender:
     def _abort(self) -> None:
         # The head is out, so no error page is possible: cut the connection so the client
         # sees a short body rather than waiting for bytes that will never come.
-        transport = self.request.transport
+        transport = self.request.asyncio_transport
         if not self.lost and transport is not None:
             transport.abort()

@@ -18,6 +18,7 @@ applies (the ``MAX_*`` and ``DEFAULT_*`` constants below) and the access log.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -236,8 +237,20 @@ class HTTPFactory:
         self._limits: tuple[tuple[int, ...], Limits] | None = None
 
     def buildProtocol(self, addr: object) -> HTTPChannel:
-        """Return a new channel for a connection."""
+        """Return a new channel for a connection from ``addr``."""
         return self.protocol(self)
+
+    def asyncio_protocol_factory(self) -> Callable[[], HTTPChannel] | None:
+        """How a listening port builds channels without asking for the peer's address.
+
+        Returns:
+            A callable of no arguments making a channel, while :meth:`buildProtocol` is
+            this class's own; None when a subclass overrides it, which is then called for
+            each connection with the peer's address, as in Twisted.
+        """
+        if type(self).buildProtocol is not HTTPFactory.buildProtocol:
+            return None
+        return functools.partial(self.protocol, self)
 
     def doStart(self) -> None:
         """Called when a port starts listening with this factory."""

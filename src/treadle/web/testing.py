@@ -4,6 +4,10 @@
 - :func:`connect`: a channel of a :class:`~treadle.web.server.Site` on a ``StringTransport``,
   with time driven by a :class:`~treadle.internet.task.Clock` — no sockets, no loop, no waiting.
 - :func:`request_bytes`: build the bytes of an HTTP/1.1 request.
+
+This ``StringTransport`` stands in for the *asyncio* transport under treadle's HTTP channel.
+To test a Twisted-style protocol (``dataReceived``, ``transport.write``, ``loseConnection``),
+use :class:`treadle.internet.testing.StringTransport`, the port of Twisted's.
 """
 
 from __future__ import annotations
