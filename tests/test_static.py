@@ -1099,3 +1099,58 @@ def test_client_leaving_before_the_first_byte(
         what="three files to be opened and closed",
     )
     assert get(base, "/hello.txt").status_code == 200
+
+
+# -- File and FilePath ------------------------------------------------------------------------
+
+
+def test_file_serves_a_file_path(serve: Serve, tree: Path) -> None:
+    from treadle.python.filepath import FilePath
+
+    for path in (FilePath(str(tree)), FilePath(os.fsencode(tree))):
+        resource = File(path)
+        assert resource.path == str(tree) and isinstance(resource.path, str)
+        base = serve(resource)
+        assert get(base, "/hello.txt").content == b"hello, world\n"
+        assert get(base, "/sub/inner.txt").content == b"inner"
+        assert get(base, "/../secret.txt").status_code == 404
+
+
+def test_file_accepts_anything_with_a_path(serve: Serve, tree: Path) -> None:
+    class Located:
+        path = str(tree)
+
+    resource = File(Located())
+    assert resource.path == str(tree)
+    assert get(serve(resource), "/hello.txt").content == b"hello, world\n"
+    with pytest.raises(TypeError, match="needs a path"):
+        File(42)  # type: ignore[arg-type]
+
+
+def test_file_is_a_file_path_as_in_twisted(tree: Path) -> None:
+    from treadle.python.filepath import FilePath, InsecurePath
+
+    resource = File(str(tree))
+    assert isinstance(resource, FilePath)
+    assert resource.exists() and resource.isdir() and not resource.isfile()
+    child = resource.child("hello.txt")
+    # As in Twisted: child() is the FilePath method and gives a plain FilePath.
+    assert type(child) is FilePath and child.getContent() == b"hello, world\n"
+    with pytest.raises(InsecurePath):
+        resource.child("..")
+    assert resource.basename() == "root" and resource.parent() == FilePath(str(tree.parent))
+    assert File(str(tree / "hello.txt")).getsize() == len(b"hello, world\n")
+    # ``children`` stays the resource's dict of static children.
+    extra = Data(b"x", "text/plain")
+    resource.putChild(b"extra", extra)
+    assert resource.children == {b"extra": extra}
+    assert repr(resource) == f"<File {str(tree)!r}>"
+
+
+def test_create_similar_file_with_file_paths(tree: Path) -> None:
+    from treadle.python.filepath import FilePath
+
+    resource = File(FilePath(str(tree)))
+    similar = resource.createSimilarFile(resource.child("sub").path)
+    assert type(similar) is File and similar.path == str(tree / "sub")
+    assert [f.path for f in resource.listEntities()][:1] == [str(tree / "app.js")]

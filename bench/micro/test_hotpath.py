@@ -78,7 +78,7 @@ class Streamed(Resource):
 
 def channel_for(resource: Resource) -> Any:
     channel, _ = connect(Site(resource), Clock())
-    channel.transport = NullTransport()
+    channel.asyncio_transport = NullTransport()
     # What the loop's call_soon costs a request, without a test clock's growing list of
     # calls (the held first write schedules one flush per response).
     channel.call_soon = deque(maxlen=1).append

@@ -740,7 +740,7 @@ class Reactor:
         is checked against (``optionsForClientTLS`` sets it); ``host`` otherwise. Other
         arguments as for :meth:`connectTCP`.
         """
-        context = context_of(contextFactory)
+        context = context_of(contextFactory, client=True)
         hostname = getattr(contextFactory, "hostname", None) or host
         return Connector(
             self._get_loop,

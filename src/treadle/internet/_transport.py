@@ -44,18 +44,23 @@ log = logging.getLogger("treadle.error")
 Address = IPv4Address | IPv6Address | UNIXAddress
 
 
-def context_of(contextFactory: Any) -> ssl.SSLContext:
+def context_of(contextFactory: Any, *, client: bool = False) -> ssl.SSLContext:
     """Return the ``SSLContext`` of a context factory (or the context itself).
 
     A context factory is an :class:`ssl.SSLContext` or any object whose ``getContext()``
     returns one (``treadle.internet.ssl.CertificateOptions``, ``optionsForClientTLS``...).
+    For the connecting side (``client``), a factory's ``getClientContext()`` is preferred:
+    an ``ssl.SSLContext`` serves one side only, and options holding a certificate give the
+    server's side from ``getContext()``.
 
     Raises:
         TypeError: ``contextFactory`` is neither.
     """
     if isinstance(contextFactory, ssl.SSLContext):
         return contextFactory
-    get = getattr(contextFactory, "getContext", None)
+    get = (getattr(contextFactory, "getClientContext", None) if client else None) or getattr(
+        contextFactory, "getContext", None
+    )
     if get is None:
         raise TypeError(
             f"expected an ssl.SSLContext or an object with getContext(), not {contextFactory!r}"
@@ -101,6 +106,8 @@ class Transport:
         # loseConnection waits for a pull producer to be unregistered, as Twisted's does.
         self._close_after_producer = False
         self._aborted = False
+        # Bytes decrypted before the swap to the TLS transport is done, handed on after it.
+        self._held_input: list[bytes] | None = None
         self.TLS = raw.get_extra_info("sslcontext") is not None
         if self.TLS:
             directlyProvides(self, ISSLTransport)
@@ -177,6 +184,10 @@ class Transport:
         """Return this side's address."""
         return from_sockname(self._raw.get_extra_info("sockname"))
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """asyncio's ``get_extra_info`` of the transport underneath (``"ssl_object"``...)."""
+        return self._raw.get_extra_info(name, default)
+
     def getHandle(self) -> socket.socket | None:
         """Return the connection's socket (a view of it, as asyncio hands it out)."""
         sock: socket.socket | None = self._raw.get_extra_info("socket")
@@ -227,7 +238,7 @@ class Transport:
         """
         if self.TLS or self._tls_pending is not None:
             raise RuntimeError("TLS is already started on this connection")
-        context = context_of(contextFactory)
+        context = context_of(contextFactory, client=not self.server)
         hostname = None
         if not self.server:
             hostname = getattr(contextFactory, "hostname", None)
@@ -260,6 +271,9 @@ class Transport:
             self._raw.write(b"".join(pending))
         if self._close_after_producer and self.producer is None:
             self._raw.close()
+        held, self._held_input = self._held_input, None
+        if held:
+            self._connection.data_received(b"".join(held))
 
     def _tls_failed(self, reason: BaseException) -> None:
         """The TLS handshake could not be set up: the connection is dropped with ``reason``."""
@@ -441,6 +455,15 @@ class Connection(asyncio.Protocol):
         """Hand the bytes to the protocol; an exception there drops the connection."""
         protocol = self.protocol
         if protocol is None or self._failure is not None:
+            return
+        transport = self.transport
+        if transport is not None and transport._tls_pending is not None:
+            # Decrypted by the new TLS layer before startTLS has switched the transport to
+            # it: the protocol sees it once the switch is done, when the peer's certificate
+            # can already be read.
+            if transport._held_input is None:
+                transport._held_input = []
+            transport._held_input.append(data)
             return
         try:
             protocol.dataReceived(data)

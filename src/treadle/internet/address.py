@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["IPv4Address", "IPv6Address", "UNIXAddress", "from_sockname"]
+__all__ = ["HostnameAddress", "IPv4Address", "IPv6Address", "UNIXAddress", "from_sockname"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,14 @@ class UNIXAddress:
     """A UNIX-domain socket address; ``name`` is the path (None for an unnamed peer)."""
 
     name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HostnameAddress:
+    """A host name and port, as a ``HostnameEndpoint`` connects to (``hostname`` is bytes)."""
+
+    hostname: bytes
+    port: int
 
 
 def from_sockname(sockname: object) -> IPv4Address | IPv6Address | UNIXAddress:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyCalled",
+    "AlreadyListened",
     "AlreadyCancelled",
     "BindError",
     "CannotListenError",
+    "CertificateError",
     "ConnectBindError",
     "ConnectError",
     "ConnectInProgressError",
+    "ConnectingCancelledError",
     "ConnectionAborted",
     "ConnectionClosed",
     "ConnectionDone",
@@ -20,9 +23,11 @@ __all__ = [
     "ConnectionLost",
     "ConnectionRefusedError",
     "DNSLookupError",
+    "NoProtocol",
     "NoRouteError",
     "NotConnectingError",
     "NotListeningError",
+    "PeerVerifyError",
     "ProcessDone",
     "ProcessExitedAlready",
     "ProcessTerminated",
@@ -36,6 +41,7 @@ __all__ = [
     "UnknownHostError",
     "UnsupportedAddressFamily",
     "UserError",
+    "VerifyError",
     "getConnectError",
 ]
 
@@ -213,6 +219,38 @@ class ProcessTerminated(ConnectionLost):
 
 class ProcessExitedAlready(Exception):
     """A signal was sent to a process that has already exited."""
+
+
+class CertificateError(Exception):
+    """A certificate or key could not be loaded or used."""
+
+
+class VerifyError(Exception):
+    """A certificate could not be verified."""
+
+
+class PeerVerifyError(VerifyError):
+    """The peer's certificate could not be verified."""
+
+
+class ConnectingCancelledError(Exception):
+    """An endpoint's connection attempt was cancelled (its Deferred was cancelled).
+
+    Args:
+        address: The address that was being connected to.
+    """
+
+    def __init__(self, address: object) -> None:
+        super().__init__(address)
+        self.address = address
+
+
+class NoProtocol(Exception):
+    """An endpoint's factory built no protocol (``buildProtocol`` returned None)."""
+
+
+class AlreadyListened(Exception):
+    """An endpoint that can listen only once (an adopted socket) was asked again."""
 
 
 class UnsupportedAddressFamily(Exception):

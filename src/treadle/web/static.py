@@ -38,15 +38,16 @@ costs that one system call and no open, read or header validation.
 Differences from Twisted: a directory without its slash gets ``301`` (Twisted: ``302``) with
 a relative ``Location`` (``./name/``, query kept) that cannot be turned into an off-site
 redirect; ``processors`` are looked up ignoring case on every platform (Twisted: Windows
-only), so ``x.RPY`` is never served as source on a case-insensitive file system; index
-names must be regular files; ``File`` is not a ``FilePath``; ``DirectoryLister`` renders
-``GET``/``HEAD`` only, with its own HTML (no ``template``/``linePattern``); instance-level
+only), so ``x.RPY`` is never served as source on a case-insensitive file system; index names
+must be regular files; ``File.path`` is always text (Twisted keeps bytes as bytes);
+``DirectoryLister`` renders ``GET``/``HEAD`` only, with its own HTML (no
+``template``/``linePattern``); instance-level
 ``contentTypes``/``contentEncodings``/``forbidden`` are passed on to children by
 ``createSimilarFile``; children are reused between requests (Twisted makes a new ``File``
-per request), so settings changed on a directory ``File`` after it served a child reach
-that child only if the setting object is shared (``processors``, ``registry``) — configure
-before serving, or subclass and override ``createSimilarFile`` (children are then made per
-request, as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
+per request), so settings changed on a directory ``File`` after it served a child reach that
+child only if the setting object is shared (``processors``, ``registry``) — configure before
+serving, or subclass and override ``createSimilarFile`` (children are then made per request,
+as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
 ``follow_symlinks``.
 """
 
@@ -59,9 +60,10 @@ import stat
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Final, NamedTuple
+from typing import IO, TYPE_CHECKING, Final, NamedTuple, Protocol
 from urllib.parse import quote
 
+from treadle.python.filepath import FilePath
 from treadle.web import http
 from treadle.web._conditional import (
     MAX_RANGE_PARTS,
@@ -235,13 +237,40 @@ class Data(Resource):
     render_HEAD = render_GET
 
 
+class _Located(Protocol):
+    """Anything with a ``path``, as Twisted's path objects have (a ``FilePath`` does)."""
+
+    @property
+    def path(self) -> str | bytes:
+        """The path, text or bytes."""
+        ...
+
+
+def _path_text(path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | _Located) -> str:
+    """The text of a path given as text, bytes, a path object or anything with ``path``."""
+    if isinstance(path, (str, bytes, os.PathLike)):
+        return os.fsdecode(path)
+    located = getattr(path, "path", None)
+    if not isinstance(located, (str, bytes)):
+        raise TypeError(f"File needs a path (str, bytes, os.PathLike or .path), not {path!r}")
+    return os.fsdecode(located)
+
+
 # What File.getChild remembers of an entry: its path, and the File serving it or the
 # processor to call for it (exactly one of the two).
 _KnownChild = tuple[str, "File | None", "Callable[[str, Registry], ResourceLike] | None"]
 
 
-class File(Resource):
+class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see below
     """A file, or a directory tree, served from the file system.
+
+    As in Twisted, a ``File`` is also a :class:`~treadle.python.filepath.FilePath` of its
+    path (``exists()``, ``isdir()``, ``child(name)``, ``getContent()``...), with one name
+    shadowed the same way: ``children`` is the resource's dict of static children, not
+    ``FilePath.children()``. ``child(name)`` returns a plain ``FilePath`` (Twisted's too);
+    ``getChild`` is what serves requests. ``FilePath`` answers cache a ``stat``: call
+    ``restat()`` or ``changed()`` when the disk changes (serving never uses that cache).
+    Like FilePaths, two ``File`` objects for the same path compare (and hash) equal.
 
     A ``File`` for a directory has a child for each entry (``getChild``), so one instance
     serves a whole tree. ``GET``/``HEAD`` are answered (any other method gets 405 with
@@ -249,7 +278,8 @@ class File(Resource):
     requests and how bytes are sent.
 
     Args:
-        path: The file or directory to serve (made absolute).
+        path: The file or directory to serve (made absolute): text, bytes, a path object,
+            a ``FilePath``, or anything with a ``path`` attribute.
         defaultType: MIME type for files whose extension ``contentTypes`` does not know.
         ignoredExts: Extensions that may be left out of URLs: with ``(".html",)`` a request
             for ``about`` serves ``about.html`` when no ``about`` exists. ``"*"`` matches
@@ -260,7 +290,7 @@ class File(Resource):
             Off by default: such a link is answered 403.
 
     Attributes:
-        path: Absolute path of the file or directory.
+        path: Absolute path of the file or directory (text).
         processors: Extension → ``callable(path, registry)`` returning the resource that
             answers for such files (``{".rpy": ResourceScript}`` to run scripts). Empty by
             default. Matched ignoring case.
@@ -288,7 +318,7 @@ class File(Resource):
 
     def __init__(
         self,
-        path: str | bytes | os.PathLike[str],
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | _Located,
         defaultType: str = "text/html",
         ignoredExts: Sequence[str] | int = (),
         registry: Registry | None = None,
@@ -296,8 +326,8 @@ class File(Resource):
         *,
         follow_symlinks: bool = False,
     ) -> None:
-        super().__init__()
-        self.path = os.path.abspath(os.fsdecode(path))
+        Resource.__init__(self)
+        FilePath.__init__(self, _path_text(path))
         self.defaultType = defaultType
         if isinstance(ignoredExts, int) or allowExt:
             warnings.warn(
