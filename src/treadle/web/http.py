@@ -26,8 +26,9 @@ from email.utils import formatdate
 from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
+from zope.interface import alsoProvides
+
 from treadle.internet._timers import TimerHeap
-from treadle.internet.address import UNIXAddress
 from treadle.web._channel import READ_AHEAD as READ_AHEAD
 from treadle.web._channel import HTTPChannel
 from treadle.web._forms import MalformedRequestBody
@@ -37,6 +38,7 @@ from treadle.web._parser import Limits
 from treadle.web._request import Request
 from treadle.web._status import *  # noqa: F403  # the status codes, re-exported
 from treadle.web._status import __all__ as _STATUS_NAMES
+from treadle.web.iweb import IAccessLogFormatter
 
 __all__ = [
     *_STATUS_NAMES,
@@ -59,7 +61,9 @@ __all__ = [
     "MalformedRequestBody",
     "Request",
     "combinedLogFormatter",
+    "datetimeToLogString",
     "datetimeToString",
+    "proxiedLogFormatter",
 ]
 
 access_log = logging.getLogger("treadle.access")
@@ -126,30 +130,119 @@ def datetimeToString(msSinceEpoch: float | None = None) -> bytes:
     return formatdate(msSinceEpoch, usegmt=True).encode("ascii")
 
 
-# -- the factory ------------------------------------------------------------------------------
+# -- the access log: Twisted's IAccessLogFormatter functions ----------------------------------
+# A formatter is called as ``formatter(timestamp, request)`` with the timestamp from
+# datetimeToLogString; it reads request.getClientAddress(), getHeader(), method, uri,
+# clientproto, code and sentLength, as Twisted's do, so a formatter written for Twisted works.
+
+# Month names fixed in English: strftime's %b follows the locale (LC_TIME), and a log line
+# must not change language with the machine it runs on.
+_LOG_MONTHS: Final = ("", "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep",
+                      "Oct", "Nov", "Dec")  # fmt: skip
 
 
-def combinedLogFormatter(timestamp: str, request: Request) -> str:
-    """Format ``request`` as one line of the combined log format (as Apache and nginx)."""
-    address = request.getClientAddress()
-    ip = "-" if isinstance(address, UNIXAddress) else address.host
-    referer = _log_quote(request.getHeader(b"referer") or b"-")
-    agent = _log_quote(request.getHeader(b"user-agent") or b"-")
-    line = _log_quote(b"%s %s %s" % (request.method, request.uri, request.clientproto))
-    return (
-        f'"{ip}" - - {timestamp} "{line}" {request.code} '
-        f'{request.sentLength or "-"} "{referer}" "{agent}"'
-    )
+def datetimeToLogString(msSinceEpoch: float | None = None) -> str:
+    """Return the access-log timestamp for a time: ``[06/Nov/1994:08:49:37 +0000]`` (UTC).
+
+    Args:
+        msSinceEpoch: Seconds (not milliseconds, despite Twisted's name) since the epoch;
+            None for now.
+    """
+    when = time.time() if msSinceEpoch is None else msSinceEpoch
+    year, month, day, hh, mm, ss = time.gmtime(when)[:6]
+    return f"[{day:02d}/{_LOG_MONTHS[month]}/{year:4d}:{hh:02d}:{mm:02d}:{ss:02d} +0000]"
 
 
-def _log_quote(value: bytes) -> str:
-    # Escape quotes and control characters so a client cannot forge log lines.
-    text = value.decode("latin-1")
-    return text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+@functools.lru_cache(maxsize=2)
+def _log_timestamp_at(second: int) -> str:
+    return datetimeToLogString(second)
 
 
 def _log_timestamp() -> str:
-    return time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime())
+    # Formatted once a second, as Twisted's factory does with a timer (without the timer).
+    return _log_timestamp_at(int(time.time()))
+
+
+def _escape_table() -> dict[int, str]:
+    table = {byte: f"\\x{byte:02x}" for byte in (*range(0x20), *range(0x7F, 0x100))}
+    table.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\", 0x22: '\\"'})
+    return table
+
+
+_ESCAPES: Final = _escape_table()
+
+
+def _escape(value: bytes | str) -> str:
+    """Return ``value`` escaped for a double-quoted field of an access-log line.
+
+    As Twisted (the inside of the bytes' ``repr``, with ``"`` escaped and ``'`` not): control
+    bytes, bytes above 0x7E and backslashes are escaped, so a client cannot forge a line or
+    break the quoting. ``str`` is encoded as UTF-8 first (Twisted raises on non-ASCII).
+    """
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    return data.decode("latin-1").translate(_ESCAPES)
+
+
+def combinedLogFormatter(timestamp: str, request: Any) -> str:
+    """Return ``request`` as a line of the combined log format (Apache's and nginx's).
+
+    ``"ip" - - [time] "METHOD uri HTTP/1.1" code length "referer" "user-agent"``; ``-``
+    stands for a missing length, referer or agent, and for the ip of a UNIX-socket client.
+    Every field a client controls is escaped.
+
+    Args:
+        timestamp: The time, as :func:`datetimeToLogString` gives it.
+        request: The finished request.
+    """
+    host = getattr(request.getClientAddress(), "host", None)
+    ip = "-" if host is None else _escape(host)
+    method, uri = _escape(request.method), _escape(request.uri)
+    protocol = _escape(request.clientproto)
+    referrer = _escape(request.getHeader(b"referer") or b"-")
+    agent = _escape(request.getHeader(b"user-agent") or b"-")
+    return (
+        f'"{ip}" - - {timestamp} "{method} {uri} {protocol}" {request.code:d} '
+        f'{request.sentLength or "-"} "{referrer}" "{agent}"'
+    )
+
+
+class _XForwardedForAddress:
+    """The client address a proxy reported in ``X-Forwarded-For`` (``host``: bytes)."""
+
+    def __init__(self, host: bytes) -> None:
+        self.host = host
+
+
+class _XForwardedForRequest:
+    """A request whose client address is the first one of its ``X-Forwarded-For``."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+    def getClientAddress(self) -> _XForwardedForAddress:
+        """Return the first address of ``X-Forwarded-For`` (``b"-"`` when absent)."""
+        values = self._request.requestHeaders.getRawHeaders(b"x-forwarded-for", [b"-"])
+        return _XForwardedForAddress(values[0].split(b",")[0].strip())
+
+
+def proxiedLogFormatter(timestamp: str, request: Any) -> str:
+    """As :func:`combinedLogFormatter`, with the client address from ``X-Forwarded-For``.
+
+    For a server behind a reverse proxy: the ip logged is the first address of the
+    request's ``X-Forwarded-For`` header (escaped), ``-`` without one. The header is the
+    client's word unless the proxy sets it; log it, do not trust it.
+    """
+    return combinedLogFormatter(timestamp, _XForwardedForRequest(request))
+
+
+alsoProvides(combinedLogFormatter, IAccessLogFormatter)
+alsoProvides(proxiedLogFormatter, IAccessLogFormatter)
+
+
+# -- the factory ------------------------------------------------------------------------------
 
 
 class HTTPFactory:
