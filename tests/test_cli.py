@@ -93,14 +93,35 @@ def child_env() -> dict[str, str]:
     return env
 
 
-class Treadle:
-    """A ``treadle web`` subprocess whose output lines are collected by two threads."""
+# Starts ``treadle web ARGS`` as systemd starts a socket-activated service: the socket passed
+# as descriptor 3, LISTEN_PID naming the process (exec keeps the pid).
+SYSTEMD_LAUNCHER = """\
+import os, sys
+if int(sys.argv[1]) != 3:
+    os.dup2(int(sys.argv[1]), 3)
+    os.close(int(sys.argv[1]))
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES="web")
+os.execv(sys.executable, [sys.executable, "-m", "treadle", "web", *sys.argv[2:]])
+"""
 
-    def __init__(self, args: list[str], cwd: Path | None = None) -> None:
+
+class Treadle:
+    """A ``treadle web`` subprocess whose output lines are collected by two threads.
+
+    With ``activated``, it inherits that listening socket as systemd would pass it.
+    """
+
+    def __init__(
+        self, args: list[str], cwd: Path | None = None, activated: socket.socket | None = None
+    ) -> None:
+        command = [sys.executable, "-m", "treadle", "web", *args]
+        if activated is not None:
+            command = [sys.executable, "-c", SYSTEMD_LAUNCHER, str(activated.fileno()), *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "treadle", "web", *args],
+            command,
             cwd=cwd,
             env=child_env(),
+            pass_fds=() if activated is None else (activated.fileno(),),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -194,8 +215,10 @@ class Treadle:
 def run() -> Iterator[Callable[..., Treadle]]:
     started: list[Treadle] = []
 
-    def start(*args: str, cwd: Path | None = None) -> Treadle:
-        server = Treadle(list(args), cwd)
+    def start(
+        *args: str, cwd: Path | None = None, activated: socket.socket | None = None
+    ) -> Treadle:
+        server = Treadle(list(args), cwd, activated)
         started.append(server)
         return server
 
@@ -336,6 +359,15 @@ def test_every_option() -> None:
             "unix:/run/w.sock:mode=660",
             Endpoint("unix", "unix:/run/w.sock:mode=660", address="/run/w.sock", mode=0o660),
         ),
+        ("tcp6:8080", Endpoint("tcp6", "tcp6:8080", port=8080, interface="::")),
+        (
+            "systemd:domain=INET:index=0",
+            Endpoint("systemd", "systemd:domain=INET:index=0", domain="INET", index=0),
+        ),
+        (
+            "systemd:domain=UNIX:name=web",
+            Endpoint("systemd", "systemd:domain=UNIX:name=web", domain="UNIX", name="web"),
+        ),
     ],
 )
 def test_endpoints(text: str, expected: Endpoint) -> None:
@@ -355,6 +387,9 @@ def test_endpoints(text: str, expected: Endpoint) -> None:
         "unix:/s:mode=9",
         "tcp:80:port=81",
         "ssl:8443:lockfile=1",
+        "tcp6:x",
+        "systemd:domain=INET",
+        "systemd:domain=IPX:index=0",
     ],
 )
 def test_bad_endpoints(text: str) -> None:
@@ -389,6 +424,19 @@ def test_bad_endpoints(text: str) -> None:
 def test_usage_errors(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
         parse_command_line(argv)
+
+
+def test_the_listen_grammar_is_the_endpoints_one() -> None:
+    from treadle.internet.endpoints import parse_server_description
+
+    for text in ("tcp:0:interface=127.0.0.1", "ssl:443:k.pem", "unix:/s:600", "tcp6:1:2"):
+        assert parse_endpoint(text) == parse_server_description(text)
+    with pytest.raises(UsageError) as refused:
+        parse_endpoint("tcp:80:bogus=1")
+    assert str(refused.value) == (
+        "bad endpoint 'tcp:80:bogus=1': tcp does not take 'bogus' (it takes port, interface, "
+        "backlog)"
+    )
 
 
 def test_usage_error_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -651,7 +699,7 @@ def test_help_tells_the_truth(capsys: pytest.CaptureFixture[str]) -> None:
     assert "every response a resource renders (not to the server's own refusals" in text
     assert "with --workers, the id of the supervising process" in text
     # --workers cannot share a UNIX socket.
-    assert "on the same tcp or ssl ports" in text
+    assert "on the same tcp, tcp6, ssl or systemd ports" in text
     assert "--min-body-rate BYTES_PER_SECOND" in text
     assert "--min-body-rate-grace SECONDS" in text
     # Each limit's default is the Site attribute it sets, the one place defaults are written.
@@ -761,6 +809,60 @@ def test_https(run: Callable[..., Treadle], site: Path, tmp_path: Path) -> None:
     trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     response = get(f"{server.url}/hello.txt", verify=trust)
     assert response.text == "hello"
+
+
+def test_tcp6(run: Callable[..., Treadle], site: Path) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    server = run("--path", str(site), "--no-access-log", "--listen", "tcp6:0:interface=\\:\\:1")
+    assert re.search(r" on http://\[::1\]:\d+/$", server.started())
+    assert get(f"{server.url}/hello.txt").text == "hello"
+
+
+@pytest.fixture
+def activation_socket() -> Iterator[socket.socket]:
+    """A listening socket on 127.0.0.1, as systemd would create it from a .socket unit."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_systemd_socket_activation(
+    run: Callable[..., Treadle], site: Path, activation_socket: socket.socket, workers: str
+) -> None:
+    port = activation_socket.getsockname()[1]
+    server = run(
+        "--path",
+        str(site),
+        "--no-access-log",
+        "--listen",
+        "systemd:domain=INET:name=web",
+        "--workers",
+        workers,
+        activated=activation_socket,
+    )
+    line = server.started()
+    assert line.endswith(f" on http://127.0.0.1:{port}/"), line
+    activation_socket.close()  # from now on only the server holds the socket
+    for _ in range(4):
+        assert get(f"{server.url}/hello.txt").text == "hello"
+    server.signal(signal.SIGTERM)
+    assert server.finish() == 0
+    assert not any("failed" in line for line in server.stderr), server.stderr
+
+
+def test_systemd_socket_not_passed(site: Path) -> None:
+    done = run_to_exit("web", "--path", str(site), "--listen", "systemd:domain=INET:index=0")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "treadle: error: cannot listen on systemd:domain=INET:index=0: no socket was passed "
+        "to this process by systemd (LISTEN_FDS and LISTEN_PID do not name it)\n"
+    )
 
 
 def test_examples_delayed_program_answers() -> None:

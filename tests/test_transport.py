@@ -525,3 +525,64 @@ def test_tls_listen_connect_and_start_tls(
         await port.stopListening()
 
     run(main)
+
+
+def test_a_client_factory_refusing_a_protocol_hears_the_connection_lost(run: Any) -> None:
+    class Refusing(ClientFactory):
+        def __init__(self) -> None:
+            self.lost = asyncio.Event()
+            self.stopped = False
+
+        def buildProtocol(self, addr: Any) -> Any:
+            return None
+
+        def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+            self.lost.set()
+
+        def stopFactory(self) -> None:
+            self.stopped = True
+
+    async def main() -> None:
+        port = reactor.listenTCP(0, Served(Recorder), interface="127.0.0.1")
+        factory = Refusing()
+        connector = reactor.connectTCP("127.0.0.1", port.getHost().port, factory)
+        await factory.lost.wait()
+        assert connector.state == "disconnected" and factory.stopped
+        await port.stopListening()
+
+    run(main)
+
+
+def test_a_name_that_does_not_resolve_is_a_dns_lookup_error(run: Any) -> None:
+    from treadle.internet.error import DNSLookupError
+
+    class Client(ClientFactory):
+        def __init__(self) -> None:
+            self.failed = asyncio.Event()
+
+        def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+            self.reason = reason
+            self.failed.set()
+
+    async def main() -> None:
+        client = Client()
+        reactor.connectTCP("no-such-host.invalid", 80, client)
+        await client.failed.wait()
+        assert client.reason.check(DNSLookupError)
+
+    run(main)
+
+
+def test_an_adopted_unix_socket_file_is_left_to_its_owner(run: Any, tmp_path: Path) -> None:
+    path = str(tmp_path / "adopted")
+
+    async def main() -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen()
+        port = reactor.adoptStreamPort(sock.fileno(), socket.AF_UNIX, Served(Recorder))
+        await port.stopListening()
+        assert os.path.exists(path)
+        sock.close()
+
+    run(main)

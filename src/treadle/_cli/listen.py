@@ -1,8 +1,12 @@
 """Endpoints of ``treadle web``: ``--listen`` descriptions parsed, then opened.
 
-:func:`parse_endpoint` turns ``tcp:8080``, ``ssl:8443:privateKey=...`` or ``unix:PATH`` into an
-:class:`Endpoint` without touching the system; :func:`listen` opens one with the reactor,
-loading the certificate of a TLS endpoint. :mod:`treadle._cli.main` re-exports both.
+The grammar is :mod:`treadle.internet.endpoints`' (``serverFromString``'s): this module only
+adds what the command needs around it. :func:`parse_endpoint` accepts a bare port as
+``tcp:PORT`` (as ``twistd web --port`` once did) and turns a malformed description into a
+:class:`UsageError` that names it; :func:`listen` opens an endpoint with the reactor, with
+``SO_REUSEPORT`` for the workers of ``--workers`` and HTTP/1.1 announced over TLS (ALPN), and
+turns every failure into a one-line :class:`StartupError`; :func:`listening_on` words the
+startup line. :mod:`treadle._cli.main` re-exports them.
 """
 
 from __future__ import annotations
@@ -11,92 +15,33 @@ import ipaddress
 import os
 import socket
 import ssl
-from dataclasses import dataclass
-from typing import Final, Literal
 
 from treadle._cli.errors import StartupError, UsageError
 from treadle.internet import reactor
-from treadle.internet._reactor import DEFAULT_BACKLOG, ListeningPort
+from treadle.internet._reactor import ListeningPort
+from treadle.internet.endpoints import (
+    ServerDescription,
+    inherited_socket,
+    parse_server_description,
+    server_tls_context,
+)
 from treadle.internet.error import CannotListenError
 from treadle.web.server import Site
 
-__all__ = ["Endpoint", "listen", "listening_on", "parse_endpoint"]
+__all__ = ["Endpoint", "listen", "listening_on", "parse_endpoint", "systemd_socket"]
 
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One parsed ``--listen`` description.
-
-    Attributes:
-        kind: ``"tcp"``, ``"ssl"`` or ``"unix"``.
-        description: The text it was parsed from, for messages.
-        port: TCP port (0 picks a free one; the startup line shows which).
-        interface: Address to bind; ``""`` means all IPv4 interfaces.
-        backlog: Kernel accept queue length.
-        address: Socket path of a ``unix`` endpoint.
-        mode: Permission bits of that socket file.
-        private_key: PEM file with the TLS private key (``ssl``).
-        cert_key: PEM file with the certificate chain (``ssl``); the key file by default.
-    """
-
-    kind: Literal["tcp", "ssl", "unix"]
-    description: str
-    port: int = 0
-    interface: str = ""
-    backlog: int = DEFAULT_BACKLOG
-    address: str = ""
-    mode: int = 0o666
-    private_key: str = ""
-    cert_key: str = ""
-
-
-# -- endpoint descriptions --------------------------------------------------------------------
-
-
-def _split_description(text: str) -> list[str]:
-    """Split at unescaped colons; a backslash makes the next character literal."""
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(text)
-    for ch in chars:
-        if ch == "\\":
-            current.append(next(chars, "\\"))
-        elif ch == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
-
-
-def _number(text: str, what: str, description: str, *, base: int = 10, top: int = 2**31) -> int:
-    try:
-        value = int(text, base)
-    except ValueError:
-        raise UsageError(
-            f"bad endpoint {description!r}: {what} must be a number, not {text!r}"
-        ) from None
-    if not 0 <= value <= top:
-        raise UsageError(f"bad endpoint {description!r}: {what} {value} is out of range")
-    return value
-
-
-#: Positional parameters, then all keywords, accepted per endpoint type (Twisted's names).
-_ENDPOINT_PARAMETERS: Final = {
-    "tcp": (("port", "interface"), {"port", "interface", "backlog"}),
-    "ssl": (("port",), {"port", "interface", "backlog", "privateKey", "certKey"}),
-    "unix": (("address",), {"address", "mode", "backlog"}),
-}
+#: One parsed ``--listen`` description (the endpoints module's own type): ``kind``
+#: (``tcp``, ``tcp6``, ``ssl``, ``unix``, ``systemd``), the ``description`` it came from, and
+#: the parameters of its kind.
+Endpoint = ServerDescription
 
 
 def parse_endpoint(text: str) -> Endpoint:
-    """Parse an endpoint description as ``twistd`` understands it.
+    """Parse a ``--listen`` description, as ``serverFromString`` does.
 
-    Forms: ``tcp:PORT[:interface=ADDR][:backlog=N]``, a bare ``PORT`` (TCP),
-    ``ssl:PORT[:privateKey=KEY][:certKey=CERT][:interface=ADDR]`` (the key defaults to
-    ``server.pem`` and the certificate to the key file, as in Twisted) and
-    ``unix:PATH[:mode=OCTAL]``. A backslash escapes a colon: ``interface=\\:\\:1``.
+    A bare ``PORT`` means ``tcp:PORT`` (the description then reads ``tcp:PORT``). See
+    :func:`treadle.internet.endpoints.parse_server_description` for the kinds: ``tcp``,
+    ``tcp6``, ``ssl``, ``unix`` and ``systemd``.
 
     Args:
         text: The description.
@@ -105,129 +50,88 @@ def parse_endpoint(text: str) -> Endpoint:
         The endpoint; nothing is opened or checked on disk.
 
     Raises:
-        UsageError: The description is malformed.
+        UsageError: The description is malformed; the message quotes it.
     """
     if text.isdigit():
         text = f"tcp:{text}"
-    kind, *rest = _split_description(text)
-    kind = kind.lower()
-    if kind not in _ENDPOINT_PARAMETERS:
-        raise UsageError(
-            f"bad endpoint {text!r}: the type must be tcp, ssl or unix (as in tcp:8080)"
-        )
-    positional_names, keywords = _ENDPOINT_PARAMETERS[kind]
-    values: dict[str, str] = {}
-    positional = 0
-    for part in rest:
-        key, eq, value = part.partition("=")
-        if not eq:
-            if positional >= len(positional_names):
-                raise UsageError(f"bad endpoint {text!r}: unexpected {part!r}")
-            key, value = positional_names[positional], part
-            positional += 1
-        elif key not in keywords:
-            raise UsageError(
-                f"bad endpoint {text!r}: {kind} endpoints do not take {key!r} "
-                f"(they take {', '.join(sorted(keywords))})"
-            )
-        if key in values:
-            raise UsageError(f"bad endpoint {text!r}: {key} given twice")
-        values[key] = value
-    backlog = _number(values.get("backlog", str(DEFAULT_BACKLOG)), "backlog", text)
-    if kind == "unix":
-        if not values.get("address"):
-            raise UsageError(f"bad endpoint {text!r}: give a socket path, as in unix:/tmp/web.sock")
-        return Endpoint(
-            "unix",
-            text,
-            address=values["address"],
-            backlog=backlog,
-            mode=_number(values.get("mode", "666"), "mode", text, base=8, top=0o7777),
-        )
-    if "port" not in values:
-        raise UsageError(f"bad endpoint {text!r}: give a port, as in {kind}:8080")
-    port = _number(values["port"], "port", text, top=65535)
-    interface = values.get("interface", "")
-    if kind == "tcp":
-        return Endpoint("tcp", text, port=port, interface=interface, backlog=backlog)
-    private_key = values.get("privateKey") or "server.pem"
-    return Endpoint(
-        "ssl",
-        text,
-        port=port,
-        interface=interface,
-        backlog=backlog,
-        private_key=private_key,
-        cert_key=values.get("certKey") or private_key,
-    )
+    try:
+        return parse_server_description(text)
+    except ValueError as e:
+        raise UsageError(f"bad endpoint {text!r}: {e}") from None
 
 
 # -- listening --------------------------------------------------------------------------------
 
 
 def _tls_context(endpoint: Endpoint) -> ssl.SSLContext:
-    for label, path in (("certificate", endpoint.cert_key), ("private key", endpoint.private_key)):
-        if not os.path.isfile(path):
-            raise StartupError(f"{endpoint.description}: {label} file {path} not found")
-        if not os.access(path, os.R_OK):
-            raise StartupError(f"{endpoint.description}: {label} file {path} is not readable")
-
-    def no_passphrase() -> str:
-        # Without this, OpenSSL would prompt on the terminal and block the start.
-        raise StartupError(
-            f"{endpoint.description}: the private key {endpoint.private_key} "
-            "is encrypted; treadle needs an unencrypted key"
-        )
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(endpoint.cert_key, endpoint.private_key, password=no_passphrase)
-    except ssl.SSLError as e:
-        raise StartupError(
-            f"{endpoint.description}: cannot use certificate {endpoint.cert_key} "
-            f"with key {endpoint.private_key}: {e.reason or e}"
-        ) from None
-    except OSError as e:
-        raise StartupError(
-            f"{endpoint.description}: cannot read certificate or key: {e.strerror or e}"
-        ) from None
+        context = server_tls_context(endpoint)
+    except (OSError, ValueError) as e:
+        raise StartupError(f"{endpoint.description}: {e}") from None
     context.set_alpn_protocols(["http/1.1"])
     return context
 
 
+def systemd_socket(endpoint: Endpoint) -> tuple[int, socket.AddressFamily]:
+    """Return the descriptor and family of the socket a ``systemd:`` endpoint names.
+
+    Raises:
+        StartupError: systemd passed no such socket to this process.
+    """
+    try:
+        return inherited_socket(endpoint)
+    except ValueError as e:
+        raise StartupError(f"cannot listen on {endpoint.description}: {e}") from None
+
+
+def _open(endpoint: Endpoint, site: Site, reuse_port: bool) -> ListeningPort:
+    port: ListeningPort
+    if endpoint.kind in ("tcp", "tcp6"):
+        port = reactor.listenTCP(
+            endpoint.port, site, endpoint.backlog, endpoint.interface, reusePort=reuse_port
+        )
+    elif endpoint.kind == "ssl":
+        port = reactor.listenSSL(
+            endpoint.port,
+            site,
+            _tls_context(endpoint),
+            endpoint.backlog,
+            endpoint.interface,
+            reusePort=reuse_port,
+        )
+    elif endpoint.kind == "unix":
+        port = reactor.listenUNIX(endpoint.address, site, endpoint.backlog, endpoint.mode)
+    else:
+        fd, family = systemd_socket(endpoint)
+        # Every worker of --workers adopts its own copy of the one socket systemd passed:
+        # the kernel spreads connections among them with no SO_REUSEPORT needed.
+        port = reactor.adoptStreamPort(fd, family, site)
+        os.close(fd)  # the port holds a duplicate, as AdoptedStreamServerEndpoint does
+    return port
+
+
 def listen(endpoint: Endpoint, site: Site, reuse_port: bool = False) -> ListeningPort:
-    """Open ``endpoint`` for ``site`` with the reactor (``listenTCP``/``SSL``/``UNIX``).
+    """Open ``endpoint`` for ``site`` with the reactor.
+
+    Args:
+        endpoint: A parsed description.
+        site: The site to serve.
+        reuse_port: Listen with ``SO_REUSEPORT`` (``tcp``, ``tcp6``, ``ssl``).
 
     Returns:
         The listening port; connections are accepted once the reactor runs.
 
     Raises:
-        StartupError: The port is in use, the address cannot be bound, or the certificate
-            or key cannot be loaded.
+        StartupError: The port is in use, the address cannot be bound, the certificate or
+            key cannot be loaded, or systemd passed no such socket.
     """
-    port: ListeningPort
     try:
-        if endpoint.kind == "tcp":
-            port = reactor.listenTCP(
-                endpoint.port, site, endpoint.backlog, endpoint.interface, reusePort=reuse_port
-            )
-        elif endpoint.kind == "ssl":
-            port = reactor.listenSSL(
-                endpoint.port,
-                site,
-                _tls_context(endpoint),
-                endpoint.backlog,
-                endpoint.interface,
-                reusePort=reuse_port,
-            )
-        else:
-            port = reactor.listenUNIX(endpoint.address, site, endpoint.backlog, endpoint.mode)
+        return _open(endpoint, site, reuse_port)
     except CannotListenError as e:
         reason = getattr(e.socketError, "strerror", None) or e.socketError
         raise StartupError(f"cannot listen on {endpoint.description}: {reason}") from None
-    except OSError as e:  # e.g. an interface name that does not resolve
+    except OSError as e:  # e.g. an interface name that does not resolve, or not a socket
         raise StartupError(f"cannot listen on {endpoint.description}: {e.strerror or e}") from None
-    return port
 
 
 def listening_on(endpoint: Endpoint, sock: socket.socket) -> str:

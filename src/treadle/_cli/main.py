@@ -40,8 +40,9 @@ Differences from ``twistd web``, on purpose:
   ``--notracebacks`` is accepted.
 - ``-n`` means ``--nodaemon`` (accepted and ignored: treadle always runs in the
   foreground), not twistd web's ``--notracebacks``.
-- Endpoints: ``tcp``, ``ssl`` and ``unix`` descriptions with the keywords listed in
-  ``--help``; others (``sslmethod``, ``lockfile``...) are refused rather than ignored.
+- Endpoints: ``serverFromString``'s descriptions (``tcp``, ``tcp6``, ``ssl``, ``unix``,
+  ``systemd``), parsed by :mod:`treadle.internet.endpoints`; a bare port means ``tcp:PORT``,
+  and an unknown keyword is refused rather than ignored.
 """
 
 from __future__ import annotations
@@ -362,6 +363,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         server could not start, 128 + N after a second signal N.
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["run"]:
+        # ``treadle run`` (twistd's options and plugins) has a parser of its own.
+        from treadle._cli.run import main as run_main
+
+        return run_main(args[1:])
     try:
         options = parse_command_line(args)
     except UsageError as e:

@@ -168,10 +168,16 @@ endpoints (--listen, --port):
   tcp:PORT[:interface=ADDR][:backlog=N]   a bare PORT means tcp:PORT; PORT 0 picks a free
                                           port, shown in the startup line; without
                                           interface=, every IPv4 interface is bound
+  tcp6:PORT[:interface=ADDR][:backlog=N]  IPv6 (every interface, ::, by default)
   ssl:PORT[:privateKey=KEY.pem][:certKey=CERT.pem][:interface=ADDR][:backlog=N]
+      [:extraCertChain=CHAIN.pem][:dhParameters=DH.pem]
                                           the key defaults to server.pem, the certificate
                                           to the key file
-  unix:PATH[:mode=OCTAL][:backlog=N]      a UNIX-domain socket (mode 666 by default)
+  unix:PATH[:mode=OCTAL][:backlog=N][:lockfile=0|1]
+                                          a UNIX-domain socket (mode 666 by default)
+  systemd:domain=INET|INET6|UNIX:index=N (or :name=NAME)
+                                          a socket passed by systemd socket activation
+  The grammar is treadle.internet.endpoints.serverFromString's, as in Twisted.
   Escape a colon inside a value with a backslash: tcp:8080:interface=\\:\\:1
 
 stopping:
@@ -250,7 +256,7 @@ def _build_parser() -> _Parser:
         "--workers",
         type=int,
         metavar="N",
-        help="run N server processes on the same tcp or ssl ports (SO_REUSEPORT), "
+        help="run N server processes on the same tcp, tcp6, ssl or systemd ports, "
         "replaced if they die (default: $WEB_CONCURRENCY, else 1)",
     )
     net.add_argument(

@@ -5,6 +5,8 @@ listening, with ``SO_REUSEPORT``) so that ``tcp:0`` resolves to one real port sh
 workers and a port in use is reported once, then forks the workers. Every worker listens on
 the same ports with ``SO_REUSEPORT`` and the kernel spreads new connections among them;
 nothing is passed between processes, so a worker serves exactly as a single process does.
+A ``systemd:`` socket needs no reservation: it exists already, and every worker inherits it
+across the fork and serves it, the kernel spreading connections among them.
 
 Supervision runs without polling: SIGCHLD, SIGTERM and SIGINT are blocked and collected with
 ``sigwaitinfo``. A worker that dies is replaced (unless workers keep dying right after
@@ -26,8 +28,9 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Final
 
+from treadle._cli.listen import Endpoint, systemd_socket
+
 if TYPE_CHECKING:
-    from treadle._cli.listen import Endpoint
     from treadle._cli.options import WebOptions
 
 __all__ = ["reserve_ports", "run_workers"]
@@ -45,6 +48,9 @@ _SIGNALS: Final = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 def reserve_ports(options: WebOptions) -> tuple[WebOptions, list[socket.socket]]:
     """Bind (without listening) each TCP/TLS endpoint to fix its port for every worker.
 
+    A ``systemd:`` endpoint needs no reservation (the socket exists and every worker
+    inherits it); a duplicate of it stands in the list in its place, for the startup line.
+
     Returns:
         The options with ``port=0`` replaced by the reserved port, and the reserving
         sockets (keep them open while the workers run).
@@ -52,13 +58,23 @@ def reserve_ports(options: WebOptions) -> tuple[WebOptions, list[socket.socket]]
     Raises:
         OSError: A port cannot be bound (in use, bad interface).
         ValueError: A UNIX endpoint was given (one socket path cannot be shared this way).
+        StartupError: systemd passed no socket a ``systemd:`` endpoint names.
     """
     reserved: list[socket.socket] = []
     endpoints: list[Endpoint] = []
     try:
         for endpoint in options.listen:
+            if endpoint.kind == "systemd":
+                # Already listening, and inherited by every worker: only looked at here,
+                # through a duplicate, for the startup line.
+                fd, family = systemd_socket(endpoint)
+                reserved.append(socket.socket(family, socket.SOCK_STREAM, fileno=os.dup(fd)))
+                endpoints.append(endpoint)
+                continue
             if endpoint.kind == "unix":
-                raise ValueError(f"{endpoint.description}: --workers needs tcp or ssl endpoints")
+                raise ValueError(
+                    f"{endpoint.description}: --workers needs tcp, tcp6, ssl or systemd endpoints"
+                )
             family = socket.AF_INET6 if ":" in endpoint.interface else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             reserved.append(sock)

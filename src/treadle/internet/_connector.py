@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, Literal
 
 from treadle.internet._transport import Connection
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from treadle.internet.error import (
-    ConnectError,
+    DNSLookupError,
     NotConnectingError,
     TimeoutError,
     UserError,
@@ -121,8 +122,14 @@ class Connector:
             return
         exc = attempt.exception()
         if exc is not None:
+            error: BaseException
             if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-                error: ConnectError = TimeoutError(None, "connection attempt timed out")
+                error = TimeoutError(None, "connection attempt timed out")
+            elif isinstance(exc, socket.gaierror):
+                # As Twisted: a name that does not resolve is a DNSLookupError.
+                error = DNSLookupError(
+                    f"DNS lookup failed: address {self._destination[1]!r} not found: {exc}"
+                )
             else:
                 error = getConnectError(exc)
             self._failed(error)

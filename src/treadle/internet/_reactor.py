@@ -153,9 +153,14 @@ class ListeningPort:
         factory: ServerFactory,
         backlog: int,
         ssl_context: _ssl.SSLContext | None = None,
+        *,
+        owns_path: bool = True,
     ) -> None:
         self._reactor = reactor
         self.socket = sock
+        # A UNIX socket file is removed at stopListening only when this port made it: an
+        # adopted socket (systemd's) belongs to whoever passed it.
+        self._owns_path = owns_path
         self.factory = factory
         self._server: asyncio.base_events.Server | None = None
         self._starting: asyncio.Future[Any] | None = None
@@ -211,7 +216,7 @@ class ListeningPort:
                 self.socket.close()
             else:
                 self.socket.close()
-            if isinstance(self._host, UNIXAddress) and self._host.name:
+            if isinstance(self._host, UNIXAddress) and self._host.name and self._owns_path:
                 with contextlib.suppress(OSError):
                     os.unlink(self._host.name)
             count = _ports_per_factory.pop(self.factory, 1) - 1
@@ -666,7 +671,7 @@ class Reactor:
         """
         sock = socket.socket(addressFamily, socket.SOCK_STREAM, fileno=os.dup(fileDescriptor))
         sock.setblocking(False)
-        return ListeningPort(self, sock, factory, DEFAULT_BACKLOG)
+        return ListeningPort(self, sock, factory, DEFAULT_BACKLOG, owns_path=False)
 
     def adoptStreamConnection(
         self, fileDescriptor: int, addressFamily: socket.AddressFamily, factory: Any

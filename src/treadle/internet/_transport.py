@@ -393,6 +393,19 @@ class Transport:
         )
 
 
+class _StandIn:
+    """The protocol of a client connection its factory refused to build one for."""
+
+    def makeConnection(self, transport: Any) -> None:
+        """Nothing to set up: the connection is being closed."""
+
+    def dataReceived(self, data: bytes) -> None:
+        """Ignored."""
+
+    def connectionLost(self, reason: Any) -> None:
+        """Nothing to clean up."""
+
+
 class Connection(asyncio.Protocol):
     """The asyncio protocol of a connection served or made for a Twisted factory.
 
@@ -431,8 +444,13 @@ class Connection(asyncio.Protocol):
             )
             protocol = None
         if protocol is None:
+            if self._server:
+                transport.close()
+                return
+            # Refused on the connecting side: as in Twisted, a bare protocol stands in and
+            # the connection is closed, so the connector reports it lost and stops its factory.
+            protocol = _StandIn()
             transport.close()
-            return
         if isinstance(protocol, asyncio.BaseProtocol) and not hasattr(protocol, "makeConnection"):
             # An asyncio protocol (an HTTP channel from an overridden buildProtocol): hand the
             # connection over; nothing of this module stays in its way.
