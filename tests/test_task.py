@@ -764,3 +764,293 @@ def test_looping_call_on_a_real_loop_is_called_once_per_interval(loop_kind: str)
         due_slot = math.floor((previous - start) / interval + 1e-9) + 1
         assert t >= start + due_slot * interval - 1e-6, (t - start, due_slot)
     assert slots[-1] >= last_slot
+
+
+# -- Cooperator, cooperate, coiterate --------------------------------------------------------
+
+from treadle.internet import task as task_module  # noqa: E402
+from treadle.internet.task import (  # noqa: E402
+    Cooperator,
+    NotPaused,
+    SchedulerStopped,
+    TaskDone,
+    TaskFailed,
+    TaskStopped,
+)
+
+
+def stepping_cooperator(steps_per_turn: int = 1) -> tuple[Cooperator, Clock]:
+    """A Cooperator whose turns run on a Clock and end after ``steps_per_turn`` steps."""
+    clock = Clock()
+
+    def predicate_factory() -> Callable[[], bool]:
+        steps = itertools.count(1)
+        return lambda: next(steps) >= steps_per_turn
+
+    # A turn a second: Clock.advance(0) would run the turns a turn schedules as well.
+    return Cooperator(predicate_factory, lambda f: clock.callLater(1, f)), clock
+
+
+def recording(name: str, n: int, log: list[str]) -> Any:
+    for i in range(n):
+        log.append(f"{name}{i}")
+        yield None
+
+
+def test_coiterate_runs_to_the_end_and_fires_with_the_iterator() -> None:
+    coop, clock = stepping_cooperator()
+    log: list[str] = []
+    iterator = recording("a", 3, log)
+    results: list[Any] = []
+    coop.coiterate(iterator).addCallback(results.append)
+    assert log == []  # nothing before the first turn
+    for _ in range(4):
+        clock.advance(1)
+    assert log == ["a0", "a1", "a2"] and results == [iterator]
+
+
+def test_tasks_take_turns() -> None:
+    coop, clock = stepping_cooperator(steps_per_turn=2)
+    log: list[str] = []
+    coop.cooperate(recording("a", 3, log))
+    coop.cooperate(recording("b", 3, log))
+    clock.advance(1)
+    assert log == ["a0", "b0"]
+    clock.advance(1)
+    assert log == ["a0", "b0", "a1", "b1"]
+
+
+def test_pause_resume_stop() -> None:
+    coop, clock = stepping_cooperator()
+    log: list[str] = []
+    task = coop.cooperate(recording("a", 10, log))
+    clock.advance(1)
+    task.pause()
+    task.pause()
+    clock.advance(1)
+    task.resume()
+    clock.advance(1)
+    assert log == ["a0"]  # paused twice: resumed once is still paused
+    task.resume()
+    clock.advance(1)
+    assert log == ["a0", "a1"]
+    with pytest.raises(NotPaused):
+        task.resume()
+    results: list[Any] = []
+    task.whenDone().addErrback(results.append)
+    task.stop()
+    assert results[0].check(TaskStopped)
+    with pytest.raises(TaskStopped):
+        task.stop()
+    with pytest.raises(TaskStopped):
+        task.pause()
+    late: list[Any] = []
+    task.whenDone().addErrback(late.append)
+    assert late[0].check(TaskStopped)
+
+
+def test_a_finished_task_refuses_changes() -> None:
+    coop, clock = stepping_cooperator()
+    task = coop.cooperate(iter([]))
+    clock.advance(1)
+    with pytest.raises(TaskDone):
+        task.pause()
+
+
+def test_a_failing_iterator_fails_the_task() -> None:
+    coop, clock = stepping_cooperator()
+
+    def broken() -> Any:
+        yield None
+        raise ZeroDivisionError("step failed")
+
+    task = coop.cooperate(broken())
+    results: list[Any] = []
+    task.whenDone().addErrback(results.append)
+    clock.advance(1)
+    clock.advance(1)
+    assert results[0].check(ZeroDivisionError)
+    with pytest.raises(TaskFailed):
+        task.stop()
+
+
+def test_a_yielded_deferred_pauses_the_task() -> None:
+    coop, clock = stepping_cooperator()
+    log: list[str] = []
+    gate: Deferred[None] = Deferred()
+
+    def waits() -> Any:
+        log.append("before")
+        yield gate
+        log.append("after")
+
+    results: list[Any] = []
+    coop.coiterate(waits()).addCallback(results.append)
+    for _ in range(3):
+        clock.advance(1)
+    assert log == ["before"] and clock.getDelayedCalls() == []  # nothing to do: no turns
+    gate.callback(None)
+    for _ in range(2):
+        clock.advance(1)
+    assert log == ["before", "after"] and len(results) == 1
+
+
+def test_a_failed_yielded_deferred_fails_the_task() -> None:
+    coop, clock = stepping_cooperator()
+    results: list[Any] = []
+    coop.coiterate(iter([fail(KeyError("gone"))])).addErrback(results.append)
+    clock.advance(1)
+    assert results[0].check(KeyError)
+
+
+def test_stopping_the_cooperator_ends_every_task() -> None:
+    coop, clock = stepping_cooperator()
+    results: list[Any] = []
+    for i in range(4):
+        coop.cooperate(iter(range(10))).whenDone().addErrback(lambda f, i=i: results.append(i))
+    coop.stop()
+    # Every task, where Twisted's stop() skips every other one.
+    assert sorted(results) == [0, 1, 2, 3]
+    assert not coop.running and clock.getDelayedCalls() == []
+    late: list[Any] = []
+    coop.coiterate(iter(range(3))).addErrback(late.append)
+    assert late[0].check(SchedulerStopped)
+
+
+def test_a_cooperator_not_started_waits_for_start() -> None:
+    clock = Clock()
+    coop = Cooperator(scheduler=lambda f: clock.callLater(1, f), started=False)
+    log: list[str] = []
+    coop.cooperate(recording("a", 2, log))
+    clock.advance(1)
+    assert log == [] and not coop.running
+    coop.start()
+    assert coop.running
+    clock.advance(1)
+    assert log == ["a0", "a1"]
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_global_cooperate_runs_on_the_reactor(loop_kind: str) -> None:
+    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
+
+    async def main() -> tuple[list[str], list[str]]:
+        log: list[str] = []
+        ticks: list[str] = []
+
+        def tick() -> None:
+            ticks.append("tick")
+
+        _reactor.reactor.callLater(0, tick)
+        first = task_module.coiterate(recording("a", 3, log))
+        second = task_module.cooperate(recording("b", 3, log)).whenDone()
+        await first
+        await second
+        return log, ticks
+
+    try:
+        log, ticks = loop.run_until_complete(asyncio.wait_for(main(), 10))
+    finally:
+        loop.close()
+    assert sorted(log) == ["a0", "a1", "a2", "b0", "b1", "b2"] and ticks == ["tick"]
+
+
+# -- react ------------------------------------------------------------------------------------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+REACT_PROGRAM = """\
+import sys
+from twisted_or_treadle import task, defer
+
+async def succeeding(reactor, word):
+    await task.deferLater(reactor, 0.01, lambda: None)
+    print("main ran with", word, flush=True)
+
+def failing(reactor, word):
+    return task.deferLater(reactor, 0.01, lambda: 1 / 0)
+
+def exiting(reactor, word):
+    d = defer.Deferred()
+    reactor.callLater(0.01, d.errback, SystemExit(7))
+    return d
+
+task.react({"ok": succeeding, "fail": failing, "exit": exiting}[sys.argv[1]], ["hello"])
+print("not reached")
+"""
+
+
+@pytest.mark.parametrize("library", ["twisted", "treadle"])
+@pytest.mark.parametrize(("which", "code"), [("ok", 0), ("fail", 1), ("exit", 7)])
+def test_react_exit_status_agrees_with_twisted(library: str, which: str, code: int) -> None:
+    program = REACT_PROGRAM.replace(
+        "from twisted_or_treadle import", f"from {library}.internet import"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, which], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == code, result.stderr
+    assert "not reached" not in result.stdout
+    if which == "ok":
+        assert result.stdout == "main ran with hello\n"
+    if which == "fail":
+        assert "main function encountered error" in result.stderr
+        assert "ZeroDivisionError" in result.stderr
+
+
+class FakeReactor:
+    """The reactor surface react() uses, run by hand."""
+
+    def __init__(self) -> None:
+        self.triggers: list[Callable[[], Any]] = []
+        self.when_running: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.running = False
+        self.stops = 0
+        self.during_run: Callable[[], None] = lambda: None
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Callable[[], Any]) -> None:
+        self.triggers.append(f)
+
+    def callWhenRunning(self, f: Callable[..., Any], *args: Any) -> None:
+        if self.running:
+            f(*args)
+        else:
+            self.when_running.append((f, args))
+
+    def stop(self) -> None:
+        from treadle.internet.error import ReactorNotRunning
+
+        if not self.running:
+            raise ReactorNotRunning()
+        self.stops += 1
+        self.running = False
+
+    def run(self) -> None:
+        self.running = True
+        for f, args in self.when_running:
+            f(*args)
+        self.during_run()
+        if self.running:  # stopped from outside (a signal): shutdown triggers run
+            self.running = False
+            for trigger in self.triggers:
+                trigger()
+
+
+def test_react_stops_the_reactor_once() -> None:
+    fake = FakeReactor()
+    with pytest.raises(SystemExit) as exit:
+        task_module.react(lambda reactor: succeed("done"), _reactor=fake)
+    assert exit.value.code == 0 and fake.stops == 1
+
+
+def test_react_when_the_reactor_is_stopped_first() -> None:
+    # The reactor stops (a signal), then main's Deferred fails during shutdown: no second
+    # stop, and the failure decides the status.
+    fake = FakeReactor()
+    pending: Deferred[None] = Deferred()
+    # Added while running, so after react's own trigger, as a program's would be.
+    fake.during_run = lambda: fake.triggers.append(lambda: pending.errback(ValueError("late")))
+    with pytest.raises(SystemExit) as exit:
+        task_module.react(lambda reactor: pending, _reactor=fake)
+    assert exit.value.code == 1 and fake.stops == 0

@@ -4,13 +4,20 @@ The packages mirror Twisted's, so a Twisted program ports by replacing the word 
 with ``treadle`` in its imports:
 
 - :mod:`treadle.python` — the ground floor: failures, components and adapters, logging,
-  URL paths. It imports nothing else of treadle.
+  URL paths, file paths, command-line options, thread pools. It imports nothing else of
+  treadle but :mod:`treadle.logger` (for :mod:`treadle.python.log`).
+- :mod:`treadle.logger` — structured logging, delivered through Python's ``logging``. It
+  imports only :mod:`treadle.python.failure`.
+- :mod:`treadle.plugin`, :mod:`treadle.plugins` — twistd plugins (``getPlugins``).
 - :mod:`treadle.internet` — the programming model on asyncio: the reactor, Deferreds,
-  ``task``, errors and addresses. It imports only :mod:`treadle.python`.
+  ``task``, protocols and transports, endpoints, TLS, threads and processes. It imports only
+  the packages above.
+- :mod:`treadle.protocols` — line and length-prefixed protocols, connection policies.
+- :mod:`treadle.application` — services, applications, ``.tac`` files and ``strports``.
 - :mod:`treadle.cred` — authentication: portals, credentials, checkers. It imports
   :mod:`treadle.internet` and :mod:`treadle.python`.
 - :mod:`treadle.web` — HTTP and the resource model. It imports the packages above.
-- ``treadle._cli`` — the ``treadle web`` command, on top of everything.
+- ``treadle._cli`` — the ``treadle web`` and ``treadle run`` commands, on top of everything.
 
 No module imports from a package above its own, nor from a module that imports it back.
 """

@@ -194,10 +194,17 @@ def _build_parser() -> _Parser:
     parser = _Parser(
         prog="treadle",
         description="treadle: Twisted Web's server model on asyncio.",
-        epilog="Run 'treadle web --help' for the options of the web server.",
+        epilog="Run 'treadle web --help' for the options of the web server, 'treadle run "
+        "--help' for those of applications and plugins.",
     )
     parser.add_argument("--version", action="version", version=f"treadle {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Listed for --help only: main() hands ``run`` to its own parser (twistd's grammar).
+    commands.add_parser(
+        "run",
+        help="run a .tac file or a twistd plugin in the foreground (see 'treadle run --help')",
+        add_help=False,
+    )
     web = commands.add_parser(
         "web",
         help="serve a directory, an .rpy script, a resource class or a WSGI application over HTTP",

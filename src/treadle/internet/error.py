@@ -7,8 +7,8 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyCalled",
-    "AlreadyListened",
     "AlreadyCancelled",
+    "AlreadyListened",
     "BindError",
     "CannotListenError",
     "CertificateError",

@@ -14,20 +14,53 @@ Differences from Twisted, on purpose:
 * A :class:`LoopingCall` never calls its function twice for one interval (nor does one made
   by ``withCount`` skip a call as counting 0), where Twisted's can when rounding puts a call a
   hair before the time it was due for.
-* ``task.react``/``cooperate`` are not provided.
+* The global :class:`Cooperator` runs its turns with ``callLater(0)`` and its ``stop()``
+  ends every task (see :mod:`treadle.internet._cooperator`, where it lives).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import sys
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
+from treadle.internet._cooperator import (
+    CooperativeTask,
+    Cooperator,
+    NotPaused,
+    SchedulerError,
+    SchedulerStopped,
+    TaskDone,
+    TaskFailed,
+    TaskFinished,
+    TaskStopped,
+    coiterate,
+    cooperate,
+)
 from treadle.internet.base import DelayedCall
-from treadle.internet.defer import _PASS, Deferred, maybeDeferred, succeed
+from treadle.internet.defer import _PASS, Deferred, ensureDeferred, maybeDeferred, succeed
+from treadle.internet.error import ReactorNotRunning
 from treadle.python.failure import Failure
 
-__all__ = ["Clock", "LoopingCall", "deferLater"]
+__all__ = [
+    "Clock",
+    "CooperativeTask",
+    "Cooperator",
+    "LoopingCall",
+    "NotPaused",
+    "SchedulerError",
+    "SchedulerStopped",
+    "TaskDone",
+    "TaskFailed",
+    "TaskFinished",
+    "TaskStopped",
+    "coiterate",
+    "cooperate",
+    "deferLater",
+    "react",
+]
 
 
 class _ReactorTime(Protocol):
@@ -462,3 +495,64 @@ class LoopingCall:
         name = getattr(self.f, "__qualname__", repr(self.f))
         state = "running" if self.running else "stopped"
         return f"<LoopingCall {name} every {self.interval}s ({state})>"
+
+
+def react(main: Callable[..., Any], argv: Iterable[Any] = (), _reactor: Any = None) -> NoReturn:
+    """Run ``main(reactor, *argv)`` until its result is ready, then exit the process.
+
+    The way to write a client or a one-off job: ``main`` returns a Deferred or a coroutine
+    (an ``async def``); the reactor runs until it completes, is stopped exactly once, and
+    the process exits with status 0 on success and 1 on failure (the failure is logged to
+    ``treadle.error``, "main function encountered error"). A ``SystemExit`` from ``main``
+    exits with its code. If the reactor is stopped first (a signal), the process exits once
+    it has stopped, with the same rule applied to ``main``'s result if it has one by then
+    (0 otherwise).
+
+    Args:
+        main: Called with the reactor and the items of ``argv``.
+        argv: The further arguments of ``main``.
+        _reactor: The reactor to run (tests only); the global one when None.
+
+    Raises:
+        SystemExit: Always, at the end, with the exit status.
+    """
+    if _reactor is None:
+        from treadle.internet._reactor import reactor as global_reactor
+
+        _reactor = global_reactor
+    # The reactor picks (and installs) its loop now, so that a coroutine ``main`` returns
+    # is scheduled on the loop the reactor will run rather than on another one.
+    getattr(_reactor, "loop", None)
+    finished = ensureDeferred(main(_reactor, *argv))
+    exit_code: Any = 0
+    stopping = False
+
+    def on_shutdown() -> None:
+        nonlocal stopping
+        stopping = True
+
+    _reactor.addSystemEventTrigger("before", "shutdown", on_shutdown)
+
+    def settle(result: object, stop_reactor: bool) -> None:
+        nonlocal exit_code
+        if stop_reactor:
+            with contextlib.suppress(ReactorNotRunning):
+                _reactor.stop()
+        if isinstance(result, Failure):
+            if isinstance(result.value, SystemExit):
+                exit_code = result.value.code
+            else:
+                from treadle.python import log
+
+                log.err(result, "main function encountered error")
+                exit_code = 1
+
+    def finish(result: object) -> None:
+        if stopping:
+            settle(result, False)
+        else:
+            _reactor.callWhenRunning(settle, result, True)
+
+    finished.addBoth(finish)
+    _reactor.run()
+    sys.exit(exit_code)
