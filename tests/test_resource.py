@@ -79,7 +79,7 @@ def test_render_without_a_method_raises_unsupported_method() -> None:
 
     with pytest.raises(UnsupportedMethod) as info:
         OnlyPost().render(FakeRequest())  # type: ignore[arg-type]
-    assert info.value.allowedMethods == [b"POST"]
+    assert info.value.allowedMethods == [b"HEAD", b"POST"]
 
 
 def test_over_a_socket(serve: Any) -> None:
@@ -94,7 +94,7 @@ def test_over_a_socket(serve: Any) -> None:
         assert teapot.status_code == 418
         assert "Teapot &lt;b&gt;" in teapot.text and "short &amp; stout" in teapot.text
         refused = client.get("/post")
-        assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+        assert refused.status_code == 405 and refused.headers["allow"] == "HEAD, POST"
         assert client.post("/post").text == "posted"
         unknown = client.request("PROPFIND", "/post")
         assert unknown.status_code == 501
@@ -104,3 +104,17 @@ def test_percent_encoded_segments_are_decoded_after_splitting() -> None:
     channel, transport = connect(__import__("treadle.web.server").web.server.Site(tree()))
     channel.data_received(request_bytes(target="/leaf/a%2Fb/%41"))
     assert transport.value().endswith(b"prepath=[b'leaf'] postpath=[b'a/b', b'A']")
+
+
+def test_allowed_methods_are_listed_in_twisted_s_order_head_first() -> None:
+    from treadle.web.resource import _computeAllowedMethods
+
+    class Both(Resource):
+        def render_POST(self, request: object) -> bytes:
+            return b""
+
+        def render_GET(self, request: object) -> bytes:
+            return b""
+
+    assert _computeAllowedMethods(Resource()) == [b"HEAD"]  # a bare node still answers HEAD
+    assert _computeAllowedMethods(Both()) == [b"HEAD", b"POST", b"GET"]

@@ -333,7 +333,7 @@ def test_head_405_404_and_500(serve: Any, caplog: pytest.LogCaptureFixture) -> N
 
     not_allowed = httpx.delete(url + "/hello", timeout=10)
     assert not_allowed.status_code == 405
-    assert not_allowed.headers["allow"] == "GET, HEAD"
+    assert not_allowed.headers["allow"] == "HEAD, GET"
 
     assert httpx.get(url + "/missing", timeout=10).status_code == 404
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import socket
 import sys
@@ -295,8 +296,9 @@ def test_file_content_and_headers(serve: Serve, tree: Path) -> None:
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.headers["content-length"] == "13"
     assert r.headers["accept-ranges"] == "bytes"
+    # Rounded up to the whole second, as Twisted's setLastModified does.
     assert r.headers["last-modified"] == time.strftime(
-        "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(st.st_mtime)
+        "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(math.ceil(st.st_mtime))
     )
     assert r.headers["etag"] == f'"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"'
 
@@ -372,7 +374,7 @@ def test_head_and_methods(serve: Serve, tree: Path) -> None:
         conn.close()
     r = _clients[0].post(base + "/hello.txt", content=b"x")
     assert r.status_code == 405
-    assert r.headers["allow"] == "GET, HEAD"
+    assert r.headers["allow"] == "HEAD, GET"
 
 
 def test_data_resource(serve: Serve) -> None:
@@ -1154,3 +1156,14 @@ def test_create_similar_file_with_file_paths(tree: Path) -> None:
     similar = resource.createSimilarFile(resource.child("sub").path)
     assert type(similar) is File and similar.path == str(tree / "sub")
     assert [f.path for f in resource.listEntities()][:1] == [str(tree / "app.js")]
+
+
+def test_last_modified_rounds_a_fractional_mtime_up(serve: Serve, tmp_path: Path) -> None:
+    path = tmp_path / "f.txt"
+    path.write_bytes(b"x")
+    os.utime(path, (1_700_000_000.25, 1_700_000_000.25))
+    base = serve(File(str(tmp_path)))
+    r = get(base, "/f.txt")
+    assert r.headers["last-modified"] == "Tue, 14 Nov 2023 22:13:21 GMT"  # ...:20.25 up to :21
+    again = get(base, "/f.txt", headers={"If-Modified-Since": r.headers["last-modified"]})
+    assert again.status_code == 304

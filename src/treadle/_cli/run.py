@@ -136,6 +136,14 @@ class _Logging:
         root.addHandler(handler)
         root.setLevel(logging.INFO)
 
+    def hand_over(self, observer: Any) -> None:
+        """Make ``observer`` the program's log instead of ``--logfile``, as twistd does when
+        an application carries an ``ILogObserver`` component."""
+        from treadle.logger import globalLogBeginner
+
+        logging.getLogger().removeHandler(self._handler)
+        globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
     def close(self) -> None:
         """Detach and close the handler, restore the root level."""
         root = logging.getLogger()
@@ -340,11 +348,32 @@ def _start(application: Any, what: str) -> _Stopper:
     return stopper
 
 
-def run(options: RunOptions) -> int:
+def _log_observer_of(application: Any) -> Any:
+    """The log observer an application names as its ``ILogObserver`` component, or None.
+
+    Both kinds twistd honours: a ``treadle.logger`` observer (events) and a legacy
+    ``treadle.python.log`` one (event dicts), which is wrapped.
+    """
+    from treadle.logger import ILogObserver, LegacyLogObserverWrapper
+    from treadle.python.log import ILogObserver as LegacyILogObserver
+
+    get = getattr(application, "getComponent", None)
+    if get is None:
+        return None
+    observer = get(ILogObserver, None)
+    if observer is not None:
+        return observer
+    legacy = get(LegacyILogObserver, None)
+    return LegacyLogObserverWrapper(legacy) if legacy is not None else None
+
+
+def run(options: RunOptions, logs: _Logging | None = None) -> int:
     """Load, start and run the application ``options`` describe, until it is stopped.
 
     Args:
         options: The parsed command line.
+        logs: Where ``--logfile`` logs, handed over to the application's own log observer
+            when it has one.
 
     Returns:
         The exit status (see the module docstring).
@@ -356,6 +385,9 @@ def run(options: RunOptions) -> int:
     if path is not None:
         application = _application_from_file(path)
         what = f"-y {path}"
+        observer = _log_observer_of(application)
+        if observer is not None and logs is not None:
+            logs.hand_over(observer)
     else:
         application = _application_from_plugin(options)
         what = f"plugin {options.subCommand}"
@@ -392,7 +424,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"treadle: error: {e}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        return run(options)
+        return run(options, logs)
     except StartupError as e:
         print(f"treadle: error: {e}", file=sys.stderr)
         return EXIT_FAILURE

@@ -17,9 +17,11 @@ own HTTP factories skip even that (see ``asyncio_protocol_factory`` in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -162,12 +164,23 @@ class Transport:
         asyncio.get_event_loop().call_soon(self._raw.close)
 
     def abortConnection(self) -> None:
-        """Close the connection at once, discarding what is not sent yet."""
+        """Close the connection at once, discarding what is not sent yet.
+
+        The peer sees a reset (``SO_LINGER`` 0, as with Twisted), not an orderly close, so
+        it cannot take a cut-off answer for a whole one.
+        """
         if self.disconnected:
             return
         self.disconnecting = True
         self._aborted = True
+        self._reset_on_close()
         self._raw.abort()
+
+    def _reset_on_close(self) -> None:
+        sock = self.getHandle()
+        if sock is not None and sock.family != socket.AF_UNIX:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     def loseWriteConnection(self) -> None:
         """Half-close: send what is buffered, then end the writing direction (TCP FIN)."""

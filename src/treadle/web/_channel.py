@@ -874,6 +874,7 @@ class ChannelTransport(Transport):
             return
         self.disconnecting = True
         self._aborted = True
+        self._reset_on_close()
         self.channel.abort()
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:

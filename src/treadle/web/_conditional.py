@@ -14,6 +14,7 @@ parts after merging, or more bytes asked for than the file holds): the whole fil
 from __future__ import annotations
 
 import functools
+import math
 import os
 import secrets
 from collections.abc import Sequence
@@ -47,6 +48,12 @@ MAX_RANGE_PARTS: Final = 200
 
 
 @functools.lru_cache(maxsize=256)
+def modified_at(st: os.stat_result) -> int:
+    """The whole second a file's ``Last-Modified`` names: its mtime rounded *up*, as Twisted's
+    ``setLastModified`` does, so a file never claims to be older than it is."""
+    return math.ceil(st.st_mtime)
+
+
 def http_date(mtime: int) -> bytes:
     """``Last-Modified`` value for ``mtime``; files change rarely, so results are reused."""
     return http.datetimeToString(mtime)

@@ -68,19 +68,26 @@ def _render_name(method: bytes) -> str:
 
 
 def _computeAllowedMethods(resource: object) -> list[bytes]:
-    """Return the methods ``resource`` has ``render_<METHOD>`` for (plus HEAD with GET)."""
-    methods = sorted(
-        {
-            name[len("render_") :].encode("ascii")
-            for name in dir(resource)
-            if name.startswith("render_")
-            and name[len("render_") :].isupper()
-            and callable(getattr(resource, name))
-        }
-    )
-    if b"GET" in methods and b"HEAD" not in methods:
-        methods.append(b"HEAD")
-    return sorted(methods)
+    """Return the methods ``resource`` answers, for an ``Allow`` header.
+
+    As Twisted lists them: ``HEAD`` first (every :class:`Resource` answers it, as ``GET``),
+    then each ``render_<METHOD>`` in the order the classes define them, base classes first.
+    """
+    methods: dict[bytes, None] = {}
+    if isinstance(resource, Resource):
+        methods[b"HEAD"] = None
+    for cls in reversed(type(resource).__mro__):
+        for name in vars(cls):
+            method = name[len("render_") :]
+            if (
+                name.startswith("render_")
+                and method.isupper()
+                and callable(getattr(resource, name))
+            ):
+                methods[method.encode("ascii")] = None
+    if b"GET" in methods:
+        methods.setdefault(b"HEAD", None)
+    return list(methods)
 
 
 @implementer(IResource)

@@ -70,6 +70,7 @@ from treadle.web._conditional import (
     Piece,
     http_date,
     if_range_holds,
+    modified_at,
     multipart,
     not_modified,
     plan_ranges,
@@ -185,7 +186,7 @@ class _SmallFileCache:
         if self._size + len(body) > self._limit:
             self._entries.clear()
             self._size = 0
-        cached = _CachedFile(body, strong_etag(st), http_date(int(st.st_mtime)))
+        cached = _CachedFile(body, strong_etag(st), http_date(modified_at(st)))
         self._entries[path] = (self._key(st), cached)
         self._size += len(body)
 
@@ -659,7 +660,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         size = st.st_size
         if type(self).getFileSize is not File.getFileSize:
             size = self.getFileSize()
-        mtime = int(st.st_mtime)
+        mtime = modified_at(st)
         etag = strong_etag(st)
         request.setHeader(b"etag", etag)
         request.setHeader(b"last-modified", http_date(mtime))
