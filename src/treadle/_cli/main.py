@@ -52,7 +52,6 @@ import dataclasses
 import gc
 import importlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from typing import IO, Any
@@ -61,7 +60,7 @@ from treadle import __version__
 from treadle._cli.errors import EXIT_FAILURE, EXIT_USAGE, StartupError, UsageError
 from treadle._cli.listen import Endpoint, listen, listening_on, parse_endpoint
 from treadle._cli.options import WebOptions, parse_command_line
-from treadle._cli.process import Logging, PidFile, Shutdown, finish_loop
+from treadle._cli.process import Logging, PidFile, Shutdown, finish_loop, stop_signals_handled
 from treadle.internet import reactor
 from treadle.internet._reactor import ListeningPort
 from treadle.web._registry import Registry
@@ -276,35 +275,14 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
         if options.pidfile is not None:
             pidfile = PidFile(options.pidfile)
         shutdown = Shutdown(site, ports, options.grace)
-        loop = reactor.loop
-        stop_signals = {signal.SIGINT, signal.SIGTERM}
-        # Held back until the loop runs: before its handler is set, a stop signal would kill
-        # the process outright, and uvloop drops one that arrives after the handler is set
-        # but before the loop runs. (A worker of --workers starts with them blocked already,
-        # see treadle._cli.workers.)
-        can_mask = hasattr(signal, "pthread_sigmask")  # not on Windows
-        if can_mask:
-            mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        handled = []
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, threads
-                loop.add_signal_handler(signum, shutdown.on_signal, signum)
-                handled.append(signum)
-        if can_mask:
-            loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, stop_signals)
         # Modules, the site and its resources live as long as the process: freezing them
         # keeps every later collection to what requests create (with thousands of pending
         # responses, full collections walking the start-up heap cost ~10 % of the CPU).
         gc.collect()
         gc.freeze()
         print(f"treadle {__version__} serving {what} on {', '.join(where)}", file=out, flush=True)
-        try:
+        with stop_signals_handled(shutdown.on_signal):
             reactor.run(installSignalHandlers=False)
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
-            if can_mask:
-                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return shutdown.exit_code
     finally:
         for port in ports:

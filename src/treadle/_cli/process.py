@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Iterator
 
 from treadle._cli.errors import StartupError
 from treadle._cli.options import WebOptions
@@ -166,11 +167,40 @@ class Shutdown:
             reactor.stop()
 
 
-def finish_loop(site: Site) -> None:
-    """After ``reactor.run`` returned: drop what is left, then close the loop."""
+@contextlib.contextmanager
+def stop_signals_handled(on_signal: Callable[[int], object]) -> Iterator[None]:
+    """While the reactor runs, SIGINT and SIGTERM call ``on_signal(signum)`` on its loop.
+
+    The signals are held back until the loop runs: before the handler is set, one would
+    kill the process outright, and uvloop drops one that arrives after the handler is set
+    but before the loop runs. (A worker of ``--workers`` starts with them blocked already,
+    see :mod:`treadle._cli.workers`.) Everything is undone on leaving.
+    """
     loop = reactor.loop
-    for channel in site.connections:
-        channel.abort()
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    can_mask = hasattr(signal, "pthread_sigmask")  # not on Windows
+    if can_mask:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows, threads
+            loop.add_signal_handler(signum, on_signal, signum)
+            handled.append(signum)
+    if can_mask:
+        loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, stop_signals)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        if can_mask:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """After ``reactor.run`` returned: cancel the tasks left, let them unwind, close the loop."""
+    if loop.is_closed():
+        return
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in pending:
         task.cancel()
@@ -178,3 +208,10 @@ def finish_loop(site: Site) -> None:
     loop.run_until_complete(asyncio.gather(*pending, asyncio.sleep(0), return_exceptions=True))
     loop.run_until_complete(loop.shutdown_asyncgens())
     loop.close()
+
+
+def finish_loop(site: Site) -> None:
+    """After ``reactor.run`` returned: drop the site's connections, then close the loop."""
+    for channel in site.connections:
+        channel.abort()
+    close_loop(reactor.loop)

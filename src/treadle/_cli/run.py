@@ -33,8 +33,6 @@ status 2, not 1, and prints a one-line hint rather than the whole help.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -45,7 +43,7 @@ from typing import Any
 
 from treadle import __version__
 from treadle._cli.errors import EXIT_FAILURE, EXIT_USAGE, StartupError
-from treadle._cli.process import PidFile
+from treadle._cli.process import PidFile, close_loop, stop_signals_handled
 from treadle.application import service
 from treadle.internet import reactor
 from treadle.internet.defer import Deferred, maybeDeferred
@@ -294,40 +292,12 @@ class _Stopper:
 
 
 def _run_reactor(stopper: _Stopper) -> None:
-    loop = reactor.loop
-    stop_signals = {signal.SIGINT, signal.SIGTERM}
-    # Held back until the loop runs (see treadle._cli.main.serve for why).
-    can_mask = hasattr(signal, "pthread_sigmask")
-    if can_mask:
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-    handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stopper.on_signal, signum)
-            handled.append(signum)
-    if can_mask:
-        loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, stop_signals)
     try:
         # Our handlers, not the reactor's: they stay in place while the services stop.
-        reactor.run(installSignalHandlers=False)
+        with stop_signals_handled(stopper.on_signal):
+            reactor.run(installSignalHandlers=False)
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-        if can_mask:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _close_loop(loop)
-
-
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """After the reactor stopped: cancel what is left, then close the loop."""
-    if loop.is_closed():
-        return
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    loop.run_until_complete(asyncio.gather(*pending, asyncio.sleep(0), return_exceptions=True))
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
+        close_loop(reactor.loop)
 
 
 def _start(application: Any, what: str) -> _Stopper:
