@@ -130,21 +130,12 @@ def _is_ipv6(host: str) -> bool:
 
 
 @implementer(IStreamClientEndpoint)
-class TCP6ClientEndpoint:
+class TCP6ClientEndpoint(TCP4ClientEndpoint):
     """A TCP client endpoint on IPv6: ``host`` is an IPv6 address or a name with one.
 
     Arguments as for :class:`TCP4ClientEndpoint`; a name is resolved to its first IPv6
     address (failing with :class:`~treadle.internet.error.DNSLookupError` when it has none).
     """
-
-    def __init__(
-        self, reactor: Any, host: str, port: int, timeout: float = 30, bindAddress: Any = None
-    ) -> None:
-        self._reactor = reactor
-        self._host = host
-        self._port = port
-        self._timeout = timeout
-        self._bindAddress = _bind_address(bindAddress)
 
     def connect(self, protocolFactory: Any) -> Deferred[Any]:
         """Resolve if needed, then connect; as :meth:`TCP4ClientEndpoint.connect`."""
