@@ -10,7 +10,7 @@ for ``twistd`` already do, in ``twisted/plugins``, and their plugin modules run 
 
 from __future__ import annotations
 
-from treadle.plugin import _install_finder, pluginPackagePaths
+from treadle.python._plugin_path import install_finder, pluginPackagePaths
 
 __all__: list[str] = []
 
@@ -21,4 +21,4 @@ __path__.extend(
     for folder in [*pluginPackagePaths(__name__), *pluginPackagePaths("twisted.plugins")]
     if folder not in __path__
 )
-_install_finder(__name__)
+install_finder(__name__)
