@@ -18,15 +18,17 @@ from typing import Final
 
 from treadle.internet._descriptions import SSL_METHODS, ServerDescription
 
-__all__ = ["ClientTLSOptions", "client_context", "server_context"]
+__all__ = ["ReadyClientContext", "client_context", "server_context"]
 
 _PEM_CERTIFICATE: Final = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
 )
 
 
-class ClientTLSOptions:
-    """A client context factory: ``getContext()`` and the ``hostname`` to verify.
+class ReadyClientContext:
+    """A client context factory around a context built from files: ``getContext()`` and the
+    ``hostname`` to verify (unlike :class:`treadle.internet.ssl.ClientTLSOptions`, which builds
+    its context from certificate objects).
 
     Attributes:
         hostname: The name the server's certificate must carry, or None (then the reactor
@@ -42,7 +44,7 @@ class ClientTLSOptions:
         return self._context
 
     def __repr__(self) -> str:
-        return f"<ClientTLSOptions hostname={self.hostname!r}>"
+        return f"<ReadyClientContext hostname={self.hostname!r}>"
 
 
 def _check_readable(path: str, label: str) -> None:
@@ -143,7 +145,7 @@ def client_context(
     trust_directory: str | None = None,
     certificate: str | None = None,
     private_key: str | None = None,
-) -> ClientTLSOptions:
+) -> ReadyClientContext:
     """Build a client context factory, as ``ssl:`` and ``tls:`` descriptions ask.
 
     As Twisted: with a ``hostname`` the server's certificate is verified against it (and
@@ -174,4 +176,4 @@ def client_context(
         _load_chain(context, certificate, private_key)
     elif private_key is not None:
         raise ValueError("privateKey needs a client certificate (certKey) to go with it")
-    return ClientTLSOptions(context, hostname)
+    return ReadyClientContext(context, hostname)

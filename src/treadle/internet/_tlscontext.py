@@ -39,6 +39,7 @@ from treadle.internet._tlsbase import (
     refuse_password,
     set_versions,
 )
+from treadle.internet._transport import context_of
 from treadle.internet.interfaces import IOpenSSLContextFactory
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "ClientTLSOptions",
     "ContextFactory",
     "DefaultOpenSSLContextFactory",
-    "context_of",
     "optionsForClientTLS",
 ]
 
@@ -302,17 +302,6 @@ def _sni_callback(choose: Callable[[bytes | None], Any]) -> Callable[..., int | 
         return None
 
     return callback
-
-
-def context_of(factory: Any) -> ssl.SSLContext:
-    """The ``SSLContext`` a context factory stands for (the context itself, or its
-    ``getContext()``)."""
-    if isinstance(factory, ssl.SSLContext):
-        return factory
-    context = factory.getContext()
-    if not isinstance(context, ssl.SSLContext):
-        raise TypeError(f"{factory!r}.getContext() returned {context!r}, not an ssl.SSLContext")
-    return context
 
 
 # -- clients -------------------------------------------------------------------------------------
