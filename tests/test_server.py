@@ -6,6 +6,7 @@ import asyncio
 import gc
 import http.client
 import logging
+import re
 import socket
 import threading
 import time
@@ -411,3 +412,67 @@ def test_percent_encoded_utf8_arguments(serve: Any) -> None:
     url = serve(Echo())
     response = httpx.get(url + "/?n=caf%C3%A9&plus=a+b", timeout=10)
     assert response.text == repr([(b"n", ["café".encode()]), (b"plus", [b"a b"])])
+
+
+# -- Twisted's pages and headers for odd render results ------------------------------------------
+
+
+class ReturnsAnInt(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> object:
+        return 12345
+
+
+def test_a_render_returning_no_bytes_gets_twisteds_500_page(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = serve(root_with(**{"not-bytes": ReturnsAnInt()}))
+    with caplog.at_level(logging.CRITICAL, logger="treadle.error"):
+        raw = raw_request(url, b"GET /not-bytes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 500 ")
+    assert b"\r\nContent-Type: text/html; charset=utf-8" in head
+    # Twisted's page, byte for byte but for the addresses in the (escaped) reprs.
+    expected = (
+        b"\n<html>\n  <head><title>500 - Request did not return bytes</title></head>\n"
+        b"  <body>\n    <h1>Request did not return bytes</h1>\n"
+        b"    <p>Request: <pre>&lt;Request at 0xADDR method=GET uri=/not-bytes "
+        b"clientproto=HTTP/1.1&gt;</pre><br />"
+        b"Resource: <pre>&lt;tests.test_server.ReturnsAnInt object at 0xADDR&gt;</pre><br />"
+        b"Value: <pre>12345</pre></p>\n  </body>\n</html>\n"
+    )
+    assert re.sub(rb"0x[0-9a-f]+", b"0xADDR", body) == expected
+
+
+class Moved(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setResponseCode(301)
+        request.setHeader(b"location", b"/elsewhere")
+        return b""
+
+
+class FinishesAtOnce(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> object:
+        request.finish()
+        return NOT_DONE_YET
+
+
+def _head(url: str, request: bytes) -> bytes:
+    raw = raw_request(url, request + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    return raw.partition(b"\r\n\r\n")[0].lower()
+
+
+def test_the_default_content_type_follows_twisteds_rule(serve: Any) -> None:
+    url = serve(root_with(moved=Moved(), finish=FinishesAtOnce(), hello=Hello()))
+    # An empty rendered body goes out with Content-Length: 0 and so without a type...
+    moved = _head(url, b"GET /moved")
+    assert b"\r\ncontent-length: 0" in moved and b"content-type" not in moved
+    # ...but a HEAD answer, a finish() without a write and a body have the default one.
+    assert b"\r\ncontent-type: text/html\r\n" in _head(url, b"HEAD /moved")
+    assert b"\r\ncontent-type: text/html\r\n" in _head(url, b"GET /finish")
+    assert b"\r\ncontent-type: text/html\r\n" in _head(url, b"GET /hello")

@@ -524,6 +524,9 @@ def test_directory_redirects_to_slash(serve: Serve, tree: Path) -> None:
     raw = raw_get(base, b"/sub?a=1&b=%2F")
     assert status_of(raw) == 301
     assert head_of(raw)[b"location"] == b"./sub/?a=1&b=%2F"
+    # The page is util.redirectTo's, pointing where Location does.
+    assert b'<a href="./sub/?a=1&amp;b=%2F">click here</a>' in raw
+    assert b"<!DOCTYPE" not in raw
     raw = raw_get(base, b"/my%20dir")
     assert head_of(raw)[b"location"] == b"./my%20dir/"
     r = get(base, "/sub", follow_redirects=True)

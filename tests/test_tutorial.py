@@ -182,7 +182,7 @@ def test_error_handling_answers_404_for_what_is_no_year(server: ServerThread) ->
         missing = c.get(url + "/tomorrow")
         assert missing.status_code == 404
         assert "No Such Resource" in missing.text
-        assert "There is no year called &#x27;tomorrow&#x27; here." in missing.text
+        assert "There is no year called 'tomorrow' here." in missing.text
 
         hostile = c.get(url + "/%3Cscript%3Ealert(1)%3C%2Fscript%3E")
         assert hostile.status_code == 404

@@ -542,7 +542,13 @@ class Request:
             lines.append(server_and_date())
         if b"content-type" not in raw:
             default_type = self.defaultContentType
-            if default_type is not None and (framing is not Framing.NONE or length):
+            # Twisted's rule: every response gets the default type but a 204, a 304 and one
+            # whose Content-Length field says 0 (a HEAD response too, though it has no body).
+            if (
+                default_type is not None
+                and (framing is not Framing.NONE or (code >= 200 and code != 204 and code != 304))
+                and not (explicit_length and raw[b"content-length"][0].strip() == b"0")
+            ):
                 lines.append(b"Content-Type: " + default_type + CRLF)
         if raw:
             for name, values in raw.items():

@@ -5,7 +5,8 @@ and a small HTML page whose title is ``"<code> - <brief>"``. ``brief`` and ``det
 HTML-escaped, so they may carry request values (a path, a query argument) safely.
 
 The older classes :class:`treadle.web.resource.ErrorPage`, :class:`~treadle.web.resource.NoResource`
-and :class:`~treadle.web.resource.ForbiddenResource` render the same page and keep working.
+and :class:`~treadle.web.resource.ForbiddenResource` keep working; as in Twisted their page is
+laid out differently (no doctype, one element a line) but escaped the same way here.
 Titles users may match on stay Twisted's: 404 "No Such Resource", 403 "Forbidden Resource",
 and from the server itself 405 "Method Not Allowed", 501 "Not Implemented" and 500
 "Processing Failed".
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from treadle.web._html import flat_error_page
 from treadle.web.http import FORBIDDEN, NOT_FOUND
 from treadle.web.resource import ErrorPage, ResourceLike
+from treadle.web.server import Request
 
 __all__ = ["errorPage", "forbidden", "notFound"]
 
@@ -28,6 +31,12 @@ _FORBIDDEN_DETAIL: Final = "Sorry, resource is forbidden."
 
 class _ErrorPage(ErrorPage):
     """The resource behind :func:`errorPage`: an :class:`ErrorPage` that takes no children."""
+
+    def render(self, request: Request) -> bytes:
+        """Set the status and return the page (Twisted's ``pages`` layout, not ``ErrorPage``'s)."""
+        request.setResponseCode(self.code)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return flat_error_page(self.code, self.brief, self.detail)
 
     def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Refuse: every path below an error page is the error page.

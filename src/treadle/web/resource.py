@@ -124,7 +124,7 @@ class Resource:
 
     def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Return a child computed for ``path`` (dynamic dispatch); 404 by default."""
-        return NoResource("No such child resource.")
+        return NoResource()
 
     def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Return the static child for ``path`` if there is one, else ``getChild``."""

@@ -22,21 +22,22 @@ path, keyed by the file's modification time (ns) and size, so a request costs on
 the execution of the module body, never a read or a compile. The body itself still runs on
 every request, as in Twisted, unless the script called ``cache()``.
 
-Differences from Twisted: a script that raises, or assigns no resource, is answered with a
-500 page naming the script (and its traceback only when ``site.displayTracebacks`` is true)
-rather than by the generic failure page; the error goes to the ``treadle.error`` log.
+A script that raises, or assigns something that is no resource, is answered with the server's
+500 "Processing Failed" page (its traceback only when ``site.displayTracebacks`` is true), one
+that assigns nothing with Twisted's "Whoops! Internal Error" page; the error goes to the
+``treadle.error`` log.
 ``PythonScript`` (``.epy``) is not provided.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import traceback
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Final
 
+from treadle.web._html import error_page_markup, processing_failed_page, traceback_page
 from treadle.web._registry import Registry
 from treadle.web._twisted_compat import script_builtins
 from treadle.web.http import INTERNAL_SERVER_ERROR
@@ -164,7 +165,7 @@ def ResourceScript(
 
     Returns:
         The script's ``resource``; or, if the script raised or assigned none, a resource
-        answering 500 that names the script (the details are logged to ``treadle.error``).
+        answering 500 (the details are logged to ``treadle.error``).
     """
     path = os.fsdecode(path)
     scanner = CacheScanner(path, registry)
@@ -210,7 +211,7 @@ def _failed(path: str, e: BaseException) -> ResourceLike:
     if isinstance(e, SyntaxError):
         tb = None
     details = "".join(traceback.format_exception(type(e), e, tb))
-    return _ScriptErrorPage(path, "raised an exception.", details)
+    return _ScriptErrorPage(path, details)
 
 
 def _not_a_resource(path: str, rsrc: object) -> ResourceLike | None:
@@ -221,50 +222,57 @@ def _not_a_resource(path: str, rsrc: object) -> ResourceLike | None:
     """
     if rsrc is _MISSING:
         error_log.error("Resource script %s did not assign a resource to 'resource'", path)
-        return _ScriptErrorPage(
-            path, "did not assign a resource to the variable <code>resource</code>.", None
-        )
+        return _NoResourcePage()
     if callable(getattr(rsrc, "render", None)) and hasattr(rsrc, "getChildWithDefault"):
         return None
     error_log.error(
         "Resource script %s assigned %r to 'resource', which is not a resource", path, rsrc
     )
-    return _ScriptErrorPage(
-        path,
-        "assigned something that is not a resource to the variable <code>resource</code>.",
-        f"resource = {rsrc!r}\n",
-    )
+    return _ScriptErrorPage(path, f"resource = {rsrc!r} is not a resource\n")
 
 
 class _ScriptErrorPage(Resource):
-    """A 500 page for a script that failed; details only for sites that show tracebacks."""
+    """The 500 for a script that failed: the page the server sends for any unhandled error.
+
+    (Twisted's server meets the script's error while rendering and answers with its
+    processing-failed page; so does this.) The details show only on sites that show
+    tracebacks.
+    """
 
     isLeaf = True
 
-    def __init__(self, path: str, problem_html: str, details: str | None) -> None:
+    def __init__(self, path: str, details: str) -> None:
         super().__init__()
         self.path = path
-        self.problem_html = problem_html
         self.details = details
 
     def render(self, request: Request) -> bytes:
         """Answer 500 for every method."""
         request.setResponseCode(INTERNAL_SERVER_ERROR)
+        request.setHeader(b"content-type", b"text/html")
+        if getattr(getattr(request, "site", None), "displayTracebacks", False):
+            return traceback_page(self.details)
+        return processing_failed_page()
+
+
+#: What a script that assigns no ``resource`` answers (Twisted's page, word for word).
+_NO_RESOURCE_DETAIL: Final = (
+    '<p>You forgot to assign to the variable "resource" in your script. For example:</p>\n'
+    "<pre>\n# MyCoolWebApp.rpy\n\nimport mygreatresource\n\n"
+    "resource = mygreatresource.MyGreatResource()\n</pre>\n"
+)
+
+
+class _NoResourcePage(Resource):
+    """The 500 for a script that assigned nothing to ``resource``."""
+
+    isLeaf = True
+
+    def render(self, request: Request) -> bytes:
+        """Answer 500 for every method."""
+        request.setResponseCode(INTERNAL_SERVER_ERROR)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        # The file name only: the client need not learn the server's directory layout.
-        name = html.escape(os.path.basename(self.path))
-        show = getattr(getattr(request, "site", None), "displayTracebacks", False)
-        details = (
-            f"    <pre>{html.escape(self.details, quote=False)}</pre>\n"
-            if show and self.details
-            else ""
-        )
-        return (
-            "<!DOCTYPE html>\n<html>\n  <head><title>500 - Resource Script Error</title>"
-            "</head>\n  <body>\n    <h1>Resource Script Error</h1>\n"
-            f"    <p>The resource script <code>{name}</code> {self.problem_html}</p>\n"
-            f"{details}  </body>\n</html>\n"
-        ).encode()
+        return error_page_markup(500, "Whoops! Internal Error", _NO_RESOURCE_DETAIL)
 
 
 class ResourceScriptWrapper(Resource):

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import functools
-import html
 import inspect
 import logging
 import math
@@ -52,7 +51,14 @@ from treadle.python.urlpath import URLPath
 from treadle.web import http
 from treadle.web._encoding import GzipEncoderFactory
 from treadle.web._framing import SERVER_NAME
-from treadle.web._html import error_page
+from treadle.web._html import (
+    error_page,
+    error_page_markup,
+    escape_attribute,
+    escape_text,
+    processing_failed_page,
+    traceback_page,
+)
 from treadle.web._session import Session
 from treadle.web._types import ResourceLike
 from treadle.web.error import UnsupportedMethod
@@ -162,12 +168,24 @@ class Request(http.Request):
             return
         if type(body) is bytes:
             if not self.startedWriting:
-                self._write_whole(body)
+                if body:
+                    self._write_whole(body)
+                else:
+                    self._write_empty()
             else:
                 self.write(body)
                 self.finish()
             return
         self._handle_result(body, resrc, first=True)
+
+    def _write_empty(self) -> None:
+        """Send an empty rendered body as Twisted does: with ``Content-Length: 0``, hence
+        without the default ``Content-Type`` (a HEAD response, a 204 and a 304 carry no
+        length field, as ever)."""
+        code = self.code
+        if self.method != b"HEAD" and code >= 200 and code != 204 and code != 304:
+            self.setHeader(b"content-length", b"0")
+        self._write_whole(b"")
 
     def _handle_result(self, body: Any, resrc: object, *, first: bool) -> None:
         """Send what a render returned (``first``) or what its awaitable resolved to."""
@@ -196,11 +214,7 @@ class Request(http.Request):
             if not self.finished:
                 self.finish()
         else:
-            self._render_error(
-                "Request did not return bytes",
-                f"Resource {type(resrc).__name__} returned {type(body).__name__}, "
-                "not bytes, str or NOT_DONE_YET.",
-            )
+            self._not_bytes(resrc, body)
 
     # -- asynchronous results ---------------------------------------------------------------
 
@@ -245,34 +259,38 @@ class Request(http.Request):
         if method in _KNOWN_METHODS:
             self.setResponseCode(http.NOT_ALLOWED)
             self.setHeader(b"allow", b", ".join(allowed))
-            body = error_page(
-                405,
-                "Method Not Allowed",
-                f"This resource does not answer {method.decode('latin-1')}; "
-                f"it allows {', '.join(m.decode() for m in allowed)}.",
+            body = error_page_markup(
+                405, "Method Not Allowed", _not_allowed_detail(self.uri, method, allowed)
             )
         else:
             self.setResponseCode(http.NOT_IMPLEMENTED)
-            body = error_page(
+            body = error_page_markup(
                 501,
-                "Not Implemented",
-                f"{method.decode('latin-1')} is not implemented by this server.",
+                "Huh?",
+                "I don't know how to treat a "
+                f"{escape_attribute(method.decode('latin-1'))} request.",
             )
         self.setHeader(b"content-type", b"text/html; charset=utf-8")
         self._write_whole(body)
 
-    def _render_error(self, brief: str, detail: str) -> None:
+    def _not_bytes(self, resrc: object, body: object) -> None:
+        """Answer 500 for a render result that is no body (Twisted's page, with the reprs)."""
+        what = (
+            f"Request did not return bytes: Resource {type(resrc).__name__} returned "
+            f"{type(body).__name__}, not bytes, str or NOT_DONE_YET ({self!r})"
+        )
         if self.startedWriting and not self.finished and not self._disconnected:
             # Part of the body is out (or held): an error page cannot follow it, and
             # finishing would pass the part off as the whole. End it short instead.
-            error_log.error("%s: %s (%r); the response is ended short", brief, detail, self)
+            error_log.error("%s; the response is ended short", what)
             self.loseConnection()
             return
-        error_log.error("%s: %s (%r)", brief, detail, self)
-        if self.site.displayTracebacks:
-            self._error_response(500, error_page(500, brief, detail))
-        else:
-            self._error_response(500, _processing_failed_page())
+        error_log.error("%s", what)
+        detail = "<br />".join(
+            f"{label}: <pre>{escape_attribute(_safe_repr(value))}</pre>"
+            for label, value in (("Request", self), ("Resource", resrc), ("Value", body))
+        )
+        self._error_response(500, error_page_markup(500, "Request did not return bytes", detail))
 
     def processingFailed(self, reason: Any) -> None:
         """Answer 500 for an exception (or Failure) raised while rendering, and log it.
@@ -300,23 +318,22 @@ class Request(http.Request):
             self.loseConnection()
             return
         if self.site.displayTracebacks:
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
-            body = (
-                "<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head><body>"
-                f"<b>Processing Failed</b><pre>{html.escape(text)}</pre></body></html>\n"
-            ).encode()
+            body = traceback_page("".join(traceback.format_exception(type(exc), exc, tb)))
         else:
-            body = _processing_failed_page()
-        self._error_response(500, body)
+            body = processing_failed_page()
+        # Twisted's processing-failed page goes out as plain text/html, without a charset.
+        self._error_response(500, body, b"text/html")
 
-    def _error_response(self, code: int, body: bytes) -> None:
+    def _error_response(
+        self, code: int, body: bytes, content_type: bytes = b"text/html; charset=utf-8"
+    ) -> None:
         if self.startedWriting or self.finished or self._disconnected:
             return
         self.responseHeaders = Headers()
         self.cookies = []
         self.code_message = None
         self.setResponseCode(code)
-        self.setHeader(b"content-type", b"text/html; charset=utf-8")
+        self.setHeader(b"content-type", content_type)
         self._write_whole(body)
 
     # -- URLs -------------------------------------------------------------------------------
@@ -556,11 +573,22 @@ def _weak(tag: bytes) -> bytes:
     return tag[2:] if tag.startswith(b"W/") else tag
 
 
-def _processing_failed_page() -> bytes:
+def _not_allowed_detail(uri: bytes, method: bytes, allowed: list[bytes]) -> str:
+    """The paragraph of the 405 page (Twisted's wording), as escaped markup."""
+    names = ", ".join(escape_text(m.decode("latin-1")) for m in allowed)
     return (
-        b"<!DOCTYPE html>\n<html><head><title>Processing Failed</title></head>"
-        b"<body><b>Processing Failed</b></body></html>\n"
+        f"Your browser approached me (at {escape_attribute(uri.decode('latin-1'))}) with the "
+        f'method "{escape_text(method.decode("latin-1"))}".  I only allow the '
+        f"method{'s' if len(allowed) > 1 else ''} {names} here."
     )
+
+
+def _safe_repr(value: object) -> str:
+    """``repr(value)``, or a placeholder naming the type if that repr raises."""
+    try:
+        return repr(value)
+    except Exception as e:
+        return f"<{type(value).__qualname__} object at 0x{id(value):x} (repr raised {e!r})>"
 
 
 class Site(http.HTTPFactory):

@@ -53,7 +53,6 @@ as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
 
 from __future__ import annotations
 
-import html
 import io
 import os
 import stat
@@ -76,6 +75,7 @@ from treadle.web._conditional import (
     plan_ranges,
     strong_etag,
 )
+from treadle.web._html import redirect_page
 from treadle.web._listing import DirectoryLister, formatFileSize
 from treadle.web._mime import (
     CONTENT_ENCODINGS,
@@ -739,11 +739,8 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         request.setResponseCode(http.MOVED_PERMANENTLY)
         request.setHeader(b"location", location)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        link = html.escape(location.decode("ascii"))
-        return (
-            "<!DOCTYPE html>\n<html><head><title>Moved Permanently</title></head>"
-            f'<body><a href="{link}">{link}</a></body></html>\n'
-        ).encode()
+        # The page util.redirectTo sends (Twisted's), with this status and Location.
+        return redirect_page(location)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path!r}>"

@@ -18,13 +18,13 @@ Differences from Twisted, on purpose:
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any, Final
 from urllib.parse import quote
 
 from treadle.internet.defer import Deferred
 from treadle.python.failure import Failure
+from treadle.web._html import redirect_page
 from treadle.web.resource import Resource, ResourceLike
 from treadle.web.server import Request, traverse
 
@@ -32,13 +32,6 @@ __all__ = ["ChildRedirector", "DeferredResource", "ParentRedirect", "Redirect", 
 
 # C0 controls and DEL: none belongs in a URL, and CR/LF in a header would start a new one.
 _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
-
-_PAGE: Final = (
-    "<!DOCTYPE html>\n<html>\n  <head>\n"
-    '    <meta http-equiv="refresh" content="0;URL={url}">\n'
-    "    <title>Moved</title>\n  </head>\n"
-    '  <body>\n    <a href="{url}">click here</a>\n  </body>\n</html>\n'
-)
 
 
 def _checked_url(url: bytes | str) -> bytes:
@@ -71,7 +64,7 @@ def redirectTo(URL: bytes | str, request: Request) -> bytes:
     url = _checked_url(URL)
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
     request.redirect(url)
-    return _PAGE.format(url=html.escape(url.decode("utf-8", "replace"))).encode("utf-8")
+    return redirect_page(url)
 
 
 class Redirect(Resource):
