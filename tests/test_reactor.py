@@ -321,6 +321,7 @@ def test_the_reactor_provides_the_interfaces_it_declares() -> None:
         "IReactorThreads",
         "IReactorProcess",
         "IReactorSocket",
+        "IReactorUDP",
     ):
         assert verifyObject(getattr(interfaces, name), reactor)
 

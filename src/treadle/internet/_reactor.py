@@ -37,6 +37,7 @@ from treadle.internet._connector import Connector
 from treadle.internet._process import EMPTY_ENVIRONMENT, Process, spawn_process
 from treadle.internet._timers import Entry, TimerHeap
 from treadle.internet._transport import Connection, context_of
+from treadle.internet._udp import UDPPort
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.internet.base import DelayedCall
 from treadle.internet.error import CannotListenError, DNSLookupError, ReactorNotRunning
@@ -48,6 +49,7 @@ from treadle.internet.interfaces import (
     IReactorTCP,
     IReactorThreads,
     IReactorTime,
+    IReactorUDP,
     IReactorUNIX,
 )
 from treadle.python.threadpool import ThreadPool
@@ -242,6 +244,7 @@ class ListeningPort:
     IReactorThreads,
     IReactorProcess,
     IReactorSocket,
+    IReactorUDP,
 )
 class Reactor:
     """Twisted's reactor API (``callLater``, ``listenTCP``, ``run``, ``stop``...) over asyncio."""
@@ -672,6 +675,23 @@ class Reactor:
         sock = socket.socket(addressFamily, socket.SOCK_STREAM, fileno=os.dup(fileDescriptor))
         sock.setblocking(False)
         return ListeningPort(self, sock, factory, DEFAULT_BACKLOG, owns_path=False)
+
+    def listenUDP(
+        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+    ) -> UDPPort:
+        """Bind a UDP port for ``protocol`` (a ``DatagramProtocol``), which starts at once.
+
+        Args:
+            port: Port number; 0 picks a free one (see ``getHost()``).
+            protocol: Receives ``datagramReceived(datagram, (host, port))``; its
+                ``transport`` is the port, ``write(datagram, (host, port))`` sends.
+            interface: Address to bind; an IPv6 literal gives an IPv6 socket.
+            maxPacketSize: Largest datagram read.
+
+        Raises:
+            CannotListenError: The address is in use or cannot be bound.
+        """
+        return UDPPort(self._get_loop, port, protocol, interface, maxPacketSize)
 
     def adoptStreamConnection(
         self, fileDescriptor: int, addressFamily: socket.AddressFamily, factory: Any

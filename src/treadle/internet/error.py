@@ -23,6 +23,8 @@ __all__ = [
     "ConnectionLost",
     "ConnectionRefusedError",
     "DNSLookupError",
+    "InvalidAddressError",
+    "MessageLengthError",
     "NoProtocol",
     "NoRouteError",
     "NotConnectingError",
@@ -251,6 +253,24 @@ class NoProtocol(Exception):
 
 class AlreadyListened(Exception):
     """An endpoint that can listen only once (an adopted socket) was asked again."""
+
+
+class MessageLengthError(Exception):
+    """A datagram was too long to send."""
+
+
+class InvalidAddressError(ValueError):
+    """An address was not one the operation accepts (UDP sends to IP addresses only).
+
+    Args:
+        address: The address given.
+        message: Why it was refused.
+    """
+
+    def __init__(self, address: object, message: str) -> None:
+        super().__init__(address, message)
+        self.address = address
+        self.message = message
 
 
 class UnsupportedAddressFamily(Exception):

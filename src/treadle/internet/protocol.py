@@ -36,10 +36,13 @@ if TYPE_CHECKING:
     from treadle.internet.defer import Deferred
 
 __all__ = [
+    "AbstractDatagramProtocol",
     "BaseProtocol",
     "ClientCreator",
     "ClientFactory",
+    "ConnectedDatagramProtocol",
     "ConsumerToProtocolAdapter",
+    "DatagramProtocol",
     "Factory",
     "FileWrapper",
     "ProcessProtocol",
@@ -375,6 +378,75 @@ class ProcessProtocol(BaseProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         """The child exited and all its pipes are closed."""
+
+
+class AbstractDatagramProtocol:
+    """What every datagram protocol has: a transport (its UDP port) and start/stop hooks.
+
+    Attributes:
+        transport: The port (None before ``makeConnection``).
+        numPorts: How many ports use this protocol.
+        noisy: Log "Starting protocol"/"Stopping protocol" lines.
+    """
+
+    transport: Any = None
+    numPorts: int = 0
+    noisy: bool = True
+
+    def logPrefix(self) -> str:
+        """Return the prefix of this protocol's log lines: its class name."""
+        return self.__class__.__name__
+
+    def doStart(self) -> None:
+        """Count one more port; the first one calls :meth:`startProtocol`."""
+        if not self.numPorts:
+            if self.noisy:
+                _log.info("Starting protocol %r", self)
+            self.startProtocol()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        """Count one port fewer; the last one calls :meth:`stopProtocol`."""
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        self.transport = None
+        if not self.numPorts:
+            if self.noisy:
+                _log.info("Stopping protocol %r", self)
+            self.stopProtocol()
+
+    def startProtocol(self) -> None:
+        """The port is listening: ``self.transport`` can be written to."""
+
+    def stopProtocol(self) -> None:
+        """The port stopped listening."""
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach the port and start (called by ``reactor.listenUDP``)."""
+        assert self.transport is None, f"{self!r} already has a port"
+        self.transport = transport
+        self.doStart()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """A datagram arrived from ``addr``, a ``(host, port)`` tuple."""
+
+
+@implementer(ILoggingContext)
+class DatagramProtocol(AbstractDatagramProtocol):
+    """A UDP protocol: ``datagramReceived(datagram, (host, port))``, and
+    ``self.transport.write(datagram, (host, port))`` to answer."""
+
+    def connectionRefused(self) -> None:
+        """A datagram sent on a connected port was refused (ICMP port unreachable)."""
+
+
+class ConnectedDatagramProtocol(DatagramProtocol):
+    """A datagram protocol for a connected port (Twisted keeps the name; use
+    :class:`DatagramProtocol` and ``transport.connect``)."""
+
+    def connectionFailed(self, failure: Failure) -> None:
+        """Connecting the port failed."""
 
 
 class FileWrapper:
