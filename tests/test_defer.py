@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import importlib
+import inspect
 import itertools
 import logging
 import threading
+import types
+import warnings
 from collections.abc import Generator
 from typing import Any
 
@@ -31,6 +35,10 @@ from treadle.internet.defer import (
 )
 from treadle.internet.task import Clock
 from treadle.python.failure import Failure, NoCurrentExceptionError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import twisted.internet.defer as twisted_defer
 
 ERROR_LOGGER = "treadle.error"
 
@@ -644,8 +652,18 @@ def test_cancelling_ensure_deferred_cancels_the_task() -> None:
     assert seen == ["task cancelled"]
 
 
-def test_ensure_deferred_without_a_running_loop_uses_the_current_loop() -> None:
+def test_ensure_deferred_runs_a_coroutine_at_once_without_a_loop() -> None:
     async def answer() -> int:
+        return 5
+
+    d = ensureDeferred(answer())
+    assert d.called
+    assert d.result == 5
+
+
+def test_ensure_deferred_hands_an_asyncio_await_to_the_current_loop() -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
         return 5
 
     out: list[Any] = []
@@ -657,8 +675,8 @@ def test_ensure_deferred_without_a_running_loop_uses_the_current_loop() -> None:
         try:
             d = ensureDeferred(answer())
             d.addBoth(out.append)
-            assert out == []  # the Task waits for the loop to run
-            loop.run_until_complete(asyncio.sleep(0))
+            assert out == []  # the rest waits for the loop to run
+            loop.run_until_complete(asyncio.sleep(0.01))
         finally:
             asyncio.set_event_loop(None)
             loop.close()
@@ -1032,3 +1050,441 @@ def test_add_timeout_does_not_convert_an_explicit_cancel() -> None:
     d.cancel()
     assert failure_of(d).check(CancelledError)
     assert clock.getDelayedCalls() == []
+
+
+# -- issue 12: Twisted parity -----------------------------------------------------------------
+
+IMPLEMENTATIONS = pytest.mark.parametrize(
+    "impl", [defer, twisted_defer], ids=["treadle", "twisted"]
+)
+
+
+@pytest.fixture
+def debugging() -> Generator[None, None, None]:
+    was = defer.getDebugging()
+    defer.setDebugging(True)
+    yield
+    defer.setDebugging(was)
+
+
+def _outcome(d: Any) -> Any:
+    """(called, result or failure type name), read without touching the chain."""
+    if not d.called:
+        return (False, None)
+    result = d.result
+    if hasattr(result, "value") and hasattr(result, "trap"):
+        return (True, type(result.value).__name__)
+    return (True, result)
+
+
+def _eager_scenarios(impl: Any) -> list[Any]:
+    """The same coroutine programs, run by ``impl``'s ensureDeferred; what a program sees."""
+    seen: list[Any] = []
+
+    async def constant() -> int:
+        return 1
+
+    async def fired() -> int:
+        return await impl.succeed(2) + 1
+
+    pending = impl.Deferred()
+
+    async def waits() -> int:
+        value = await pending
+        seen.append(("resumed with", value))
+        return value * 2
+
+    async def raises() -> None:
+        raise KeyError("k")
+
+    uncancellable = impl.Deferred()
+
+    async def handles_cancel() -> str:
+        try:
+            await uncancellable
+        except impl.CancelledError:
+            return "handled"
+        return "not cancelled"
+
+    inner_pending = impl.Deferred()
+
+    async def inner() -> int:
+        return await inner_pending + 1
+
+    async def outer() -> int:
+        return await impl.ensureDeferred(inner()) + 10
+
+    seen.append(_outcome(impl.ensureDeferred(constant())))
+    seen.append(_outcome(impl.Deferred.fromCoroutine(fired())))
+    d = impl.ensureDeferred(waits())
+    seen.append(_outcome(d))
+    pending.callback(21)
+    seen.append(_outcome(d))
+    failing = impl.ensureDeferred(raises())
+    seen.append(_outcome(failing))
+    failing.addErrback(lambda f: None)
+    d = impl.ensureDeferred(handles_cancel())
+    seen.append(_outcome(d))
+    d.cancel()
+    seen.append(_outcome(d))
+    seen.append(_outcome(impl.maybeDeferred(constant)))
+    d = impl.ensureDeferred(outer())
+    seen.append(_outcome(d))
+    inner_pending.callback(1)
+    seen.append(_outcome(d))
+    return seen
+
+
+def test_ensure_deferred_is_eager_as_in_twisted() -> None:
+    treadle_seen = _eager_scenarios(defer)
+    twisted_seen = _eager_scenarios(twisted_defer)
+    assert treadle_seen == twisted_seen
+    assert (True, 1) in treadle_seen  # a coroutine that awaits nothing pending is done at once
+
+
+def test_eager_coroutine_runs_in_its_own_context() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="outside")
+
+    async def sets() -> str:
+        var.set("inside")
+        await succeed(None)
+        return var.get()
+
+    assert ensureDeferred(sets()).result == "inside"
+    assert var.get() == "outside"
+
+
+def test_eager_coroutine_continues_as_a_task_after_an_asyncio_await() -> None:
+    tasks: list[object] = []
+
+    async def mixed(d: Deferred[int]) -> int:
+        tasks.append(asyncio.current_task())
+        value = await d  # resumed synchronously by the Deferred
+        tasks.append(asyncio.current_task())
+        await asyncio.sleep(0)  # from here on, an asyncio Task
+        tasks.append(asyncio.current_task())
+        return value + await succeed(1) + await _later(asyncio.get_running_loop(), 10)
+
+    async def main() -> None:
+        d: Deferred[int] = Deferred()
+        result = ensureDeferred(mixed(d))
+        d.callback(1)
+        assert not result.called
+        assert await result == 12
+        assert tasks[0] is tasks[1]  # still run by whoever fired the Deferred
+        assert isinstance(tasks[2], asyncio.Task) and tasks[2] is not tasks[0]
+
+    asyncio.run(main())
+
+
+def _later(loop: asyncio.AbstractEventLoop, value: int) -> Deferred[int]:
+    d: Deferred[int] = Deferred()
+    loop.call_soon(d.callback, value)
+    return d
+
+
+def test_cancelling_a_task_awaiting_a_deferred_cancels_the_deferred() -> None:
+    cancelled: list[Deferred[Any]] = []
+
+    async def main() -> None:
+        d: Deferred[int] = Deferred(cancelled.append)
+
+        async def waiter() -> int:
+            return await d
+
+        task = asyncio.ensure_future(waiter())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cancelled == [d]
+
+    asyncio.run(main())
+
+
+def test_await_in_a_task_takes_the_result_as_as_future_does() -> None:
+    async def main() -> None:
+        d: Deferred[int] = Deferred()
+        task = asyncio.ensure_future(_await_it(d))
+        await asyncio.sleep(0)  # the task now waits on d
+        d.callback(3)
+        assert await task == 3
+        assert d.result is None
+
+    asyncio.run(main())
+
+
+async def _await_it(d: Deferred[int]) -> int:
+    return await d
+
+
+def test_debugging_switch() -> None:
+    was = defer.getDebugging()
+    try:
+        defer.setDebugging(True)
+        assert defer.getDebugging() is True and Deferred.debug is True
+        defer.setDebugging(False)
+        assert defer.getDebugging() is False
+    finally:
+        defer.setDebugging(was)
+
+
+def _fire_first(d: Deferred[str]) -> None:
+    d.callback("hello")
+
+
+def _fire_again(d: Deferred[str]) -> None:
+    d.errback(Failure(RuntimeError()))
+
+
+@pytest.mark.usefixtures("debugging")
+@IMPLEMENTATIONS
+def test_already_called_shows_creator_and_first_invoker(impl: Any) -> None:
+    def make() -> Any:
+        return impl.Deferred()
+
+    was = impl.getDebugging()
+    impl.setDebugging(True)
+    try:
+        d = make()
+        _fire_first(d)
+        with pytest.raises(impl.AlreadyCalledError) as info:
+            _fire_again(d)
+    finally:
+        impl.setDebugging(was)
+    lines = str(info.value.args[0]).split("\n")
+
+    def count(kind: str, func: str) -> int:
+        marked = (line for line in lines if line.startswith(f" {kind}:"))
+        return sum(1 for line in marked if line.endswith(f" {func}"))
+
+    assert count("C", "make") == 1
+    assert count("C", "_fire_first") == 0
+    assert count("I", "_fire_first") == 1
+    assert count("I", "_fire_again") == 0
+
+
+def test_already_called_without_debugging_names_the_deferred() -> None:
+    d: Deferred[int] = Deferred()
+    d.callback(1)
+    with pytest.raises(AlreadyCalledError, match="has already fired") as info:
+        d.callback(2)
+    assert " C:" not in str(info.value)
+
+
+@IMPLEMENTATIONS
+def test_debugging_captures_variables_in_failures(impl: Any) -> None:
+    was = impl.getDebugging()
+    try:
+        for on in (False, True):
+            impl.setDebugging(on)
+            d = impl.Deferred()
+            seen: list[Any] = []
+            try:
+                raise KeyError("bang")
+            except KeyError:
+                d.errback()
+            d.addErrback(seen.append)
+            raising = impl.succeed(None)
+            raising.addCallback(lambda _: 1 / 0).addErrback(seen.append)
+            for failure in seen:
+                local_items, global_items = failure.frames[0][-2:]
+                if on:
+                    assert list(local_items) != [] and list(global_items) != []
+                else:
+                    assert local_items == () and global_items == ()
+    finally:
+        impl.setDebugging(was)
+
+
+@IMPLEMENTATIONS
+def test_add_callbacks_accepts_none_arguments(impl: Any) -> None:
+    d = impl.Deferred()
+    out: list[Any] = []
+    d.addCallbacks(
+        lambda r: out.append(r),
+        lambda f: out.append(f),
+        callbackArgs=None,
+        callbackKeywords=None,
+        errbackArgs=None,
+        errbackKeywords=None,
+    )
+    d.callback(4)
+    assert out == [4]
+
+
+def test_small_helpers() -> None:
+    assert defer.passthru(5) == 5
+    assert defer.SUCCESS is True and defer.FAILURE is False
+    fired = defer.execute(lambda a: [a], 1)
+    assert fired.result == [1]
+    assert failure_of(defer.execute(lambda: 1 / 0)).check(ZeroDivisionError)
+    inner: Deferred[int] = Deferred()
+    assert defer.execute(lambda: inner).result is inner  # taken as is, unlike maybeDeferred
+    inner.callback(1)
+
+
+def test_log_error_logs_and_passes_the_failure_on(caplog: pytest.LogCaptureFixture) -> None:
+    d = fail(KeyError("logged"))
+    with caplog.at_level(logging.ERROR, logger=ERROR_LOGGER):
+        d.addErrback(defer.logError)
+    assert failure_of(d).check(KeyError)
+    assert any("logged" in r.getMessage() for r in caplog.records)
+
+
+def test_timeout_is_deprecated_and_fails_the_deferred() -> None:
+    d: Deferred[int] = Deferred()
+    with pytest.warns(DeprecationWarning):
+        defer.timeout(d)  # type: ignore[arg-type]
+    assert failure_of(d).check(defer.TimeoutError)
+
+
+@IMPLEMENTATIONS
+def test_race_first_success_cancels_the_rest(impl: Any) -> None:
+    cancelled: list[int] = []
+    ds = [impl.Deferred(lambda d, i=i: cancelled.append(i)) for i in range(3)]
+    raced = impl.race(ds)
+    ds[1].callback("b")
+    assert raced.result == (1, "b")
+    assert cancelled == [0, 2]
+    for d in (ds[0], ds[2]):
+        d.addErrback(lambda f: None)
+
+
+@IMPLEMENTATIONS
+def test_race_all_failing_gives_a_failure_group(impl: Any) -> None:
+    ds = [impl.Deferred() for _ in range(2)]
+    raced = impl.race(ds)
+    ds[1].errback(KeyError("second"))
+    ds[0].errback(ValueError("first"))
+    out: list[Any] = []
+    raced.addErrback(out.append)
+    (failure,) = out
+    assert isinstance(failure.value, impl.FailureGroup)
+    assert [f.type for f in failure.value.failures] == [ValueError, KeyError]
+
+
+@IMPLEMENTATIONS
+def test_deferred_lock(impl: Any) -> None:
+    lock = impl.DeferredLock()
+    first = lock.acquire()
+    assert first.result is lock and lock.locked
+    second = lock.acquire()
+    third = lock.acquire()
+    assert not second.called and len(lock.waiting) == 2
+    third.cancel()
+    third.addErrback(lambda f: None)
+    assert len(lock.waiting) == 1
+    lock.release()
+    assert second.result is lock and lock.locked
+    lock.release()
+    assert not lock.locked
+    ran = lock.run(lambda x: x * 2, 21)
+    assert ran.result == 42 and not lock.locked
+
+
+def test_releasing_an_unlocked_lock_raises() -> None:
+    with pytest.raises(RuntimeError):
+        defer.DeferredLock().release()
+    with pytest.raises(RuntimeError):
+        defer.DeferredSemaphore(1).release()
+    with pytest.raises(ValueError):
+        defer.DeferredSemaphore(0)
+
+
+@IMPLEMENTATIONS
+def test_deferred_semaphore(impl: Any) -> None:
+    sem = impl.DeferredSemaphore(2)
+    a, b, c = sem.acquire(), sem.acquire(), sem.acquire()
+    assert a.called and b.called and not c.called
+    assert sem.tokens == 0 and sem.limit == 2
+    sem.release()
+    assert c.result is sem and sem.tokens == 0
+    sem.release()
+    sem.release()
+    assert sem.tokens == 2
+
+
+@IMPLEMENTATIONS
+def test_lock_as_async_context_manager(impl: Any) -> None:
+    lock = impl.DeferredLock()
+    held: list[bool] = []
+
+    async def body() -> None:
+        async with lock:
+            held.append(lock.locked)
+
+    impl.ensureDeferred(body())
+    assert held == [True] and not lock.locked
+
+
+@IMPLEMENTATIONS
+def test_deferred_queue(impl: Any) -> None:
+    queue = impl.DeferredQueue(size=1, backlog=1)
+    waiting = queue.get()
+    assert not waiting.called
+    with pytest.raises(impl.QueueUnderflow):
+        queue.get()
+    queue.put("a")
+    assert waiting.result == "a"
+    queue.put("b")
+    with pytest.raises(impl.QueueOverflow):
+        queue.put("c")
+    assert queue.get().result == "b"
+    cancelled = queue.get()
+    cancelled.cancel()
+    cancelled.addErrback(lambda f: None)
+    assert queue.waiting == []
+
+
+def test_add_timeout_on_a_clock() -> None:
+    clock = Clock()
+    d: Deferred[int] = Deferred()
+    d.addTimeout(2, clock, onTimeoutCancel=None)
+    clock.advance(2)
+    assert failure_of(d).check(defer.TimeoutError, CancelledError) is defer.TimeoutError
+
+
+def test_from_future_and_as_future_exist() -> None:
+    assert callable(Deferred.fromFuture) and callable(Deferred.asFuture)
+    assert callable(Deferred.fromCoroutine)
+    with pytest.raises(NotACoroutineError):
+        Deferred.fromCoroutine(succeed(1))  # type: ignore[arg-type]
+
+
+#: Public names of twisted.internet.defer that treadle leaves out, and why.
+SKIPPED_NAMES = {
+    "DeferredFilesystemLock": "needs twisted.python.lockfile, which treadle does not offer",
+    "AlreadyTryingToLockError": "raised only by DeferredFilesystemLock",
+}
+
+
+def _twisted_public_names() -> set[str]:
+    names = set(twisted_defer.__all__)
+    for name, value in vars(twisted_defer).items():
+        if name.startswith("_") or isinstance(value, types.ModuleType):
+            continue
+        if inspect.isclass(value) or inspect.isfunction(value):
+            if getattr(value, "__module__", None) == twisted_defer.__name__:
+                names.add(name)
+        elif name.isupper():
+            names.add(name)
+    return names - {"TYPE_CHECKING"}
+
+
+def test_treadle_defer_has_twisted_public_names() -> None:
+    treadle_defer = importlib.import_module("treadle.internet.defer")
+    missing = sorted(
+        name
+        for name in _twisted_public_names()
+        if not hasattr(treadle_defer, name) and name not in SKIPPED_NAMES
+    )
+    assert missing == []
+    assert not any(hasattr(treadle_defer, name) for name in SKIPPED_NAMES)
+
+
+def test_public_classes_show_under_the_public_module() -> None:
+    for cls in (Deferred, CancelledError, FirstError, defer.DeferredLock, defer.FailureGroup):
+        assert cls.__module__ == "treadle.internet.defer"
+    failure = Failure(CancelledError())
+    assert failure.check("treadle.internet.defer.CancelledError")

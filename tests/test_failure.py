@@ -5,10 +5,14 @@ from __future__ import annotations
 import functools
 import gc
 import io
+import pickle
+import re
 import sys
 import traceback
+import warnings
 import weakref
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -221,7 +225,9 @@ def test_throw_exception_into_generator() -> None:
 def test_repr_and_str() -> None:
     f = Failure(ValueError("boom"))
     assert repr(f) == "<treadle.python.failure.Failure ValueError: boom>"
-    assert str(f) == "[Failure instance: ValueError: boom]"
+    assert str(f) == (
+        "[Failure instance: Traceback (failure with no frames): <class 'ValueError'>: boom\n]"
+    )
 
 
 def test_uses_slots() -> None:
@@ -231,3 +237,131 @@ def test_uses_slots() -> None:
 def test_does_not_leak_sys_exc_info() -> None:
     capture()
     assert sys.exc_info() == (None, None, None)
+
+
+# -- issue 12: Twisted parity -----------------------------------------------------------------
+
+
+def _twisted_failure_class() -> type:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from twisted.python.failure import Failure as TwistedFailure
+    return TwistedFailure
+
+
+def _raise_with_locals() -> None:
+    marker = "local value"  # noqa: F841 (seen in the captured locals)
+    raise KeyError("with locals")
+
+
+def _both(capture_vars: bool = False) -> tuple[Failure, Any]:
+    """A treadle and a Twisted Failure of the same raised exception."""
+    twisted_failure_class = _twisted_failure_class()
+    try:
+        _raise_with_locals()
+    except KeyError:
+        return Failure(captureVars=capture_vars), twisted_failure_class(captureVars=capture_vars)
+    raise AssertionError("did not raise")
+
+
+def _without_vars(frames: list[Any]) -> list[tuple[Any, ...]]:
+    return [tuple(frame[:3]) for frame in frames]
+
+
+def test_frames_as_twisted() -> None:
+    ours, theirs = _both()
+    assert _without_vars(ours.frames) == _without_vars(theirs.frames)
+    assert [frame[0] for frame in ours.frames][-1] == "_raise_with_locals"
+    assert all(frame[3] == () and frame[4] == () for frame in ours.frames)
+    assert Failure(ValueError()).frames == []
+
+
+def test_frames_with_captured_variables() -> None:
+    ours, theirs = _both(capture_vars=True)
+    assert ours.captureVars is True
+    local_items = dict(ours.frames[-1][3])
+    assert local_items["marker"] == "local value"
+    assert dict(theirs.frames[-1][3])["marker"] == "local value"
+    assert ours.frames[-1][4] != []  # globals too
+    ours.cleanFailure()
+    assert dict(ours.frames[-1][3])["marker"] == "'local value'"  # reprs once cleaned
+
+
+def test_frames_survive_clean_failure_and_give_a_traceback_object() -> None:
+    ours, _ = _both()
+    before = [(s.name, s.lineno) for s in traceback.extract_tb(ours.getTracebackObject())]
+    frames = list(ours.frames)
+    ours.cleanFailure()
+    assert ours.tb is None
+    assert ours.frames == frames
+    fake = ours.getTracebackObject()
+    assert fake is not None
+    after = [(s.name, s.lineno) for s in traceback.extract_tb(fake)]  # type: ignore[arg-type]
+    assert after == before
+    assert Failure(ValueError()).getTracebackObject() is None
+
+
+def test_parents_and_check_by_name_as_twisted() -> None:
+    ours, theirs = _both()
+    assert ours.parents == theirs.parents
+    assert ours.check("builtins.LookupError") == "builtins.LookupError"
+    assert ours.check("builtins.ValueError") is None
+    assert Failure(KeyboardInterrupt()).parents == [KeyboardInterrupt]
+    assert ours.stack == []
+
+
+def test_brief_traceback_as_twisted() -> None:
+    ours, theirs = _both()
+    assert ours.getBriefTraceback() == theirs.getBriefTraceback()
+    assert str(ours) == str(theirs)
+    out = io.StringIO()
+    ours.printBriefTraceback(file=out)
+    assert out.getvalue() == ours.getBriefTraceback()
+    no_frames = Failure(ValueError("x"))
+    assert (
+        no_frames.getBriefTraceback()
+        == _twisted_failure_class()(ValueError("x")).getBriefTraceback()
+    )
+
+
+def _numbers_out(text: str) -> str:
+    return re.sub(r"Failure #\d+", "Failure #N", text)
+
+
+@pytest.mark.parametrize("capture_vars", [False, True])
+def test_detailed_traceback_as_twisted(capture_vars: bool) -> None:
+    ours, theirs = _both(capture_vars)
+    ours_out, theirs_out = io.StringIO(), io.StringIO()
+    ours.printDetailedTraceback(file=ours_out)
+    theirs.printDetailedTraceback(file=theirs_out)
+    assert _numbers_out(ours_out.getvalue()) == _numbers_out(theirs_out.getvalue())
+    assert ours.getTraceback(detail="verbose") == ours_out.getvalue()
+
+
+def test_unknown_detail_is_refused() -> None:
+    with pytest.raises(ValueError, match="detail"):
+        Failure(ValueError()).getTraceback(detail="chatty")
+
+
+def test_pickle_round_trip() -> None:
+    ours, _ = _both(capture_vars=True)
+    copy = pickle.loads(pickle.dumps(ours))
+    assert copy.type is KeyError and copy.value.args == ("with locals",)
+    assert copy.tb is None and copy.pickled == 1
+    assert _without_vars(copy.frames) == _without_vars(ours.frames)
+    assert dict(copy.frames[-1][3])["marker"] == "'local value'"
+    assert copy.parents == ours.parents
+    assert "_raise_with_locals" in copy.getTraceback()
+    assert copy.check(KeyError) is KeyError
+
+
+def test_failure_of_a_failure_copies_it() -> None:
+    ours, _ = _both()
+    copy = Failure(ours)
+    assert copy.value is ours.value and copy.tb is ours.tb
+    assert copy.frames == ours.frames
+
+
+def test_failures_are_numbered() -> None:
+    first, second = Failure(ValueError()), Failure(ValueError())
+    assert second.count > first.count

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import heapq
+import importlib
 import itertools
 import math
 import types
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -1054,3 +1056,53 @@ def test_react_when_the_reactor_is_stopped_first() -> None:
     with pytest.raises(SystemExit) as exit:
         task_module.react(lambda reactor: pending, _reactor=fake)
     assert exit.value.code == 1 and fake.stops == 0
+
+
+# -- issue 12: Twisted parity -----------------------------------------------------------------
+
+
+def test_clock_offers_twisteds_api() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from twisted.internet.task import Clock as TwistedClock
+    public = {name for name in dir(TwistedClock) if not name.startswith("_")}
+    ours = Clock()
+    assert sorted(name for name in public if not hasattr(ours, name)) == []
+    ours.callLater(1, lambda: None)
+    ours.pump([0.5, 0.5])
+    assert ours.seconds() == ours.rightNow == 1.0
+    assert ours.getDelayedCalls() == []
+
+
+@pytest.mark.parametrize("which", ["treadle", "twisted"])
+def test_defer_later_and_with_count_as_twisted(which: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module: Any = (
+            task_module if which == "treadle" else importlib.import_module("twisted.internet.task")
+        )
+    clock = module.Clock()
+    d = module.deferLater(clock, 2)  # no callable: fires with None
+    counts: list[int] = []
+    loop = module.LoopingCall.withCount(counts.append)
+    loop.clock = clock
+    loop.start(1, now=False)
+    seen: list[Any] = []
+    for step in (1, 1, 3):
+        clock.advance(step)
+        seen.append((d.called, list(counts)))
+    loop.stop()
+    assert d.result is None
+    assert seen == [(False, [1]), (True, [1, 1]), (True, [1, 1, 3])]
+
+
+def test_react_starts_an_async_main_once_the_reactor_runs() -> None:
+    fake = FakeReactor()
+    started: list[bool] = []
+
+    async def main(reactor: Any) -> None:
+        started.append(reactor.running)
+
+    with pytest.raises(SystemExit) as exit:
+        task_module.react(main, _reactor=fake)
+    assert exit.value.code == 0 and started == [True]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import inspect
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, Protocol
@@ -39,8 +40,8 @@ from treadle.internet._cooperator import (
     coiterate,
     cooperate,
 )
+from treadle.internet._deferred import _PASS, Deferred, ensureDeferred, maybeDeferred, succeed
 from treadle.internet.base import DelayedCall
-from treadle.internet.defer import _PASS, Deferred, ensureDeferred, maybeDeferred, succeed
 from treadle.internet.error import ReactorNotRunning
 from treadle.python.failure import Failure
 
@@ -501,9 +502,10 @@ def react(main: Callable[..., Any], argv: Iterable[Any] = (), _reactor: Any = No
     """Run ``main(reactor, *argv)`` until its result is ready, then exit the process.
 
     The way to write a client or a one-off job: ``main`` returns a Deferred or a coroutine
-    (an ``async def``); the reactor runs until it completes, is stopped exactly once, and
-    the process exits with status 0 on success and 1 on failure (the failure is logged to
-    ``treadle.error``, "main function encountered error"). A ``SystemExit`` from ``main``
+    (an ``async def``, whose body starts once the reactor runs); the reactor runs until it
+    completes, is stopped exactly once, and the process exits with status 0 on success and 1
+    on failure (the failure is logged to ``treadle.error``, "main function encountered
+    error"). A ``SystemExit`` from ``main``
     exits with its code. If the reactor is stopped first (a signal), the process exits once
     it has stopped, with the same rule applied to ``main``'s result if it has one by then
     (0 otherwise).
@@ -523,7 +525,14 @@ def react(main: Callable[..., Any], argv: Iterable[Any] = (), _reactor: Any = No
     # The reactor picks (and installs) its loop now, so that a coroutine ``main`` returns
     # is scheduled on the loop the reactor will run rather than on another one.
     getattr(_reactor, "loop", None)
-    finished = ensureDeferred(main(_reactor, *argv))
+    outcome = main(_reactor, *argv)
+    if inspect.iscoroutine(outcome):
+        # Its body starts once the reactor runs (Twisted's starts at once): a coroutine may
+        # then await asyncio futures from its first line, which need a running loop.
+        finished: Deferred[Any] = Deferred()
+        _reactor.callWhenRunning(_start_main, outcome, finished)
+    else:
+        finished = ensureDeferred(outcome)
     exit_code: Any = 0
     stopping = False
 
@@ -556,3 +565,7 @@ def react(main: Callable[..., Any], argv: Iterable[Any] = (), _reactor: Any = No
     finished.addBoth(finish)
     _reactor.run()
     sys.exit(exit_code)
+
+
+def _start_main(coroutine: Any, finished: Deferred[Any]) -> None:
+    ensureDeferred(coroutine).chainDeferred(finished)

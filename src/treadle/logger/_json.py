@@ -67,7 +67,7 @@ class _LoadedFailure(Failure):
     __slots__ = ("_text",)
     _text: str
 
-    def getTraceback(self) -> str:
+    def getTraceback(self, elideFrameworkCode: int = 0, detail: str = "default") -> str:
         """Return the traceback text as it was written."""
         return self._text
 
