@@ -106,6 +106,8 @@ class Hello(Resource):
 
 resource = Hello()
 """
+TEMPLATE_APP = "template_app.py"  # the template scenario's page, for treadle and Twisted alike
+TEMPLATE_ROWS = 1000
 POST_HEAD = b"name=Hello%2C+world%21&filler="
 POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as lua/post.lua
 
@@ -222,6 +224,14 @@ SCENARIOS: dict[str, Scenario] = {
             lua="pipeline.lua",
         ),
         Scenario(
+            "template",
+            "template: 1,000-row table (92 KB) through renderElement, Element + XMLString",
+            "/",
+            64,
+            ("treadle", "twisted"),
+            expect=None,  # checked by check_response: the doctype, 1,000 rows, the end
+        ),
+        Scenario(
             "workers",
             f"workers: 1 KiB file, treadle web --workers 2 against 1, 64 connections "
             f"(server on cores {WORKERS_CPUS}, wrk on core {CLIENT_CPU})",
@@ -242,6 +252,7 @@ TARGETS: list[tuple[str, str, float]] = [
     ("async", "uvicorn", 1.2),
     ("static", "twisted", 6.0),
     ("rpy", "twisted", 10.0),
+    ("template", "twisted", 3.0),
 ]
 
 
@@ -479,6 +490,8 @@ class Context:
         ]
         if server in TREADLE_WORKERS:
             return Launch([*web, "--workers", str(TREADLE_WORKERS[server])])
+        if sc.name == "template":
+            return self.launch_template(server, port)
         if server in ("treadle", BASELINE):
             # The baseline is the same launch with an earlier treadle's interpreter.
             python = sys.executable
@@ -596,6 +609,15 @@ class Context:
                 cwd=conf_dir,
             )
         raise ValueError(server)
+
+    def launch_template(self, server: str, port: int) -> Launch:
+        """The template page: one app file, run by treadle's Python or by the peers' Twisted."""
+        pythons = {"treadle": sys.executable, BASELINE: self.baseline, "twisted": str(PEER_PYTHON)}
+        python = pythons.get(server)
+        if python is None:
+            raise ValueError(f"{server} cannot serve the template scenario")
+        impl = "twisted" if server == "twisted" else "treadle"
+        return Launch([python, str(APPS / TEMPLATE_APP), "--impl", impl, "--port", str(port)])
 
     def nginx_conf(self, sc: Scenario, port: int, prefix: Path) -> str:
         load = ""
@@ -752,6 +774,12 @@ def check_response(sc: Scenario, port: int, docroot: Path) -> None:
             expect = (docroot / SMALL_FILE).read_bytes()
         if expect is not None and body != expect:
             raise RuntimeError(f"check: unexpected body {body[:60]!r}")
+        if sc.name == "template":
+            rows = body.count(b"<tr><td>")
+            if not body.startswith(b"<!DOCTYPE html>\n<html>") or rows != TEMPLATE_ROWS:
+                raise RuntimeError(f"check: template page with {rows} rows: {body[:60]!r}")
+            if not body.rstrip().endswith(b"</html>"):
+                raise RuntimeError(f"check: template page ends {body[-60:]!r}")
     finally:
         conn.close()
 

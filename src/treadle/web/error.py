@@ -10,14 +10,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from treadle.web._status import RESPONSES
+from treadle.web._template_errors import (
+    FlattenerError,
+    MissingRenderMethod,
+    MissingTemplateLoader,
+    RenderError,
+    UnexposedMethodError,
+    UnfilledSlot,
+    UnsupportedType,
+)
 
 __all__ = [
     "Error",
+    "FlattenerError",
     "InfiniteRedirection",
+    "MissingRenderMethod",
+    "MissingTemplateLoader",
     "PageRedirect",
     "RedirectWithNoLocation",
+    "RenderError",
     "SchemeNotSupported",
+    "UnexposedMethodError",
+    "UnfilledSlot",
     "UnsupportedMethod",
+    "UnsupportedType",
 ]
 
 

@@ -24,11 +24,21 @@ from urllib.parse import quote
 
 from treadle.internet.defer import Deferred
 from treadle.python.failure import Failure
+from treadle.web._failure_element import FailureElement
+from treadle.web._flatten import flattenString
 from treadle.web._html import redirect_page
 from treadle.web.resource import Resource, ResourceLike
 from treadle.web.server import Request, traverse
 
-__all__ = ["ChildRedirector", "DeferredResource", "ParentRedirect", "Redirect", "redirectTo"]
+__all__ = [
+    "ChildRedirector",
+    "DeferredResource",
+    "FailureElement",
+    "ParentRedirect",
+    "Redirect",
+    "formatFailure",
+    "redirectTo",
+]
 
 # C0 controls and DEL: none belongs in a URL, and CR/LF in a header would start a new one.
 _CONTROL: Final = re.compile(rb"[\x00-\x1f\x7f]")
@@ -201,3 +211,17 @@ class DeferredResource(Resource):
     def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """A leaf: the path below is walked from the resource the Deferred gives."""
         return self
+
+
+def formatFailure(myFailure: Any) -> bytes:
+    """Return ``myFailure`` as an HTML fragment (:class:`FailureElement`), ASCII with
+    character references, as Twisted's ``formatFailure`` does.
+
+    Args:
+        myFailure: A :class:`~treadle.python.failure.Failure`.
+    """
+    result: list[bytes] = []
+    flattenString(None, FailureElement(myFailure)).addBoth(result.append)
+    if not result or not isinstance(result[0], bytes):
+        raise RuntimeError(f"formatting {myFailure!r} did not complete: {result!r}")
+    return result[0].decode("utf-8").encode("ascii", "xmlcharrefreplace")
