@@ -8,11 +8,20 @@ request closed at once. With an :class:`asyncio.Protocol` and httptools'
 ``HttpResponseParser`` (llhttp, the parser family the server side already uses) all four are
 a few lines each, and treadle gains no dependency.
 
+:mod:`treadle.web.client` (Twisted's ``Agent``) drives the same connections and pool: one HTTP
+client stack for the proxy, XML-RPC and user code. The agent attaches a *body sink* to a
+connection (:meth:`_Connection.attach`): body pieces are then pushed to it as they arrive
+instead of waiting for :meth:`UpstreamResponse.read`, and the connection goes back to the pool
+before the sink hears that the body ended (so a request made from that callback reuses it, as
+in Twisted). Its request bodies come from producers (:meth:`_Connection.begin`,
+:meth:`_Connection.write`, :meth:`_Connection.finish_body`).
+
 One connection carries one exchange at a time (no pipelining). The parser's callbacks only
-record what they see; waiting coroutines are woken after ``feed_data`` returns, as in the
-server's channel. A fresh parser is made for every exchange: llhttp cannot be told that a
-response answers ``HEAD`` (and so has no body whatever its ``Content-Length`` says), so the
-exchange ends at the head and the parser that was expecting a body is simply dropped.
+record what they see; waiting coroutines and the body sink are woken after ``feed_data``
+returns, as in the server's channel. A fresh parser is made for every exchange: llhttp
+cannot be told that a response answers ``HEAD`` (and so has no body whatever its
+``Content-Length`` says), so the exchange ends at the head and the parser that was
+expecting a body is simply dropped.
 """
 
 from __future__ import annotations
@@ -20,13 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import IO, Any, Final
+from collections.abc import Hashable
+from typing import IO, Any, Final, Protocol
 
 import httptools
 
 from treadle.internet.defer import Deferred, succeed
 
 __all__ = [
+    "BodySink",
     "HTTPConnectionPool",
     "UpstreamConnectError",
     "UpstreamError",
@@ -57,11 +68,17 @@ class UpstreamError(Exception):
     Attributes:
         retryable: True when nothing of a response had arrived, so the request may be sent
             again on a fresh connection (if it is idempotent).
+        lost: True when the connection was lost (rather than the response being invalid).
+        cause: The transport's error when the connection was lost, None for a clean close.
+        head_received: True when the failure came after the response head.
     """
 
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.lost = False
+        self.cause: BaseException | None = None
+        self.head_received = False
 
 
 class UpstreamConnectError(UpstreamError):
@@ -84,6 +101,20 @@ def connection_tokens(values: list[bytes] | None) -> set[bytes]:
     if not values:
         return set()
     return {t.strip().lower() for v in values for t in v.split(b",") if t.strip()}
+
+
+class BodySink(Protocol):
+    """Where an attached connection pushes a response body (see :meth:`_Connection.attach`)."""
+
+    def body_data(self, data: bytes) -> None:
+        """Take the next piece of the body."""
+
+    def body_end(self, error: UpstreamError | None, close_delimited: bool) -> None:
+        """The body ended: completely (``error`` None) or not.
+
+        ``close_delimited`` tells that a complete body was ended by the server closing the
+        connection (RFC 9112 §6.3 item 8), so it cannot be told from a truncated one.
+        """
 
 
 class UpstreamResponse:
@@ -155,6 +186,7 @@ class _Connection(asyncio.Protocol):
         "_interim",
         "_is_head",
         "_phrase",
+        "_push_paused",
         "_reading_paused",
         "_writing_paused",
         "close_delimited",
@@ -166,14 +198,16 @@ class _Connection(asyncio.Protocol):
         "lost",
         "parser",
         "pool",
+        "producer",
         "received_any",
         "response",
         "reusable",
         "sent_all",
+        "sink",
         "transport",
     )
 
-    def __init__(self, pool: HTTPConnectionPool, key: tuple[str, int]) -> None:
+    def __init__(self, pool: HTTPConnectionPool, key: Hashable) -> None:
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
@@ -182,6 +216,8 @@ class _Connection(asyncio.Protocol):
         self.idle_timer: asyncio.TimerHandle | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        # A push producer writing the request body (the agent's), paused with the socket.
+        self.producer: Any = None
         self._reset(b"GET")
         # Not in an exchange yet: bytes arriving now are unasked for.
         self.parser: Any = None
@@ -205,6 +241,8 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._head_waiter: asyncio.Future[UpstreamResponse] | None = None
         self._body_waiter: asyncio.Future[None] | None = None
+        self.sink: BodySink | None = None
+        self._push_paused = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
 
@@ -256,10 +294,14 @@ class _Connection(asyncio.Protocol):
             else:
                 where = "mid-response" if self.response is not None else "before responding"
                 detail = f": {exc}" if exc is not None else ""
-                self.error = UpstreamError(
+                error = UpstreamError(
                     f"upstream closed the connection {where}{detail}",
                     retryable=not self.received_any,
                 )
+                error.lost = True
+                error.cause = exc
+                error.head_received = self.response is not None
+                self.error = error
         self._wake()
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
@@ -269,12 +311,16 @@ class _Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._writing_paused = True
+        if self.producer is not None:
+            self.producer.pauseProducing()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.producer is not None:
+            self.producer.resumeProducing()
 
     # -- httptools callbacks: record only ---------------------------------------------------
 
@@ -342,6 +388,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         if not self.done and self.error is None:
             error.retryable = error.retryable and not self.received_any
+            error.head_received = self.response is not None
             self.error = error
         if self.transport is not None:
             self.transport.abort()
@@ -361,11 +408,101 @@ class _Connection(asyncio.Protocol):
             self._body_waiter = None
             if not body_waiter.done():
                 body_waiter.set_result(None)
+        if self.sink is not None:
+            self._push()
         if self._buffered > HIGH_WATER and not self._reading_paused and not self.done:
             transport = self.transport
             if transport is not None:
                 self._reading_paused = True
                 transport.pause_reading()
+
+    # -- push mode (the agent's) ------------------------------------------------------------
+
+    def attach(self, sink: BodySink) -> None:
+        """Push the body to ``sink`` from now on: what is buffered at once, the rest as it
+        arrives; then its end. A complete exchange goes back to the pool first."""
+        self.sink = sink
+        self._push()
+
+    def pause_push(self) -> None:
+        """Stop pushing; the body is buffered, and the socket no longer read past
+        :data:`HIGH_WATER`."""
+        self._push_paused = True
+
+    def resume_push(self) -> None:
+        """Push again, starting with what was buffered (on the next loop turn, not inside
+        the caller's stack)."""
+        if self._push_paused:
+            self._push_paused = False
+            asyncio.get_running_loop().call_soon(self._push)
+
+    def restart_push(self, buffered: list[bytes]) -> None:
+        """Push ``buffered`` (taken back from the sink) first, then the rest, starting now."""
+        if buffered:
+            self._chunks.extendleft(reversed(buffered))
+            self._buffered += sum(map(len, buffered))
+        self._push_paused = False
+        self._push()
+
+    def _push(self) -> None:
+        sink = self.sink
+        if sink is None:
+            return
+        chunks = self._chunks
+        while chunks and not self._push_paused:
+            data = chunks.popleft()
+            self._buffered -= len(data)
+            sink.body_data(data)
+            if self.sink is not sink:  # the sink gave up (aborted) from inside body_data
+                return
+        if self._reading_paused and self._buffered <= LOW_WATER:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+        if chunks or self._push_paused:
+            return
+        if self.done:
+            self.sink = None
+            close_delimited = self.close_delimited
+            self.release()
+            sink.body_end(None, close_delimited)
+        elif self.error is not None:
+            self.sink = None
+            error = self.error
+            self.release()
+            sink.body_end(error, False)
+
+    def begin(self, method: bytes, head: bytes) -> asyncio.Future[UpstreamResponse]:
+        """Start an exchange: send the request head and return the future of the response head.
+
+        The body, if any, follows with :meth:`write`; :meth:`finish_body` tells it is all
+        sent (at once when there is none).
+
+        Raises:
+            UpstreamError: The connection is already closed (retryable).
+        """
+        self._reset(method)
+        transport = self.transport
+        if transport is None or self.lost or transport.is_closing():
+            error = UpstreamError("upstream connection already closed", retryable=True)
+            error.lost = True
+            raise error
+        self.parser = httptools.HttpResponseParser(self)
+        waiter: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
+        self._head_waiter = waiter
+        if head:
+            transport.write(head)
+        return waiter
+
+    def write(self, data: bytes) -> None:
+        """Send request body bytes (nothing once the connection is gone)."""
+        transport = self.transport
+        if transport is not None and data:
+            transport.write(data)
+
+    def finish_body(self) -> None:
+        """The whole request body was sent: the connection may be reused after the response."""
+        self.sent_all = True
 
     async def send(self, method: bytes, head: bytes, body: IO[bytes] | None) -> UpstreamResponse:
         """Send a request and return its response head once it arrived.
@@ -373,15 +510,9 @@ class _Connection(asyncio.Protocol):
         Raises:
             UpstreamError: The connection failed or the response is invalid.
         """
-        self._reset(method)
-        transport = self.transport
-        if transport is None or self.lost:
-            raise UpstreamError("upstream connection already closed", retryable=True)
-        self.parser = httptools.HttpResponseParser(self)
-        waiter: asyncio.Future[UpstreamResponse] = asyncio.get_running_loop().create_future()
-        self._head_waiter = waiter
         piece = body.read(BODY_PIECE) if body is not None else b""
-        transport.write(head + piece if piece else head)  # one write for a small request
+        # One write for a small request.
+        waiter = self.begin(method, head + piece if piece else head)
         while body is not None and piece and not waiter.done():
             await self.drain()
             if self.transport is None:
@@ -443,10 +574,28 @@ class _Connection(asyncio.Protocol):
         self.parser = None
         self._head_waiter = None
         self._body_waiter = None
+        self.sink = None
+        self.producer = None
         if clean and not self.lost:
             self.pool._put(self)
         else:
             self.abort()
+
+    def discard(self) -> None:
+        """Give the response up from the sink's side: forget what is buffered and drop the
+        connection; the sink then hears that the body ended unfinished."""
+        self._chunks.clear()
+        self._buffered = 0
+        self._push_paused = False
+        if self.sink is not None and self.error is None:
+            error = UpstreamError("response body given up", retryable=False)
+            error.lost = True
+            error.head_received = True
+            self.error = error
+            self.done = False
+        self.abort()
+        if self.transport is None:
+            self._push()  # already closed: nothing else will wake the sink
 
     def abort(self) -> None:
         """Drop the connection at once (an abandoned or broken exchange)."""
@@ -496,7 +645,7 @@ class HTTPConnectionPool:
     def __init__(self, reactor: Any = None, persistent: bool = True) -> None:
         self.reactor = reactor
         self.persistent = persistent
-        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._idle: dict[Hashable, list[_Connection]] = {}
 
     def idleConnections(self, host: str, port: int) -> int:
         """Return how many idle connections to ``(host, port)`` the pool holds now."""
@@ -559,7 +708,7 @@ class HTTPConnectionPool:
             ) from e
         return conn
 
-    def _take(self, key: tuple[str, int]) -> _Connection | None:
+    def _take(self, key: Hashable) -> _Connection | None:
         idle = self._idle.get(key)
         while idle:
             # The most recently used one first: it is the least likely to have been timed

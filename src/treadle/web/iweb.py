@@ -14,13 +14,26 @@ from typing import Final
 
 from zope.interface import Attribute, Interface
 
+from treadle.web._iclient import (
+    IAgent,
+    IAgentEndpointFactory,
+    IClientRequest,
+    IPolicyForHTTPS,
+    IResponse,
+)
+
 __all__ = [
     "UNKNOWN_LENGTH",
     "IAccessLogFormatter",
+    "IAgent",
+    "IAgentEndpointFactory",
     "IBodyProducer",
+    "IClientRequest",
     "ICredentialFactory",
+    "IPolicyForHTTPS",
     "IRenderable",
     "IRequest",
+    "IResponse",
     "ITemplateLoader",
 ]
 
