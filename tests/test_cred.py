@@ -508,3 +508,76 @@ def test_same_program_same_results_under_twisted_and_treadle() -> None:
         ("UnauthorizedLogin", None),
     ]
     assert run_program("twisted") == under_treadle
+
+
+def file_db_program(prefix: str, directory: Path) -> list[object]:
+    """FilePasswordDB and the in-memory checker used as programs use them, with ``prefix``'s
+    modules (``twisted`` or ``treadle``): every outcome, as plain data."""
+    checkers_m = importlib.import_module(prefix + ".cred.checkers")
+    creds_m = importlib.import_module(prefix + ".cred.credentials")
+    error_m = importlib.import_module(prefix + ".cred.error")
+    passwords = directory / "passwords"
+    passwords.write_bytes(
+        b"alice:pw\r\nBob:Secret:extra\nno fields\n:empty\nalice:second\ncarol:\n"
+    )
+    unique = directory / "unique"
+    unique.write_bytes(passwords.read_bytes().replace(b"alice:second\n", b""))
+    hashed = directory / "hashed"
+    hashed.write_bytes(b"dave|" + hashlib.sha256(b"pw5").hexdigest().encode() + b"|x\n")
+
+    def sha256(username: bytes, password: bytes, stored: bytes) -> bytes:
+        return hashlib.sha256(password).hexdigest().encode()
+
+    def outcome(d: Any) -> object:
+        box: list[object] = []
+        d.addBoth(box.append)
+        value = box[0]
+        if hasattr(value, "value"):  # a Failure
+            assert isinstance(value.value, error_m.UnauthorizedLogin)
+            return "UnauthorizedLogin"
+        return value
+
+    up = creds_m.UsernamePassword
+    results: list[object] = []
+    for db in (
+        checkers_m.FilePasswordDB(str(passwords)),
+        checkers_m.FilePasswordDB(str(passwords), caseSensitive=False),
+        # (Twisted's cache keeps the last line of a user, its file scan the first; treadle
+        # keeps the first both ways, so the cached file has no user twice.)
+        checkers_m.FilePasswordDB(str(unique), cache=True),
+    ):
+        for name in (b"alice", b"Bob", b"bob", b"carol", b"", b"nobody"):
+            try:
+                results.append(db.getUser(name))
+            except KeyError:
+                results.append("KeyError")
+        for credentials in (
+            up(b"alice", b"pw"),
+            up(b"alice", b"second"),
+            up(b"BOB", b"Secret"),
+            up(b"Bob", b"Secret"),
+            up(b"carol", b""),
+            up(b"nobody", b"pw"),
+        ):
+            results.append(outcome(db.requestAvatarId(credentials)))
+        results.append([i.__name__ for i in db.credentialInterfaces])
+    by_hash = checkers_m.FilePasswordDB(
+        str(hashed), delim=b"|", usernameField=0, passwordField=1, hash=sha256
+    )
+    results.append([i.__name__ for i in by_hash.credentialInterfaces])
+    results.append(outcome(by_hash.requestAvatarId(up(b"dave", b"pw5"))))
+    results.append(outcome(by_hash.requestAvatarId(up(b"dave", b"pw4"))))
+    memory = checkers_m.InMemoryUsernamePasswordDatabaseDontUse(erin=b"pw6")
+    memory.addUser(b"frank", b"pw7")
+    results.append(sorted(memory.users.items()))
+    for credentials in (up(b"erin", b"pw6"), up(b"frank", b"pw6"), up(b"gina", b"")):
+        results.append(outcome(memory.requestAvatarId(credentials)))
+    return results
+
+
+def test_file_password_db_and_in_memory_checker_as_twisteds(tmp_path: Path) -> None:
+    (tmp_path / "twisted").mkdir()
+    (tmp_path / "treadle").mkdir()
+    under_treadle = file_db_program("treadle", tmp_path / "treadle")
+    assert under_treadle[:2] == [(b"alice", b"pw"), (b"Bob", b"Secret")]
+    assert file_db_program("twisted", tmp_path / "twisted") == under_treadle

@@ -141,7 +141,7 @@ def test_basic_failure_and_missing_header_get_401(serve: Any) -> None:
     for headers in ({}, basic("alice", "wrong"), basic("bob", "s3cret")):
         response = httpx.get(url + "/private/leaf", headers=headers, timeout=10)
         assert response.status_code == 401
-        assert challenges(response) == [f'Basic realm="{REALM}"']
+        assert challenges(response) == [f'basic realm="{REALM}"']  # Twisted's spelling
         assert "Unauthorized" in response.text
     head = httpx.head(url + "/private", timeout=10)
     assert head.status_code == 401 and head.content == b""
@@ -173,9 +173,10 @@ def test_one_challenge_per_factory(serve: Any) -> None:
     root, _ = protect([InMemoryChecker(alice="s3cret")], factories)
     found = challenges(httpx.get(serve(root) + "/private", timeout=10))
     assert len(found) == 3
-    assert found[0].startswith(f'Digest realm="{REALM}", qop="auth", algorithm=SHA-256, nonce="')
-    assert "algorithm=MD5," in found[1]
-    assert found[2] == 'Basic realm="say \\"hi\\""'
+    # Twisted's spelling: lowercase schemes, every value quoted, md5 in lowercase.
+    assert found[0].startswith(f'digest realm="{REALM}", qop="auth", algorithm="SHA-256", nonce="')
+    assert 'algorithm="md5",' in found[1]
+    assert found[2] == 'basic realm="say \\"hi\\""'
 
 
 def test_anonymous_access_when_allowed(serve: Any) -> None:
@@ -193,7 +194,7 @@ def test_anonymous_access_when_allowed(serve: Any) -> None:
 
 def parse_challenge(value: str) -> dict[str, str]:
     scheme, _, rest = value.partition(" ")
-    assert scheme == "Digest"
+    assert scheme == "digest"
     return {k: q or t for k, q, t in re.findall(r'(\w+)=(?:"([^"]*)"|([^,\s]+))', rest)}
 
 
@@ -209,7 +210,7 @@ def digest_authorization(
 ) -> str:
     """The Authorization value, computed with RFC 7616 §3.4.1's formulas."""
     c = parse_challenge(challenge)
-    name = {"MD5": "md5", "SHA-256": "sha256"}[c["algorithm"]]
+    name = {"md5": "md5", "SHA-256": "sha256"}[c["algorithm"]]
 
     def h(data: str) -> str:
         return hashlib.new(name, data.encode()).hexdigest()
@@ -256,8 +257,8 @@ def test_digest_computed_by_hand(serve: Any, algorithm: bytes) -> None:
     with httpx.Client(timeout=10) as client:
         first = client.get(url + "/private/leaf/a?x=1")
         assert first.status_code == 401
-        wanted = "SHA-256" if algorithm == b"sha-256" else "MD5"
-        (challenge,) = [c for c in challenges(first) if f"algorithm={wanted}," in c]
+        wanted = "SHA-256" if algorithm == b"sha-256" else "md5"
+        (challenge,) = [c for c in challenges(first) if f'algorithm="{wanted}",' in c]
         uri = "/private/leaf/a?x=1"
         auth = digest_authorization(challenge, "GET", uri, "alice", "s3cret")
         response = client.get(url + uri, headers={"Authorization": auth})
@@ -584,3 +585,15 @@ def test_request_get_user_still_works_behind_the_guard(serve: Any) -> None:
     root.putChild(b"who", HTTPAuthSessionWrapper(portal, [BasicCredentialFactory(REALM)]))
     response = httpx.get(serve(root) + "/who", headers=basic("alice", "s3cret"), timeout=10)
     assert response.text == "alice/s3cret"
+
+
+def test_factories_added_later_are_offered(serve: Any) -> None:
+    # As in Twisted, the wrapper keeps the list it was given: a factory appended after the
+    # wrapper was made is challenged with and accepted.
+    factories: list[Any] = []
+    root, _ = protect([InMemoryChecker(alice="s3cret")], factories)
+    factories.append(BasicCredentialFactory(REALM))
+    url = serve(root)
+    assert challenges(httpx.get(url + "/private", timeout=10)) == [f'basic realm="{REALM}"']
+    ok = httpx.get(url + "/private", headers=basic("alice", "s3cret"), timeout=10)
+    assert ok.status_code == 200

@@ -633,3 +633,228 @@ def test_a_site_overriding_build_protocol_is_given_the_peer_address(
     answer = raw_request(url, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello /")
     assert len(addresses) == 1 and isinstance(addresses[0], IPv4Address)
+
+
+# -- Twisted's low-level use of twisted.web.http ------------------------------------------------
+
+from treadle.internet import testing as internet_testing  # noqa: E402
+from treadle.web import http as http_module  # noqa: E402
+
+
+class _EchoRequest(http_module.Request):
+    def process(self) -> None:
+        self.setHeader(b"content-type", b"text/plain")
+        self.write(b"%s %s %r" % (self.method, self.path, sorted(self.args.items())))
+        self.finish()
+
+
+class _EchoChannel(http_module.HTTPChannel):
+    requestFactory = _EchoRequest
+
+
+class _ShoutRequest(http_module.Request):
+    def process(self) -> None:
+        self.setResponseCode(202)
+        self.write(self.path.upper())
+        self.finish()
+
+
+class _ShoutFactory(http_module.HTTPFactory):
+    def buildProtocol(self, addr: object) -> Any:
+        channel = http_module.HTTPFactory.buildProtocol(self, addr)
+        channel.requestFactory = _ShoutRequest
+        return channel
+
+
+class _TwistedStyleChannel(http_module.HTTPChannel):
+    """A channel class written for Twisted: made without arguments."""
+
+    requestFactory = _EchoRequest
+
+    def __init__(self) -> None:
+        http_module.HTTPChannel.__init__(self)
+        self.made_by_hand = True
+
+
+def test_channel_class_request_factory_answers_over_a_socket(serve: Callable[..., str]) -> None:
+    factory = http_module.HTTPFactory()
+    factory.protocol = _EchoChannel
+    url = serve(factory)
+    reply = raw_request(
+        url,
+        b"POST /f?a=1&a=2&b=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\n\r\na=9&c=4",
+    )
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    # Twisted's merge: the body's "a" replaces the query's.
+    assert reply.endswith(b"POST /f [(b'a', [b'9']), (b'b', [b'3']), (b'c', [b'4'])]")
+
+
+def test_build_protocol_setting_request_factory_is_honoured(serve: Callable[..., str]) -> None:
+    url = serve(_ShoutFactory())
+    reply = raw_request(url, b"GET /quiet HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 202 ") and reply.endswith(b"/QUIET")
+
+
+def test_twisted_style_channel_class_without_factory_argument(serve: Callable[..., str]) -> None:
+    factory = http_module.HTTPFactory()
+    factory.protocol = _TwistedStyleChannel
+    channel = factory.buildProtocol(None)
+    assert channel.factory is factory and channel.made_by_hand
+    reply = raw_request(serve(factory), b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.endswith(b"GET /x []")
+
+
+def test_site_imposes_its_request_factory_on_channel_classes() -> None:
+    site = Site(Resource())
+    site.protocol = _EchoChannel
+    assert site.buildProtocol(None).requestFactory is Request
+
+
+def test_hand_made_channel_with_a_twisted_transport() -> None:
+    # Twisted's testing pattern: a channel with no factory, a StringTransport, bytes in.
+    channel = http_module.HTTPChannel()
+    channel.requestFactory = _EchoRequest
+    transport = internet_testing.StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET /a?x=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+    head, _, body = transport.value().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and body == b"GET /a [(b'x', [b'1'])]"
+    assert channel.transport is transport
+    channel.connectionLost(Failure(ConnectionAborted()))
+    assert channel.asyncio_transport is None
+
+
+def test_hand_made_channel_given_a_site() -> None:
+    root = Resource()
+    root.putChild(b"hi", _Text(b"hello"))
+    channel = http_module.HTTPChannel()
+    channel.site = Site(root)
+    assert channel.factory is channel.site
+    transport = internet_testing.StringTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(b"GET /hi HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+    assert transport.value().endswith(b"\r\n\r\nhello")
+    assert transport.disconnecting
+
+
+class _Text(Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self.body = body
+
+    def render_GET(self, request: Request) -> bytes:
+        return self.body
+
+
+def test_body_arguments_replace_query_arguments_for_post_only() -> None:
+    def args_of(method: bytes) -> dict[bytes, list[bytes]]:
+        request = http_module.Request(_channel_stub())
+        request.method = method
+        request.uri = b"/f?a=1&a=2&b=3"
+        request.requestHeaders.setRawHeaders(
+            b"content-type", [b"application/x-www-form-urlencoded"]
+        )
+        request.gotLength(7)
+        request.content.write(b"a=9&c=4")
+        request.content.seek(0)
+        return request.args
+
+    assert args_of(b"POST") == {b"a": [b"9"], b"b": [b"3"], b"c": [b"4"]}
+    assert args_of(b"PUT") == {b"a": [b"1", b"2"], b"b": [b"3"]}
+
+
+def _channel_stub() -> Any:
+    site = Site(Resource())
+    channel, _transport = connect(site)
+    return channel
+
+
+def test_got_length_spools_large_or_unknown_bodies() -> None:
+    request = http_module.Request(_channel_stub())
+    request.gotLength(10)
+    assert type(request.content).__name__ == "BytesIO"
+    for length in (None, http_module.SPOOL_SIZE):
+        request.gotLength(length)
+        assert type(request.content).__name__ != "BytesIO"
+        request.content.close()
+
+
+def test_connection_lost_takes_a_failure() -> None:
+    request = http_module.Request(_channel_stub())
+    seen: list[Any] = []
+    request.notifyFinish().addErrback(seen.append)
+    request.connectionLost(Failure(ConnectionAborted()))
+    assert seen[0].check(ConnectionAborted)
+
+
+def test_set_last_modified_on_a_wire_request() -> None:
+    request = http_module.Request(_channel_stub())
+    request.requestHeaders.setRawHeaders(b"if-modified-since", [b"Sun, 06 Nov 1994 08:49:37 GMT"])
+    assert request.setLastModified(784111777.2) is None  # rounded up: newer than the copy
+    assert request.lastModified == 784111778
+    request = http_module.Request(_channel_stub())
+    request.requestHeaders.setRawHeaders(b"if-modified-since", [b"Sun, 06 Nov 1994 08:49:37 GMT"])
+    assert request.setLastModified(784111777) is http_module.CACHED
+    assert request.code == 304
+
+
+def test_started_writing_set_by_a_resource_sends_its_own_head() -> None:
+    # Twisted writes the body as it is when a resource claims to have sent the head.
+    class Raw(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> object:
+            request.startedWriting = True
+            request.write(b"HTTP/1.0 200 OK\r\n\r\nown")
+            request.finish()
+            return NOT_DONE_YET
+
+    channel, transport = connect(Site(Raw()))
+    channel.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert transport.value() == b"HTTP/1.0 200 OK\r\n\r\nown"
+    assert transport.closed  # the client cannot find the end otherwise
+
+
+def test_chunked_turned_off_after_the_head() -> None:
+    class Streamer(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> object:
+            request.write(b"a")
+            assert request.chunked is False  # held: the head is not out yet
+            request.flush_held()
+            assert request.chunked is True
+            request.chunked = False
+            request.write(b"raw")
+            request.finish()
+            return NOT_DONE_YET
+
+    channel, transport = connect(Site(Streamer()))
+    channel.data_received(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    value = transport.value()
+    assert b"Transfer-Encoding: chunked" in value
+    assert value.endswith(b"\r\n\r\n1\r\na\r\nraw")
+    assert transport.closed
+
+
+def test_helper_functions_agree_with_twisted() -> None:
+    h = http_module
+    assert h.stringToDatetime(b"Sun, 06 Nov 1994 08:49:37 GMT") == 784111777
+    assert h.stringToDatetime(b"Sunday, 06-Nov-94 08:49:37 GMT") == 784111777
+    assert h.stringToDatetime(b"Sun Nov  6 08:49:37 1994") == 784111777
+    with pytest.raises(ValueError):
+        h.stringToDatetime(b"garbage")
+    assert h.timegm(1994, 11, 6, 8, 49, 37) == 784111777
+    assert h.toChunk(b"abc") == (b"3", b"\r\n", b"abc", b"\r\n")
+    assert h.fromChunk(b"3\r\nabc\r\nrest") == (b"abc", b"rest")
+    with pytest.raises(ValueError):
+        h.fromChunk(b"x\r\nabc")
+    assert h.urlparse(b"http://a/b;p?c#d").params == b"p"
+    with pytest.raises(TypeError):
+        h.urlparse("http://a/")  # type: ignore[arg-type]
+    assert h.parse_qs(b"a=1&b&c=", 1) == {b"a": [b"1"], b"c": [b""]}
+    assert h.parse_qs(b"a=1;a=%41") == {b"a": [b"1", b"A"]}
+    assert h.parseContentRange("bytes 0-4/*") == (0, 4, None)

@@ -9,14 +9,20 @@ import logging
 import socket
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from treadle.web.http import HTTPFactory
 from treadle.web.proxy import (
     HTTPConnectionPool,
+    Proxy,
+    ProxyClient,
+    ProxyClientFactory,
+    ProxyRequest,
     ReverseProxyResource,
     forwarded_request_headers,
     strip_hop_by_hop,
@@ -24,7 +30,7 @@ from treadle.web.proxy import (
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
 
-from .conftest import DEADLINE, Hello, ServerThread, host_port, wait_for
+from .conftest import DEADLINE, Hello, ServerThread, host_port, raw_request, wait_for
 
 # -- upstream resources ----------------------------------------------------------------------
 
@@ -613,3 +619,175 @@ def test_slow_client_slows_the_upstream_down(proxies: Proxies) -> None:
         assert turns.result(DEADLINE) == 0
         assert firehose.parked.is_set()
         assert firehose.written < 64 * 1024 * 1024
+
+
+# -- the forward proxy (Proxy, ProxyRequest, ProxyClient, ProxyClientFactory) ------------------
+
+
+def forward_proxy(
+    proxies: Proxies, request_class: type[ProxyRequest] = ProxyRequest, **attributes: Any
+) -> tuple[str, HTTPConnectionPool]:
+    """Serve a forward :class:`Proxy` (Twisted's way: an HTTPFactory whose protocol is it)."""
+    pool = HTTPConnectionPool()
+    proxies.pools.append(pool)
+    request_factory = type("TestProxyRequest", (request_class,), {"pool": pool, **attributes})
+    channel: Any = type("TestProxy", (Proxy,), {"requestFactory": request_factory})
+    factory = HTTPFactory()
+    factory.protocol = channel
+    return proxies.server.serve(factory), pool
+
+
+def through(proxy_url: str, url: str, data: bytes | None = None) -> tuple[int, Any, bytes]:
+    """Fetch ``url`` with urllib through the proxy at ``proxy_url``: (status, headers, body)."""
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": proxy_url}), NoRaise()
+    )
+    with opener.open(url, data=data, timeout=10) as response:
+        return response.status, response.headers, response.read()
+
+
+class NoRaise(urllib.request.HTTPErrorProcessor):
+    def http_response(self, request: Any, response: Any) -> Any:
+        return response
+
+
+def test_forward_proxy_fetches_absolute_uris_with_urllib(proxies: Proxies) -> None:
+    origin = proxies.upstream(Echo())
+    proxy_url, pool = forward_proxy(proxies)
+    status, headers, body = through(proxy_url, f"http://127.0.0.1:{origin}/a/b?x=1&y=%20")
+    assert status == 200
+    assert headers["content-type"] == "application/json"
+    assert headers["x-upstream"] == "yes"
+    assert headers.get_all("set-cookie") == ["a=1", "b=2"]
+    report = json.loads(body)
+    assert report["method"] == "GET"
+    assert report["uri"] == "/a/b?x=1&y=%20"  # origin-form, as an origin server expects
+    assert header(report, "host") == [f"127.0.0.1:{origin}"]
+    assert not header(report, "proxy-connection")
+    assert proxies.idle(pool, origin) == 1  # kept for the next request
+
+
+def test_forward_proxy_post_body_status_and_reason(proxies: Proxies) -> None:
+    origin = proxies.upstream(Echo())
+    proxy_url, _ = forward_proxy(proxies)
+    request = (
+        b"POST http://127.0.0.1:%d/form HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+        b"Proxy-Connection: keep-alive\r\nKeep-Alive: 30\r\nContent-Length: 5\r\n"
+        b"Connection: close\r\n\r\nhello" % (origin, origin)
+    )
+    answer = raw_request(proxy_url, request)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201 Made It\r\n")
+    report = json.loads(body)
+    assert report["method"] == "POST" and report["body"] == "hello"
+    assert header(report, "content-length") == ["5"]
+    assert not header(report, "keep-alive") and not header(report, "proxy-connection")
+
+
+def test_forward_proxy_head_and_keep_alive_share_one_origin_connection(proxies: Proxies) -> None:
+    origin = proxies.upstream(Hello())
+    proxy_url, pool = forward_proxy(proxies)
+    target = f"http://127.0.0.1:{origin}/".encode()
+    with socket.create_connection(host_port(proxy_url), timeout=10) as s:
+        reader = s.makefile("rb")
+        for method in (b"HEAD", b"GET"):
+            s.sendall(b"%s %s HTTP/1.1\r\nHost: x\r\n\r\n" % (method, target))
+            assert reader.readline() == b"HTTP/1.1 200 OK\r\n"
+            fields = {}
+            while (line := reader.readline()) != b"\r\n":
+                name, _, value = line.partition(b":")
+                fields[name.lower()] = value.strip()
+            assert fields[b"content-length"] == b"13"
+            if method == b"GET":
+                assert reader.read(13) == b"Hello, world!"
+    assert proxies.idle(pool, origin) == 1
+
+
+class ShoutingClient(ProxyClient):
+    """Twisted's pattern for rewriting responses: override the client's callbacks."""
+
+    def handleHeader(self, key: bytes, value: bytes) -> None:
+        if key.lower() != b"content-length":  # the body changes size... not here, but as usual
+            ProxyClient.handleHeader(self, key, value)
+
+    def handleEndHeaders(self) -> None:
+        self.father.responseHeaders.addRawHeader(b"x-rewritten", b"1")
+
+    def handleResponsePart(self, buffer: bytes) -> None:
+        ProxyClient.handleResponsePart(self, buffer.upper())
+
+
+class ShoutingFactory(ProxyClientFactory):
+    protocol = ShoutingClient
+
+
+class ShoutingRequest(ProxyRequest):
+    protocols = {b"http": ShoutingFactory}
+
+
+def test_subclassed_client_rewrites_the_response(proxies: Proxies) -> None:
+    origin = proxies.upstream(Hello())
+    proxy_url, _ = forward_proxy(proxies, ShoutingRequest)
+    status, headers, body = through(proxy_url, f"http://127.0.0.1:{origin}/")
+    assert (status, body) == (200, b"HELLO, WORLD!")
+    assert headers["x-rewritten"] == "1"
+
+
+def test_forward_proxy_cannot_connect_answers_twisteds_gateway_error(
+    proxies: Proxies, closed_port: int
+) -> None:
+    proxy_url, _ = forward_proxy(proxies)
+    status, headers, body = through(proxy_url, f"http://127.0.0.1:{closed_port}/")
+    assert (status, body) == (501, b"<H1>Could not connect</H1>")
+    assert headers["content-type"] == "text/html"
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"CONNECT example.com:443 HTTP/1.1", 501),
+        (b"GET https://example.com/ HTTP/1.1", 501),
+        (b"GET /relative HTTP/1.1", 400),
+    ],
+)
+def test_forward_proxy_refuses_what_it_cannot_fetch(
+    proxies: Proxies, request_line: bytes, status: int
+) -> None:
+    proxy_url, _ = forward_proxy(proxies)
+    answer = raw_request(
+        proxy_url, request_line + b"\r\nHost: example.com\r\nConnection: close\r\n\r\n"
+    )
+    assert answer.startswith(b"HTTP/1.1 %d " % status)
+    assert b"<h1>" in answer
+
+
+def test_forward_proxy_504_and_the_origin_is_let_go(proxies: Proxies) -> None:
+    held = Held()
+    origin = proxies.upstream(held)
+    proxy_url, _ = forward_proxy(proxies, timeout=0.2)
+    status, _, body = through(proxy_url, f"http://127.0.0.1:{origin}/slow")
+    assert status == 504 and b"Gateway Timeout" in body
+    assert held.gone.wait(DEADLINE)
+
+
+def test_forward_proxy_client_leaving_cancels_the_origin_request(proxies: Proxies) -> None:
+    held = Held(first=b"started")
+    origin = proxies.upstream(held)
+    proxy_url, pool = forward_proxy(proxies)
+    with socket.create_connection(host_port(proxy_url), timeout=5) as s:
+        s.sendall(b"GET http://127.0.0.1:%d/slow HTTP/1.1\r\nHost: x\r\n\r\n" % origin)
+        assert held.arrived.wait(5)
+        assert b"started" in s.recv(65536)
+    assert held.gone.wait(5)
+    assert proxies.idle(pool, origin) == 0
+
+
+def test_forward_proxy_close_delimited_http10_origin(
+    proxies: Proxies, stdlib_upstream: int
+) -> None:
+    proxy_url, _ = forward_proxy(proxies)
+    status, headers, body = through(
+        proxy_url, f"http://127.0.0.1:{stdlib_upstream}/close-delimited"
+    )
+    assert (status, body) == (200, b"part one, part two")
+    assert headers["content-type"] == "text/plain"

@@ -10,6 +10,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,7 +24,8 @@ from treadle.web import script, static, vhost
 from treadle.web._registry import Registry
 from treadle.web._twisted_compat import TwistedImporter
 from treadle.web.script import ResourceScript, ResourceScriptDirectory, ResourceScriptWrapper
-from treadle.web.server import Site
+from treadle.web.server import NOT_DONE_YET, Site
+from treadle.web.test.requesthelper import DummyRequest
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -467,3 +469,84 @@ def test_registering_an_adapter_on_every_run_is_reported(
         second = client.get(f"{url}/visits.rpy")
     assert second.status_code == 500
     assert any("already registered" in r.getMessage() + str(r.exc_info) for r in caplog.records)
+
+
+# -- PythonScript (.epy) ---------------------------------------------------------------------
+
+
+def epy_site(directory: Path, **attrs: object) -> Site:
+    root = static.File(str(directory), registry=Registry())
+    root.processors = {".epy": script.PythonScript}
+    site = Site(root)
+    for name, value in attrs.items():
+        setattr(site, name, value)
+    return site
+
+
+def test_epy_script_writes_the_page_with_request_in_its_globals(
+    tmp_path: Path, serve: Callable[..., str]
+) -> None:
+    path = write(
+        tmp_path,
+        "page.epy",
+        """
+        request.setHeader(b"content-type", b"text/plain")
+        registry.setComponent(int, registry.getComponent(int, 0) + 1)
+        request.write(b"args=%r " % request.args.get(b"name"))
+        request.write("file=" + __file__ + " count=%d" % registry.getComponent(int))
+        """,
+    )
+    base = serve(epy_site(tmp_path))
+    for count in (1, 2):
+        response = get(f"{base}/page.epy?name=x")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "text/plain"
+        assert response.headers["x-powered-by"] == f"treadle/{treadle.__version__}"
+        assert response.text == f"args=[b'x'] file={path} count={count}"
+
+
+def test_epy_script_that_finishes_the_request_itself_is_finished_once(tmp_path: Path) -> None:
+    path = write(tmp_path, "done.epy", "request.write(b'done')\nrequest.finish()\n")
+    request: Any = DummyRequest([b""])
+    assert script.PythonScript(str(path), Registry()).render(request) is NOT_DONE_YET
+    assert request.written == [b"done"]
+    assert request.finished == 1
+
+
+def test_epy_script_raising_gives_500_with_traceback_only_when_asked(
+    tmp_path: Path, serve: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "bad.epy", "raise ValueError('<secret>')\n")
+    write(tmp_path, "half.epy", "request.write(b'partial')\nraise ValueError('late')\n")
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        quiet = get(serve(epy_site(tmp_path)) + "/bad.epy")
+    assert quiet.status_code == 500
+    assert "Processing Failed" in quiet.text and "secret" not in quiet.text
+    assert any("bad.epy" in r.getMessage() and r.exc_info for r in caplog.records)
+    loud = get(serve(epy_site(tmp_path, displayTracebacks=True)) + "/bad.epy")
+    assert loud.status_code == 500
+    assert "ValueError: &lt;secret&gt;" in loud.text
+    half = get(serve(epy_site(tmp_path)) + "/half.epy")
+    assert (half.status_code, half.text) == (200, "partial")
+
+
+def test_epy_script_that_vanished_is_404(tmp_path: Path) -> None:
+    epy = script.PythonScript(str(tmp_path / "gone.epy"), Registry())
+    request: Any = DummyRequest([b""])
+    assert epy.render(request) is NOT_DONE_YET
+    assert request.responseCode == 404
+    assert b"File not found." in b"".join(request.written)
+    assert request.finished
+
+
+def test_treadle_web_path_serves_epy_rpy_and_cgi_as_twistd_web_does(tmp_path: Path) -> None:
+    from treadle._cli.main import _directory_root
+    from treadle._cli.options import parse_command_line
+    from treadle.web import twcgi
+
+    root = _directory_root(parse_command_line(["web", "--path", str(tmp_path)]), Registry())
+    assert root.processors == {  # type: ignore[attr-defined]
+        ".epy": script.PythonScript,
+        ".rpy": ResourceScript,
+        ".cgi": twcgi.CGIScript,
+    }

@@ -21,6 +21,7 @@ from treadle.internet import reactor
 from treadle.internet.base import DelayedCall
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
+from treadle.web.testing import connect
 
 from .conftest import Held, ServerThread, raw_request
 
@@ -476,3 +477,45 @@ def test_the_default_content_type_follows_twisteds_rule(serve: Any) -> None:
     assert b"\r\ncontent-type: text/html\r\n" in _head(url, b"HEAD /moved")
     assert b"\r\ncontent-type: text/html\r\n" in _head(url, b"GET /finish")
     assert b"\r\ncontent-type: text/html\r\n" in _head(url, b"GET /hello")
+
+
+# -- Twisted's answers on the wire: asterisk targets, CONNECT, traversal after a miss -------
+
+
+def test_asterisk_targets_are_answered_by_the_server(serve: Any) -> None:
+    url = serve(Resource())
+    options = raw_request(url, b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head = options.split(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: 0" in head
+    assert b"Content-Type" not in head
+    other = raw_request(url, b"GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert other.startswith(b"HTTP/1.1 405 ") and b"\r\nAllow: OPTIONS\r\n" in other
+
+
+def test_connect_is_not_implemented(serve: Any) -> None:
+    class Page(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> bytes:
+            return b"page"
+
+    reply = raw_request(serve(Page()), b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 501 ")
+
+
+def test_traversal_walks_through_a_missing_child() -> None:
+    # As Twisted: a NoResource is its own child, so the whole path ends up in prepath.
+    from treadle.web.resource import NoResource, getChildForRequest
+
+    class Seen(Resource):
+        def getChild(self, path: bytes, request: Any) -> Any:
+            return NoResource()
+
+    root = Resource()
+    root.putChild(b"a", Seen())
+    request = Request(connect(Site(root))[0])
+    request.postpath = [b"a", b"b", b"c", b""]
+    found = getChildForRequest(root, request)
+    assert isinstance(found, NoResource)
+    assert (request.prepath, request.postpath) == ([b"a", b"b", b"c", b""], [])
+    assert request.childLink(b"x") == b"x"

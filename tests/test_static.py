@@ -1170,3 +1170,21 @@ def test_last_modified_rounds_a_fractional_mtime_up(serve: Serve, tmp_path: Path
     assert r.headers["last-modified"] == "Tue, 14 Nov 2023 22:13:21 GMT"  # ...:20.25 up to :21
     again = get(base, "/f.txt", headers={"If-Modified-Since": r.headers["last-modified"]})
     assert again.status_code == 304
+
+
+def test_load_mime_types_calls_a_given_init_with_the_locations(tmp_path: Path) -> None:
+    # Twisted's hook (its tests pass a fake init); the default, mimetypes.init, is not called
+    # so the process's global mimetypes table stays as it is.
+    import inspect
+    import mimetypes
+
+    from treadle.web.static import loadMimeTypes
+
+    calls: list[object] = []
+    table = loadMimeTypes(init=calls.append)
+    assert calls == [None] and table[".html"].startswith("text/html")
+    types_file = tmp_path / "mime.types"
+    types_file.write_text("application/x-treadle-test tdl\n")
+    table = loadMimeTypes([str(types_file)], init=calls.append)
+    assert calls[-1] == [str(types_file)] and table[".tdl"] == "application/x-treadle-test"
+    assert inspect.signature(loadMimeTypes).parameters["init"].default is mimetypes.init

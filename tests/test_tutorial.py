@@ -407,12 +407,12 @@ def test_http_auth_requires_basic_credentials(server: ServerThread) -> None:
     with client() as c:
         anonymous = c.get(url + "/")
         assert anonymous.status_code == 401
-        assert anonymous.headers["www-authenticate"] == 'Basic realm="tutorial"'
+        assert anonymous.headers["www-authenticate"] == 'basic realm="tutorial"'
 
         for user, password in (("alice", "looking-glass"), ("carol", "wonderland"), ("", "")):
             refused = c.get(url + "/", auth=(user, password))
             assert refused.status_code == 401, (user, password)
-            assert refused.headers["www-authenticate"] == 'Basic realm="tutorial"'
+            assert refused.headers["www-authenticate"] == 'basic realm="tutorial"'
 
         garbled = c.get(url + "/", headers={"authorization": "Basic !!not-base64!!"})
         assert garbled.status_code == 401

@@ -1,9 +1,9 @@
 """The ``treadle`` command: ``treadle web`` serves a site the way ``twistd -n web`` does.
 
-``treadle web --path DIR`` serves a directory (static files, and ``.rpy`` scripts run on
-request), ``--resource-script FILE`` one script as the whole site, ``--class NAME`` an
-instance of a resource class, ``--wsgi NAME`` a WSGI application. The options keep
-``twistd web``'s names and defaults.
+``treadle web --path DIR`` serves a directory (static files; ``.rpy`` and ``.epy`` scripts and
+``.cgi`` programs run on request), ``--resource-script FILE`` one script as the whole site,
+``--class NAME`` an instance of a resource class, ``--wsgi NAME`` a WSGI application. The
+options keep ``twistd web``'s names and defaults.
 
 The work is split so that most of it is testable without sockets. This module builds the
 site and runs it; the steps before and around that live in private modules, and every name
@@ -151,7 +151,7 @@ def _wsgi_root(name: str) -> ResourceLike:
 
 
 def _directory_root(options: WebOptions, registry: Registry) -> ResourceLike:
-    from treadle.web import script, static
+    from treadle.web import script, static, twcgi
 
     assert options.path is not None
     path = os.path.abspath(options.path)
@@ -167,9 +167,14 @@ def _directory_root(options: WebOptions, registry: Registry) -> ResourceLike:
         registry=registry,
         follow_symlinks=options.follow_symlinks,
     )
-    # As twistd web --path: .rpy files are scripts. Set on the instance, like twistd; File
-    # hands processors and indexNames on to the Files it makes for subdirectories.
-    root.processors = {".rpy": script.ResourceScript}
+    # As twistd web --path: .epy and .rpy files are scripts, .cgi files CGI programs. Set on
+    # the instance, like twistd; File hands processors and indexNames on to the Files it
+    # makes for subdirectories.
+    root.processors = {
+        ".epy": script.PythonScript,
+        ".rpy": script.ResourceScript,
+        ".cgi": twcgi.CGIScript,
+    }
     names = list(options.indexes) + [n for n in root.indexNames if n not in options.indexes]
     root.indexNames = names
     result: ResourceLike = root

@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import types
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import httptools
 
@@ -48,6 +49,7 @@ from treadle.internet._timers import TimerHeap
 from treadle.internet._transport import Transport
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
+from treadle.internet.interfaces import ISSLTransport
 from treadle.web._framing import SERVER_LINE, date_header, status_line
 from treadle.web._parser import (
     FEED_SLICE,
@@ -180,14 +182,24 @@ class HTTPChannel(asyncio.Protocol):
     is answered in its turn (after the responses already due) and the connection then
     closes: no byte after a refused request is ever parsed.
 
+    Two ways in: as an :class:`asyncio.Protocol` (``connection_made``/``data_received``,
+    how treadle's listening ports drive it), or as a Twisted protocol (``makeConnection``
+    with a Twisted transport, then ``dataReceived``/``connectionLost``), as Twisted's own
+    tests and programs wrapping it drive it; the second adapts the transport and then runs
+    the same code.
+
     Args:
-        factory: What made the channel: its limits, timeouts and access log.
+        factory: What made the channel: its limits, timeouts and access log. None (as
+            Twisted's ``HTTPChannel()``): set ``factory`` or ``site`` before the connection
+            is made, or a plain :class:`~treadle.web.http.HTTPFactory` is used.
 
     Attributes:
-        factory: As given.
+        factory: As given (``site`` is another name for it, as Twisted's ``Site`` sets it).
         asyncio_transport: The connection's asyncio transport (None before it is made and
             after it is lost).
-        requestFactory: Called with the channel to make each request (the factory's).
+        requestFactory: Called with the channel to make each request. A subclass may set
+            its own as a class attribute (Twisted's low-level pattern); otherwise it is the
+            factory's. A :class:`~treadle.web.server.Site`'s always wins, as in Twisted.
         call_soon: Runs a callback once the current one is over: the loop's ``call_soon``,
             or a test clock's equivalent (set when the connection is made).
     """
@@ -225,9 +237,15 @@ class HTTPChannel(asyncio.Protocol):
         "requestFactory",
     )
 
-    def __init__(self, factory: ChannelFactory) -> None:
-        self.factory = factory
-        self.requestFactory: Callable[[HTTPChannel], ChannelRequest] = factory.requestFactory
+    #: Makes the factory of a channel that was given none by the time its connection is
+    #: made. :mod:`treadle.web.http` names its ``HTTPFactory`` here: this module cannot
+    #: import it.
+    default_factory: ClassVar[Callable[[], ChannelFactory] | None] = None
+
+    def __init__(self, factory: ChannelFactory | None = None) -> None:
+        self.factory: ChannelFactory = factory  # type: ignore[assignment]  # None until set
+        if factory is not None:
+            self.adopt_request_factory(factory)
         self.asyncio_transport: asyncio.Transport | None = None
         # Made on first use of ``transport``: most connections never need it.
         self._twisted_transport: ChannelTransport | None = None
@@ -258,6 +276,29 @@ class HTTPChannel(asyncio.Protocol):
         self._last_activity = 0.0
         self._peer: Any = None
         self._host: Any = None
+
+    def adopt_request_factory(self, factory: ChannelFactory) -> None:
+        """Take the factory's ``requestFactory`` unless this channel's class has its own.
+
+        A :class:`~treadle.web.server.Site` imposes its own anyway, as Twisted's
+        ``Site.buildProtocol`` does.
+        """
+        # On HTTPChannel itself the name is the slot's descriptor; a subclass's own value
+        # (a request class) hides it.
+        own = getattr(type(self), "requestFactory", None)
+        if type(own) is types.MemberDescriptorType or getattr(
+            factory, "imposesRequestFactory", False
+        ):
+            self.requestFactory = factory.requestFactory
+
+    @property
+    def site(self) -> Any:
+        """The factory that made the channel (Twisted's ``channel.site``)."""
+        return self.factory
+
+    @site.setter
+    def site(self, value: Any) -> None:
+        self.factory = value
 
     @property
     def transport(self) -> ChannelTransport | None:
@@ -422,7 +463,7 @@ class HTTPChannel(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         twisted = self._twisted_transport
-        if twisted is not None:
+        if isinstance(twisted, ChannelTransport):
             twisted._lost()
         self.asyncio_transport = None
 
@@ -448,6 +489,53 @@ class HTTPChannel(asyncio.Protocol):
                 self._call_producer(producer.resumeProducing)
             else:
                 self._pull_more(producer)
+
+    # -- Twisted's protocol entry points ------------------------------------------------------
+    # For a channel driven the way Twisted drives its own: a hand-made channel given a
+    # Twisted transport (a StringTransport in tests, a wrapping protocol of
+    # treadle.protocols.policies), or one a factory's overridden buildProtocol returned.
+    # None of this runs for the connections treadle's ports make.
+
+    def makeConnection(self, transport: Any) -> None:
+        """Start serving a connection given as a Twisted transport.
+
+        treadle's own TCP transport is unwrapped: the channel takes over its asyncio
+        transport, so such a connection runs exactly as one the port made. Any other
+        transport (``write``, ``loseConnection``, ``getPeer``, ...) is adapted.
+
+        Args:
+            transport: The connection's Twisted transport.
+        """
+        factory = self.factory
+        if factory is None:
+            make = type(self).default_factory
+            if make is None:
+                raise RuntimeError("HTTPChannel needs a factory (or site) before it connects")
+            factory = self.factory = make()
+        try:
+            self.requestFactory  # noqa: B018  # set by now, unless made without a factory
+        except AttributeError:
+            self.requestFactory = factory.requestFactory
+        raw = getattr(transport, "_raw", None) if isinstance(transport, Transport) else None
+        if raw is not None and not transport.disconnected:
+            raw.set_protocol(self)
+            self.connection_made(raw)
+            return
+        self._twisted_transport = transport
+        self._peer = _call_or_none(transport, "getPeer")
+        self._host = _call_or_none(transport, "getHost")
+        self.connection_made(_TwistedTransportAdapter(transport))  # type: ignore[arg-type]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Bytes from a Twisted transport (see :meth:`makeConnection`)."""
+        self.data_received(data)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        """A Twisted transport's connection ended (``reason``: a Failure or exception)."""
+        if self.asyncio_transport is None:
+            return
+        value = getattr(reason, "value", reason)
+        self.connection_lost(None if value is None or isinstance(value, ConnectionDone) else value)
 
     # -- what the parser tells (MessageSink) ------------------------------------------------
 
@@ -836,6 +924,64 @@ class HTTPChannel(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} at 0x{id(self):x} {state_name(self._state)}>"
+
+
+def _call_or_none(transport: Any, name: str) -> Any:
+    method = getattr(transport, name, None)
+    return method() if method is not None else None
+
+
+class _TwistedTransportAdapter:
+    """A Twisted transport seen as the asyncio transport the channel writes to.
+
+    Writes and closes go to the Twisted transport; reading pauses through its
+    ``pauseProducing``/``resumeProducing`` when it has them. It reports no write buffer
+    (a Twisted transport buffers on its own and tells producers, not writers).
+    """
+
+    __slots__ = ("_closing", "_transport")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._closing = False
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self._transport.loseConnection()
+
+    def abort(self) -> None:
+        self._closing = True
+        abort = getattr(self._transport, "abortConnection", None)
+        (abort or self._transport.loseConnection)()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def pause_reading(self) -> None:
+        pause = getattr(self._transport, "pauseProducing", None)
+        if pause is not None:
+            pause()
+
+    def resume_reading(self) -> None:
+        resume = getattr(self._transport, "resumeProducing", None)
+        if resume is not None:
+            resume()
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        # isSecure() asks for "sslcontext": a Twisted TLS transport provides ISSLTransport.
+        if name == "sslcontext" and ISSLTransport.providedBy(self._transport):
+            return self._transport
+        return default
 
 
 class ChannelTransport(Transport):

@@ -257,12 +257,13 @@ def absolute_form_authority(target: bytes) -> bytes:
 def target_error(method: bytes, target: bytes) -> str | None:
     """Why a request target that is not in origin-form is refused, or None if acceptable.
 
-    The asterisk-form is for ``OPTIONS`` only (RFC 9112 §3.2.4) and the authority-form for
-    ``CONNECT`` only (§3.2.3, which llhttp enforces); anything else must be an absolute-form
-    ``http(s)`` URI (§3.2.2).
+    The asterisk-form passes with any method: it is for ``OPTIONS`` (RFC 9112 §3.2.4), and
+    the server answers it with 405 for other methods, as Twisted does. The authority-form
+    is for ``CONNECT`` only (§3.2.3, which llhttp enforces); anything else must be an
+    absolute-form ``http(s)`` URI (§3.2.2).
     """
     if target == b"*":
-        return None if method == b"OPTIONS" else "asterisk-form target outside OPTIONS"
+        return None
     if method == b"CONNECT":
         return None
     try:

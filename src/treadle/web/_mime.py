@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import mimetypes
 import os
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 __all__ = [
     "CONTENT_ENCODINGS",
@@ -49,20 +49,28 @@ _TYPE_OVERRIDES: Final = {
 _TEXTUAL_APPLICATION_TYPES: Final = frozenset(("application/javascript", "application/json"))
 
 
-def loadMimeTypes(mimetype_locations: Iterable[str] | None = None) -> dict[str, str]:
+def loadMimeTypes(
+    mimetype_locations: Iterable[str] | None = None,
+    init: Callable[[Any], object] = mimetypes.init,
+) -> dict[str, str]:
     """Return the extension → MIME type table ``File`` uses.
 
     Built from a private :class:`mimetypes.MimeTypes` instance (the stdlib's own table, the
     same on every machine, plus the given ``mime.types`` files) and treadle's overrides for
-    web formats. Unlike Twisted's, the global :mod:`mimetypes` state is left alone.
+    web formats. Unlike Twisted's, the global :mod:`mimetypes` state is left alone: the
+    default ``init`` (:func:`mimetypes.init`, as in Twisted's signature) is not called.
 
     Args:
         mimetype_locations: Paths of ``mime.types``-style files read after the built-in
             table; later entries override earlier ones.
+        init: Called as ``init(mimetype_locations)`` first, when it is not
+            :func:`mimetypes.init` (Twisted's hook, used by tests to observe the call).
 
     Returns:
         A new dict such as ``{".html": "text/html", ...}`` (extensions lowercased).
     """
+    if init is not mimetypes.init:
+        init(mimetype_locations)
     db = mimetypes.MimeTypes(tuple(mimetype_locations or ()))
     types = dict(db.types_map[False])
     types.update(db.types_map[True])

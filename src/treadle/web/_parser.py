@@ -22,7 +22,8 @@ coding that is not the last one (also split over two field lines); chunk sizes w
 
 - HTTP/0.9 and HTTP/2.0 versions, and the HTTP/2 preface ``PRI * HTTP/2.0``: 505;
 - HTTP/1.1 without Host, more than one Host, or an invalid Host value: 400 (RFC 9112 §3.2);
-- an absolute-form target that is not http(s) with a host, or ``*`` outside OPTIONS: 400;
+- an absolute-form target that is not http(s) with a host: 400 (``*`` passes with any
+  method: the server answers it, 405 outside OPTIONS, as Twisted);
   an acceptable absolute-form target's authority replaces Host (RFC 9112 §3.2.2);
 - Transfer-Encoding in an HTTP/1.0 request: 400 (RFC 9112 §6.1); codings other than a
   lone ``chunked`` (``gzip, chunked``, ``identity``): 501;

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import tempfile
 from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
@@ -41,7 +42,8 @@ from treadle.web._framing import (
     server_and_date,
     status_line,
 )
-from treadle.web._parser import Message
+from treadle.web._parser import SPOOL_SIZE, Message
+from treadle.web._request_helpers import RequestHelpers
 from treadle.web._status import FOUND, INTERNAL_SERVER_ERROR, NOT_FOUND
 from treadle.web.http_headers import Headers, canonical_name
 
@@ -54,7 +56,7 @@ CRLF: Final = b"\r\n"
 _NO_HEADERS: Final[dict[bytes, list[bytes]]] = {}
 
 
-class Request:
+class Request(RequestHelpers):
     """One HTTP request and its response, as Twisted's ``http.Request``.
 
     Attributes:
@@ -125,7 +127,9 @@ class Request:
         self.finished = False
         self.startedWriting = False
         self.sentLength = 0
-        self._framing = Framing.NONE
+        # None until the head is sent: a resource that sets startedWriting itself writes
+        # its own head, and its writes then go out as they are (Twisted's behaviour).
+        self._framing: Framing | None = None
         self._disconnected = False
         self._notifications: list[Deferred[None]] | None = None
         self._held: list[bytes] | None = None
@@ -184,6 +188,42 @@ class Request:
     def content(self, value: IO[bytes]) -> None:
         self._content = value
 
+    def gotLength(self, length: int | None) -> None:
+        """Make :attr:`content` ready for a body of ``length`` bytes (None: unknown).
+
+        Twisted's channel calls it before the body arrives; treadle's channel fills
+        :attr:`content` itself, so only code driving a request by hand calls it. A small
+        body is kept in memory, a large or unknown one in a temporary file.
+        """
+        if length is not None and length < SPOOL_SIZE:
+            self._content = io.BytesIO()
+        else:
+            self._content = tempfile.TemporaryFile()  # noqa: SIM115  # closed when done
+
+    @property
+    def chunked(self) -> bool:
+        """Whether the response body goes out in chunks (known once the head is sent).
+
+        Setting it after the head was sent changes how later writes go out, as in Twisted:
+        false sends them as they are (the connection then closes after the response, the
+        client having no other way to find its end), true chunks them. Before the head is
+        sent the framing is treadle's choice and setting it has no effect.
+        """
+        return self._framing is Framing.CHUNKED
+
+    @chunked.setter
+    def chunked(self, value: bool) -> None:
+        if self._held is not None:
+            self.flush_held()
+        framing = self._framing
+        if framing is None or framing is Framing.NONE or self.finished:
+            return
+        if value and framing is not Framing.CHUNKED:
+            self._framing = Framing.CHUNKED
+        elif not value and framing is Framing.CHUNKED:
+            self._framing = Framing.CLOSE
+            self._keep_alive = False
+
     @property
     def responseHeaders(self) -> Headers:
         """Headers to send; change them before the first ``write``."""
@@ -212,8 +252,10 @@ class Request:
     def args(self) -> dict[bytes, list[bytes]]:
         """Query-string and form-body arguments: ``{b"name": [b"value", ...]}``.
 
-        Parsed on first use: the query string, then an ``application/x-www-form-urlencoded``
-        or ``multipart/form-data`` body (values of file fields are their bytes).
+        Parsed on first use: the query string, then, for a POST, an
+        ``application/x-www-form-urlencoded`` or ``multipart/form-data`` body (values of
+        file fields are their bytes). As in Twisted, a body argument replaces the query
+        arguments of the same name, and other methods' bodies are not read as forms.
 
         Raises:
             MalformedRequestBody: The form body cannot be parsed (rendered as 400).
@@ -231,11 +273,9 @@ class Request:
         q = self.uri.find(b"?")
         args: dict[bytes, list[bytes]] = parse_urlencoded(self.uri[q + 1 :]) if q >= 0 else {}
         ctype = self.requestHeaders._raw.get(b"content-type")
-        if ctype is None or self._content is None:
+        if ctype is None or self._content is None or self.method != b"POST":
             return args
-
-        for name, values in parse_form(ctype[0], self._content).items():
-            args.setdefault(name, []).extend(values)
+        args.update(parse_form(ctype[0], self._content))
         return args
 
     @property
@@ -493,6 +533,10 @@ class Request:
             transport = self.channel.asyncio_transport
             assert transport is not None
             transport.write(b"0\r\n\r\n")
+        elif self._framing is None:
+            # The resource set startedWriting and wrote its own head: we cannot tell
+            # where its body ends, so neither can the client unless the connection closes.
+            self._keep_alive = False
         self._complete()
 
     def flush_held(self) -> None:
@@ -618,10 +662,19 @@ class Request:
             self._notifications.append(d)
         return d
 
-    def connectionLost(self, reason: Exception) -> None:
-        """Called when the connection closed before the response was finished."""
+    def connectionLost(self, reason: Exception | Failure) -> None:
+        """Called when the connection closed before the response was finished.
+
+        Args:
+            reason: Why, as an exception or a :class:`~treadle.python.failure.Failure`.
+        """
         if self._disconnected or self.finished:
             return
+        if isinstance(reason, Failure):
+            return self._lost(reason.value)  # type: ignore[arg-type]  # wraps an Exception
+        self._lost(reason)
+
+    def _lost(self, reason: Exception) -> None:
         self._disconnected = True
         self._held = None
         # Without its traceback: frames of the failed write would keep this request alive.

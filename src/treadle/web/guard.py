@@ -291,7 +291,8 @@ class DigestCredentialFactory:
         return {
             "realm": self.authenticationRealm,
             "qop": b"auth",
-            "algorithm": b"MD5" if self.algorithm == b"md5" else b"SHA-256",
+            # Twisted's spelling for MD5; RFC 7616's for SHA-256 (browsers know no other).
+            "algorithm": b"md5" if self.algorithm == b"md5" else b"SHA-256",
             "nonce": self._generateNonce(),
             "opaque": self._opaque,
         }
@@ -354,7 +355,8 @@ class DigestCredentialFactory:
 # -- the resources (twisted.web._auth.wrapper) ------------------------------------------------
 
 # RFC 7616 §3.3: these two are tokens; every other challenge parameter is a quoted-string.
-_TOKEN_PARAMS: Final = frozenset(("algorithm", "stale"))
+# Sent as tokens; everything else is quoted, algorithm too, as Twisted writes its challenges.
+_TOKEN_PARAMS: Final = frozenset(("stale",))
 
 
 def _challenge(scheme: bytes, params: dict[str, bytes]) -> bytes:
@@ -363,7 +365,9 @@ def _challenge(scheme: bytes, params: dict[str, bytes]) -> bytes:
         if key not in _TOKEN_PARAMS:
             value = b'"' + value.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
         parts.append(key.encode("ascii") + b"=" + value)
-    return scheme.capitalize() + b" " + b", ".join(parts)
+    # The scheme as the factory names it (``basic``, ``digest``), as Twisted sends it:
+    # clients compare schemes ignoring case (RFC 9110 §11.1).
+    return scheme + b" " + b", ".join(parts)
 
 
 @implementer(IResource)
@@ -488,7 +492,9 @@ class HTTPAuthSessionWrapper:
 
     def __init__(self, portal: Portal, credentialFactories: Sequence[_CredentialFactory]) -> None:
         self._portal = portal
-        self._credentialFactories = list(credentialFactories)
+        # The list itself, not a copy: factories added to it later are offered too, as in
+        # Twisted.
+        self._credentialFactories = credentialFactories
 
     def render(self, request: Request) -> Any:
         """Authenticate, then render the avatar (or a 401/500 page)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -33,15 +34,19 @@ from treadle.web._channel import READ_AHEAD as READ_AHEAD
 from treadle.web._channel import HTTPChannel
 from treadle.web._forms import MalformedRequestBody
 from treadle.web._framing import SERVER_NAME as SERVER_NAME
+from treadle.web._helpers import *  # noqa: F403  # Twisted's helper functions, re-exported
+from treadle.web._helpers import __all__ as _HELPER_NAMES
 from treadle.web._parser import SPOOL_SIZE as SPOOL_SIZE
 from treadle.web._parser import Limits
 from treadle.web._request import Request
 from treadle.web._status import *  # noqa: F403  # the status codes, re-exported
 from treadle.web._status import __all__ as _STATUS_NAMES
+from treadle.web.http_headers import Headers
 from treadle.web.iweb import IAccessLogFormatter
 
 __all__ = [
     *_STATUS_NAMES,
+    *_HELPER_NAMES,
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
@@ -58,13 +63,18 @@ __all__ = [
     "MAX_TRAILER_SIZE",
     "HTTPChannel",
     "HTTPFactory",
+    "Headers",
     "MalformedRequestBody",
     "Request",
     "combinedLogFormatter",
     "datetimeToLogString",
     "datetimeToString",
     "proxiedLogFormatter",
+    "responses",
 ]
+
+#: Reason phrases by status code (Twisted's older name for ``RESPONSES``).
+responses = RESPONSES  # noqa: F405
 
 access_log = logging.getLogger("treadle.access")
 
@@ -303,6 +313,10 @@ class HTTPFactory:
     lingerTime: float = DEFAULT_LINGER_TIME
     # A test's task.Clock, when one drives the timers instead of the running loop.
     _clock: Any = None
+    #: Whether channels take this factory's ``requestFactory`` even when their class names
+    #: its own: false here (Twisted's ``HTTPFactory`` leaves the channel's), true for a
+    #: ``Site`` (Twisted's ``Site.buildProtocol`` sets it on every channel).
+    imposesRequestFactory: bool = False
 
     def __init__(
         self,
@@ -330,8 +344,19 @@ class HTTPFactory:
         self._limits: tuple[tuple[int, ...], Limits] | None = None
 
     def buildProtocol(self, addr: object) -> HTTPChannel:
-        """Return a new channel for a connection from ``addr``."""
-        return self.protocol(self)
+        """Return a new channel (of class ``protocol``) for a connection from ``addr``.
+
+        A channel class whose ``__init__`` takes no factory (one written for Twisted,
+        whose ``HTTPChannel()`` takes none) is made without one and then given this
+        factory, as Twisted's ``Factory.buildProtocol`` does.
+        """
+        protocol = self.protocol
+        if _takes_factory(protocol):
+            return protocol(self)
+        channel = protocol()
+        channel.factory = self
+        channel.adopt_request_factory(self)
+        return channel
 
     def asyncio_protocol_factory(self) -> Callable[[], HTTPChannel] | None:
         """How a listening port builds channels without asking for the peer's address.
@@ -343,6 +368,8 @@ class HTTPFactory:
         """
         if type(self).buildProtocol is not HTTPFactory.buildProtocol:
             return None
+        if not _takes_factory(self.protocol):
+            return functools.partial(self.buildProtocol, None)
         return functools.partial(self.protocol, self)
 
     def doStart(self) -> None:
@@ -386,7 +413,15 @@ class HTTPFactory:
         ``advance``; otherwise the running loop's ``call_soon``.
         """
         clock = self._clock
-        source = asyncio.get_running_loop() if clock is None else clock
+        if clock is None:
+            try:
+                source = asyncio.get_running_loop()
+            except RuntimeError:
+                # A channel driven by hand outside a running loop (Twisted's testing
+                # style): its timers go to the reactor, as Twisted's do.
+                clock = self.reactor
+        if clock is not None:
+            source = clock
         deadlines = self._deadlines
         if deadlines is None or deadlines.source is not source:
             if clock is None:
@@ -451,6 +486,23 @@ class HTTPFactory:
             access_log.info("%s", self._logFormatter(_log_timestamp(), request))
 
 
+@functools.lru_cache(maxsize=32)
+def _takes_factory(protocol: Callable[..., Any]) -> bool:
+    """Whether channel class ``protocol`` is made with its factory (treadle's signature)."""
+    init = getattr(protocol, "__init__", None)
+    if init is HTTPChannel.__init__:
+        return True
+    try:
+        parameters = list(inspect.signature(protocol).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    return bool(parameters) and parameters[0].kind in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+
+
 def _soon_on(clock: Any) -> Callable[[Callable[[], object]], object]:
     """``call_soon`` on a test clock: the call runs at the clock's next ``advance``."""
 
@@ -469,3 +521,6 @@ def _default_reactor() -> Any:
 def unquote_path_segment(segment: bytes) -> bytes:
     """Percent-decode one path segment (fast when there is nothing to decode)."""
     return unquote_to_bytes(segment) if b"%" in segment else segment
+
+
+HTTPChannel.default_factory = HTTPFactory

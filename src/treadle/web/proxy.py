@@ -1,4 +1,9 @@
-"""A reverse proxy: :class:`ReverseProxyResource` relays everything below it to another server.
+"""Proxies: a reverse proxy resource, and a forward proxy channel (Twisted's ``twisted.web.proxy``).
+
+:class:`ReverseProxyResource` relays everything below it to another server; :class:`Proxy` is an
+:class:`~treadle.web.http.HTTPChannel` that serves as a forward (browser) proxy, answering
+absolute-URI requests such as ``GET http://example.com/ HTTP/1.1`` by fetching them
+(see "The forward proxy" below).
 
 Put one in a resource tree and every request that reaches it is sent to ``host:port`` with
 ``path`` in front of the rest of the URL, as in Twisted::
@@ -37,16 +42,44 @@ connection per request; errors are ``502``/``504`` pages where Twisted answers
 ``Content-Type`` is passed on without one (Twisted's server would add ``text/html``).
 The upstream client lives in :mod:`treadle.web._client` (httptools' response parser on an
 ``asyncio.Protocol``): see its docstring for why it is not an external library.
+
+The forward proxy, as Twisted's::
+
+    factory = http.HTTPFactory()
+    factory.protocol = proxy.Proxy
+    reactor.listenTCP(8080, factory)
+
+Each request of a :class:`Proxy` channel is a :class:`ProxyRequest`. It splits the absolute URI
+into host, port and the origin-form target, makes a :class:`ProxyClientFactory` (from
+``protocols``, by scheme) and its :class:`ProxyClient`, and sends the request through the same
+pooled client as the reverse proxy. The response comes back through the client's Twisted
+callbacks (``handleStatus``, ``handleHeader``, ``handleEndHeaders``, ``handleResponsePart``,
+``handleResponseEnd``), so subclasses that rewrite headers or bodies there work unchanged;
+a connection that cannot be made goes to ``ProxyClientFactory.clientConnectionFailed``
+(Twisted's ``501 Gateway error``). Differences from Twisted, on purpose: the origin is spoken
+to in HTTP/1.1 with pooled keep-alive connections (Twisted: one HTTP/1.0 connection per
+request with ``Connection: close``), hop-by-hop fields are dropped both ways, the response body
+streams with backpressure; an upstream that answers garbage or closes early gets ``502``, one
+that says nothing within :attr:`ProxyRequest.timeout` seconds ``504``; and a request the proxy
+cannot serve is answered instead of dropping the connection with an unhandled error as Twisted
+does: ``CONNECT`` and schemes other than those in ``ports`` (``https``) get ``501``, an
+origin-form target (``GET /x``) gets ``400``. IPv6 literals and user information in the URI are
+understood (Twisted splits the authority at its first ``:``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import weakref
 from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import quote, urlsplit
 
+from treadle.internet.protocol import ClientFactory
+from treadle.python.failure import Failure
+from treadle.web import http
 from treadle.web._client import (
     HTTPConnectionPool,
     UpstreamConnectError,
@@ -64,6 +97,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "HOP_BY_HOP",
     "HTTPConnectionPool",
+    "Proxy",
+    "ProxyClient",
+    "ProxyClientFactory",
+    "ProxyRequest",
     "ReverseProxyResource",
     "UpstreamError",
     "forwarded_request_headers",
@@ -370,3 +407,297 @@ def _error(request: Request, code: int, brief: str, detail: str) -> bytes:
     request.responseHeaders = Headers()
     request.setHeader(b"content-type", b"text/html; charset=utf-8")
     return error_page(code, brief, detail)
+
+
+# -- the forward proxy ----------------------------------------------------------------------
+
+
+class ProxyClient:
+    """Receives one origin response for a :class:`ProxyRequest` and relays it (Twisted's API).
+
+    Twisted's is a protocol parsing the response itself; here the pooled client parses and
+    calls the same methods in the same order, so a subclass overriding them (to rewrite a
+    header or the body) works unchanged: :meth:`handleStatus`, :meth:`handleHeader` for each
+    end-to-end field, :meth:`handleEndHeaders`, :meth:`handleResponsePart` for each piece of
+    the body, and :meth:`handleResponseEnd` once.
+
+    Args:
+        command: The request method.
+        rest: The origin-form target (path and query) to ask the origin for.
+        version: The client's protocol version (``b"HTTP/1.1"``); the origin is always
+            spoken to in HTTP/1.1.
+        headers: The request's fields, ``{lowercased name: value}``; ``Proxy-Connection``
+            and ``Keep-Alive`` are removed, and the other hop-by-hop fields are not sent.
+        data: The request body.
+        father: The :class:`ProxyRequest` to answer.
+
+    Attributes:
+        father, command, rest, headers, data: As given.
+    """
+
+    _finished = False
+
+    def __init__(
+        self,
+        command: bytes,
+        rest: bytes,
+        version: bytes,
+        headers: dict[bytes, bytes],
+        data: bytes,
+        father: Any,
+    ) -> None:
+        self.father = father
+        self.command = command
+        self.rest = rest
+        headers.pop(b"proxy-connection", None)
+        headers.pop(b"keep-alive", None)
+        self.headers = headers
+        self.data = data
+
+    def handleStatus(self, version: bytes, code: bytes, message: bytes) -> None:
+        """Pass the origin's status on (``code`` as digits, e.g. ``b"200"``)."""
+        self.father.setResponseCode(int(code), message)
+
+    def handleHeader(self, key: bytes, value: bytes) -> None:
+        """Pass one response field on; ``Server``, ``Date`` and ``Content-Type`` replace ours."""
+        if key.lower() in (b"server", b"date", b"content-type"):
+            self.father.responseHeaders.setRawHeaders(key, [value])
+        else:
+            self.father.responseHeaders.addRawHeader(key, value)
+
+    def handleEndHeaders(self) -> None:
+        """Called after the last :meth:`handleHeader`; does nothing here."""
+
+    def handleResponsePart(self, buffer: bytes) -> None:
+        """Pass a piece of the response body on."""
+        self.father.write(buffer)
+
+    def handleResponseEnd(self) -> None:
+        """Finish the client's response (once, however often it is called)."""
+        if not self._finished:
+            self._finished = True
+            self.father.finish()
+
+    def request_head(self) -> bytes:
+        """Return the HTTP/1.1 request head to send to the origin (treadle's)."""
+        pairs = strip_hop_by_hop(self.headers.items())
+        fields = [(n, v) for n, v in pairs if n.lower() not in (b"content-length", b"expect")]
+        if self.data or self._had_body():
+            fields.append((b"content-length", b"%d" % len(self.data)))
+        lines = [b"%s %s HTTP/1.1\r\n" % (self.command, self.rest)]
+        lines.extend(name + b": " + value + b"\r\n" for name, value in fields)
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    def _had_body(self) -> bool:
+        names = {name.lower() for name in self.headers}
+        return b"content-length" in names or b"transfer-encoding" in names
+
+
+class ProxyClientFactory(ClientFactory):
+    """Makes the :class:`ProxyClient` of one proxied request (Twisted's API).
+
+    Args:
+        command, rest, version, headers, data, father: Handed to :attr:`protocol`.
+
+    Attributes:
+        protocol: The :class:`ProxyClient` class to make.
+    """
+
+    protocol: Any = ProxyClient
+
+    def __init__(
+        self,
+        command: bytes,
+        rest: bytes,
+        version: bytes,
+        headers: dict[bytes, bytes],
+        data: bytes,
+        father: Any,
+    ) -> None:
+        self.father = father
+        self.command = command
+        self.rest = rest
+        self.headers = headers
+        self.data = data
+        self.version = version
+
+    def buildProtocol(self, addr: object) -> Any:
+        """Return the :class:`ProxyClient` for the request."""
+        return self.protocol(
+            self.command, self.rest, self.version, self.headers, self.data, self.father
+        )
+
+    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
+        """Answer ``501 Gateway error`` (Twisted's response when the origin cannot be reached)."""
+        self.father.setResponseCode(501, b"Gateway error")
+        self.father.responseHeaders.addRawHeader(b"Content-Type", b"text/html")
+        self.father.write(b"<H1>Could not connect</H1>")
+        self.father.finish()
+
+
+# One pool per event loop: connections are bound to the loop that made them.
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HTTPConnectionPool] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_pool() -> HTTPConnectionPool:
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = _pools[loop] = HTTPConnectionPool()
+    return pool
+
+
+class ProxyRequest(http.Request):
+    """A request to a forward proxy: ``GET http://host[:port]/path HTTP/1.1`` (Twisted's API).
+
+    Args:
+        channel: The :class:`Proxy` channel.
+        queued: Accepted for Twisted compatibility.
+        reactor: Accepted for Twisted compatibility; the origin is reached on the running
+            asyncio loop.
+
+    Attributes:
+        protocols: Client factory class by URI scheme.
+        ports: Default port by URI scheme; a scheme missing here is answered ``501``.
+        pool: The :class:`HTTPConnectionPool` origin connections come from (None: one pool
+            shared by every proxy request on the loop).
+        timeout: Seconds to wait for the origin's response head, then between two pieces of
+            its body (``504`` when nothing came yet).
+    """
+
+    protocols: ClassVar[dict[bytes, Any]] = {b"http": ProxyClientFactory}
+    ports: ClassVar[dict[bytes, int]] = {b"http": 80}
+    pool: HTTPConnectionPool | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    # What the origin sent is relayed as it is: no made-up text/html.
+    defaultContentType = None
+
+    def __init__(self, channel: Any, queued: object = None, reactor: Any = None) -> None:
+        super().__init__(channel, queued)
+        self.reactor = reactor
+
+    def process(self) -> None:
+        """Forward the request to the origin its URI names; the answer comes asynchronously."""
+        target = self._origin()
+        if target is None:
+            return
+        scheme, host, port, rest = target
+        headers = self.getAllHeaders().copy()
+        if b"host" not in headers:
+            headers[b"host"] = host.encode("idna")
+        self.content.seek(0, 0)
+        data = self.content.read()
+        factory = self.protocols[scheme](self.method, rest, self.clientproto, headers, data, self)
+        task = asyncio.get_running_loop().create_task(self._forward(factory, host, port))
+        self._relay_task = task  # keep a reference: the loop holds tasks weakly
+        self.notifyFinish().addErrback(_cancel, task)
+
+    def _origin(self) -> tuple[bytes, str, int, bytes] | None:
+        """Return ``(scheme, host, port, target)`` for the URI, or answer the request and None."""
+        if self.method == b"CONNECT":
+            self._refuse(501, "Not Implemented", "This proxy does not make tunnels (CONNECT).")
+            return None
+        parts = urlsplit(self.uri)
+        if not parts.scheme or not parts.hostname:
+            self._refuse(400, "Bad Request", "A proxy request needs an absolute URI.")
+            return None
+        scheme = parts.scheme.lower()
+        if scheme not in self.ports or scheme not in self.protocols:
+            detail = f"This proxy does not fetch {scheme.decode('ascii', 'replace')} URIs."
+            self._refuse(501, "Not Implemented", detail)
+            return None
+        try:
+            port = parts.port or self.ports[scheme]
+        except ValueError:
+            self._refuse(400, "Bad Request", "The URI's port is not valid.")
+            return None
+        rest = parts.path or b"/"
+        if parts.query:
+            rest += b"?" + parts.query
+        return scheme, parts.hostname.decode("ascii", "replace"), port, rest
+
+    def _refuse(self, code: int, brief: str, detail: str) -> None:
+        self.setResponseCode(code)
+        self.setHeader(b"content-type", b"text/html; charset=utf-8")
+        self.write(error_page(code, brief, detail))
+        self.finish()
+
+    async def _forward(self, factory: Any, host: str, port: int) -> None:
+        client = factory.buildProtocol(None)
+        pool = self.pool if self.pool is not None else _shared_pool()
+        body = io.BytesIO(client.data) if client.data or client._had_body() else None
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await pool.request(
+                    host, port, client.command, client.request_head(), body
+                )
+        except UpstreamConnectError as e:
+            self._log_failure(host, port, str(e))
+            factory.clientConnectionFailed(None, Failure(e))
+            return
+        except (TimeoutError, UpstreamError) as e:
+            reason = f"no response within {self.timeout:g}s" if isinstance(e, TimeoutError) else e
+            self._log_failure(host, port, str(reason))
+            if isinstance(e, TimeoutError):
+                self._refuse(504, "Gateway Timeout", "The origin server did not answer.")
+            else:
+                self._refuse(502, "Bad Gateway", "The origin server sent no valid response.")
+            return
+        try:
+            await self._relay_response(client, response)
+        except (TimeoutError, UpstreamError) as e:
+            # Half a response cannot become an error page: drop the client's connection so
+            # it can tell the response is incomplete.
+            self._log_failure(host, port, f"failed mid-response: {e or 'body stalled'}")
+            self.loseConnection()
+        except Exception:
+            error_log.exception("proxy: error relaying the response to %r", self)
+            self.loseConnection()
+        finally:
+            response.release()
+
+    async def _relay_response(self, client: Any, response: UpstreamResponse) -> None:
+        client.handleStatus(
+            b"HTTP/" + response.version.encode("ascii"),
+            b"%d" % response.code,
+            response.phrase,
+        )
+        for name, value in strip_hop_by_hop(response.headers):
+            client.handleHeader(name, value)
+        client.handleEndHeaders()
+        if self.method == b"HEAD":
+            response.release()  # before answering, so the connection is reusable at once
+        else:
+            while True:
+                async with asyncio.timeout(self.timeout):
+                    data = await response.read()
+                if not data:
+                    break
+                client.handleResponsePart(data)
+                await self.drain()
+        if not self.finished and not self._disconnected:
+            client.handleResponseEnd()
+
+    def _log_failure(self, host: str, port: int, reason: str) -> None:
+        error_log.warning(
+            "proxy: %s %s via %s:%d failed: %s",
+            self.method.decode("latin-1"),
+            self.uri.decode("latin-1"),
+            host,
+            port,
+            reason,
+        )
+
+
+class Proxy(http.HTTPChannel):
+    """A forward HTTP proxy: an :class:`~treadle.web.http.HTTPChannel` whose requests are
+    :class:`ProxyRequest` s (Twisted's API). Serve it with a plain factory::
+
+        factory = http.HTTPFactory()
+        factory.protocol = Proxy
+    """
+
+    requestFactory = ProxyRequest

@@ -175,12 +175,13 @@ def getChildForRequest(resource: ResourceLike, request: Request) -> ResourceLike
 
 
 class ErrorPage(Resource):
-    """A leaf that answers every request with status ``status`` and an HTML page.
+    """Answers every request with status ``status`` and an HTML page.
 
-    ``brief`` and ``detail`` are escaped: they may safely contain request values.
+    ``brief`` and ``detail`` are escaped: they may safely contain request values. Not a
+    leaf, as in Twisted: it is its own child, so traversal goes on through it to the end of
+    the path, and ``prepath`` (hence ``prePathURL()`` and ``childLink()``) then holds every
+    segment, as after a walk that found something.
     """
-
-    isLeaf = True
 
     def __init__(self, status: int, brief: str, detail: str) -> None:
         super().__init__()

@@ -26,7 +26,15 @@ A script that raises, or assigns something that is no resource, is answered with
 500 "Processing Failed" page (its traceback only when ``site.displayTracebacks`` is true), one
 that assigns nothing with Twisted's "Whoops! Internal Error" page; the error goes to the
 ``treadle.error`` log.
-``PythonScript`` (``.epy``) is not provided.
+
+:class:`PythonScript` serves ``.epy`` files, Twisted's other kind of script: Python run for each
+request with ``request`` (and ``__file__``, ``registry``) in its globals, which writes the page
+itself with ``request.write``; the request is finished when the script returns. ``treadle web
+--path`` maps ``.epy`` to it, as ``twistd web --path`` does; a ``static.File`` of your own
+needs ``processors = {".epy": PythonScript}``. Unlike Twisted, which writes the traceback of a
+failing ``.epy`` script into the page for every client, a failure is answered with the
+server's 500 page (the traceback in it only when ``site.displayTracebacks`` is true) and logged;
+the header ``X-Powered-By`` names treadle.
 """
 
 from __future__ import annotations
@@ -37,11 +45,13 @@ import traceback
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Final
 
+from treadle import __version__
 from treadle.web._html import error_page_markup, processing_failed_page, traceback_page
 from treadle.web._registry import Registry
 from treadle.web._twisted_compat import script_builtins
 from treadle.web.http import INTERNAL_SERVER_ERROR
 from treadle.web.resource import NoResource, Resource, ResourceLike
+from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
     from treadle.web.server import Request
@@ -49,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AlreadyCached",
     "CacheScanner",
+    "PythonScript",
     "ResourceScript",
     "ResourceScriptDirectory",
     "ResourceScriptWrapper",
@@ -342,3 +353,62 @@ class ResourceScriptDirectory(Resource):
     def render(self, request: Request) -> bytes:
         """A directory of scripts has no page of its own: 404."""
         return NoResource().render(request)
+
+
+class PythonScript(Resource):
+    """An ``.epy`` file: Python run on every request, writing the response itself.
+
+    The script's globals are ``request``, ``__file__`` (its path) and ``registry``; it writes
+    with ``request.write``, and the request is finished once it returns (unless the script
+    finished it). Its ``print`` output goes to the server's standard output, not the page.
+
+    Args:
+        filename: The script's file.
+        registry: The site's registry (global ``registry``).
+
+    Answers: the script's output; ``404`` "File not found." when the file is gone; ``500`` (the
+    processing-failed page, or the traceback on a site with ``displayTracebacks``) when the
+    script raises before writing anything; a script that raises after writing has its
+    response ended there (and the error logged).
+    """
+
+    isLeaf = True
+
+    def __init__(self, filename: str | bytes | os.PathLike[str], registry: Registry) -> None:
+        super().__init__()
+        self.filename = os.fsdecode(filename)
+        self.registry = registry
+
+    def render(self, request: Request) -> object:
+        """Run the script for ``request`` and finish it.
+
+        Returns:
+            ``NOT_DONE_YET``: the script has written (and the request is finished).
+        """
+        request.setHeader(b"x-powered-by", b"treadle/" + __version__.encode("ascii"))
+        namespace: dict[str, Any] = {
+            "__builtins__": script_builtins(),
+            "__file__": self.filename,
+            "request": request,
+            "registry": self.registry,
+        }
+        try:
+            exec(_compiled(self.filename), namespace)
+        except FileNotFoundError as e:
+            if e.filename == self.filename:  # the script itself, not a file it opened
+                request.setResponseCode(404)
+                request.setHeader(b"content-type", b"text/html; charset=utf-8")
+                request.write(NoResource("File not found.").render(request))
+            else:
+                self._failed(request, e)
+        except (Exception, SystemExit) as e:
+            self._failed(request, e)
+        if not request.finished:
+            request.finish()
+        return NOT_DONE_YET
+
+    def _failed(self, request: Request, e: BaseException) -> None:
+        page = _failed(self.filename, e)
+        if request.startedWriting:
+            return  # too late for an error page: the response just ends here
+        request.write(page.render(request))

@@ -33,17 +33,13 @@ This module knows nothing of sockets: it sees requests in and responses out.
 from __future__ import annotations
 
 import asyncio
-import binascii
 import functools
 import inspect
 import logging
-import math
 import secrets
 import sys
 import traceback
-from base64 import b64decode
 from collections.abc import Callable, MutableMapping
-from email.utils import mktime_tz, parsedate_tz
 from typing import Any, Final
 
 from treadle.internet.defer import Deferred, ensureDeferred
@@ -72,6 +68,7 @@ __all__ = [
     "Request",
     "Session",
     "Site",
+    "supportedMethods",
     "traverse",
     "version",
 ]
@@ -98,17 +95,19 @@ version: Final = SERVER_NAME
 #: status is then 304 or 412): return it as the body. The same object as ``http.CACHED``.
 CACHED: Final = http.CACHED
 
-_PRECONDITION_FAILED: Final = 412
+#: The methods Twisted's resources answer by default (Twisted's ``server.supportedMethods``:
+#: an unsupported one of these is answered 405 there, any other 501).
+supportedMethods: Final = (b"GET", b"HEAD", b"POST")
 
-# Methods every server knows: an unsupported one of these is 405, anything else 501.
+# Methods every origin server knows: an unsupported one of these is 405, anything else 501
+# (CONNECT too, as in Twisted: it asks for a tunnel, which only a proxy makes).
 _KNOWN_METHODS: Final = frozenset(
-    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE", b"CONNECT")
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"TRACE")
 )
 
 
 def _postpath(path: bytes) -> list[bytes]:
-    if path == b"/":
-        return [b""]  # the site's root, the most asked-for path
+    """The percent-decoded segments of ``path`` (the root ``/`` is handled by the caller)."""
     segments = path[1:].split(b"/")
     if b"%" in path:
         return [unquote_path_segment(s) for s in segments]
@@ -125,23 +124,22 @@ class Request(http.Request):
         prepath: Path segments already consumed by traversal.
         postpath: Path segments not yet consumed (a leaf resource sees the rest here).
         sitepath: The segments before the site's root (empty unless the site is nested).
-        lastModified: The time given to :meth:`setLastModified` (whole seconds), or None.
-        etag: The tag given to :meth:`setETag`, or None.
     """
 
     __slots__ = ("_pending", "postpath", "prepath", "site", "sitepath")
 
     # Set only by the helpers that use them: class defaults cost a request nothing (a value
     # set later goes to the instance dict).
-    lastModified: int | None = None
-    etag: bytes | None = None
     _insecureSession: Session | None = None
     _secureSession: Session | None = None
-    _credentials: tuple[bytes, bytes] | None = None
 
     def __init__(self, channel: http.HTTPChannel, queued: object = None) -> None:
         super().__init__(channel, queued)
-        self.site: Site = channel.factory  # type: ignore[assignment]
+        try:
+            self.site: Site = channel.factory  # type: ignore[assignment]
+        except AttributeError:
+            # A channel of Twisted's making (a test's DummyChannel) names only its site.
+            self.site = channel.site
         self.prepath: list[bytes] = []
         self.postpath: list[bytes] = []
         self.sitepath: list[bytes] = []
@@ -151,11 +149,29 @@ class Request(http.Request):
         """Find the resource for this request and render it (errors become a 500 page)."""
         if self.prepath:
             self.prepath = []
-        self.postpath = _postpath(self.path)
+        path = self.path
+        if path == b"/":
+            self.postpath = [b""]  # the site's root, the most asked-for path
+        elif path == b"*":
+            self._answer_asterisk()
+            return
+        else:
+            self.postpath = _postpath(path)
         try:
             self.render(self.site.getResourceFor(self))
         except Exception:
             self.processingFailed(sys.exc_info()[1])
+
+    def _answer_asterisk(self) -> None:
+        """Answer a request for ``*`` (the server itself), as Twisted does, with no resource:
+        ``OPTIONS *`` gets an empty 200 (RFC 9110 §9.3.7), any other method 405."""
+        if self.method == b"OPTIONS":
+            self.setResponseCode(http.OK)
+        else:
+            self.setResponseCode(http.NOT_ALLOWED)
+            self.setHeader(b"allow", b"OPTIONS")
+        self.setHeader(b"content-length", b"0")
+        self.finish()
 
     def render(self, resrc: ResourceLike) -> None:
         """Render ``resrc`` and send what it returns."""
@@ -245,7 +261,7 @@ class Request(http.Request):
         if not self._disconnected and not self.finished:
             self.processingFailed(failure)
 
-    def connectionLost(self, reason: Exception) -> None:
+    def connectionLost(self, reason: Exception | Any) -> None:
         """The client left: cancel a pending awaitable or Deferred, then notify."""
         pending, self._pending = self._pending, None
         if pending is not None:
@@ -426,79 +442,6 @@ class Request(http.Request):
         """The session :meth:`getSession` found for this request's security, or None."""
         return self._secureSession if self.isSecure() else self._insecureSession
 
-    # -- conditional requests ---------------------------------------------------------------
-
-    def setLastModified(self, when: float) -> bytes | None:
-        """Set ``Last-Modified`` and answer ``If-Modified-Since``.
-
-        Call it before writing. The latest time given over several calls wins. If the
-        client's copy is at least as recent (GET and HEAD only, and only when the request
-        has no ``If-None-Match``), the status becomes ``304 Not Modified`` and
-        :data:`CACHED` is returned: return that as the body and skip the work.
-
-        Args:
-            when: Seconds since the epoch; rounded up to whole seconds (HTTP dates have no
-                fractions).
-
-        Returns:
-            :data:`CACHED` when the client's copy is fresh, else None.
-        """
-        when = math.ceil(when)
-        if self.lastModified is None or self.lastModified < when:
-            self.lastModified = when
-            self.setHeader(b"last-modified", http.datetimeToString(when))
-        if self.method != b"GET" and self.method != b"HEAD":
-            return None
-        raw = self.requestHeaders._raw
-        since = raw.get(b"if-modified-since")
-        if not since or b"if-none-match" in raw:
-            return None
-        # Old browsers append "; length=..." to the date.
-        parsed = parsedate_tz(since[-1].split(b";", 1)[0].decode("latin-1"))
-        if parsed is None:
-            return None
-        if mktime_tz(parsed) >= self.lastModified:
-            self.setResponseCode(http.NOT_MODIFIED)
-            return CACHED
-        return None
-
-    def setETag(self, etag: bytes | str | None) -> bytes | None:
-        """Set ``ETag`` and answer ``If-None-Match`` and ``If-Match``.
-
-        Call it before writing. When an ``If-None-Match`` tag matches (weakly, or ``*``),
-        the status becomes ``304 Not Modified`` for GET and HEAD and ``412 Precondition
-        Failed`` for other methods; when ``If-Match`` is present and no tag matches
-        strongly (nor is ``*``), it becomes 412. Either way :data:`CACHED` is returned:
-        return it as the body and skip the work (or the change).
-
-        Args:
-            etag: The entity tag exactly as it should appear in the header, quotes
-                included (``b'"v42"'``, ``b'W/"v42"'``); None or empty sets no header.
-
-        Returns:
-            :data:`CACHED` when a condition decided the response, else None.
-        """
-        if isinstance(etag, str):
-            etag = etag.encode("latin-1")
-        if etag:
-            self.etag = etag
-            self.setHeader(b"etag", etag)
-        raw = self.requestHeaders._raw
-        wanted = raw.get(b"if-match")
-        if wanted is not None:
-            tags = _entity_tags(wanted)
-            if b"*" not in tags and (not etag or etag.startswith(b"W/") or etag not in tags):
-                self.setResponseCode(_PRECONDITION_FAILED)
-                return CACHED
-        unwanted = raw.get(b"if-none-match")
-        if unwanted is not None:
-            tags = _entity_tags(unwanted)
-            if b"*" in tags or (etag and _weak(etag) in {_weak(t) for t in tags}):
-                fresh = self.method == b"GET" or self.method == b"HEAD"
-                self.setResponseCode(http.NOT_MODIFIED if fresh else _PRECONDITION_FAILED)
-                return CACHED
-        return None
-
     # -- links ------------------------------------------------------------------------------
 
     def childLink(self, name: bytes) -> bytes:
@@ -531,46 +474,6 @@ class Request(http.Request):
         if self.postpath:
             return b"../" * len(self.postpath) + name
         return name
-
-    # -- credentials ------------------------------------------------------------------------
-
-    def _basic_credentials(self) -> tuple[bytes, bytes]:
-        credentials = self._credentials
-        if credentials is None:
-            credentials = (b"", b"")
-            header = self.requestHeaders._raw.get(b"authorization")
-            if header:
-                scheme, _, encoded = header[-1].strip().partition(b" ")
-                if scheme.lower() == b"basic":
-                    try:
-                        user, sep, password = b64decode(encoded.strip(), validate=True).partition(
-                            b":"
-                        )
-                    except (binascii.Error, ValueError):
-                        pass
-                    else:
-                        if sep:
-                            credentials = (user, password)
-            self._credentials = credentials
-        return credentials
-
-    def getUser(self) -> bytes:
-        """Return the user name of a Basic ``Authorization`` header (b"" if none or invalid)."""
-        return self._basic_credentials()[0]
-
-    def getPassword(self) -> bytes:
-        """Return the password of a Basic ``Authorization`` header (b"" if none or invalid)."""
-        return self._basic_credentials()[1]
-
-
-def _entity_tags(values: list[bytes]) -> list[bytes]:
-    """Split ``If-Match``/``If-None-Match`` values into their entity tags."""
-    return [tag.strip() for value in values for tag in value.split(b",") if tag.strip()]
-
-
-def _weak(tag: bytes) -> bytes:
-    """The opaque part of an entity tag, for the weak comparison (RFC 9110 §8.8.3.2)."""
-    return tag[2:] if tag.startswith(b"W/") else tag
 
 
 def _not_allowed_detail(uri: bytes, method: bytes, allowed: list[bytes]) -> str:
@@ -609,6 +512,7 @@ class Site(http.HTTPFactory):
     """
 
     requestFactory = Request
+    imposesRequestFactory = True
     displayTracebacks = False
     sessionFactory: Callable[[Site, bytes], Session] = Session
     sessionCookieName: bytes = b"TWISTED_SESSION"

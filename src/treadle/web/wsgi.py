@@ -172,7 +172,8 @@ def _environ(request: Request, errors: _ErrorStream) -> dict[str, Any]:
     path_info = b"/" + b"/".join(postpath) if postpath else b""
     if script.endswith(b"/"):
         # Mounted at an empty segment: SCRIPT_NAME may not end in "/" (it would be "/" for
-        # a root mount, which PEP 3333 spells "" with PATH_INFO "/").
+        # a root mount, which PEP 3333 spells "" with PATH_INFO "/"). Twisted passes "/"
+        # and "", which wsgiref's validator refuses and frameworks turn into "//" links.
         script, path_info = script[:-1], b"/" + path_info
     uri = request.uri
     query = uri.find(b"?")
@@ -285,6 +286,8 @@ class _Response:
         )
         self._errors = _ErrorStream(request)
         self.environ = _environ(request, self._errors)
+        # The application names its own content type; none is added (as in Twisted).
+        request.defaultContentType = None
         # Shared between the threads.
         self._stopped = False
         self._written = threading.Event()  # the loop took the last block
@@ -355,7 +358,6 @@ class _Response:
 
         Raises:
             BaseException: ``exc_info``'s exception, when given after the headers were sent.
-            RuntimeError: Called again without ``exc_info``.
             TypeError, ValueError: The status or headers break PEP 3333's rules.
         """
         if exc_info is not None:
@@ -364,8 +366,8 @@ class _Response:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # no reference cycle through the traceback (PEP 3333)
-        elif self._status is not None:
-            raise RuntimeError("start_response called a second time without exc_info")
+        # Called again without exc_info (PEP 3333 calls it an error): the new status and
+        # headers replace the old ones if none were sent yet, as in Twisted.
         code, reason, encoded, declared = _check_headers(status, headers)
         self._status = (code, reason)
         self._headers = encoded
