@@ -42,6 +42,7 @@ from treadle.web._framing import (
     server_and_date,
     status_line,
 )
+from treadle.web._hand_channel import HandChannel
 from treadle.web._parser import SPOOL_SIZE, Message
 from treadle.web._request_helpers import RequestHelpers
 from treadle.web._status import FOUND, INTERNAL_SERVER_ERROR, NOT_FOUND
@@ -85,6 +86,7 @@ class Request(RequestHelpers):
         "_keep_alive",
         "_notifications",
         "_response_headers",
+        "_wire",
         "channel",
         "clientproto",
         "code",
@@ -112,6 +114,11 @@ class Request(RequestHelpers):
 
     def __init__(self, channel: HTTPChannel, queued: object = None) -> None:
         self.channel = channel
+        # What the request talks to: the channel itself, or, for a channel of the program's
+        # own making (driving a request by hand), an adapter to Twisted's channel interface.
+        self._wire: HTTPChannel | HandChannel = (
+            channel if isinstance(channel, HTTPChannel) else HandChannel(channel)
+        )
         self.method = b"GET"
         self.uri = b"/"
         self.path = b"/"
@@ -312,7 +319,7 @@ class Request(RequestHelpers):
         :attr:`transport`."""
         if self._held is not None:
             self.flush_held()
-        return self.channel.asyncio_transport
+        return self._wire.asyncio_transport
 
     # -- reading the request ----------------------------------------------------------------
 
@@ -331,7 +338,7 @@ class Request(RequestHelpers):
 
     def getClientAddress(self) -> IPv4Address | IPv6Address | UNIXAddress:
         """Return the address of the client (the peer of the connection)."""
-        return self.channel.peer_address()
+        return self._wire.peer_address()
 
     def getClientIP(self) -> str | None:
         """Return the client's IP address as a string, or None on a UNIX socket."""
@@ -341,7 +348,7 @@ class Request(RequestHelpers):
     def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
         """Return the local address the request arrived on (or the one ``setHost`` gave)."""
         forced = self._forced_host
-        return forced if forced is not None else self.channel.host_address()
+        return forced if forced is not None else self._wire.host_address()
 
     def setHost(self, host: bytes, port: int, ssl: bool = False) -> None:
         """Make the request look as if it arrived at ``host:port`` (over TLS when ``ssl``).
@@ -372,7 +379,7 @@ class Request(RequestHelpers):
         """Return True when the connection is TLS (or ``setHost`` said so)."""
         if self._forced_secure:
             return True
-        transport = self.channel.asyncio_transport
+        transport = self._wire.asyncio_transport
         return transport is not None and transport.get_extra_info("sslcontext") is not None
 
     def getRequestHostname(self) -> bytes:
@@ -482,12 +489,12 @@ class Request(RequestHelpers):
             # Content-Length, in one system call, instead of chunked in two.
             self._held = [data]
             self.startedWriting = True
-            self.channel.call_soon(self.flush_held)
+            self._wire.call_soon(self.flush_held)
             return
         if not data:
             return
         framing = self._framing
-        transport = self.channel.asyncio_transport
+        transport = self._wire.asyncio_transport
         assert transport is not None
         if framing is Framing.CHUNKED:
             transport.write(
@@ -530,7 +537,7 @@ class Request(RequestHelpers):
         if not self.startedWriting:
             self._start_response(b"", 0)
         elif self._framing is Framing.CHUNKED:
-            transport = self.channel.asyncio_transport
+            transport = self._wire.asyncio_transport
             assert transport is not None
             transport.write(b"0\r\n\r\n")
         elif self._framing is None:
@@ -550,7 +557,7 @@ class Request(RequestHelpers):
         if held is None:
             return
         self._held = None
-        if self._disconnected or self.channel.asyncio_transport is None:
+        if self._disconnected or self._wire.asyncio_transport is None:
             return
         self.startedWriting = False
         self._start_response(b"".join(held), None)
@@ -572,7 +579,7 @@ class Request(RequestHelpers):
         )
         self._framing = framing
         keeps = self._keep_alive = keeps_connection(
-            self._keep_alive and self.channel.persistent, framing, raw.get(b"connection")
+            self._keep_alive and self._wire.persistent, framing, raw.get(b"connection")
         )
         message = self.code_message
         line = _STATUS_LINES.get(code) if message is None else None
@@ -615,7 +622,7 @@ class Request(RequestHelpers):
         if body and framing is not Framing.NONE:
             self.sentLength = len(body)
             lines.append(chunk(body) if framing is Framing.CHUNKED else body)
-        self.channel.asyncio_transport.write(b"".join(lines))  # type: ignore[union-attr]
+        self._wire.asyncio_transport.write(b"".join(lines))  # type: ignore[union-attr]
 
     def _complete(self) -> None:
         """Bookkeeping once the last byte is handed to the transport."""
@@ -627,9 +634,9 @@ class Request(RequestHelpers):
             self._notifications = None
             for d in notifications:
                 d.callback(None)
-        channel = self.channel
-        channel.factory.log(self)
-        channel.request_done(self, self._keep_alive)
+        wire = self._wire
+        wire.factory.log(self)
+        wire.request_done(self, self._keep_alive)
 
     def _release_body(self) -> None:
         # A body spooled to a temporary file holds a descriptor: give it back now rather
@@ -704,12 +711,12 @@ class Request(RequestHelpers):
             return
         if self._held is not None:
             self.flush_held()
-        self.channel.registerProducer(producer, streaming)
+        self._wire.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
         """Detach the producer (no-op when none)."""
         if not self.finished and not self._disconnected:
-            self.channel.unregisterProducer()
+            self._wire.unregisterProducer()
 
     async def drain(self) -> None:
         """Wait until the transport wants more data (returns at once if it does).
@@ -719,7 +726,7 @@ class Request(RequestHelpers):
         """
         if self._held is not None:
             self.flush_held()
-        await self.channel.drain()
+        await self._wire.drain()
 
     # -- misc -------------------------------------------------------------------------------
 
@@ -728,7 +735,7 @@ class Request(RequestHelpers):
 
         A response not finished by then ends short, so the client can tell it is incomplete.
         """
-        self.channel.loseConnection()
+        self._wire.loseConnection()
 
     def _internal_error(self) -> None:
         """Something escaped ``process()``: answer 500, or end a started response short."""
