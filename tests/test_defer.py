@@ -245,6 +245,15 @@ def test_returning_a_pending_deferred_pauses_the_chain() -> None:
     assert inner.result is None  # handed over to outer
 
 
+def test_chain_deferred_shows_the_wait_until_fired() -> None:
+    source: Deferred[int] = Deferred()
+    target: Deferred[int] = Deferred()
+    source.chainDeferred(target)
+    assert f"waiting on Deferred at 0x{id(source):x}" in repr(target)
+    source.callback(7)
+    assert repr(target).endswith("current result: 7>")
+
+
 def test_returning_a_fired_deferred_takes_its_result() -> None:
     outer: Deferred[int] = Deferred()
     outer.addCallback(lambda r: succeed(r * 2))
@@ -262,11 +271,32 @@ def test_chained_failure_reaches_the_outer_errbacks() -> None:
     assert inner.result is None
 
 
-def test_callback_returning_its_own_deferred_fails() -> None:
+def test_callback_returning_its_own_deferred_warns_and_fails() -> None:
+    d: Deferred[int] = Deferred()
+
+    def circular(result: int) -> Deferred[int]:
+        return d
+
+    d.addCallback(circular)
+    with pytest.warns(
+        DeprecationWarning, match="Callback returned the Deferred it was attached to"
+    ) as seen:
+        d.callback(1)
+    assert failure_of(d).check(TypeError)
+    # The warning points at the callback, not at treadle's internals.
+    (warning,) = seen.list
+    assert warning.filename == __file__
+    lines = [line for _, _, line in circular.__code__.co_lines() if line is not None]
+    assert min(lines) <= warning.lineno <= max(lines)
+
+
+def test_callback_returning_its_own_deferred_under_warnings_as_errors() -> None:
     d: Deferred[int] = Deferred()
     d.addCallback(lambda r: d)
-    d.callback(1)
-    assert failure_of(d).check(TypeError)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        d.callback(1)
+    assert failure_of(d).check(DeprecationWarning)
 
 
 def test_ten_thousand_nested_deferreds_do_not_recurse() -> None:
@@ -387,9 +417,11 @@ def test_cancel_while_waiting_on_a_chained_deferred_cancels_the_inner_one() -> N
     assert failure_of(outer).check(CancelledError)
 
 
-def test_cancelled_error_is_an_exception() -> None:
+def test_cancelled_error_is_an_exception_and_an_asyncio_cancellation() -> None:
     assert issubclass(CancelledError, Exception)
-    assert not issubclass(CancelledError, asyncio.CancelledError)
+    assert issubclass(CancelledError, asyncio.CancelledError)
+    # asyncio's own stays out of ``except Exception``.
+    assert not issubclass(asyncio.CancelledError, Exception)
 
 
 # -- unhandled errors -------------------------------------------------------------------------
@@ -441,7 +473,14 @@ def test_handled_failures_are_not_logged(caplog: pytest.LogCaptureFixture) -> No
 
 def test_plain_deferreds_carry_no_finaliser() -> None:
     assert not hasattr(Deferred, "__del__")
-    assert not hasattr(Deferred(), "__dict__")
+
+
+def test_deferreds_take_attributes_of_their_users() -> None:
+    d: Deferred[int] = Deferred()
+    d.request = "mine"  # type: ignore[attr-defined]
+    assert d.request == "mine"  # type: ignore[attr-defined]
+    # An unused dictionary is not made.
+    assert Deferred().__dict__ == {}
 
 
 # -- repr -------------------------------------------------------------------------------------
@@ -591,7 +630,28 @@ def test_cancelled_future_becomes_cancelled_error() -> None:
         d = Deferred.fromFuture(future)
         future.cancel()
         await asyncio.sleep(0)
-        assert failure_of(d).check(CancelledError)
+        failure = failure_of(d)
+        assert failure.check(CancelledError)
+        # Twisted hands asyncio's CancelledError on: code trapping that works too.
+        failure.trap(asyncio.CancelledError)
+
+    asyncio.run(main())
+
+
+def test_awaiting_a_cancelled_deferred_in_a_task_cancels_the_task() -> None:
+    async def waits(d: Deferred[int]) -> int:
+        return await d
+
+    async def main() -> None:
+        fired: Deferred[int] = Deferred()
+        fired.cancel()
+        pending: Deferred[int] = Deferred()
+        tasks = [asyncio.ensure_future(waits(fired)), asyncio.ensure_future(waits(pending))]
+        await asyncio.sleep(0)
+        pending.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Whether the Deferred had fired before the await or not, the Task ends cancelled.
+        assert [task.cancelled() for task in tasks] == [True, True]
 
     asyncio.run(main())
 
@@ -1273,6 +1333,20 @@ def test_already_called_without_debugging_names_the_deferred() -> None:
 
 
 @IMPLEMENTATIONS
+def test_debugging_one_deferred_records_its_first_invoker(impl: Any) -> None:
+    assert not impl.getDebugging()
+    d = impl.Deferred()
+    d.debug = True
+    _fire_first(d)
+    with pytest.raises(impl.AlreadyCalledError) as info:
+        _fire_again(d)
+    text = str(info.value)
+    assert " I: First Invoker was:" in text
+    assert " C:" not in text  # it was made before debugging was on
+    assert impl.Deferred.debug is False
+
+
+@IMPLEMENTATIONS
 def test_debugging_captures_variables_in_failures(impl: Any) -> None:
     was = impl.getDebugging()
     try:
@@ -1453,10 +1527,7 @@ def test_from_future_and_as_future_exist() -> None:
 
 
 #: Public names of twisted.internet.defer that treadle leaves out, and why.
-SKIPPED_NAMES = {
-    "DeferredFilesystemLock": "needs twisted.python.lockfile, which treadle does not offer",
-    "AlreadyTryingToLockError": "raised only by DeferredFilesystemLock",
-}
+SKIPPED_NAMES: dict[str, str] = {}
 
 
 def _twisted_public_names() -> set[str]:

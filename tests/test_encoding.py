@@ -455,3 +455,17 @@ def test_gzip_over_a_large_static_file(serve: Any, tmp_path: Path) -> None:
     assert response.status_code == 200
     assert response.headers["content-encoding"] == "gzip"
     assert response.content == body
+
+
+def test_the_gzip_factory_and_encoder_declare_twisteds_interfaces() -> None:
+    # Twisted's (private) interface names, which programs writing their own encoders use.
+    from zope.interface.verify import verifyObject
+
+    from treadle.web import iweb
+    from treadle.web.test.requesthelper import DummyChannel
+
+    request = Request(DummyChannel())
+    request.requestHeaders.setRawHeaders(b"accept-encoding", [b"gzip, deflate"])
+    factory = GzipEncoderFactory()
+    assert verifyObject(iweb._IRequestEncoderFactory, factory)
+    assert verifyObject(iweb._IRequestEncoder, factory.encoderForRequest(request))

@@ -363,3 +363,10 @@ def test_child_mode_follows_the_name(tree: Path) -> None:
     assert isinstance(text.child(b"a").path, bytes)
     assert isinstance(text.asBytesMode().child("a").path, str)
     assert text.asBytesMode().child("a").path == str(tree / "a")
+
+
+def test_twisted_private_bytes_path(tree: Path) -> None:
+    # Twisted's test suites hand FilePath._asBytesPath() to resources; it is kept for them.
+    text = FilePath(str(tree))
+    assert text._asBytesPath() == os.fsencode(tree)
+    assert FilePath(os.fsencode(tree))._asBytesPath() == os.fsencode(tree)

@@ -20,6 +20,7 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from treadle.cred import _crypt
+from treadle.cred._util import parse_auth_params
 from treadle.cred.checkers import (
     AllowAnonymousAccess,
     CallableChecker,
@@ -288,7 +289,7 @@ def test_digest_md5_with_httpx_end_to_end(serve: Any) -> None:
 def test_expired_nonce_is_stale_only_for_the_right_password(serve: Any) -> None:
     factory = DigestCredentialFactory(b"sha-256", REALM)
     now = [1_000_000.0]
-    factory._getTime = lambda: now[0]  # type: ignore[method-assign]
+    factory.digest._getTime = lambda: now[0]  # type: ignore[method-assign]
     root, realm = protect([InMemoryChecker(alice="s3cret")], [factory])
     url = serve(root)
     with httpx.Client(timeout=10) as client:
@@ -297,7 +298,7 @@ def test_expired_nonce_is_stale_only_for_the_right_password(serve: Any) -> None:
         bad = digest_authorization(challenge, "GET", "/private", "alice", "wrong")
         assert client.get(url + "/private", headers={"Authorization": good}).status_code == 200
 
-        now[0] += factory.CHALLENGE_LIFETIME_SECS + 1
+        now[0] += factory.digest.CHALLENGE_LIFETIME_SECS + 1
         stale = client.get(url + "/private", headers={"Authorization": good})
         assert stale.status_code == 401
         (renewed,) = challenges(stale)
@@ -315,10 +316,10 @@ def test_nonces_from_another_key_are_refused_and_shared_keys_work() -> None:
     a = DigestCredentialFactory(b"md5", REALM, secret=b"k" * 32)
     b = DigestCredentialFactory(b"md5", REALM, secret=b"k" * 32)
     c = DigestCredentialFactory(b"md5", REALM)
-    nonce = a._generateNonce()
-    assert b._nonce_age(nonce) < 5
+    nonce = a.digest._generateNonce()
+    assert b.digest._nonce_age(nonce) < 5
     with pytest.raises(LoginFailed):
-        c._nonce_age(nonce)
+        c.digest._nonce_age(nonce)
     with pytest.raises(ValueError):
         DigestCredentialFactory(b"sha-512", REALM)
 
@@ -337,11 +338,11 @@ def test_credential_factories_provide_icredentialfactory() -> None:
 
 
 def test_auth_params_parsing() -> None:
-    params = guard._auth_params(b'a=1, b="x, \\"y\\"",c=tok ,  d=""')
+    params = parse_auth_params(b'a=1, b="x, \\"y\\"",c=tok ,  d=""')
     assert params == {"a": b"1", "b": b'x, "y"', "c": b"tok", "d": b""}
     for bad in (b"a=1, a=2", b"a", b'a="open', b"=x"):
         with pytest.raises(LoginFailed):
-            guard._auth_params(bad)
+            parse_auth_params(bad)
 
 
 # -- checkers --------------------------------------------------------------------------------

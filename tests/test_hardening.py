@@ -189,7 +189,11 @@ CORPUS: list[tuple[str, bytes, tuple[int, ...]]] = [
     ),
     ("NUL bytes", b"\x00" * 32, (400,)),
     # Host
-    ("HTTP/1.1 without Host", b"GET / HTTP/1.1\r\n\r\n", (400,)),
+    (
+        "HTTP/1.1 without Host is served, as Twisted serves it",
+        b"GET / HTTP/1.1\r\n\r\n",
+        (200, 200),
+    ),
     ("two Host lines", b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", (400,)),
     ("two Host lines in HTTP/1.0", b"GET / HTTP/1.0\r\nHost: x\r\nHost: y\r\n\r\n", (400,)),
     ("Host with a space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", (400,)),
@@ -357,6 +361,10 @@ def test_corpus(
     answered_probe = any(body.startswith(b"GET /smuggled ") for _, _, body in responses)
     assert answered_probe == (len(expected) == 2 and expected[0] == 200 == expected[1])
     for status, headers, body in responses:
+        if status == 400:
+            # Twisted's answer to a malformed request: the status line alone, then the close.
+            assert (headers, body) == ({}, b"")
+            continue
         if status >= 400:
             assert headers[b"connection"] == b"close"
             # The channel's own page: the status, nothing of the request (405 and CONNECT's
@@ -956,7 +964,7 @@ DISCONNECT_POINTS = {
     "waiting for a response": b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n",
     "mid-response": b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n",
     "with requests queued": b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n" * 3,
-    "after a refusal": b"GET / HTTP/1.1\r\n\r\n",
+    "after a refusal": b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from treadle.web.http_headers import Headers, canonical_name
+from treadle.web.http_headers import Headers, InvalidHeaderName, canonical_name
 
 
 def test_case_insensitive_and_ordered() -> None:
@@ -55,3 +55,22 @@ def test_copy_and_equality() -> None:
 def test_line_breaks_in_values_are_refused(value: bytes | str) -> None:
     with pytest.raises(ValueError):
         Headers().addRawHeader(b"x", value)
+
+
+@pytest.mark.parametrize("name", [b"\xe1", "\u00e1", b"a b", "c\nd", "c\td", b""])
+def test_names_that_are_not_tokens_raise_invalid_header_name(name: bytes | str) -> None:
+    headers = Headers()
+    with pytest.raises(InvalidHeaderName):
+        headers.setRawHeaders(name, [b"value"])
+    with pytest.raises(ValueError):  # what it is, for code that catches that
+        headers.addRawHeader(name, b"value")
+
+
+def test_repr_shows_canonical_names_and_the_class() -> None:
+    class Funny(Headers):
+        pass
+
+    assert repr(Headers({b"x-foo": [b"bar\xe1", b"baz"]})) == (
+        "Headers({b'X-Foo': [b'bar\\xe1', b'baz']})"
+    )
+    assert repr(Funny({"etag": ["v"]})) == "Funny({b'ETag': [b'v']})"

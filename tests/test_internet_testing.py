@@ -7,6 +7,7 @@ against the interfaces they declare.
 from __future__ import annotations
 
 import socket
+import unittest
 from typing import Any
 
 import pytest
@@ -20,6 +21,14 @@ from treadle.internet.defer import Deferred
 from treadle.internet.error import ConnectionDone, UnsupportedAddressFamily
 from treadle.internet.protocol import ClientFactory, Factory, Protocol
 from treadle.internet.task import Clock
+from treadle.logger import (
+    ILogObserver,
+    Logger,
+    LogLevel,
+    LogPublisher,
+    formatEvent,
+    globalLogPublisher,
+)
 from treadle.python.failure import Failure
 from treadle.test import proto_helpers
 
@@ -366,14 +375,59 @@ def test_fake_datagram_transport_records() -> None:
     assert t.written == [(b"p", ("h", 1)), (b"q", t.noAddr)]
 
 
+# -- EventLoggingObserver ---------------------------------------------------------------------
+
+
+def test_event_logging_observer_is_a_sequence_of_the_events() -> None:
+    observer = testing.EventLoggingObserver()
+    verifyObject(ILogObserver, observer)
+    publisher = LogPublisher(observer)
+    Logger(namespace="seq", observer=publisher).info("one {n}", n=1)
+    Logger(namespace="seq", observer=publisher).warn("two")
+    assert len(observer) == 2
+    assert [formatEvent(e) for e in observer] == ["one 1", "two"]
+    assert observer[-1]["log_level"] is LogLevel.warn
+    assert list(observer[:1]) == [observer[0]]
+    with pytest.raises(IndexError):
+        observer[2]
+
+
+class _Case(unittest.TestCase):
+    def runTest(self) -> None:
+        """Only here to be instantiated."""
+
+
+def test_create_with_cleanup_observes_until_the_test_cleans_up() -> None:
+    publisher = LogPublisher()
+    case = _Case()
+    observer = testing.EventLoggingObserver.createWithCleanup(case, publisher)
+    publisher({"log_format": "seen"})
+    case.doCleanups()
+    publisher({"log_format": "after"})
+    assert [e["log_format"] for e in observer] == ["seen"]
+
+
+def test_create_with_cleanup_on_the_global_publisher_sees_a_failure_once() -> None:
+    case = _Case()
+    observer = testing.EventLoggingObserver.createWithCleanup(case, globalLogPublisher)
+    try:
+        failure = Failure(ZeroDivisionError("x"))
+        Logger(namespace="cleanup.test").failure("it broke", failure)
+    finally:
+        case.doCleanups()
+    Logger(namespace="cleanup.test").info("after the test")
+    [event] = [e for e in observer if e.get("log_namespace") == "cleanup.test"]
+    assert event["log_failure"] is failure
+
+
 def test_proto_helpers_reexports_testing() -> None:
     for name in proto_helpers.__all__:
         assert getattr(proto_helpers, name) is getattr(testing, name)
-    # Everything Twisted's proto_helpers offers is there, but the two documented omissions.
+    # Everything Twisted's proto_helpers offers is there, but the documented omission.
     import twisted.test.proto_helpers as tw_proto_helpers
 
     missing = set(tw_proto_helpers.__all__) - set(proto_helpers.__all__)
-    assert missing == {"LineSendingProtocol", "EventLoggingObserver"}
+    assert missing == {"LineSendingProtocol"}
     assert testing.Clock is Clock
 
 

@@ -219,3 +219,21 @@ def test_a_redirect_to_a_hostile_url(serve: Callable[..., str], client: httpx.Cl
     assert response.headers["location"] == hostile
     assert "<script" not in response.text
     assert 'href="/next&quot;&gt;&lt;script&gt;' in response.text
+
+
+def test_errorPage_writes_and_finishes_a_request_driven_by_hand() -> None:
+    # As Twisted's (which renders an element): the page is written, not returned, so a test
+    # that calls render() itself finds it in what the request was given.
+    from treadle.web.server import NOT_DONE_YET
+    from treadle.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest([b""])
+    page = errorPage(400, "A & B", "<script>alert('x')</script>")
+    assert page.render(request) is NOT_DONE_YET  # type: ignore[arg-type]
+    assert request.responseCode == 400 and request.finished == 1
+    assert request.responseHeaders.getRawHeaders(b"content-type") == [b"text/html; charset=utf-8"]
+    assert b"".join(request.written) == (
+        b"<!DOCTYPE html>\n<html><head><title>400 - A &amp; B</title></head><body>"
+        b"<h1>A &amp; B</h1><p>&lt;script&gt;alert('x')&lt;/script&gt;</p></body></html>"
+    )
+    assert page.getChild(b"below", request) is page  # type: ignore[arg-type]

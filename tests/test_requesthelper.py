@@ -159,7 +159,33 @@ def _channel(root: str) -> dict[str, Any]:
     }
 
 
+def _subclass(root: str) -> dict[str, Any]:
+    # Twisted's own access-log tests subclass DummyRequest with class attributes and pass
+    # the factory where the postpath goes: both must survive construction.
+    m = _modules(root)
+    client = m.requesthelper.NullAddress()
+
+    class ForLog(m.requesthelper.DummyRequest):  # type: ignore[name-defined,misc]
+        uri = b"/dummy"
+        code = 123
+        clientproto = b"HTTP/1.0"
+
+    ForLog.client = client
+    request = ForLog(object())
+    return {
+        "client kept": request.client is client,
+        "uri": request.uri,
+        "code": request.code,
+        "sanitized": (m.requesthelper.sanitizedText, m.requesthelper.sanitizedBytes),
+        "components": (
+            m.requesthelper.textLinearWhitespaceComponents,
+            m.requesthelper.bytesLinearWhitespaceComponents,
+        ),
+    }
+
+
 SCENARIOS = [
+    _subclass,
     _render_data,
     _render_child,
     _render_redirect,

@@ -118,3 +118,46 @@ def test_allowed_methods_are_listed_in_twisted_s_order_head_first() -> None:
 
     assert _computeAllowedMethods(Resource()) == [b"HEAD"]  # a bare node still answers HEAD
     assert _computeAllowedMethods(Both()) == [b"HEAD", b"POST", b"GET"]
+
+
+def test_twisted_private_names_of_the_error_pages() -> None:
+    # Twisted renamed its unescaped pages _Unsafe*; test suites written for it import those.
+    from treadle.web import resource
+
+    assert resource._UnsafeErrorPage is resource.ErrorPage
+    assert resource._UnsafeNoResource is resource.NoResource
+    assert resource._UnsafeForbiddenResource is resource.ForbiddenResource
+
+
+def test_entity_listing_covers_static_and_dynamic_children() -> None:
+    class Dynamic(Resource):
+        def listDynamicNames(self) -> list[bytes]:
+            return [b"made"]
+
+        def getChild(self, path: bytes, request: object) -> Resource:
+            return made
+
+    made = Resource()
+    parent = Dynamic()
+    static = Resource()
+    parent.putChild(b"static", static)
+    assert parent.listNames() == [b"static", b"made"]
+    assert parent.listEntities() == [(b"static", static)]
+    assert parent.getDynamicEntity(b"static", None) is None
+    assert parent.getDynamicEntity(b"other", None) is made
+    parent.reallyPutEntity(b"again", made)
+    parent.delEntity(b"static")
+    assert parent.listStaticNames() == [b"again"]
+
+
+def test_allow_lists_every_render_method_whatever_its_case() -> None:
+    from treadle.web.resource import _computeAllowedMethods
+
+    class Odd(Resource):
+        def render_GET(self, request: object) -> bytes:
+            return b""
+
+        def render_fred(self, request: object) -> bytes:
+            return b""
+
+    assert _computeAllowedMethods(Odd()) == [b"HEAD", b"GET", b"fred"]

@@ -395,6 +395,29 @@ def test_resource_script_directory(tmp_path: Path, serve: Callable[..., str]) ->
     assert get(f"{base}/").status_code == 404
 
 
+def test_resource_script_directory_takes_a_bytes_path(tmp_path: Path) -> None:
+    # Twisted's tests (and programs) hand it FilePath._asBytesPath() and ask for str names.
+    write(
+        tmp_path,
+        "hello.rpy",
+        "from twisted.web.static import Data\nresource = Data(b'hello', 'text/plain')\n",
+    )
+    directory = ResourceScriptDirectory(os.fsencode(tmp_path))
+    assert directory.path == str(tmp_path)
+    request: Any = DummyRequest([b""])
+    for name in (b"hello.rpy", "hello.rpy"):
+        assert directory.getChild(name, request).render(request) == b"hello"  # type: ignore[arg-type]
+
+
+def test_epy_script_raising_with_a_request_double(tmp_path: Path, caplog: Any) -> None:
+    # A request of the program's own making may lack startedWriting; the 500 page still goes.
+    path = write(tmp_path, "bad.epy", "raise ValueError('nooo')\n")
+    request: Any = DummyRequest([b""])
+    with caplog.at_level(logging.CRITICAL, logger="treadle.error"):
+        assert script.PythonScript(os.fsencode(path), Registry()).render(request) is NOT_DONE_YET
+    assert b"Processing Failed" in b"".join(request.written) and request.finished == 1
+
+
 def test_reactor_is_the_treadle_reactor() -> None:
     # The table maps twisted.internet.reactor to the object scripts schedule on.
     importer = TwistedImporter()

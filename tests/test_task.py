@@ -376,15 +376,38 @@ def test_looping_call_clock_defaults_to_the_reactor() -> None:
     assert LoopingCall(lambda: None).clock is reactor
 
 
-def test_looping_call_repr() -> None:
-    def tick() -> None:
+def tick(*args: Any, **kw: Any) -> None:
+    pass
+
+
+class Ticker:
+    def tick(self) -> None:
         pass
 
-    loop, _ = make_loop(tick)
-    assert "tick" in repr(loop)
-    assert "stopped" in repr(loop)
-    loop.start(1)
-    assert "running" in repr(loop)
+
+@pytest.mark.parametrize("which", ["treadle", "twisted"])
+def test_looping_call_repr_as_twisted(which: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module: Any = (
+            task_module if which == "treadle" else importlib.import_module("twisted.internet.task")
+        )
+    loop = module.LoopingCall(tick, 1, key="v")
+    assert repr(loop) == "LoopingCall<None>(tick, *(1,), **{'key': 'v'})"
+    loop.clock = module.Clock()
+    loop.start(2.5)
+    assert repr(module.LoopingCall(Ticker().tick)) == "LoopingCall<None>(Ticker.tick, *(), **{})"
+    assert repr(loop) == "LoopingCall<2.5>(tick, *(1,), **{'key': 'v'})"
+    loop.stop()
+
+
+def test_looping_call_deferred_is_deprecated() -> None:
+    loop, _ = make_loop(lambda: None)
+    with pytest.warns(DeprecationWarning, match="start"):
+        assert loop.deferred is None
+    started = loop.start(1)
+    with pytest.warns(DeprecationWarning):
+        assert loop.deferred is started
     loop.stop()
 
 
@@ -1059,6 +1082,60 @@ def test_react_when_the_reactor_is_stopped_first() -> None:
 
 
 # -- issue 12: Twisted parity -----------------------------------------------------------------
+
+
+def test_clock_and_its_calls_provide_twisteds_interfaces() -> None:
+    from treadle.internet.interfaces import IDelayedCall, IReactorTime
+
+    clock = Clock()
+    assert IReactorTime.providedBy(clock)
+    assert IDelayedCall.providedBy(clock.callLater(1, lambda: None))
+
+
+def test_install_reactor_replaces_the_global_reactor_once() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        """
+        from treadle.internet import reactor as original
+        from treadle.internet.error import ReactorAlreadyInstalledError
+        from treadle.internet.main import installReactor
+        from treadle.internet.task import Clock, LoopingCall, react
+
+        fake = Clock()
+        installReactor(fake)
+        from treadle.internet import reactor
+        print(reactor is fake, LoopingCall(lambda: None).clock is fake)
+        try:
+            installReactor(original)
+        except ReactorAlreadyInstalledError:
+            print("refused")
+        from treadle.internet import asyncioreactor
+        try:
+            asyncioreactor.install()
+        except ReactorAlreadyInstalledError as e:
+            print(e)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n") == [
+        "True True",
+        "refused",
+        "reactor already installed (by treadle.internet.main.installReactor())",
+        "",
+    ]
+
+
+def test_connection_reasons_of_internet_main() -> None:
+    from treadle.internet import error, main
+
+    assert main.CONNECTION_DONE.check(error.ConnectionDone)
+    assert main.CONNECTION_LOST.check(error.ConnectionLost)
 
 
 def test_clock_offers_twisteds_api() -> None:

@@ -518,3 +518,59 @@ def test_site_getResourceFor_returns_a_renderable_stand_in() -> None:
     synchronous: Any = FakeRequest(b"plain", b"x")
     found = site.getResourceFor(synchronous)
     assert isinstance(found, Text) and synchronous.postpath == [b"x"]
+
+
+# -- driven by hand, as Twisted programs test their resources ------------------------------------
+
+
+def test_deferred_resource_hands_the_child_to_request_render() -> None:
+    from treadle.web.test.requesthelper import DummyRequest
+
+    child = Text("child")
+    request = DummyRequest([])
+    rendered: list[Any] = []
+    request.render = rendered.append  # type: ignore[method-assign]
+    assert DeferredResource(succeed(child)).render(request) is NOT_DONE_YET  # type: ignore[arg-type]
+    assert rendered == [child]
+    waiting: Deferred[Any] = Deferred()
+    assert DeferredResource(waiting).render(request) is NOT_DONE_YET  # type: ignore[arg-type]
+    assert rendered == [child]
+    waiting.callback(child)
+    assert rendered == [child, child]
+
+
+def test_deferred_resource_failure_goes_to_processingFailed_once() -> None:
+    from treadle.web.test.requesthelper import DummyRequest
+
+    request = DummyRequest([])
+    finished = request.notifyFinish()
+    failure = Failure(RuntimeError("no resource"))
+    resource = DeferredResource(_failed(failure))
+    assert resource.render(request) is NOT_DONE_YET  # type: ignore[arg-type]
+    outcome: list[Any] = []
+    finished.addErrback(outcome.append)
+    assert outcome == [failure]
+
+
+def _failed(failure: Failure) -> Deferred[Any]:
+    d: Deferred[Any] = Deferred()
+    d.errback(failure)
+    return d
+
+
+def test_formatFailure_shows_the_traceback_as_ascii_html() -> None:
+    from treadle.web.error import FlattenerError
+    from treadle.web.util import formatFailure
+
+    def failing_function() -> None:
+        raise ValueError("caf\xe9 <closed>")
+
+    try:
+        failing_function()
+    except ValueError:
+        page = formatFailure(Failure())
+    assert page.isascii()
+    assert b"builtins.ValueError" in page and b"caf&#233; &lt;closed&gt;" in page
+    assert b"failing_function" in page and b"&#160;" in page  # indentation kept visible
+    with pytest.raises(FlattenerError):
+        formatFailure(object())

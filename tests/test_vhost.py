@@ -247,3 +247,22 @@ def test_set_host_function_without_a_socket() -> None:
     assert request.getHost() == IPv6Address("TCP", "::1", 8080)
     assert not request.isSecure()
     assert request.getRequestHostname() == b"::1"
+
+
+def test_monster_reports_the_public_scheme_from_the_scheme_segment_on() -> None:
+    # As Twisted's: isSecure() follows the public scheme as soon as the monster has read
+    # it, also when the proxy reached us over TLS but the public URL is plain http.
+    from treadle.web.server import Request as ServerRequest
+    from treadle.web.test.requesthelper import DummyChannel
+
+    monster = VHostMonsterResource()
+    channel = DummyChannel()
+    channel.transport = DummyChannel.SSL()
+    request = ServerRequest(channel)  # type: ignore[arg-type]
+    assert request.isSecure()
+    host_reader = monster.getChild(b"http", request)
+    assert not request.isSecure()
+    plain = ServerRequest(DummyChannel())  # type: ignore[arg-type]
+    monster.getChild(b"https", plain)
+    assert plain.isSecure()
+    assert monster.getChild(b"https", plain) is not host_reader  # one per request

@@ -19,11 +19,18 @@ from wsgiref.validate import validator
 
 import httpx
 import pytest
+from zope.interface.verify import verifyObject
 
+import treadle
 from treadle.internet import reactor
+from treadle.internet.error import ConnectionLost
+from treadle.logger import globalLogPublisher
+from treadle.python.failure import Failure
+from treadle.python.threadable import getThreadID
 from treadle.web import wsgi
-from treadle.web.resource import Resource
+from treadle.web.resource import IResource, Resource
 from treadle.web.server import Request, Site
+from treadle.web.test.requesthelper import DummyChannel
 from treadle.web.wsgi import WSGIResource, resource_from_name
 
 from .conftest import DEADLINE, Hello, host_port, raw_request, wait_for
@@ -146,7 +153,7 @@ def test_environ_follows_pep_3333(pool: Any, serve: Any, client: httpx.Client) -
     assert env["REMOTE_ADDR"] == "127.0.0.1"
     assert env["REMOTE_PORT"].isdigit()
     assert env["HTTP_HOST"] == f"127.0.0.1:{port}"
-    assert env["HTTP_X_MULTI"] == "a, b"  # the underscore twin was left out
+    assert env["HTTP_X_MULTI"] == "a,b"  # as Twisted joins; the underscore twin left out
     assert env["HTTP_COOKIE"] == "a=1; b=2"
     assert env["wsgi.version"] == [1, 0]
     assert env["wsgi.url_scheme"] == "http"
@@ -822,3 +829,306 @@ def test_no_content_type_is_added(pool: Any, serve: Any, client: httpx.Client) -
     response = client.get(serve(mount(pool, _untyped, check=False)) + "/app")
     assert response.text == "x"
     assert "content-type" not in response.headers
+
+
+# -- Twisted's behaviour where a program sees it -----------------------------------------------
+
+
+class SyncPool:
+    """Twisted's test-suite habit: a pool that runs the work at once, in the caller's thread."""
+
+    def callInThread(self, func: Callable[..., object], *args: Any, **kw: Any) -> None:
+        func(*args, **kw)
+
+
+class SyncReactor:
+    """A reactor of the program's own: ``callFromThread`` runs the call at once, and counts."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def callFromThread(self, f: Callable[..., object], *args: Any, **kw: Any) -> None:
+        self.calls += 1
+        f(*args, **kw)
+
+
+def by_hand(
+    app: Any,
+    *,
+    headers: Iterable[tuple[bytes, bytes | str]] = (),
+    request_class: type[Request] = Request,
+    prepare: Callable[[Request], None] = lambda request: None,
+) -> tuple[Request, DummyChannel, SyncReactor]:
+    """Drive a request through ``WSGIResource(SyncReactor(), SyncPool(), app)`` by hand."""
+    wsgi_reactor = SyncReactor()
+    channel: Any = DummyChannel()
+    channel.site = Site(WSGIResource(wsgi_reactor, SyncPool(), app))
+    request = request_class(channel, False)
+    for name, value in headers:
+        request.requestHeaders.addRawHeader(name, value)
+    request.gotLength(0)
+    prepare(request)
+    request.requestReceived(b"GET", b"/", b"HTTP/1.1")
+    return request, channel, wsgi_reactor
+
+
+def test_wsgi_resource_provides_iresource() -> None:
+    assert verifyObject(IResource, WSGIResource(reactor, None, hello_app))
+
+
+def test_a_reactor_of_the_programs_own_is_used_as_given() -> None:
+    request, channel, wsgi_reactor = by_hand(hello_app)
+    # Everything happened during requestReceived: the pool and the reactor ran it at once.
+    assert request.finished
+    assert wsgi_reactor.calls > 0
+    written = channel.transport.written.getvalue()
+    assert written.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert written.endswith(b"\r\n\r\nHello, WSGI")
+
+
+def test_a_synchronous_pool_on_the_serving_loop_does_not_deadlock(
+    serve: Any, client: httpx.Client
+) -> None:
+    # treadle's reactor, and a pool that runs the application on the loop's own thread: the
+    # blocks cannot wait for that loop to take them, so they are written at once.
+    url = serve(mount(SyncPool(), streaming_app))
+    assert client.get(url + "/app").text == "written; block 0; block 1; block 2; "
+
+
+def test_environ_of_a_request_driven_by_hand() -> None:
+    seen: list[Environ] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        seen.append(environ)
+        start_response("200 OK", [])
+        return []
+
+    def with_str_hostname(request: Request) -> None:
+        request.getRequestHostname = lambda: "host.example.com"  # type: ignore[method-assign,assignment,return-value]
+
+    by_hand(
+        app,
+        headers=[(b"Content-Length", "1234"), (b"X-Multi", b"a"), (b"X-Multi", b"b")],
+        prepare=with_str_hostname,
+    )
+    environ = seen[0]
+    # The request's own Content-Length field, even with no body behind it (as Twisted).
+    assert environ["CONTENT_LENGTH"] == "1234"
+    assert environ["SERVER_NAME"] == "host.example.com"
+    assert environ["HTTP_X_MULTI"] == "a,b"
+
+
+def test_wsgi_errors_events_are_shaped_as_twisteds(
+    pool: Any, serve: Any, client: httpx.Client
+) -> None:
+    events: list[dict[str, Any]] = []
+    type_errors: list[str] = []
+
+    def observer(event: dict[str, Any]) -> None:
+        if event.get("system") == "wsgi":
+            events.append(event)
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        errors = environ["wsgi.errors"]
+        errors.write("some message\n")
+        errors.writelines(["another\n", "message\n"])  # one event, as Twisted's
+        errors.flush()
+        try:
+            errors.write(b"fred")
+        except TypeError as exc:
+            type_errors.append(str(exc))
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    globalLogPublisher.addObserver(observer)
+    try:
+        assert client.get(serve(mount(pool, app, check=False)) + "/app").text == "ok"
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert [(e["message"], e["isError"]) for e in events] == [
+        (("some message\n",), True),
+        (("another\nmessage\n",), True),
+    ]
+    assert type_errors == ["write() argument must be str, not b'fred' (bytes)"]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda sr: sr(b"200 OK", []), TypeError, "status must be str, not b'200 OK' (bytes)"),
+        (
+            lambda sr: sr("200 OK", 42),
+            TypeError,
+            "headers must be a list, not 42 (int)",
+        ),
+        (
+            lambda sr: sr("200 OK", [42]),
+            TypeError,
+            "header must be a (str, str) tuple, not 42 (int)",
+        ),
+        (
+            lambda sr: sr("200 OK", [("too", "many", "cooks")]),
+            TypeError,
+            "header must be a (str, str) tuple, not ('too', 'many', 'cooks')",
+        ),
+        (
+            lambda sr: sr("200 OK", [(b"key", "value")]),
+            TypeError,
+            "header must be (str, str) tuple, not (b'key', 'value')",
+        ),
+        (
+            lambda sr: sr("200 OK", [])("bogus"),
+            TypeError,
+            "Can only write bytes to a transport, not 'bogus'",
+        ),
+    ],
+)
+def test_start_response_and_write_refuse_as_twisted(
+    call: Callable[[StartResponse], object], error: type, message: str
+) -> None:
+    raised: list[BaseException] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        try:
+            call(start_response)
+        except BaseException as exc:
+            raised.append(exc)
+        start_response("200 OK", [])
+        return []
+
+    by_hand(app)
+    assert len(raised) == 1
+    assert type(raised[0]) is error
+    assert str(raised[0]) == message
+
+
+@pytest.mark.parametrize(
+    ("headers", "warning"),
+    [
+        ((("X-Seq", "tuple"),), "headers should be a list, not (('X-Seq', 'tuple'),) (tuple)"),
+        (
+            [["X-Seq", "tuple"]],
+            "header should be a (str, str) tuple, not ['X-Seq', 'tuple'] (list)",
+        ),
+    ],
+)
+def test_sequences_that_are_not_lists_or_tuples_are_accepted_with_a_warning(
+    headers: Any, warning: str
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", headers)
+        return [b"x"]
+
+    with pytest.warns(RuntimeWarning) as caught:
+        _, channel, _ = by_hand(app)
+    assert [str(w.message) for w in caught] == [warning]
+    assert b"\r\nX-Seq: tuple\r\n" in channel.transport.written.getvalue()
+
+
+def test_server_and_date_are_the_servers(pool: Any, serve: Any, client: httpx.Client) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("Server", "app/1"), ("dATE", "yesterday"), ("X-Kept", "y")])
+        return [b"x"]
+
+    response = client.get(serve(mount(pool, app, check=False)) + "/app")
+    assert response.headers.get_list("server") == ["treadle/" + treadle.__version__]
+    assert response.headers["date"].endswith(" GMT")
+    assert response.headers["x-kept"] == "y"
+
+
+class CloseRecorder:
+    """A streamed result whose ``close`` records whether the response had finished."""
+
+    def __init__(self, request_finished: Callable[[], bool], fail: bool = False) -> None:
+        self.request_finished = request_finished
+        self.fail = fail
+        self.finished_at_close: list[bool] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b"foo"
+
+    def close(self) -> None:
+        self.finished_at_close.append(self.request_finished())
+        if self.fail:
+            raise RuntimeError("close() broke")
+
+
+def test_close_is_called_before_the_response_ends() -> None:
+    requests: list[Request] = []
+    results: list[CloseRecorder] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> CloseRecorder:
+        start_response("200 OK", [])
+        results.append(CloseRecorder(lambda: requests[0].finished))
+        return results[0]
+
+    def keep(request: Request) -> None:
+        requests.append(request)
+
+    request, _, _ = by_hand(app, prepare=keep)
+    assert request.finished
+    assert results[0].finished_at_close == [False]
+
+
+def test_close_that_raises_cuts_the_response_short(
+    pool: Any, serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    def app(environ: Environ, start_response: StartResponse) -> CloseRecorder:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return CloseRecorder(lambda: False, fail=True)
+
+    url = serve(mount(pool, app, check=False))
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        answer = raw_request(url, b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert b"\r\n3\r\nfoo\r\n" in answer
+    assert not answer.endswith(b"0\r\n\r\n")  # no last chunk: the client sees it incomplete
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+def test_connection_lost_by_hand_stops_the_iteration() -> None:
+    class Unreliable(Request):
+        def write(self, data: bytes | str) -> None:
+            self.connectionLost(Failure(ConnectionLost("gone")))
+
+    resumed: list[bool] = []
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        start_response("200 OK", [])
+        yield b"foo"
+        resumed.append(True)
+        yield b"bar"
+
+    lost: list[Failure] = []
+
+    def watch(request: Request) -> None:
+        request.notifyFinish().addErrback(lost.append)
+
+    by_hand(app, request_class=Unreliable, prepare=watch)
+    assert resumed == []
+    assert len(lost) == 1 and lost[0].check(ConnectionLost)
+
+
+def test_the_application_runs_off_the_loop_and_writes_on_it(
+    pool: Any, serve: Any, server: Any, client: httpx.Client
+) -> None:
+    threads: dict[str, set[int]] = {"application": set(), "write": set()}
+
+    class Watched(Request):
+        def write(self, data: bytes | str) -> None:
+            threads["write"].add(getThreadID())
+            super().write(data)
+
+    def app(environ: Environ, start_response: StartResponse) -> Iterator[bytes]:
+        threads["application"].add(getThreadID())
+        write = start_response("200 OK", [])
+        write(b"a")
+        threads["application"].add(getThreadID())
+        yield b"b"
+
+    url = serve(Site(mount(pool, app, check=False), requestFactory=Watched))
+    assert client.get(url + "/app").text == "ab"
+    loop_thread = server.call(getThreadID)
+    assert threads["write"] == {loop_thread}
+    assert len(threads["application"]) == 1
+    assert loop_thread not in threads["application"]

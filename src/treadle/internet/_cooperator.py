@@ -85,10 +85,12 @@ class _TimeSlice:
 
 
 def _next_turn(step: Callable[[], None]) -> DelayedCall:
-    # Imported here: the reactor module is loaded only by those who use it.
-    from treadle.internet._reactor import reactor
+    # Imported here: the reactor module is loaded only by those who use it (and an object
+    # installed with main.installReactor is found).
+    from treadle.internet import reactor
 
-    return reactor.callLater(0, step)
+    call: DelayedCall = reactor.callLater(0, step)
+    return call
 
 
 class CooperativeTask(Generic[_IteratorT]):

@@ -1,7 +1,9 @@
-"""``DeferredLock``, ``DeferredSemaphore`` and ``DeferredQueue``: coordination with Deferreds.
+"""``DeferredLock``, ``DeferredSemaphore``, ``DeferredQueue``, ``DeferredFilesystemLock``.
 
 Private: users import these names from :mod:`treadle.internet.defer`. Waiters are served in
 the order they asked, and cancelling a waiter's Deferred takes it out of the line.
+``DeferredFilesystemLock`` waits for a lock between processes
+(:class:`~treadle.python.lockfile.FilesystemLock`) by trying again every second.
 
 Difference from Twisted, on purpose: releasing a lock that is not held, or a semaphore more
 times than it was acquired, raises ``RuntimeError`` (Twisted uses ``assert``, which
@@ -12,11 +14,29 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
-from treadle.internet._deferred import Deferred, maybeDeferred, succeed
+from treadle.internet._deferred import (
+    CancelledError,
+    Deferred,
+    TimeoutError,
+    fail,
+    maybeDeferred,
+    succeed,
+)
+from treadle.internet.base import DelayedCall
+from treadle.python.failure import Failure
+from treadle.python.lockfile import FilesystemLock
 
-__all__ = ["DeferredLock", "DeferredQueue", "DeferredSemaphore", "QueueOverflow", "QueueUnderflow"]
+__all__ = [
+    "AlreadyTryingToLockError",
+    "DeferredFilesystemLock",
+    "DeferredLock",
+    "DeferredQueue",
+    "DeferredSemaphore",
+    "QueueOverflow",
+    "QueueUnderflow",
+]
 
 _T = TypeVar("_T")
 _Self = TypeVar("_Self", bound="_ConcurrencyPrimitive")
@@ -235,5 +255,98 @@ class DeferredQueue(Generic[_T]):
         return d
 
 
-for _public in (DeferredLock, DeferredQueue, DeferredSemaphore, QueueOverflow, QueueUnderflow):
+class AlreadyTryingToLockError(Exception):
+    """:meth:`DeferredFilesystemLock.deferUntilLocked` while an earlier call still waits."""
+
+
+class _Scheduler(Protocol):
+    def callLater(
+        self, delay: float, callable: Callable[..., Any], /, *args: Any, **kw: Any
+    ) -> DelayedCall: ...
+
+
+class DeferredFilesystemLock(FilesystemLock):
+    """A :class:`~treadle.python.lockfile.FilesystemLock` that can be waited for.
+
+    Args:
+        name: The path of the lock file.
+        scheduler: What retries are scheduled with (anything with ``callLater``: a
+            ``task.Clock`` in tests); the global reactor when None.
+    """
+
+    # The names are Twisted's: its tests, and programs tuning the retry, read them.
+    #: Seconds between two attempts to take the lock.
+    _interval: float = 1
+    _tryLockCall: DelayedCall | None = None
+    _timeoutCall: DelayedCall | None = None
+
+    def __init__(self, name: str, scheduler: _Scheduler | None = None) -> None:
+        super().__init__(name)
+        if scheduler is None:
+            from treadle.internet import reactor
+
+            scheduler = cast(_Scheduler, reactor)
+        self._scheduler = scheduler
+
+    def deferUntilLocked(self, timeout: float | None = None) -> Deferred[None]:
+        """Return a Deferred that fires (with None) once this process holds the lock.
+
+        The lock is tried now, then every second until it is taken. One wait at a time:
+        this is not for several waiters of one object.
+
+        Args:
+            timeout: Give up after this many seconds (None: never). A last attempt is made
+                then, so a lock freed at that very moment is still taken.
+
+        Returns:
+            A Deferred firing with None once the lock is held; failing with
+            :class:`~treadle.internet.defer.TimeoutError` at the timeout, or with
+            :class:`AlreadyTryingToLockError` at once when an earlier call still waits.
+            Cancelling it stops the attempts (it fails with
+            :class:`~treadle.internet.defer.CancelledError`, unless the lock could be
+            taken right then, when it fires with None).
+        """
+        if self._tryLockCall is not None:
+            return fail(AlreadyTryingToLockError("deferUntilLocked is already waiting"))
+        d: Deferred[None] = Deferred(lambda _: self._give_up(d, Failure(CancelledError())))
+        if timeout is not None:
+            reason = Failure(TimeoutError(timeout, f"Acquiring lock {self.name!r}"))
+            self._timeoutCall = self._scheduler.callLater(timeout, self._give_up, d, reason)
+        self._try_lock(d)
+        return d
+
+    def _try_lock(self, d: Deferred[None]) -> None:
+        self._tryLockCall = None
+        if self.lock():
+            self._stop_timeout()
+            d.callback(None)
+        else:
+            self._tryLockCall = self._scheduler.callLater(self._interval, self._try_lock, d)
+
+    def _stop_timeout(self) -> None:
+        call, self._timeoutCall = self._timeoutCall, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _give_up(self, d: Deferred[None], reason: Failure) -> None:
+        """Stop trying (timeout or cancel): a last attempt, else fail with ``reason``."""
+        call, self._tryLockCall = self._tryLockCall, None
+        if call is not None and call.active():
+            call.cancel()
+        self._stop_timeout()
+        if self.lock():
+            d.callback(None)
+        else:
+            d.errback(reason)
+
+
+for _public in (
+    AlreadyTryingToLockError,
+    DeferredFilesystemLock,
+    DeferredLock,
+    DeferredQueue,
+    DeferredSemaphore,
+    QueueOverflow,
+    QueueUnderflow,
+):
     _public.__module__ = "treadle.internet.defer"

@@ -26,9 +26,12 @@ import logging
 import reprlib
 import traceback
 import types
+import warnings
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, ClassVar, Generic, NoReturn, ParamSpec, Protocol, TypeVar
 
+from treadle.logger import LogLevel
+from treadle.logger._report import report
 from treadle.python.failure import Failure
 
 __all__ = [
@@ -68,11 +71,14 @@ class AlreadyCalledError(Exception):
     """``callback()`` or ``errback()`` was called on a Deferred that had already fired."""
 
 
-class CancelledError(Exception):
+class CancelledError(Exception, asyncio.CancelledError):
     """The Deferred was cancelled (see :meth:`Deferred.cancel`).
 
-    Unlike ``asyncio.CancelledError`` this is an ``Exception``, as in Twisted, so errbacks see it
-    like any other failure. The asyncio boundary converts between the two.
+    An ``Exception``, as in Twisted, so errbacks and ``except Exception`` see it like any other
+    failure. It is also an ``asyncio.CancelledError``: code written for Twisted traps that in
+    the Deferreds of :meth:`Deferred.fromFuture` (where Twisted passes asyncio's own on), and
+    asyncio takes it raised in a Task for what it is, a cancellation. asyncio's own (a
+    ``BaseException`` only) stays outside ``except Exception`` as ever.
     """
 
 
@@ -151,7 +157,23 @@ class DebugInfo:
         # Logging may already be torn down at interpreter exit; a finaliser must not raise.
         with contextlib.suppress(Exception):
             debug = self._getDebugTracebacks()
-            _log.error(
+            # Observers get Twisted's two critical events; logging keeps one record.
+            report(
+                _log,
+                logging.ERROR,
+                [
+                    {
+                        "log_format": "Unhandled error in Deferred:",
+                        "isError": True,
+                        "log_level": LogLevel.critical,
+                    },
+                    {
+                        "log_format": "(debug: {debugInfo})" if debug else "",
+                        "debugInfo": debug,
+                        "log_failure": failure,
+                        "log_level": LogLevel.critical,
+                    },
+                ],
                 "Unhandled error in Deferred:\n%s%s",
                 failure.getTraceback().rstrip("\n"),
                 f"\n(debug: {debug})" if debug else "",
@@ -193,7 +215,11 @@ class Deferred(Generic[_T]):
         callbacks: The callback pairs not run yet.
     """
 
+    # ``__dict__`` as well: Twisted's Deferreds take any attribute (programs hang their own
+    # state on them, and ``d.debug = True`` turns debugging on for one), and the dictionary
+    # costs one pointer until something is stored in it.
     __slots__ = (
+        "__dict__",
         "__weakref__",
         "_canceller",
         "_chained_to",
@@ -424,6 +450,8 @@ class Deferred(Generic[_T]):
             self._debug_info.invoker = traceback.format_stack()[:-2]
         self.called = True
         self.result = result
+        # Fired by chainDeferred(): it no longer waits on the Deferred that fed it.
+        self._chained_to = None
         # The canceller is of no use any more; dropping it breaks the reference cycles that
         # cancellers closing over their own Deferred would otherwise leave to the cyclic GC.
         self._canceller = None
@@ -515,7 +543,7 @@ class Deferred(Generic[_T]):
                     current._running_callbacks = False
                 if isinstance(result, Deferred):
                     if result is current:
-                        result = Failure(TypeError(f"callback {fn!r} returned its own Deferred"))
+                        result = _circular_failure(fn)
                     elif (
                         result.called
                         and not result.paused
@@ -546,6 +574,11 @@ class Deferred(Generic[_T]):
                 elif current._debug_info is not None:
                     current._debug_info.failResult = None
                 chain.pop()
+
+    @property
+    def _chainedTo(self) -> Deferred[Any] | None:
+        # The Deferred this one waits on, under the name Twisted's own tests read.
+        return self._chained_to
 
     def _mark_handled(self) -> None:
         if self._debug_info is not None:
@@ -697,6 +730,46 @@ class Deferred(Generic[_T]):
 
 _PENDING: Any = object()
 
+_CIRCULAR = (
+    "Callback returned the Deferred it was attached to; the chain fails with TypeError "
+    "rather than waiting on itself forever"
+)
+
+
+def _circular_failure(fn: Callable[..., Any]) -> Failure:
+    """The result of a callback ``fn`` that returned its own Deferred.
+
+    Twisted warns (``DeprecationWarning``, pointing at ``fn``) and then waits forever; the
+    warning is kept, so that a program running with warnings as errors gets that error as
+    the failure, as it would under Twisted, and otherwise the chain fails with ``TypeError``.
+    """
+    try:
+        _warn_at(fn, _CIRCULAR)
+    except _PROPAGATE:
+        raise
+    except BaseException:
+        return Failure()
+    return Failure(TypeError(f"callback {fn!r} returned its own Deferred"))
+
+
+def _warn_at(fn: Callable[..., Any], message: str) -> None:
+    """Issue a ``DeprecationWarning`` located in ``fn``'s source rather than in the caller."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        return
+    lines = [line for _, _, line in code.co_lines() if line is not None]
+    module = getattr(fn, "__module__", None) or "<unknown>"
+    registry = getattr(fn, "__globals__", {}).setdefault("__warningregistry__", {})
+    warnings.warn_explicit(
+        message,
+        DeprecationWarning,
+        filename=code.co_filename,
+        lineno=max(lines, default=code.co_firstlineno),
+        module=module,
+        registry=registry,
+    )
+
 
 def _future_exception(failure: Failure) -> BaseException:
     """The exception an asyncio future (or awaiting Task) is given for ``failure``."""
@@ -781,7 +854,11 @@ class _DeferredAwaiter:
         if outcome is _PENDING:
             raise asyncio.InvalidStateError("the Deferred has not fired")
         if isinstance(outcome, Failure):
-            if outcome.check(CancelledError, asyncio.CancelledError):
+            if outcome.check(CancelledError):
+                # Twisted's CancelledError is also asyncio's: the Task sees a cancellation,
+                # and code awaiting can still catch it as the Exception Twisted code expects.
+                raise outcome.value
+            if outcome.check(asyncio.CancelledError):
                 raise asyncio.CancelledError
             raise _future_exception(outcome)
         return outcome
@@ -939,7 +1016,13 @@ def logError(err: Failure) -> Failure:
     Returns:
         ``err``.
     """
-    _log.error("%s", err.getTraceback().rstrip("\n"))
+    report(
+        _log,
+        logging.ERROR,
+        [{"log_format": "", "log_failure": err, "log_level": LogLevel.critical}],
+        "%s",
+        err.getTraceback().rstrip("\n"),
+    )
     return err
 
 
@@ -1018,7 +1101,11 @@ class _InlineState:
         waiting.cancel()
 
     def finish(self, outcome: object) -> None:
-        if isinstance(outcome, Failure) and outcome.check(asyncio.CancelledError):
+        if (
+            isinstance(outcome, Failure)
+            and outcome.check(asyncio.CancelledError)
+            and not outcome.check(CancelledError)
+        ):
             # Deferreds speak Twisted's CancelledError (an Exception, unlike asyncio's).
             outcome = Failure(CancelledError())
         d = self.deferred

@@ -20,25 +20,24 @@ _lock = threading.Lock()
 _installed_by: list[str] = []
 
 
-def install_once(name: str) -> None:
+def install_once(name: str, function: str = "install") -> None:
     """Record that the installer ``name`` ran.
 
     Args:
         name: The installer's module, named in the error of a later install.
+        function: The installing function of that module, for the same error.
 
     Raises:
         ReactorAlreadyInstalledError: An installer ran already.
     """
     with _lock:
         if _installed_by:
-            raise ReactorAlreadyInstalledError(
-                f"reactor already installed (by {_installed_by[0]}.install())"
-            )
-        _installed_by.append(name)
+            raise ReactorAlreadyInstalledError(f"reactor already installed (by {_installed_by[0]})")
+        _installed_by.append(f"{name}.{function}()")
 
 
 def installed_by() -> str | None:
-    """Return the name of the installer that ran, or None."""
+    """Return the installer that ran (``"treadle.internet.default.install()"``), or None."""
     return _installed_by[0] if _installed_by else None
 
 

@@ -207,7 +207,7 @@ class ListeningPort:
         Returns:
             A Deferred that has fired once the listening socket is closed.
         """
-        from treadle.internet.defer import succeed
+        from treadle.internet._deferred import succeed
 
         if not self._closed:
             self._closed = True
@@ -503,7 +503,7 @@ class Reactor:
             A Deferred firing with the address as a string, or failing with
             :class:`~treadle.internet.error.DNSLookupError`.
         """
-        from treadle.internet.defer import Deferred
+        from treadle.internet._deferred import Deferred
 
         async def lookup() -> str:
             try:
@@ -574,7 +574,7 @@ class Reactor:
             for _, _, f, args, kw in triggers:
                 result = _call_and_log(f, args, kw, f)
                 if inspect.isawaitable(result) or hasattr(result, "addBoth"):
-                    from treadle.internet.defer import ensureDeferred
+                    from treadle.internet._deferred import ensureDeferred
 
                     fut = ensureDeferred(result).asFuture(loop)
                     loop.run_until_complete(fut)

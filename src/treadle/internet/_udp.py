@@ -202,7 +202,7 @@ class UDPPort:
         Returns:
             A Deferred that has fired.
         """
-        from treadle.internet.defer import succeed
+        from treadle.internet._deferred import succeed
 
         sock, self.socket = self.socket, None
         if sock is not None:

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from zope.interface import implementer
+
 from treadle.internet.error import AlreadyCalled, AlreadyCancelled
+from treadle.internet.interfaces import IDelayedCall
 
 __all__ = ["DelayedCall"]
 
 
+@implementer(IDelayedCall)
 class DelayedCall:
     """A call scheduled to run at ``time`` (in the scheduler's ``seconds()`` units).
 

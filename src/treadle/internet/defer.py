@@ -17,7 +17,9 @@ run by :func:`ensureDeferred` may await asyncio futures too (Twisted's cannot): 
 such await on, it runs as an asyncio Task. Cancellation crosses the boundary as well: a
 cancelled future becomes a :class:`CancelledError` failure, and a Deferred failing with
 :class:`CancelledError` cancels the future it was converted to (so an awaiting asyncio Task sees
-``asyncio.CancelledError`` and unwinds as asyncio code expects).
+``asyncio.CancelledError`` and unwinds as asyncio code expects). :class:`CancelledError` is an
+``Exception``, as Twisted's, and also an ``asyncio.CancelledError``: errbacks written for
+Twisted, which traps asyncio's in the Deferreds of :meth:`Deferred.fromFuture`, work unchanged.
 
 :func:`setDebugging` records where each Deferred was created and first fired, for
 :class:`AlreadyCalledError` messages and unhandled-error logs.
@@ -35,16 +37,15 @@ Differences from Twisted, on purpose:
   unless debugging is on, and then only the stacks).
 * Releasing a :class:`DeferredLock` that is not held (or a :class:`DeferredSemaphore` too many
   times) raises ``RuntimeError`` rather than failing an ``assert``.
-* ``DeferredFilesystemLock`` (and its ``AlreadyTryingToLockError``) is not offered: treadle has
-  no ``twisted.python.lockfile``.
 * A coroutine given to :func:`ensureDeferred` runs outside any asyncio Task until its first
   await of an asyncio future, so ``asyncio.current_task()`` is None there (``asyncio.timeout()``
   needs a Task): code that needs one from its first line should be started with
   ``asyncio.ensure_future`` and converted with :meth:`Deferred.fromFuture`.
 * A Deferred that is paused when a chained Deferred hands it a result keeps that result until it
   is unpaused, while the rest of the chain carries on (Twisted stops the whole walk there).
-* ``callback()`` with a Deferred raises ``TypeError`` and a callback returning its own Deferred
-  fails the chain with ``TypeError`` (Twisted uses assertions and a deprecation warning).
+* ``callback()`` with a Deferred raises ``TypeError`` (Twisted uses an assertion). A callback
+  returning its own Deferred gets Twisted's ``DeprecationWarning`` and then fails the chain
+  with ``TypeError`` (Twisted's waits forever).
 * :class:`TimeoutError` also subclasses the built-in ``TimeoutError``, so asyncio-style
   ``except TimeoutError`` catches :meth:`Deferred.addTimeout` timeouts.
 * :meth:`Deferred.fromFuture` of a future that is already done fires at once, and
@@ -66,6 +67,8 @@ from treadle.internet._deferlist import (
     race,
 )
 from treadle.internet._deferlock import (
+    AlreadyTryingToLockError,
+    DeferredFilesystemLock,
     DeferredLock,
     DeferredQueue,
     DeferredSemaphore,
@@ -97,11 +100,13 @@ __all__ = [
     "FAILURE",
     "SUCCESS",
     "AlreadyCalledError",
+    "AlreadyTryingToLockError",
     "CancelledError",
     "DebugInfo",
     "Deferred",
     "DeferredCallback",
     "DeferredErrback",
+    "DeferredFilesystemLock",
     "DeferredList",
     "DeferredLock",
     "DeferredQueue",

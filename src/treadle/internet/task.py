@@ -24,8 +24,11 @@ import bisect
 import contextlib
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Iterable
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, cast
+
+from zope.interface import implementer
 
 from treadle.internet._cooperator import (
     CooperativeTask,
@@ -43,6 +46,7 @@ from treadle.internet._cooperator import (
 from treadle.internet._deferred import _PASS, Deferred, ensureDeferred, maybeDeferred, succeed
 from treadle.internet.base import DelayedCall
 from treadle.internet.error import ReactorNotRunning
+from treadle.internet.interfaces import IReactorTime
 from treadle.python.failure import Failure
 
 __all__ = [
@@ -78,6 +82,7 @@ def _due_time(call: DelayedCall) -> float:
     return call.time
 
 
+@implementer(IReactorTime)
 class Clock:
     """A deterministic clock for tests, with the reactor's ``seconds``/``callLater``.
 
@@ -323,10 +328,11 @@ class LoopingCall:
     def clock(self) -> _ReactorTime:
         """The clock calls are scheduled with; the global reactor unless set (tests: a Clock)."""
         if self._clock is None:
-            # Imported here: the reactor module is loaded only by those who use it.
-            from treadle.internet._reactor import reactor
+            # Imported here: the reactor module is loaded only by those who use it (and an
+            # object installed with main.installReactor is found).
+            from treadle.internet import reactor
 
-            self._clock = reactor
+            self._clock = cast(_ReactorTime, reactor)
         return self._clock
 
     @clock.setter
@@ -492,10 +498,32 @@ class LoopingCall:
         self._due_slot = slot
         self.call = self.clock.callLater(delay, self)
 
+    @property
+    def deferred(self) -> Deferred[LoopingCall] | None:
+        """The Deferred :meth:`start` returned, while running (deprecated, as in Twisted).
+
+        Use the Deferred returned by :meth:`start` instead.
+        """
+        warnings.warn(
+            "LoopingCall.deferred is deprecated; use the Deferred returned by start() instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._deferred
+
     def __repr__(self) -> str:
-        name = getattr(self.f, "__qualname__", repr(self.f))
-        state = "running" if self.running else "stopped"
-        return f"<LoopingCall {name} every {self.interval}s ({state})>"
+        # Twisted's form: the interval, the function's qualified name, its arguments.
+        f = self.f
+        name = getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or _safe(f)
+        return f"LoopingCall<{self.interval!r}>({name}, *{_safe(self.a)}, **{_safe(self.kw)})"
+
+
+def _safe(obj: object) -> str:
+    """``repr(obj)``, never raising (a repr may be broken)."""
+    try:
+        return repr(obj)
+    except Exception:
+        return f"<{type(obj).__name__} object at 0x{id(obj):x} (repr failed)>"
 
 
 def react(main: Callable[..., Any], argv: Iterable[Any] = (), _reactor: Any = None) -> NoReturn:
@@ -519,7 +547,7 @@ def react(main: Callable[..., Any], argv: Iterable[Any] = (), _reactor: Any = No
         SystemExit: Always, at the end, with the exit status.
     """
     if _reactor is None:
-        from treadle.internet._reactor import reactor as global_reactor
+        from treadle.internet import reactor as global_reactor
 
         _reactor = global_reactor
     # The reactor picks (and installs) its loop now, so that a coroutine ``main`` returns

@@ -4,7 +4,8 @@
 module. Connect a protocol to a :class:`StringTransport`, feed it bytes with
 ``dataReceived`` and read what it wrote with ``value()``; hand code that listens or connects
 a :class:`MemoryReactor`, which records the calls instead of touching the network; drive time
-with :class:`Clock` (or :class:`MemoryReactorClock`, both at once).
+with :class:`Clock` (or :class:`MemoryReactorClock`, both at once). To check what code logs,
+observe :data:`treadle.logger.globalLogPublisher` with an :class:`EventLoggingObserver`.
 
 These follow Twisted's transport contract (``write``, ``loseConnection``, ``getPeer``,
 producers). :class:`treadle.web.testing.StringTransport` is a different double: it stands in
@@ -16,14 +17,14 @@ Differences from Twisted: a :class:`RaisingMemoryReactor` given no exception rai
 ``RuntimeError`` (Twisted's raises ``TypeError`` from ``raise None``); ``adoptStreamPort`` and
 ``adoptDatagramPort`` refuse an unknown address family with ``ValueError`` (treadle has no
 ``UnsupportedAddressFamily`` yet). Not provided: ``LineSendingProtocol`` (it is built on
-``treadle.protocols.basic``, a layer above this one) and ``EventLoggingObserver``.
+``treadle.protocols.basic``, a layer above this one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from io import BytesIO
-from typing import Any
+from typing import Any, Protocol, overload
 
 from zope.interface import implementer
 
@@ -40,11 +41,13 @@ from treadle.internet.address import IPv4Address
 from treadle.internet.defer import Deferred
 from treadle.internet.interfaces import IConsumer, IPushProducer, ITransport, IUDPTransport
 from treadle.internet.task import Clock, LoopingCall
+from treadle.logger import ILogObserver, LogEvent
 from treadle.python.failure import Failure
 
 __all__ = [
     "AccumulatingProtocol",
     "Clock",
+    "EventLoggingObserver",
     "FakeDatagramTransport",
     "MemoryReactor",
     "MemoryReactorClock",
@@ -347,3 +350,82 @@ def waitUntilAllDisconnected(reactor: Any, protocols: Sequence[Any]) -> Deferred
     loop = LoopingCall(check)
     loop.clock = reactor
     return loop.start(0.01, now=True)
+
+
+class _CleansUp(Protocol):
+    """What :meth:`EventLoggingObserver.createWithCleanup` needs of a test case."""
+
+    def addCleanup(self, function: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``function`` when the test ends."""
+
+
+class _Publisher(Protocol):
+    """What :meth:`EventLoggingObserver.createWithCleanup` needs of a publisher."""
+
+    def addObserver(self, observer: Any) -> None:
+        """Start giving events to ``observer``."""
+
+    def removeObserver(self, observer: Any) -> None:
+        """Stop giving events to ``observer``."""
+
+
+@implementer(ILogObserver)
+class EventLoggingObserver(Sequence[LogEvent]):
+    """A log observer that keeps every event it is given, for a test to inspect.
+
+    It is a read-only sequence of the events, oldest first: ``len(observer)``,
+    ``observer[0]["log_failure"]``, ``for event in observer``. Unlike
+    :class:`~treadle.logger.LimitedHistoryLogObserver` it keeps them all.
+
+    Usage in a test::
+
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        code_under_test()
+        [event] = events
+        self.assertIsInstance(event["log_failure"].value, ValueError)
+    """
+
+    def __init__(self) -> None:
+        self._events: list[LogEvent] = []
+
+    def __call__(self, event: LogEvent) -> None:
+        """Keep ``event``."""
+        self._events.append(event)
+
+    def __len__(self) -> int:
+        """Return how many events were observed."""
+        return len(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> LogEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[LogEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> LogEvent | Sequence[LogEvent]:
+        """Return the event (or a list of the events) at ``index``."""
+        return self._events[index]
+
+    def __iter__(self) -> Iterator[LogEvent]:
+        """Iterate over the events, oldest first."""
+        return iter(self._events)
+
+    @classmethod
+    def createWithCleanup(
+        cls, testInstance: _CleansUp, publisher: _Publisher
+    ) -> EventLoggingObserver:
+        """Return a new observer added to ``publisher`` until ``testInstance`` ends.
+
+        Args:
+            testInstance: The running test; the observer is removed from ``publisher`` by
+                its ``addCleanup`` (trial's and :mod:`unittest`'s test cases have one).
+            publisher: What to observe, usually
+                :data:`~treadle.logger.globalLogPublisher`.
+
+        Returns:
+            The observer, already observing.
+        """
+        observer = cls()
+        publisher.addObserver(observer)
+        testInstance.addCleanup(publisher.removeObserver, observer)
+        return observer

@@ -16,8 +16,12 @@ it. So:
   file and line those of the code that logged.
 * Records of treadle's own stdlib loggers (``treadle.*``: ``treadle.error`` and the rest) are
   handed to the observers of the global publisher as events (:class:`ObserversHandler`), so
-  ``startLogging``/``beginLoggingTo`` observers see treadle's errors as they would Twisted's.
-  They see what the :mod:`logging` configuration lets through (WARNING and up by default).
+  ``startLogging``/``beginLoggingTo`` observers see treadle's errors as they would Twisted's:
+  the record's message as a literal ``log_format`` and its exception as ``log_failure`` (the
+  very Failure when the code logged it with ``extra={"log_failure": failure}``). They see
+  what the :mod:`logging` configuration lets through (WARNING and up by default). Where an
+  error must reach the observers as particular Twisted events instead, treadle's modules use
+  :func:`treadle.logger._report.report`.
 
 Nothing is delivered twice and nothing loops: records made from events carry the event
 (``record.log_event``) and are not handed back to the observers; events made from records are
@@ -286,7 +290,14 @@ class StdlibBridge:
 
 
 def event_for_record(record: logging.LogRecord) -> LogEvent:
-    """Return the event that stands for a stdlib ``record`` (text in ``log_text``)."""
+    """Return the event that stands for a stdlib ``record``.
+
+    Its ``log_format`` is the record's message with braces doubled, so it reads as the
+    literal message of a Twisted event (``"Timing out" in event["log_format"]``) and formats
+    to exactly that text, which is also kept in ``log_text``. The failure (``log_failure``) is
+    the one the record was given as ``extra={"log_failure": failure}`` — so an observer gets
+    the very Failure the code logged — or else one made from ``exc_info``.
+    """
     try:
         text = record.getMessage()
     except Exception:
@@ -294,12 +305,15 @@ def event_for_record(record: logging.LogRecord) -> LogEvent:
     event: LogEvent = {
         "log_level": level_for_stdlib(record.levelno),
         "log_namespace": record.name,
-        "log_format": "{log_text}",
+        "log_format": text.replace("{", "{{").replace("}", "}}"),
         "log_text": text,
         "log_time": record.created,
         "log_source": None,
     }
-    if record.exc_info and record.exc_info[1] is not None:
+    failure = getattr(record, "log_failure", None)
+    if isinstance(failure, Failure):
+        event["log_failure"] = failure
+    elif record.exc_info and record.exc_info[1] is not None:
         kind, value, tb = record.exc_info
         event["log_failure"] = Failure(value, kind, tb)
     return event

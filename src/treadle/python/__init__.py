@@ -4,7 +4,9 @@ It owns what is neither networking nor HTTP: :mod:`~treadle.python.failure` (exc
 their tracebacks, as Deferreds carry them), :mod:`~treadle.python.components` (interfaces and
 adapters, on :mod:`zope.interface`), :mod:`~treadle.python.log`,
 :mod:`~treadle.python.urlpath`, :mod:`~treadle.python.filepath`,
-:mod:`~treadle.python.usage` (command-line options), :mod:`~treadle.python.threadpool`, and
+:mod:`~treadle.python.usage` (command-line options), :mod:`~treadle.python.threadpool`,
+:mod:`~treadle.python.runtime` (``platform``), :mod:`~treadle.python.compat` and
+:mod:`~treadle.python.reflect` (the helpers Twisted programs import from there), and
 ``_compat``, the ``twisted.X`` to ``treadle.X`` import rule that ``.rpy`` scripts, ``.tac``
 files and plugins run under.
 

@@ -161,6 +161,11 @@ class FilePath(Generic[AnyStr]):
         """Return this path in text mode (decoded with ``encoding`` or the file system's)."""
         return self.clonePath(_coerce("", self.path, encoding))
 
+    def _asBytesPath(self, encoding: str | None = None) -> bytes:
+        # Twisted's private name, kept because its users' test suites call it.
+        path: bytes = _coerce(b"", self.path, encoding)
+        return path
+
     # -- going down, sideways and up ----------------------------------------------------------
 
     def child(self, path: OtherAnyStr) -> FilePath[OtherAnyStr]:

@@ -1,11 +1,12 @@
 """The test doubles under their older name: ``twisted.test.proto_helpers`` ports here.
 
 Everything is :mod:`treadle.internet.testing`'s (Twisted also moved them there);
-``LineSendingProtocol`` and ``EventLoggingObserver`` are not provided.
+``LineSendingProtocol`` is not provided.
 """
 
 from treadle.internet.testing import (
     AccumulatingProtocol,
+    EventLoggingObserver,
     FakeDatagramTransport,
     MemoryReactor,
     MemoryReactorClock,
@@ -21,6 +22,7 @@ from treadle.internet.testing import (
 
 __all__ = [
     "AccumulatingProtocol",
+    "EventLoggingObserver",
     "FakeDatagramTransport",
     "MemoryReactor",
     "MemoryReactorClock",

@@ -38,6 +38,7 @@ connection for ever.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -46,10 +47,9 @@ from typing import Any, ClassVar, Final, Protocol
 import httptools
 
 from treadle.internet._timers import TimerHeap
-from treadle.internet._transport import Transport
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress, from_sockname
 from treadle.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
-from treadle.internet.interfaces import ISSLTransport
+from treadle.web._channel_transport import ChannelTransport
 from treadle.web._framing import SERVER_LINE, date_header, status_line
 from treadle.web._parser import (
     FEED_SLICE,
@@ -88,8 +88,9 @@ from treadle.web._state import (
     state_name,
 )
 from treadle.web._status import RESPONSES
+from treadle.web._twisted_channel import InterfaceRequest, TwistedChannelMixin
 
-__all__ = ["READ_AHEAD", "ChannelFactory", "ChannelRequest", "HTTPChannel"]
+__all__ = ["READ_AHEAD", "ChannelFactory", "ChannelRequest", "ChannelTransport", "HTTPChannel"]
 
 error_log = logging.getLogger("treadle.error")
 
@@ -174,7 +175,7 @@ def _pieces(data: bytes) -> Iterator[memoryview]:
 # -- the channel -----------------------------------------------------------------------------
 
 
-class HTTPChannel(asyncio.Protocol):
+class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
     """One HTTP/1.x connection: parses requests and answers them strictly in order.
 
     Parsing is llhttp's (through httptools) with treadle's checks where llhttp is lenient
@@ -186,7 +187,10 @@ class HTTPChannel(asyncio.Protocol):
     how treadle's listening ports drive it), or as a Twisted protocol (``makeConnection``
     with a Twisted transport, then ``dataReceived``/``connectionLost``), as Twisted's own
     tests and programs wrapping it drive it; the second adapts the transport and then runs
-    the same code.
+    the same code. That way in, and the rest of Twisted's channel surface (``requests``,
+    ``checkPersistence``, ``writeHeaders``, ``timeOut``, ``maxHeaders``..., the channel as
+    its transport's push producer, requests of Twisted's interface only), come from
+    :class:`~treadle.web._twisted_channel.TwistedChannelMixin`.
 
     Args:
         factory: What made the channel: its limits, timeouts and access log. None (as
@@ -201,7 +205,8 @@ class HTTPChannel(asyncio.Protocol):
             its own as a class attribute (Twisted's low-level pattern); otherwise it is the
             factory's. A :class:`~treadle.web.server.Site`'s always wins, as in Twisted.
         call_soon: Runs a callback once the current one is over: the loop's ``call_soon``,
-            or a test clock's equivalent (set when the connection is made).
+            a test clock's equivalent, or, with no loop running, a call right after the
+            current one (set when the connection is made).
     """
 
     __slots__ = (
@@ -227,6 +232,7 @@ class HTTPChannel(asyncio.Protocol):
         "_read_at",
         "_reading_paused",
         "_requests_seen",
+        "_settings",
         "_state",
         "_twisted_transport",
         "_unsent",
@@ -276,6 +282,9 @@ class HTTPChannel(asyncio.Protocol):
         self._last_activity = 0.0
         self._peer: Any = None
         self._host: Any = None
+        # Where timeouts are read: the factory, or settings made for this channel alone
+        # (see treadle.web._twisted_channel.ChannelSettings).
+        self._settings: Any = None
 
     def adopt_request_factory(self, factory: ChannelFactory) -> None:
         """Take the factory's ``requestFactory`` unless this channel's class has its own.
@@ -346,10 +355,15 @@ class HTTPChannel(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.asyncio_transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         factory = self.factory
-        deadlines, self.call_soon = factory.timing()
+        settings = self._settings
+        if settings is None:
+            settings = self._settings = factory
+        else:
+            settings.factory = factory  # settings made for this channel before it connected
+        deadlines, self.call_soon = settings.timing()
         self._deadlines: TimerHeap = deadlines
         self._now: Callable[[], float] = deadlines.now
-        self._limits = factory.limits()
+        self._limits = settings.limits()
         self._last_activity = self._connected_at = self._now()
         if not factory.connection_opened(self):
             # Over the concurrency limit: answer at once instead of letting clients pile up.
@@ -479,8 +493,9 @@ class HTTPChannel(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         if self._active is None:
-            # Pipelined requests waited for the client to read (see _dispatch).
-            if self._queue:
+            # Pipelined requests waited for the client to read, or reading did (see
+            # _dispatch).
+            if self._queue or self._reading_paused:
                 self._dispatch()
             return
         producer = self._producer
@@ -489,53 +504,6 @@ class HTTPChannel(asyncio.Protocol):
                 self._call_producer(producer.resumeProducing)
             else:
                 self._pull_more(producer)
-
-    # -- Twisted's protocol entry points ------------------------------------------------------
-    # For a channel driven the way Twisted drives its own: a hand-made channel given a
-    # Twisted transport (a StringTransport in tests, a wrapping protocol of
-    # treadle.protocols.policies), or one a factory's overridden buildProtocol returned.
-    # None of this runs for the connections treadle's ports make.
-
-    def makeConnection(self, transport: Any) -> None:
-        """Start serving a connection given as a Twisted transport.
-
-        treadle's own TCP transport is unwrapped: the channel takes over its asyncio
-        transport, so such a connection runs exactly as one the port made. Any other
-        transport (``write``, ``loseConnection``, ``getPeer``, ...) is adapted.
-
-        Args:
-            transport: The connection's Twisted transport.
-        """
-        factory = self.factory
-        if factory is None:
-            make = type(self).default_factory
-            if make is None:
-                raise RuntimeError("HTTPChannel needs a factory (or site) before it connects")
-            factory = self.factory = make()
-        try:
-            self.requestFactory  # noqa: B018  # set by now, unless made without a factory
-        except AttributeError:
-            self.requestFactory = factory.requestFactory
-        raw = getattr(transport, "_raw", None) if isinstance(transport, Transport) else None
-        if raw is not None and not transport.disconnected:
-            raw.set_protocol(self)
-            self.connection_made(raw)
-            return
-        self._twisted_transport = transport
-        self._peer = _call_or_none(transport, "getPeer")
-        self._host = _call_or_none(transport, "getHost")
-        self.connection_made(_TwistedTransportAdapter(transport))  # type: ignore[arg-type]
-
-    def dataReceived(self, data: bytes) -> None:
-        """Bytes from a Twisted transport (see :meth:`makeConnection`)."""
-        self.data_received(data)
-
-    def connectionLost(self, reason: Any = None) -> None:
-        """A Twisted transport's connection ended (``reason``: a Failure or exception)."""
-        if self.asyncio_transport is None:
-            return
-        value = getattr(reason, "value", reason)
-        self.connection_lost(None if value is None or isinstance(value, ConnectionDone) else value)
 
     # -- what the parser tells (MessageSink) ------------------------------------------------
 
@@ -604,21 +572,42 @@ class HTTPChannel(asyncio.Protocol):
                 try:
                     request.receive_message(item)  # type: ignore[arg-type]  # a Message
                 except Exception:
-                    # The request answers its own errors; this is a bug in one, or in the
-                    # request factory: the connection cannot be trusted any more.
-                    error_log.exception("unhandled error answering %r", request)
-                    self.abort()
-                    return
+                    if not self._answer_otherwise(request, item):  # type: ignore[arg-type]
+                        return
         finally:
             self._dispatching = False
         if (
             self._reading_paused
             and self._active is None
             and self._state < DONE
+            and not self._writing_paused  # the client reads nothing: no more requests
             and len(self._queue) < self.factory.maxPipelined
         ):
             self._buffered = 0
             self._resume_reading()
+
+    def _answer_otherwise(self, request: Any, message: Message) -> bool:
+        """After ``receive_message`` raised: answer through Twisted's interface, or give up.
+
+        A request object without ``receive_message`` (one of Twisted's interface only) is
+        driven by :class:`~treadle.web._twisted_channel.InterfaceRequest`. Anything else is
+        a bug in a request or its factory (requests answer their own errors): the
+        connection cannot be trusted any more. Returns whether answering went on.
+        """
+        if not hasattr(request, "receive_message"):
+            adapter = InterfaceRequest(request, self)
+            if self._active is request:
+                self._active = adapter
+            try:
+                adapter.receive_message(message)
+            except Exception:
+                error_log.exception("unhandled error answering %r", request)
+                self.abort()
+                return False
+            return True
+        error_log.exception("unhandled error answering %r", request)
+        self.abort()
+        return False
 
     def request_done(self, request: ChannelRequest, keeps: bool) -> None:
         """Called by a request once its last byte was written.
@@ -628,8 +617,9 @@ class HTTPChannel(asyncio.Protocol):
             keeps: Its response let the connection stay open (see
                 :func:`treadle.web._framing.keeps_connection`).
         """
-        if request is not self._active:
-            return
+        active = self._active
+        if request is not active and (active is None or active != request):
+            return  # (compared only when not the same object: an InterfaceRequest)
         self._active = None
         self._producer = None
         # Idle from now: a response finished while its request's read is being handled
@@ -667,17 +657,22 @@ class HTTPChannel(asyncio.Protocol):
         transport = self.asyncio_transport
         if transport is None:
             return
-        # The page names the status only: nothing of the request is reflected.
-        phrase = RESPONSES.get(rejection.code, b"Error")
-        body = b"<html><body><h1>%d %s</h1></body></html>" % (rejection.code, phrase)
-        transport.write(
-            status_line(rejection.code)
-            + SERVER_LINE
-            + date_header()
-            + b"Content-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-            % len(body)
-            + body
-        )
+        if rejection.code == 400:
+            # Twisted's answer to a malformed request, byte for byte: the status line alone,
+            # the connection closing after it (which is how the client knows the end).
+            transport.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        else:
+            # The page names the status only: nothing of the request is reflected.
+            phrase = RESPONSES.get(rejection.code, b"Error")
+            body = b"<html><body><h1>%d %s</h1></body></html>" % (rejection.code, phrase)
+            transport.write(
+                status_line(rejection.code)
+                + SERVER_LINE
+                + date_header()
+                + b"Content-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                % len(body)
+                + body
+            )
         can_write_eof = getattr(transport, "can_write_eof", None)
         if rejection.code in (408, 503) or can_write_eof is None or not can_write_eof():
             # A client too slow to send its head, or one we will not serve at all, gets no
@@ -717,7 +712,7 @@ class HTTPChannel(asyncio.Protocol):
             if self._writing_paused:
                 producer.pauseProducing()
         elif not self._writing_paused:
-            asyncio.get_running_loop().call_soon(self._pull_more, producer)
+            self.call_soon(functools.partial(self._pull_more, producer))
 
     def unregisterProducer(self) -> None:
         """Detach the producer (no-op when none)."""
@@ -741,7 +736,7 @@ class HTTPChannel(asyncio.Protocol):
             and not self._writing_paused
             and self.asyncio_transport is not None
         ):
-            asyncio.get_running_loop().call_soon(self._pull_more, producer)
+            self.call_soon(functools.partial(self._pull_more, producer))
 
     async def drain(self) -> None:
         """Wait until the transport's buffer is below its low-water mark."""
@@ -777,7 +772,7 @@ class HTTPChannel(asyncio.Protocol):
                 self._body_started = self._last_activity = self._now()
 
     def _timer_period(self) -> float:
-        factory = self.factory
+        factory: ChannelFactory = self._settings
         return min(factory.timeOut, factory.headTimeout, factory.bodyTimeout)
 
     def _check_timeouts(self) -> None:
@@ -805,7 +800,7 @@ class HTTPChannel(asyncio.Protocol):
         transport = self.asyncio_transport
         if transport is None:
             return
-        factory = self.factory
+        factory = self._settings
         now = self._now()
         state = self._state
         if state == CLOSING:
@@ -924,125 +919,3 @@ class HTTPChannel(asyncio.Protocol):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} at 0x{id(self):x} {state_name(self._state)}>"
-
-
-def _call_or_none(transport: Any, name: str) -> Any:
-    method = getattr(transport, name, None)
-    return method() if method is not None else None
-
-
-class _TwistedTransportAdapter:
-    """A Twisted transport seen as the asyncio transport the channel writes to.
-
-    Writes and closes go to the Twisted transport; reading pauses through its
-    ``pauseProducing``/``resumeProducing`` when it has them. It reports no write buffer
-    (a Twisted transport buffers on its own and tells producers, not writers).
-    """
-
-    __slots__ = ("_closing", "_transport")
-
-    def __init__(self, transport: Any) -> None:
-        self._transport = transport
-        self._closing = False
-
-    def write(self, data: bytes) -> None:
-        self._transport.write(data)
-
-    def close(self) -> None:
-        if not self._closing:
-            self._closing = True
-            self._transport.loseConnection()
-
-    def abort(self) -> None:
-        self._closing = True
-        abort = getattr(self._transport, "abortConnection", None)
-        (abort or self._transport.loseConnection)()
-
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def pause_reading(self) -> None:
-        pause = getattr(self._transport, "pauseProducing", None)
-        if pause is not None:
-            pause()
-
-    def resume_reading(self) -> None:
-        resume = getattr(self._transport, "resumeProducing", None)
-        if resume is not None:
-            resume()
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def can_write_eof(self) -> bool:
-        return False
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        # isSecure() asks for "sslcontext": a Twisted TLS transport provides ISSLTransport.
-        if name == "sslcontext" and ISSLTransport.providedBy(self._transport):
-            return self._transport
-        return default
-
-
-class ChannelTransport(Transport):
-    """An HTTP connection as Twisted's transport (``request.transport``, ``channel.transport``).
-
-    Closing and producers go through the channel, so its state machine and the response
-    being answered stay right: ``loseConnection`` first sends what the response holds,
-    ``abortConnection`` is the channel's abort, a registered producer feeds the response.
-
-    Args:
-        raw: The channel's asyncio transport.
-        channel: The channel.
-    """
-
-    def __init__(self, raw: asyncio.BaseTransport, channel: HTTPChannel) -> None:
-        super().__init__(raw, channel, server=True)
-        self.channel = channel
-
-    def write(self, data: bytes) -> None:
-        """Send ``data`` after what the response being answered wrote so far."""
-        active = self.channel._active
-        if active is not None:
-            active.flush_held()
-        super().write(data)
-
-    def loseConnection(self) -> None:
-        """Send what the response holds, then close (queued requests are dropped)."""
-        if self.disconnected or self.disconnecting:
-            return
-        self.disconnecting = True
-        self.channel.loseConnection()
-
-    def abortConnection(self) -> None:
-        """Drop the connection at once; the response in progress learns ``ConnectionAborted``."""
-        if self.disconnected:
-            return
-        self.disconnecting = True
-        self._aborted = True
-        self._reset_on_close()
-        self.channel.abort()
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        """Let ``producer`` feed the response being answered (see the channel's)."""
-        self.channel.registerProducer(producer, streaming)
-
-    def unregisterProducer(self) -> None:
-        """Detach the producer."""
-        self.channel.unregisterProducer()
-
-    def pauseProducing(self) -> None:
-        """Stop reading requests until :meth:`resumeProducing`."""
-        self.channel._pause_reading()
-
-    def resumeProducing(self) -> None:
-        """Read requests again."""
-        self.channel._resume_reading()
-
-    def _tls_failed(self, reason: BaseException) -> None:
-        error_log.error("TLS could not start on %r: %s", self.channel, reason)
-        self.channel.abort()
-
-    def logPrefix(self) -> str:
-        """Return the prefix of this connection's log lines."""
-        return type(self.channel).__name__

@@ -35,7 +35,9 @@ __all__ = [
     "if_range_holds",
     "multipart",
     "not_modified",
+    "parse_range",
     "plan_ranges",
+    "plan_spans",
     "strong_etag",
 ]
 
@@ -148,7 +150,7 @@ def _position(digits: bytes) -> int | None:
     return int(digits) if len(digits) <= 18 else 10**18
 
 
-def _parse_range(value: bytes) -> list[RangeSpec] | None:
+def parse_range(value: bytes) -> list[RangeSpec] | None:
     """Parse a ``Range`` value; None when it is not a valid ``bytes`` ranges-specifier."""
     unit, sep, specs = value.partition(b"=")
     if not sep or unit.strip().lower() != b"bytes":
@@ -184,7 +186,11 @@ def plan_ranges(value: bytes, size: int) -> list[tuple[int, int]] | None:
         an abusive request); ``[]`` when no range is satisfiable (416); otherwise the sorted,
         merged ``(start, stop)`` half-open spans to send (206).
     """
-    specs = _parse_range(value)
+    return plan_spans(parse_range(value), size)
+
+
+def plan_spans(specs: list[RangeSpec] | None, size: int) -> list[tuple[int, int]] | None:
+    """:func:`plan_ranges` for a ``Range`` already parsed by :func:`parse_range`."""
     if specs is None or size == 0:
         return None
     spans: list[tuple[int, int]] = []
@@ -222,12 +228,17 @@ Piece = tuple[bytes, int, int]
 def multipart(
     spans: list[tuple[int, int]], size: int, content_type: bytes | None
 ) -> tuple[bytes, list[Piece], int]:
-    """Lay out a ``multipart/byteranges`` body; return (boundary, pieces, total length)."""
+    """Lay out a ``multipart/byteranges`` body; return (boundary, pieces, total length).
+
+    As Twisted lays it out: every part's delimiter starts with CRLF, the first one too (an
+    empty preamble, RFC 2046 §5.1.1), so a body splits on ``CRLF--boundary`` into an empty
+    string, the parts and the closing ``--``.
+    """
     boundary = secrets.token_hex(16).encode("ascii")
     pieces: list[Piece] = []
     total = 0
-    for i, (start, stop) in enumerate(spans):
-        head = (b"\r\n--" if i else b"--") + boundary + b"\r\n"
+    for start, stop in spans:
+        head = b"\r\n--" + boundary + b"\r\n"
         if content_type is not None:
             head += b"Content-Type: " + content_type + b"\r\n"
         head += b"Content-Range: bytes %d-%d/%d\r\n\r\n" % (start, stop - 1, size)

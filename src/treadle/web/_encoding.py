@@ -45,9 +45,12 @@ import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
 
+from zope.interface import implementer
+
 from treadle.internet.defer import Deferred
 from treadle.web._request import Request
 from treadle.web._types import ResourceLike
+from treadle.web.iweb import _IRequestEncoder, _IRequestEncoderFactory
 
 __all__ = [
     "DEFAULT_UNCOMPRESSED_EXTENSIONS",
@@ -147,6 +150,7 @@ def _add_vary(request: Request) -> None:
     headers.addRawHeader(b"vary", b"Accept-Encoding")
 
 
+@implementer(_IRequestEncoder)
 class _GzipEncoder:
     """Compresses one response body; decides at its first use whether to compress at all."""
 
@@ -213,6 +217,7 @@ class _GzipEncoder:
         return b"" if compressor is None else compressor.flush()
 
 
+@implementer(_IRequestEncoderFactory)
 class GzipEncoderFactory:
     """Offers gzip to requests whose ``Accept-Encoding`` allows it.
 

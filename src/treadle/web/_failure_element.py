@@ -25,7 +25,7 @@ _NO_BREAK_SPACE = "\N{NO-BREAK SPACE}"
 class _SourceLineElement(Element):
     """One line of source code, with its number."""
 
-    def __init__(self, loader: TagLoader, number: int, source: str) -> None:
+    def __init__(self, loader: TagLoader | None, number: int, source: str) -> None:
         super().__init__(loader)
         self.number = number
         self.source = source
@@ -43,7 +43,7 @@ class _SourceLineElement(Element):
 class _SourceFragmentElement(Element):
     """The source lines around a frame's line."""
 
-    def __init__(self, loader: TagLoader, frame: tuple[Any, ...]) -> None:
+    def __init__(self, loader: TagLoader | None, frame: tuple[Any, ...]) -> None:
         super().__init__(loader)
         self.frame = frame
 
@@ -59,7 +59,7 @@ class _SourceFragmentElement(Element):
 class _FrameElement(Element):
     """Where one frame of the traceback is: file, line, function, source."""
 
-    def __init__(self, loader: TagLoader, frame: tuple[Any, ...]) -> None:
+    def __init__(self, loader: TagLoader | None, frame: tuple[Any, ...]) -> None:
         super().__init__(loader)
         self.frame = frame
 
@@ -83,13 +83,13 @@ class _FrameElement(Element):
 class _StackElement(Element):
     """The frames of a traceback, outermost first."""
 
-    def __init__(self, loader: TagLoader, frames: list[tuple[Any, ...]]) -> None:
+    def __init__(self, loader: TagLoader | None, stackFrames: list[tuple[Any, ...]]) -> None:
         super().__init__(loader)
-        self.stack_frames = frames
+        self.stackFrames = stackFrames
 
     @renderer
     def frames(self, request: Any, tag: Tag) -> list[_FrameElement]:
-        return [_FrameElement(TagLoader(tag.clone()), frame) for frame in self.stack_frames]
+        return [_FrameElement(TagLoader(tag.clone()), frame) for frame in self.stackFrames]
 
 
 _TEMPLATE = """\
@@ -159,4 +159,4 @@ class FailureElement(Element):
     @renderer
     def traceback(self, request: Any, tag: Tag) -> _StackElement:
         """The traceback's frames."""
-        return _StackElement(TagLoader(tag), list(self.failure.frames))
+        return _StackElement(TagLoader(tag), self.failure.frames)

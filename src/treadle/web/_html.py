@@ -114,4 +114,4 @@ def traceback_page(traceback_text: str) -> bytes:
         f"<html><head><title>{_TRACEBACK_HEADING}</title></head>"
         f"<body><b>{_TRACEBACK_HEADING}:</b>\n\n<pre>{escape_text(traceback_text)}</pre>"
         "\n\n</body></html>\n"
-    ).encode()
+    ).encode("ascii", "xmlcharrefreplace")  # served without a charset: ASCII, as Twisted

@@ -23,7 +23,19 @@ __all__ = ["DirectoryLister", "formatFileSize"]
 
 
 def formatFileSize(size: int) -> str:
-    """Return ``size`` bytes in a human-readable form: ``"512 B"``, ``"1.5 KiB"``, ``"12 MiB"``."""
+    """Return ``size`` bytes as Twisted's listings show it: whole units, rounded down.
+
+    ``0`` → ``"0B"``, ``4567`` → ``"4K"``, ``8900000`` → ``"8M"``, ``1234567890000`` →
+    ``"1149G"`` (gigabytes are the largest unit).
+    """
+    for unit, scale in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size >= scale:
+            return f"{size // scale}{unit}"
+    return f"{size}B"
+
+
+def _size_label(size: int) -> str:
+    """``size`` bytes for the listing page: ``"512 B"``, ``"1.5 KiB"``, ``"12 MiB"``."""
     if size < 1024:
         return f"{size} B"
     value = float(size)
@@ -116,7 +128,8 @@ class DirectoryLister(Resource):
     def render_GET(self, request: Request) -> bytes:
         """Return the listing page."""
         directories, files = self._entries()
-        where = html.escape(unquote_to_bytes(request.path).decode("utf-8", "replace"))
+        # As Twisted's: the request's URI, percent-decoded (and escaped here).
+        where = html.escape(unquote_to_bytes(request.uri).decode("utf-8", "replace"))
         rows = []
         if request.path not in (b"/", b""):
             rows.append(
@@ -133,14 +146,15 @@ class DirectoryLister(Resource):
             href = quote(name, safe="")
             rows.append(
                 f'<tr><td class="name"><a href="{href}">{html.escape(name)}</a></td>'
-                f'<td class="size">{formatFileSize(size)}</td>'
+                f'<td class="size">{_size_label(size)}</td>'
                 f'<td class="type">{html.escape(label)}</td></tr>'
             )
         page = (
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>Index of {where}</title>\n<style>\n{_LISTING_STYLE}</style>\n</head>\n"
-            f"<body>\n<h1>Index of {where}</h1>\n<table>\n<thead><tr><th>Name</th>"
+            f"<title>Directory listing for {where}</title>\n"
+            f"<style>\n{_LISTING_STYLE}</style>\n</head>\n"
+            f"<body>\n<h1>Directory listing for {where}</h1>\n<table>\n<thead><tr><th>Name</th>"
             '<th class="size">Size</th><th class="type">Type</th></tr></thead>\n<tbody>\n'
             + "\n".join(rows)
             + "\n</tbody>\n</table>\n</body>\n</html>\n"

@@ -62,7 +62,7 @@ def loadMimeTypes(
 
     Args:
         mimetype_locations: Paths of ``mime.types``-style files read after the built-in
-            table; later entries override earlier ones.
+            table; later entries override earlier ones. Paths that are no file are skipped.
         init: Called as ``init(mimetype_locations)`` first, when it is not
             :func:`mimetypes.init` (Twisted's hook, used by tests to observe the call).
 
@@ -71,7 +71,8 @@ def loadMimeTypes(
     """
     if init is not mimetypes.init:
         init(mimetype_locations)
-    db = mimetypes.MimeTypes(tuple(mimetype_locations or ()))
+    # Files that do not exist are skipped, as mimetypes.init skips them.
+    db = mimetypes.MimeTypes(tuple(p for p in mimetype_locations or () if os.path.isfile(p)))
     types = dict(db.types_map[False])
     types.update(db.types_map[True])
     types.update(_TYPE_OVERRIDES)

@@ -21,7 +21,8 @@ coding that is not the last one (also split over two field lines); chunk sizes w
 :meth:`Parser.on_headers_complete`):
 
 - HTTP/0.9 and HTTP/2.0 versions, and the HTTP/2 preface ``PRI * HTTP/2.0``: 505;
-- HTTP/1.1 without Host, more than one Host, or an invalid Host value: 400 (RFC 9112 §3.2);
+- more than one Host, or an invalid Host value: 400 (RFC 9112 §3.2; an HTTP/1.1 request
+  without Host is served, as Twisted serves it);
 - an absolute-form target that is not http(s) with a host: 400 (``*`` passes with any
   method: the server answers it, 405 outside OPTIONS, as Twisted);
   an acceptable absolute-form target's authority replaces Host (RFC 9112 §3.2.2);
@@ -343,11 +344,9 @@ class Parser:
             # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
             self._check_count(0)
         host = headers.get(b"host")
-        if host is None:
-            if version == "1.1":
-                # RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
-                raise Refused(400, "HTTP/1.1 request without Host")
-        elif host != self.host_seen:  # the list compare checks "exactly one" too
+        # An HTTP/1.1 request without Host is served, as Twisted (and most Python servers)
+        # do, though RFC 9112 §3.2 says 400: getRequestHostname() then gives our address.
+        if host is not None and host != self.host_seen:  # the list compare checks "exactly one" too
             _check_host(host)
             self.host_seen = [host[0]]  # a copy: the request may change its own
         if self.target[0] != _SLASH:  # not origin-form: rare

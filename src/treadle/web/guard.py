@@ -35,17 +35,19 @@ errors, ...), so older treadle code importing them from here keeps working.
 
 **Basic** (RFC 7617) sends the password itself: use it over TLS only.
 
-**Digest** (RFC 7616) with ``MD5`` or ``SHA-256`` and ``qop=auth``. Nonces need no server
-state: each carries its issue time, random bytes and an HMAC of both under the factory's
-secret key, so any process holding the key (pass ``secret=`` to share it between workers) can
-verify it. A nonce older than :attr:`DigestCredentialFactory.CHALLENGE_LIFETIME_SECS` with an
+**Digest** (RFC 7616) with ``MD5`` or ``SHA-256`` and ``qop=auth``. Nonces need no server state:
+each carries its issue time, random bytes and an HMAC of both under the factory's secret key, so
+any process holding the key (pass ``secret=`` to share it between workers) can verify it. A nonce
+older than ``CHALLENGE_LIFETIME_SECS`` (an attribute of the factory's
+:attr:`~DigestCredentialFactory.digest`, the
+:class:`treadle.cred.credentials.DigestCredentialFactory` doing the work, as in Twisted) with an
 otherwise correct response gets a new challenge with ``stale=true``, so clients retry without
-asking the user again. Nonce counts (``nc``) are not tracked: a captured request can be
-replayed until its nonce expires (RFC 7616 §5.12 leaves this to the server). The ``uri`` of
-the response must be the request's target. Digest needs the password or ``HA1``
-(``H(username:realm:password)``) on the server, so only :class:`InMemoryChecker`, a
-plain-text :class:`~treadle.cred.checkers.FilePasswordDB` and a :class:`CallableChecker` given
-``ha1=`` accept digest credentials; htpasswd hashes cannot.
+asking the user again. Nonce counts (``nc``) are not tracked: a captured request can be replayed
+until its nonce expires (RFC 7616 §5.12 leaves this to the server). The ``uri`` of the response
+must be the request's target. Digest needs the password or ``HA1`` (``H(username:realm:password)``)
+on the server, so only :class:`InMemoryChecker`, a plain-text
+:class:`~treadle.cred.checkers.FilePasswordDB` and a :class:`CallableChecker` given ``ha1=`` accept
+digest credentials; htpasswd hashes cannot.
 
 **htpasswd** files (:class:`HtpasswdChecker`): bcrypt (``$2y$``, ``$2b$``, ``$2a$``; needs the
 ``bcrypt`` package, else such entries are refused and logged), ``{SHA}`` (unsalted SHA-1, only
@@ -60,20 +62,15 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import hashlib
-import hmac
 import inspect
 import logging
-import re
-import secrets
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import unquote_to_bytes
 
 from zope.interface import implementer
 
-from treadle.cred._util import DIGEST_HASHES, as_bytes
+from treadle.cred import credentials as _credentials
+from treadle.cred._util import as_bytes
 from treadle.cred.checkers import (
     AllowAnonymousAccess,
     CallableChecker,
@@ -150,10 +147,6 @@ error_log = logging.getLogger("treadle.error")
 # -- credential factories (twisted.web.iweb.ICredentialFactory) -------------------------------
 
 
-class _WrongAlgorithm(LoginFailed):
-    """A Digest response for another factory's algorithm: the next factory may take it."""
-
-
 class _CredentialFactory(Protocol):
     """How this module types credential factories (see :class:`ICredentialFactory`)."""
 
@@ -206,43 +199,14 @@ class BasicCredentialFactory:
         return UsernamePassword(username, password)
 
 
-# One auth-param (RFC 9110 §11.2): token = ( token / quoted-string ), then a comma or the end.
-_AUTH_PARAM: Final = re.compile(
-    rb"\s*([!#$%&'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*"
-    rb'(?:"((?:[^"\\]|\\.)*)"|([!#$%&\'*+\-.^_`|~0-9A-Za-z/=]*))\s*(?:,|$)'
-)
-_QUOTED_PAIR: Final = re.compile(rb"\\(.)")
-
-
-def _auth_params(value: bytes) -> dict[str, bytes]:
-    """Parse ``a=b, c="d"`` into ``{"a": b"b", "c": b"d"}``.
-
-    Raises:
-        LoginFailed: Malformed, or a parameter repeated.
-    """
-    params: dict[str, bytes] = {}
-    pos = 0
-    value = value.strip()
-    while pos < len(value):
-        m = _AUTH_PARAM.match(value, pos)
-        if m is None or m.end() == pos:
-            raise LoginFailed("Invalid response, malformed parameters")
-        name = m.group(1).decode("ascii").lower()
-        quoted = m.group(2)
-        param = _QUOTED_PAIR.sub(rb"\1", quoted) if quoted is not None else m.group(3)
-        if name in params:
-            raise LoginFailed(f"Invalid response, {name} given twice")
-        params[name] = param
-        pos = m.end()
-    return params
-
-
 @implementer(ICredentialFactory)
 class DigestCredentialFactory:
     """HTTP Digest authentication (RFC 7616) with stateless, expiring nonces.
 
-    Offer SHA-256 and MD5 together (two factories) when clients vary: a response goes to the
-    factory of its ``algorithm``.
+    Wraps a :class:`treadle.cred.credentials.DigestCredentialFactory` (its :attr:`digest`),
+    which makes the challenges and decodes the responses, as Twisted's does. Offer SHA-256
+    and MD5 together (two factories) when clients vary: a response goes to the factory of
+    its ``algorithm``.
 
     Args:
         algorithm: ``b"md5"`` or ``b"sha-256"`` (any case).
@@ -251,14 +215,13 @@ class DigestCredentialFactory:
             process the same one so that any of them accepts the others' nonces.
 
     Attributes:
-        CHALLENGE_LIFETIME_SECS: How long a nonce is accepted (Twisted's 15 minutes).
+        digest: The protocol-neutral factory doing the work.
 
     Raises:
         ValueError: Unsupported ``algorithm``.
     """
 
     scheme = b"digest"
-    CHALLENGE_LIFETIME_SECS: float = 15 * 60
 
     def __init__(
         self,
@@ -267,53 +230,23 @@ class DigestCredentialFactory:
         *,
         secret: bytes | None = None,
     ) -> None:
-        self.algorithm = as_bytes(algorithm).lower()
-        if self.algorithm not in DIGEST_HASHES:
-            raise ValueError(f"unsupported digest algorithm {algorithm!r}: use md5 or sha-256")
-        self.authenticationRealm = as_bytes(authenticationRealm)
-        self.privateKey = secret if secret is not None else secrets.token_bytes(32)
-        self._opaque = self._mac(b"opaque\0" + self.authenticationRealm)
+        self.digest = _credentials.DigestCredentialFactory(
+            algorithm, authenticationRealm, secret=secret
+        )
 
-    def _getTime(self) -> float:
-        """The clock for nonces (tests replace it)."""
-        return time.time()
+    @property
+    def algorithm(self) -> bytes:
+        """The algorithm, lowercased."""
+        return self.digest.algorithm
 
-    def _mac(self, data: bytes) -> bytes:
-        mac = hmac.new(self.privateKey, data + b"\0" + self.algorithm, hashlib.sha256)
-        return mac.hexdigest()[:32].encode("ascii")
-
-    def _generateNonce(self) -> bytes:
-        stamp = b"%x.%s" % (int(self._getTime()), secrets.token_hex(8).encode("ascii"))
-        return stamp + b"." + self._mac(stamp)
+    @property
+    def authenticationRealm(self) -> bytes:
+        """The realm, as bytes."""
+        return self.digest.authenticationRealm
 
     def getChallenge(self, request: Request) -> dict[str, bytes]:
         """Return a challenge with a fresh nonce."""
-        return {
-            "realm": self.authenticationRealm,
-            "qop": b"auth",
-            # Twisted's spelling for MD5; RFC 7616's for SHA-256 (browsers know no other).
-            "algorithm": b"md5" if self.algorithm == b"md5" else b"SHA-256",
-            "nonce": self._generateNonce(),
-            "opaque": self._opaque,
-        }
-
-    def _nonce_age(self, nonce: bytes) -> float:
-        """Seconds since ``nonce`` was issued by this factory.
-
-        Raises:
-            LoginFailed: Not one of our nonces.
-        """
-        stamp, _, mac = nonce.rpartition(b".")
-        if not hmac.compare_digest(self._mac(stamp), mac):
-            raise LoginFailed("Invalid response, invalid nonce")
-        try:
-            issued = int(stamp.split(b".")[0], 16)
-        except ValueError:
-            raise LoginFailed("Invalid response, invalid nonce") from None
-        age = self._getTime() - issued
-        if age < -60:  # from the future beyond clock jitter: not ours to trust
-            raise LoginFailed("Invalid response, invalid nonce")
-        return age
+        return self.digest.getChallenge(_client_host(request))
 
     def decode(self, response: bytes, request: Request) -> DigestedCredentials:
         """Check the response's parameters and return credentials for the portal.
@@ -321,35 +254,20 @@ class DigestCredentialFactory:
         Raises:
             LoginFailed: A parameter is missing or wrong (realm, qop, uri, nonce, opaque).
         """
-        f = _auth_params(response)
-        if f.get("algorithm", b"md5").lower() != self.algorithm:
-            raise _WrongAlgorithm("Invalid response, another algorithm")
-        if "username*" in f:
-            # RFC 7616 §3.4.4 / RFC 8187: UTF-8''percent-encoded, for non-ASCII usernames.
-            charset, _, rest = f["username*"].partition(b"'")
-            if charset.lower() != b"utf-8" or b"'" not in rest or "username" in f:
-                raise LoginFailed("Invalid response, bad username*")
-            username = unquote_to_bytes(rest.partition(b"'")[2])
-        else:
-            username = f.get("username", b"")
-        if not username:
-            raise LoginFailed("Invalid response, no username given")
-        for required in ("nonce", "opaque", "uri", "response", "cnonce", "nc", "qop"):
-            if required not in f:
-                raise LoginFailed(f"Invalid response, no {required} given")
-        if f.get("realm") != self.authenticationRealm:
-            raise LoginFailed("Invalid response, wrong realm")
-        if f["qop"] != b"auth":
-            raise LoginFailed("Invalid response, unsupported qop")
-        if not hmac.compare_digest(f["opaque"], self._opaque):
-            raise LoginFailed("Invalid response, invalid opaque value")
+        decoded = self.digest.decode(response, request.method, _client_host(request))
         # The response covers the URI the client names: it must be this request's, or a
-        # response captured for one resource would open another.
-        if f["uri"] != request.uri:
+        # response captured for one resource would open another. (Checked on what the
+        # factory returned, so a factory of the program's own returning other credentials
+        # is not second-guessed.)
+        fields = getattr(decoded, "fields", None)
+        if isinstance(fields, dict) and fields.get("uri") != request.uri:
             raise LoginFailed("Invalid response, uri does not match the request")
-        credentials = DigestedCredentials(username, request.method, self.authenticationRealm, f)
-        credentials.stale = self._nonce_age(f["nonce"]) > self.CHALLENGE_LIFETIME_SECS
-        return credentials
+        return decoded
+
+
+def _client_host(request: Request) -> object:
+    """The client's host, as Twisted hands it to the cred factory (None: no IP address)."""
+    return getattr(request.getClientAddress(), "host", None)
 
 
 # -- the resources (twisted.web._auth.wrapper) ------------------------------------------------
@@ -389,7 +307,7 @@ class UnauthorizedResource:
         self._stale = list(stale)
 
     def render(self, request: Request) -> bytes:
-        """Send the challenges; the body is a short page (none for HEAD)."""
+        """Send the challenges; the body is ``Unauthorized``, as Twisted's (none for HEAD)."""
         request.setResponseCode(401)
         for factory in self._credentialFactories:
             params = dict(factory.getChallenge(request))
@@ -398,10 +316,9 @@ class UnauthorizedResource:
             request.responseHeaders.addRawHeader(
                 b"www-authenticate", _challenge(factory.scheme, params)
             )
-        request.setHeader(b"content-type", b"text/html; charset=utf-8")
         if request.method == b"HEAD":
             return b""
-        return error_page(401, "Unauthorized", "This resource requires authentication.")
+        return b"Unauthorized"
 
     def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
         """Every child is this resource: traversal stops here."""
@@ -515,15 +432,15 @@ class HTTPAuthSessionWrapper:
             return self._login(Anonymous(), None)
         scheme, _, rest = header.strip().partition(b" ")
         scheme = scheme.lower()
+        # Every factory of the scheme gets its turn: a Digest response names its algorithm,
+        # and only the factory of that algorithm takes it.
         for factory in self._credentialFactories:
             if factory.scheme != scheme:
                 continue
             try:
                 credentials = factory.decode(rest.strip(), request)
-            except _WrongAlgorithm:
-                continue
             except LoginFailed:
-                break
+                continue
             except Exception:
                 error_log.exception("unexpected failure from credential factory %r", factory)
                 return ErrorPage(500, "Internal Server Error", "Authentication failed.")
@@ -554,6 +471,7 @@ class HTTPAuthSessionWrapper:
             # The client left while its credentials were being checked: nothing to report.
             return UnauthorizedResource(self._credentialFactories), None
         error_log.error(
-            "unexpected error while logging in:\n%s", failure.getTraceback().rstrip("\n")
+            "unexpected error while logging in",
+            exc_info=failure.value,
         )
         return ErrorPage(500, "Internal Server Error", "Authentication failed."), None

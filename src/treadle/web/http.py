@@ -20,18 +20,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import io
 import logging
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from email.utils import formatdate
 from typing import IO, Any, Final
 from urllib.parse import unquote_to_bytes
 
-from zope.interface import alsoProvides
+from zope.interface import alsoProvides, classImplements
 
 from treadle.internet._timers import TimerHeap
 from treadle.web._channel import READ_AHEAD as READ_AHEAD
 from treadle.web._channel import HTTPChannel
+from treadle.web._channel_interface import (
+    _IDeprecatedHTTPChannelToRequestInterface as _IDeprecatedHTTPChannelToRequestInterface,
+)
 from treadle.web._forms import MalformedRequestBody
 from treadle.web._framing import SERVER_NAME as SERVER_NAME
 from treadle.web._helpers import *  # noqa: F403  # Twisted's helper functions, re-exported
@@ -41,10 +46,12 @@ from treadle.web._parser import Limits
 from treadle.web._request import Request
 from treadle.web._status import *  # noqa: F403  # the status codes, re-exported
 from treadle.web._status import __all__ as _STATUS_NAMES
+from treadle.web._twisted_channel import NO_TIMEOUT, gives_class_settings
 from treadle.web.http_headers import Headers
 from treadle.web.iweb import IAccessLogFormatter
 
 __all__ = [
+    "StringTransport",
     *_STATUS_NAMES,
     *_HELPER_NAMES,
     "DEFAULT_BODY_TIMEOUT",
@@ -61,6 +68,7 @@ __all__ = [
     "MAX_PIPELINED",
     "MAX_REQUEST_LINE_SIZE",
     "MAX_TRAILER_SIZE",
+    "H2_ENABLED",
     "HTTPChannel",
     "HTTPFactory",
     "Headers",
@@ -72,6 +80,9 @@ __all__ = [
     "proxiedLogFormatter",
     "responses",
 ]
+
+#: Whether HTTP/2 is negotiated (by TLS ALPN): not by this server, which speaks HTTP/1.x.
+H2_ENABLED: Final = False
 
 #: Reason phrases by status code (Twisted's older name for ``RESPONSES``).
 responses = RESPONSES  # noqa: F405
@@ -168,9 +179,10 @@ def _log_timestamp_at(second: int) -> str:
     return datetimeToLogString(second)
 
 
-def _log_timestamp() -> str:
+def _log_timestamp(reactor: Any = None) -> str:
     # Formatted once a second, as Twisted's factory does with a timer (without the timer).
-    return _log_timestamp_at(int(time.time()))
+    # The time is the reactor's when the factory was given one (a Clock in tests).
+    return _log_timestamp_at(int(time.time() if reactor is None else reactor.seconds()))
 
 
 def _escape_table() -> dict[int, str]:
@@ -262,7 +274,7 @@ class HTTPFactory:
         logPath: Access log file (combined format); None logs to the ``treadle.access``
             logger, which is silent unless logging is configured for it.
         timeout: Seconds an idle keep-alive connection is kept; also how long a client may
-            read nothing while output waits for it.
+            read nothing while output waits for it. None: no limit (a year).
         logFormatter: ``(timestamp, request) -> str`` for access log lines.
         reactor: The reactor (or a ``task.Clock`` in tests) timers run on; treadle's by
             default.
@@ -304,8 +316,7 @@ class HTTPFactory:
     #: Open connections accepted at once; more get ``503`` and are closed (None: no limit).
     #: nginx's worker_connections defaults to 512, Apache's MaxRequestWorkers to 256.
     maxConnections: int | None = None
-    #: Seconds an idle keep-alive connection is kept (the ``timeout`` argument).
-    timeOut: float = DEFAULT_IDLE_TIMEOUT
+    _idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     headTimeout: float = DEFAULT_HEAD_TIMEOUT
     bodyTimeout: float = DEFAULT_BODY_TIMEOUT
     minBodyRate: float = DEFAULT_MIN_BODY_RATE
@@ -321,7 +332,7 @@ class HTTPFactory:
     def __init__(
         self,
         logPath: str | None = None,
-        timeout: float = DEFAULT_IDLE_TIMEOUT,
+        timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         logFormatter: Callable[[str, Request], str] | None = None,
         reactor: Any = None,
     ) -> None:
@@ -343,6 +354,18 @@ class HTTPFactory:
         self._deadlines: TimerHeap | None = None
         self._limits: tuple[tuple[int, ...], Limits] | None = None
 
+    @property
+    def timeOut(self) -> float:
+        """Seconds an idle keep-alive connection is kept (the ``timeout`` argument).
+
+        None (Twisted's "no timeout") is taken as a year.
+        """
+        return self._idle_timeout
+
+    @timeOut.setter
+    def timeOut(self, seconds: float | None) -> None:
+        self._idle_timeout = NO_TIMEOUT if seconds is None else seconds
+
     def buildProtocol(self, addr: object) -> HTTPChannel:
         """Return a new channel (of class ``protocol``) for a connection from ``addr``.
 
@@ -352,10 +375,13 @@ class HTTPFactory:
         """
         protocol = self.protocol
         if _takes_factory(protocol):
-            return protocol(self)
-        channel = protocol()
-        channel.factory = self
-        channel.adopt_request_factory(self)
+            channel = protocol(self)
+        else:
+            channel = protocol()
+            channel.factory = self
+            channel.adopt_request_factory(self)
+        if _sets_class_settings(protocol):
+            channel.adopt_class_settings()
         return channel
 
     def asyncio_protocol_factory(self) -> Callable[[], HTTPChannel] | None:
@@ -368,9 +394,10 @@ class HTTPFactory:
         """
         if type(self).buildProtocol is not HTTPFactory.buildProtocol:
             return None
-        if not _takes_factory(self.protocol):
+        protocol = self.protocol
+        if not _takes_factory(protocol) or _sets_class_settings(protocol):
             return functools.partial(self.buildProtocol, None)
-        return functools.partial(self.protocol, self)
+        return functools.partial(protocol, self)
 
     def doStart(self) -> None:
         """Called when a port starts listening with this factory."""
@@ -481,9 +508,9 @@ class HTTPFactory:
     def log(self, request: Request) -> None:
         """Write one access-log line for a finished ``request`` (cheap when disabled)."""
         if self._logFile is not None:
-            self._logFile.write(self._logFormatter(_log_timestamp(), request) + "\n")
+            self._logFile.write(self._logFormatter(_log_timestamp(self._reactor), request) + "\n")
         elif access_log.isEnabledFor(logging.INFO):
-            access_log.info("%s", self._logFormatter(_log_timestamp(), request))
+            access_log.info("%s", self._logFormatter(_log_timestamp(self._reactor), request))
 
 
 @functools.lru_cache(maxsize=32)
@@ -501,6 +528,12 @@ def _takes_factory(protocol: Callable[..., Any]) -> bool:
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
         inspect.Parameter.VAR_POSITIONAL,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _sets_class_settings(protocol: type[Any]) -> bool:
+    """Whether channel class ``protocol`` sets Twisted's settings (cached per class)."""
+    return protocol is not HTTPChannel and gives_class_settings(protocol)
 
 
 def _soon_on(clock: Any) -> Callable[[Callable[[], object]], object]:
@@ -524,3 +557,37 @@ def unquote_path_segment(segment: bytes) -> bytes:
 
 
 HTTPChannel.default_factory = HTTPFactory
+# A request offers what Twisted's channel calls on one (Twisted's Request declares it too).
+classImplements(Request, _IDeprecatedHTTPChannelToRequestInterface)
+
+
+class StringTransport:
+    """An in-memory bytes buffer with a transport's ``write``/``writeSequence`` (Twisted's
+    ``http.StringTransport``, kept for tests written against it).
+
+    Everything else (``getvalue``, ``seek``...) is the buffer's own.
+    """
+
+    def __init__(self) -> None:
+        self.s = io.BytesIO()
+
+    def writeSequence(self, seq: Sequence[bytes]) -> None:
+        """Write every item of ``seq``, in order."""
+        self.s.write(b"".join(seq))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["s"], name)
+
+
+def __getattr__(name: str) -> Any:
+    # HTTPClient is deprecated (as in Twisted since 24.7): made and warned about on use only.
+    if name == "HTTPClient":
+        from treadle.web._httpclient import HTTPClient
+
+        warnings.warn(
+            "treadle.web.http.HTTPClient is deprecated: use treadle.web.client.Agent instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return HTTPClient
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import overload
 
-__all__ = ["Headers"]
+__all__ = ["Headers", "InvalidHeaderName"]
+
+
+class InvalidHeaderName(ValueError):
+    """A header name given to set a value is not an RFC 9110 token (§5.1).
+
+    A ``ValueError``, so code catching that keeps working.
+    """
+
 
 # Names whose canonical capitalisation is not simply "Each-Word-Capitalised".
 _CANONICAL_EXCEPTIONS = {
@@ -58,7 +66,7 @@ def _settable_name(name: str | bytes) -> bytes:
         # A name with a colon, space, CR or LF would let data given to setHeader split the
         # response into headers (or a body) of the client's choosing.
         if not encoded or encoded.translate(None, _TOKEN):
-            raise ValueError(f"header name is not a token: {name!r}")
+            raise InvalidHeaderName(f"header name is not a token: {name!r}")
         if len(_names_checked) < 1024:  # bounded: names may come from clients (proxies)
             _names_checked.add(encoded)
     return encoded
@@ -112,7 +120,8 @@ class Headers:
 
         Raises:
             TypeError: ``values`` is a single string rather than a sequence of them.
-            ValueError: The name is not a token, or a value contains CR, LF or NUL.
+            InvalidHeaderName: The name is not a token.
+            ValueError: A value contains CR, LF or NUL.
         """
         if type(values) is list and len(values) == 1 and name in _names_checked:
             # The usual setHeader(b"etag", b"...") of a name already validated: only the
@@ -129,7 +138,8 @@ class Headers:
         """Append one more value for ``name``.
 
         Raises:
-            ValueError: The name is not a token, or the value contains CR, LF or NUL.
+            InvalidHeaderName: The name is not a token.
+            ValueError: The value contains CR, LF or NUL.
         """
         self._raw.setdefault(_settable_name(name), []).append(_encode_value(value))
 
@@ -169,4 +179,7 @@ class Headers:
         return NotImplemented
 
     def __repr__(self) -> str:
-        return f"Headers({self._raw!r})"
+        """``Headers({b'Content-Type': [b'text/html']})``: canonical names, raw values, and
+        the name of the class (a subclass shows its own)."""
+        shown = {canonical_name(name): values for name, values in self._raw.items()}
+        return f"{type(self).__name__}({shown!r})"

@@ -30,6 +30,7 @@ __all__ = [
     "IBodyProducer",
     "IClientRequest",
     "ICredentialFactory",
+    "INonQueuedRequestFactory",
     "IPolicyForHTTPS",
     "IRenderable",
     "IRequest",
@@ -42,7 +43,11 @@ UNKNOWN_LENGTH: Final = "twisted.web.iweb.UNKNOWN_LENGTH"
 
 
 class IRequest(Interface):
-    """An HTTP request being answered: what the client sent and the response being built."""
+    """An HTTP request being answered: what the client sent and the response being built.
+
+    The members are Twisted's, so that ``verifyObject(IRequest, request)`` judges a
+    program's own request classes as Twisted does. treadle's ``server.Request`` provides it.
+    """
 
     method = Attribute("The request method, as bytes (b'GET').")
     uri = Attribute("The request target as sent, as bytes.")
@@ -51,10 +56,8 @@ class IRequest(Interface):
     prepath = Attribute("Path segments consumed by traversal so far.")
     postpath = Attribute("Path segments not consumed yet.")
     requestHeaders = Attribute("The request's Headers.")
-    responseHeaders = Attribute("The Headers to send; change them before the first write.")
     content = Attribute("The request body, a binary file positioned at its start.")
-    code = Attribute("The response status code.")
-    sentLength = Attribute("Body bytes handed to the transport so far.")
+    responseHeaders = Attribute("The Headers to send; change them before the first write.")
 
     def getHeader(key):
         """Return the last value of request header ``key``, or None."""
@@ -74,8 +77,8 @@ class IRequest(Interface):
     def getClientAddress():
         """Return the address of the client."""
 
-    def isSecure():
-        """Return True when the request arrived over TLS."""
+    def getClientIP():
+        """Return the client's IP address as a string, or None (deprecated in Twisted)."""
 
     def getUser():
         """Return the user name of HTTP Basic credentials, or b''."""
@@ -83,23 +86,47 @@ class IRequest(Interface):
     def getPassword():
         """Return the password of HTTP Basic credentials, or b''."""
 
+    def isSecure():
+        """Return True when the request arrived over TLS."""
+
     def getSession(sessionInterface=None):
         """Return the client's session, making one if it has none."""
-
-    def prePathURL():
-        """Return the absolute URL of the resource being rendered."""
 
     def URLPath():
         """Return :meth:`prePathURL` as a URLPath."""
 
+    def prePathURL():
+        """Return the absolute URL of the resource being rendered."""
+
+    def rememberRootURL():
+        """Remember the URL of the resource being traversed, for :meth:`getRootURL`."""
+
+    def getRootURL():
+        """Return the URL :meth:`rememberRootURL` remembered."""
+
+    def finish():
+        """End the response."""
+
+    def write(data):
+        """Append ``data`` to the response body."""
+
+    def addCookie(
+        k,
+        v,
+        expires=None,
+        domain=None,
+        path=None,
+        max_age=None,
+        comment=None,
+        secure=None,
+    ):
+        """Add a Set-Cookie header to the response."""
+
     def setResponseCode(code, message=None):
         """Set the response status (and optionally its reason phrase)."""
 
-    def setHeader(name, value):
-        """Set response header ``name`` to the single value ``value``."""
-
-    def addCookie(k, v, **attributes):
-        """Add a Set-Cookie header to the response."""
+    def setHeader(k, v):
+        """Set response header ``k`` to the single value ``v``."""
 
     def redirect(url):
         """Make the response a redirect to ``url``."""
@@ -110,20 +137,32 @@ class IRequest(Interface):
     def setETag(etag):
         """Set ETag; return CACHED when a condition decided the response."""
 
-    def write(data):
-        """Append ``data`` to the response body."""
+    def setHost(host, port, ssl=0):
+        """Make the request look as if it arrived at ``host:port`` (over TLS when ``ssl``)."""
+
+
+class _IRequestEncoder(Interface):
+    """Encodes one response body (what an encoder factory returns; Twisted's private name)."""
+
+    def encode(data):
+        """Return the encoded form of the next body bytes (may be empty)."""
 
     def finish():
-        """End the response."""
+        """Return whatever the encoding still holds; called once, at the end of the body."""
 
-    def notifyFinish():
-        """Return a Deferred fired when the response ends or the client leaves."""
 
-    def registerProducer(producer, streaming):
-        """Attach a producer feeding the response."""
+class _IRequestEncoderFactory(Interface):
+    """Offers an encoder for a request (an entry of ``EncodingResourceWrapper``'s list)."""
 
-    def unregisterProducer():
-        """Detach the producer."""
+    def encoderForRequest(request):
+        """Return an encoder for ``request``, or None when this coding does not apply."""
+
+
+class INonQueuedRequestFactory(Interface):
+    """Makes the request objects of a channel, given only the channel (no ``queued``)."""
+
+    def __call__(channel):
+        """Return a new :class:`IRequest` answering on ``channel``."""
 
 
 class IAccessLogFormatter(Interface):

@@ -1,8 +1,11 @@
 """Error pages as resources (``twisted.web.pages``): ``errorPage``, ``notFound``, ``forbidden``.
 
-Each returns a leaf resource answering every method and every path below it with its status
-and a small HTML page whose title is ``"<code> - <brief>"``. ``brief`` and ``detail`` are
-HTML-escaped, so they may carry request values (a path, a query argument) safely.
+Each returns a resource answering every method and every path below it (it is its own
+child) with its status and a small HTML page whose title is ``"<code> - <brief>"``.
+``brief`` and ``detail`` are HTML-escaped, so they may carry request values (a path, a query
+argument) safely. As in Twisted, ``render`` writes the page and finishes the request itself
+(and returns ``NOT_DONE_YET``), so code calling it directly finds the page in what the
+request was given.
 
 The older classes :class:`treadle.web.resource.ErrorPage`, :class:`~treadle.web.resource.NoResource`
 and :class:`~treadle.web.resource.ForbiddenResource` keep working; as in Twisted their page is
@@ -18,8 +21,8 @@ from typing import Final
 
 from treadle.web._html import flat_error_page
 from treadle.web.http import FORBIDDEN, NOT_FOUND
-from treadle.web.resource import ErrorPage, ResourceLike
-from treadle.web.server import Request
+from treadle.web.resource import Resource, ResourceLike
+from treadle.web.server import NOT_DONE_YET, Request
 
 __all__ = ["errorPage", "forbidden", "notFound"]
 
@@ -29,14 +32,38 @@ _FORBIDDEN_BRIEF: Final = "Forbidden Resource"
 _FORBIDDEN_DETAIL: Final = "Sorry, resource is forbidden."
 
 
-class _ErrorPage(ErrorPage):
-    """The resource behind :func:`errorPage`: an :class:`ErrorPage` that takes no children."""
+class _ErrorPage(Resource):
+    """The resource behind :func:`errorPage`: a page for every method and every path below.
 
-    def render(self, request: Request) -> bytes:
-        """Set the status and return the page (Twisted's ``pages`` layout, not ``ErrorPage``'s)."""
+    Args:
+        code: The status.
+        brief: The heading (and, after the code, the title).
+        detail: The paragraph.
+    """
+
+    def __init__(self, code: int, brief: str, detail: str) -> None:
+        super().__init__()
+        self.code = code
+        self.brief = brief
+        self.detail = detail
+
+    def render(self, request: Request) -> int:
+        """Set the status, write the page and finish the request, as Twisted's does.
+
+        Returns:
+            ``NOT_DONE_YET`` (the response is already complete).
+        """
         request.setResponseCode(self.code)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return flat_error_page(self.code, self.brief, self.detail)
+        # Written rather than returned, as Twisted's renderElement does, so code that calls
+        # render() itself finds the page in what the request was given.
+        request.write(flat_error_page(self.code, self.brief, self.detail))
+        request.finish()
+        return NOT_DONE_YET
+
+    def getChild(self, path: bytes, request: Request) -> ResourceLike:
+        """Every path below an error page is the error page."""
+        return self
 
     def putChild(self, path: bytes, child: ResourceLike) -> None:
         """Refuse: every path below an error page is the error page.
@@ -59,8 +86,8 @@ def errorPage(code: int, brief: str, detail: str) -> ResourceLike:
         detail: A longer explanation: the page's paragraph.
 
     Returns:
-        A leaf resource (also for every path below it); ``putChild`` raises
-        ``NotImplementedError``.
+        A resource that is also its own child for every path below it; ``putChild``
+        raises ``NotImplementedError``.
     """
     return _ErrorPage(code, brief, detail)
 

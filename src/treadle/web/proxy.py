@@ -43,6 +43,13 @@ connection per request; errors are ``502``/``504`` pages where Twisted answers
 The upstream client lives in :mod:`treadle.web._client` (httptools' response parser on an
 ``asyncio.Protocol``): see its docstring for why it is not an external library.
 
+The reactor. The pooled client serves treadle's reactor (the default) and any reactor running
+on an asyncio loop. Given any other reactor — a ``MemoryReactor`` in a test, say — the proxies
+do exactly what Twisted's do: :class:`ReverseProxyResource`, :class:`ProxyRequest` and
+:class:`ReverseProxyRequest` hand a :class:`ProxyClientFactory` to its ``connectTCP``, and the
+:class:`ProxyClient` it builds speaks HTTP/1.0 over that connection. So tests written for
+Twisted's proxies, which check what was asked of the reactor, pass unchanged.
+
 The forward proxy, as Twisted's::
 
     factory = http.HTTPFactory()
@@ -52,43 +59,48 @@ The forward proxy, as Twisted's::
 Each request of a :class:`Proxy` channel is a :class:`ProxyRequest`. It splits the absolute URI
 into host, port and the origin-form target, makes a :class:`ProxyClientFactory` (from
 ``protocols``, by scheme) and its :class:`ProxyClient`, and sends the request through the same
-pooled client as the reverse proxy. The response comes back through the client's Twisted
-callbacks (``handleStatus``, ``handleHeader``, ``handleEndHeaders``, ``handleResponsePart``,
-``handleResponseEnd``), so subclasses that rewrite headers or bodies there work unchanged;
-a connection that cannot be made goes to ``ProxyClientFactory.clientConnectionFailed``
-(Twisted's ``501 Gateway error``). Differences from Twisted, on purpose: the origin is spoken
-to in HTTP/1.1 with pooled keep-alive connections (Twisted: one HTTP/1.0 connection per
-request with ``Connection: close``), hop-by-hop fields are dropped both ways, the response body
-streams with backpressure; an upstream that answers garbage or closes early gets ``502``, one
-that says nothing within :attr:`ProxyRequest.timeout` seconds ``504``; and a request the proxy
-cannot serve is answered instead of dropping the connection with an unhandled error as Twisted
-does: ``CONNECT`` and schemes other than those in ``ports`` (``https``) get ``501``, an
-origin-form target (``GET /x``) gets ``400``. IPv6 literals and user information in the URI are
-understood (Twisted splits the authority at its first ``:``).
+pooled client as the reverse proxy. :class:`ReverseProxy` is the channel whose requests
+(:class:`ReverseProxyRequest`) all go to one server, named by ``request.factory``'s ``host`` and
+``port`` (the channel's factory unless set on the request), as in Twisted. The response comes back
+through the client's Twisted callbacks (``handleStatus``, ``handleHeader``, ``handleEndHeaders``,
+``handleResponsePart``, ``handleResponseEnd``), so subclasses that rewrite headers or bodies there
+work unchanged; a connection that cannot be made goes to
+``ProxyClientFactory.clientConnectionFailed`` (Twisted's ``501 Gateway error``). Differences from
+Twisted, on purpose: the origin is spoken to in HTTP/1.1 with pooled keep-alive connections
+(Twisted: one HTTP/1.0 connection per request with ``Connection: close``), hop-by-hop fields are
+dropped both ways, the response body streams with backpressure; an upstream that answers garbage or
+closes early gets ``502``, one that says nothing within :attr:`ProxyRequest.timeout` seconds
+``504``; and a request the proxy cannot serve is answered instead of dropping the connection with
+an unhandled error as Twisted does: ``CONNECT`` and schemes other than those in ``ports``
+(``https``) get ``501``, an origin-form target (``GET /x``) gets ``400``. IPv6 literals and user
+information in the URI are understood (Twisted splits the authority at its first ``:``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import weakref
-from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any, ClassVar, Final
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-from treadle.internet.protocol import ClientFactory
-from treadle.python.failure import Failure
 from treadle.web import http
 from treadle.web._client import (
     HTTPConnectionPool,
     UpstreamConnectError,
     UpstreamError,
     UpstreamResponse,
-    connection_tokens,
 )
+from treadle.web._proxy_client import ProxyClient, ProxyClientFactory
+from treadle.web._proxy_headers import (
+    DEFAULT_TIMEOUT,
+    HOP_BY_HOP,
+    forwarded_request_headers,
+    strip_hop_by_hop,
+)
+from treadle.web._proxy_relay import ForwardingRequest, cancel_task, uses_pool
 from treadle.web.http_headers import Headers
 from treadle.web.resource import Resource, error_page
+from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
     from treadle.web.server import Request
@@ -101,6 +113,8 @@ __all__ = [
     "ProxyClient",
     "ProxyClientFactory",
     "ProxyRequest",
+    "ReverseProxy",
+    "ReverseProxyRequest",
     "ReverseProxyResource",
     "UpstreamError",
     "forwarded_request_headers",
@@ -108,99 +122,6 @@ __all__ = [
 ]
 
 error_log = logging.getLogger("treadle.error")
-
-#: Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection and are never forwarded,
-#: nor are the fields a ``Connection`` header names. ``Proxy-Connection`` is the pre-standard
-#: spelling some clients still send.
-HOP_BY_HOP: Final = frozenset(
-    (
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    )
-)
-
-#: Seconds to wait for the upstream's response head, and then between two pieces of its body
-#: (nginx's proxy_read_timeout is 60 s too).
-DEFAULT_TIMEOUT: Final = 60.0
-
-# Set from the request itself; what the client sent under these names is not forwarded.
-_REPLACED: Final = frozenset(
-    (
-        b"host",
-        b"content-length",
-        b"expect",
-        b"x-forwarded-for",
-        b"x-forwarded-host",
-        b"x-forwarded-proto",
-    )
-)
-
-
-def strip_hop_by_hop(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """Return ``headers`` without the hop-by-hop fields (RFC 9110 §7.6.1).
-
-    Args:
-        headers: ``(name, value)`` pairs; names in any case.
-
-    Returns:
-        The pairs to forward, in their original order, without ``Connection``, the fields it
-        names, and the fields in :data:`HOP_BY_HOP`.
-    """
-    pairs = list(headers)
-    named = connection_tokens([v for n, v in pairs if n.lower() == b"connection"])
-    return [(n, v) for n, v in pairs if n.lower() not in HOP_BY_HOP and n.lower() not in named]
-
-
-def forwarded_request_headers(
-    headers: Iterable[tuple[bytes, bytes]],
-    *,
-    host: bytes,
-    client_ip: str | None,
-    proto: bytes,
-    body_length: int | None,
-) -> list[tuple[bytes, bytes]]:
-    """Return the header fields to send upstream for a request with ``headers``.
-
-    Args:
-        headers: The client's ``(name, value)`` pairs.
-        host: The ``Host`` to send upstream.
-        client_ip: The client's address, appended to ``X-Forwarded-For`` (None: not known,
-            e.g. a UNIX socket; nothing is appended).
-        proto: ``b"http"`` or ``b"https"``: how the client reached us.
-        body_length: ``Content-Length`` to send, or None for a request without a body.
-
-    Returns:
-        ``Host`` first, then the client's end-to-end fields in order, then the
-        ``X-Forwarded-*`` fields and ``Content-Length``.
-    """
-    pairs = strip_hop_by_hop(headers)
-    out: list[tuple[bytes, bytes]] = [(b"Host", host)]
-    forwarded_for: list[bytes] = []
-    client_host: bytes | None = None
-    for name, value in pairs:
-        lower = name.lower()
-        if lower in _REPLACED:
-            if lower == b"x-forwarded-for":
-                forwarded_for.append(value)
-            elif lower == b"host" and client_host is None:
-                client_host = value
-            continue
-        out.append((name, value))
-    if client_ip is not None:
-        forwarded_for.append(client_ip.encode("ascii"))
-    if forwarded_for:
-        out.append((b"X-Forwarded-For", b", ".join(forwarded_for)))
-    if client_host is not None:
-        out.append((b"X-Forwarded-Host", client_host))
-    out.append((b"X-Forwarded-Proto", proto))
-    if body_length is not None:
-        out.append((b"Content-Length", b"%d" % body_length))
-    return out
 
 
 def _body_length(content: IO[bytes]) -> int:
@@ -219,8 +140,9 @@ class ReverseProxyResource(Resource):
         path: The upstream path this resource stands for, without a trailing slash: with
             ``b"/foo"``, a request for ``/bar`` below this resource goes to ``/foo/bar``.
             Percent-encode it yourself where needed, as in Twisted.
-        reactor: Accepted for Twisted compatibility; connections are made on the running
-            asyncio loop.
+        reactor: None (treadle's) or a reactor on an asyncio loop: upstream connections
+            come from ``pool``. Any other reactor is asked to ``connectTCP`` with a
+            :attr:`proxyClientFactoryClass`, as Twisted does (see the module docstring).
         pool: The :class:`HTTPConnectionPool` to take upstream connections from. By default
             each resource made by the constructor gets its own, shared by the children
             :meth:`getChild` makes; pass one to share it between several proxies.
@@ -230,7 +152,10 @@ class ReverseProxyResource(Resource):
 
     Attributes:
         host, port, path, reactor, pool, timeout, preserve_host: As given.
+        proxyClientFactoryClass: The factory made for a reactor that is not treadle's.
     """
+
+    proxyClientFactoryClass: Any = ProxyClientFactory
 
     def __init__(
         self,
@@ -273,9 +198,29 @@ class ReverseProxyResource(Resource):
 
         Returns:
             A coroutine the server runs: it answers through ``request`` and is cancelled,
-            closing the upstream connection, if the client leaves.
+            closing the upstream connection, if the client leaves. With a reactor that is
+            not treadle's, ``NOT_DONE_YET`` once the reactor was asked to connect.
         """
-        return self._relay(request)
+        if uses_pool(self.reactor):
+            return self._relay(request)
+        return self._connect(request)
+
+    def _connect(self, request: Request) -> object:
+        """Twisted's way: a :attr:`proxyClientFactoryClass` for the reactor's ``connectTCP``."""
+        if not self.preserve_host:
+            request.requestHeaders.setRawHeaders(b"host", [self._upstream_host()])
+        content = request.content
+        content.seek(0, 0)
+        factory = self.proxyClientFactoryClass(
+            request.method,
+            self._target(request),
+            request.clientproto,
+            request.getAllHeaders(),
+            content.read(),
+            request,
+        )
+        self.reactor.connectTCP(self.host, self.port, factory)
+        return NOT_DONE_YET
 
     # -- the relay --------------------------------------------------------------------------
 
@@ -315,7 +260,7 @@ class ReverseProxyResource(Resource):
         # some other way might not, so the client's departure cancels it here as well.
         task = asyncio.current_task()
         if task is not None:
-            request.notifyFinish().addErrback(_cancel, task)
+            request.notifyFinish().addErrback(cancel_task, task)
         content = request.content
         length = _body_length(content)
         has_body = length > 0 or request.requestHeaders.hasHeader(b"content-length")
@@ -398,10 +343,6 @@ class ReverseProxyResource(Resource):
         )
 
 
-def _cancel(_: object, task: asyncio.Task[Any]) -> None:
-    task.cancel()
-
-
 def _error(request: Request, code: int, brief: str, detail: str) -> bytes:
     request.setResponseCode(code)
     request.responseHeaders = Headers()
@@ -409,159 +350,20 @@ def _error(request: Request, code: int, brief: str, detail: str) -> bytes:
     return error_page(code, brief, detail)
 
 
-# -- the forward proxy ----------------------------------------------------------------------
-
-
-class ProxyClient:
-    """Receives one origin response for a :class:`ProxyRequest` and relays it (Twisted's API).
-
-    Twisted's is a protocol parsing the response itself; here the pooled client parses and
-    calls the same methods in the same order, so a subclass overriding them (to rewrite a
-    header or the body) works unchanged: :meth:`handleStatus`, :meth:`handleHeader` for each
-    end-to-end field, :meth:`handleEndHeaders`, :meth:`handleResponsePart` for each piece of
-    the body, and :meth:`handleResponseEnd` once.
-
-    Args:
-        command: The request method.
-        rest: The origin-form target (path and query) to ask the origin for.
-        version: The client's protocol version (``b"HTTP/1.1"``); the origin is always
-            spoken to in HTTP/1.1.
-        headers: The request's fields, ``{lowercased name: value}``; ``Proxy-Connection``
-            and ``Keep-Alive`` are removed, and the other hop-by-hop fields are not sent.
-        data: The request body.
-        father: The :class:`ProxyRequest` to answer.
-
-    Attributes:
-        father, command, rest, headers, data: As given.
-    """
-
-    _finished = False
-
-    def __init__(
-        self,
-        command: bytes,
-        rest: bytes,
-        version: bytes,
-        headers: dict[bytes, bytes],
-        data: bytes,
-        father: Any,
-    ) -> None:
-        self.father = father
-        self.command = command
-        self.rest = rest
-        headers.pop(b"proxy-connection", None)
-        headers.pop(b"keep-alive", None)
-        self.headers = headers
-        self.data = data
-
-    def handleStatus(self, version: bytes, code: bytes, message: bytes) -> None:
-        """Pass the origin's status on (``code`` as digits, e.g. ``b"200"``)."""
-        self.father.setResponseCode(int(code), message)
-
-    def handleHeader(self, key: bytes, value: bytes) -> None:
-        """Pass one response field on; ``Server``, ``Date`` and ``Content-Type`` replace ours."""
-        if key.lower() in (b"server", b"date", b"content-type"):
-            self.father.responseHeaders.setRawHeaders(key, [value])
-        else:
-            self.father.responseHeaders.addRawHeader(key, value)
-
-    def handleEndHeaders(self) -> None:
-        """Called after the last :meth:`handleHeader`; does nothing here."""
-
-    def handleResponsePart(self, buffer: bytes) -> None:
-        """Pass a piece of the response body on."""
-        self.father.write(buffer)
-
-    def handleResponseEnd(self) -> None:
-        """Finish the client's response (once, however often it is called)."""
-        if not self._finished:
-            self._finished = True
-            self.father.finish()
-
-    def request_head(self) -> bytes:
-        """Return the HTTP/1.1 request head to send to the origin (treadle's)."""
-        pairs = strip_hop_by_hop(self.headers.items())
-        fields = [(n, v) for n, v in pairs if n.lower() not in (b"content-length", b"expect")]
-        if self.data or self._had_body():
-            fields.append((b"content-length", b"%d" % len(self.data)))
-        lines = [b"%s %s HTTP/1.1\r\n" % (self.command, self.rest)]
-        lines.extend(name + b": " + value + b"\r\n" for name, value in fields)
-        lines.append(b"\r\n")
-        return b"".join(lines)
-
-    def _had_body(self) -> bool:
-        names = {name.lower() for name in self.headers}
-        return b"content-length" in names or b"transfer-encoding" in names
-
-
-class ProxyClientFactory(ClientFactory):
-    """Makes the :class:`ProxyClient` of one proxied request (Twisted's API).
-
-    Args:
-        command, rest, version, headers, data, father: Handed to :attr:`protocol`.
-
-    Attributes:
-        protocol: The :class:`ProxyClient` class to make.
-    """
-
-    protocol: Any = ProxyClient
-
-    def __init__(
-        self,
-        command: bytes,
-        rest: bytes,
-        version: bytes,
-        headers: dict[bytes, bytes],
-        data: bytes,
-        father: Any,
-    ) -> None:
-        self.father = father
-        self.command = command
-        self.rest = rest
-        self.headers = headers
-        self.data = data
-        self.version = version
-
-    def buildProtocol(self, addr: object) -> Any:
-        """Return the :class:`ProxyClient` for the request."""
-        return self.protocol(
-            self.command, self.rest, self.version, self.headers, self.data, self.father
-        )
-
-    def clientConnectionFailed(self, connector: object, reason: Failure) -> None:
-        """Answer ``501 Gateway error`` (Twisted's response when the origin cannot be reached)."""
-        self.father.setResponseCode(501, b"Gateway error")
-        self.father.responseHeaders.addRawHeader(b"Content-Type", b"text/html")
-        self.father.write(b"<H1>Could not connect</H1>")
-        self.father.finish()
-
-
-# One pool per event loop: connections are bound to the loop that made them.
-_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HTTPConnectionPool] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _shared_pool() -> HTTPConnectionPool:
-    loop = asyncio.get_running_loop()
-    pool = _pools.get(loop)
-    if pool is None:
-        pool = _pools[loop] = HTTPConnectionPool()
-    return pool
-
-
-class ProxyRequest(http.Request):
+class ProxyRequest(ForwardingRequest):
     """A request to a forward proxy: ``GET http://host[:port]/path HTTP/1.1`` (Twisted's API).
 
     Args:
         channel: The :class:`Proxy` channel.
         queued: Accepted for Twisted compatibility.
-        reactor: Accepted for Twisted compatibility; the origin is reached on the running
-            asyncio loop.
+        reactor: None (treadle's) or a reactor on an asyncio loop: the origin is reached
+            through the pooled client. Any other reactor is asked to ``connectTCP``, as in
+            Twisted.
 
     Attributes:
         protocols: Client factory class by URI scheme.
         ports: Default port by URI scheme; a scheme missing here is answered ``501``.
+        reactor: As given.
         pool: The :class:`HTTPConnectionPool` origin connections come from (None: one pool
             shared by every proxy request on the loop).
         timeout: Seconds to wait for the origin's response head, then between two pieces of
@@ -570,14 +372,6 @@ class ProxyRequest(http.Request):
 
     protocols: ClassVar[dict[bytes, Any]] = {b"http": ProxyClientFactory}
     ports: ClassVar[dict[bytes, int]] = {b"http": 80}
-    pool: HTTPConnectionPool | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    # What the origin sent is relayed as it is: no made-up text/html.
-    defaultContentType = None
-
-    def __init__(self, channel: Any, queued: object = None, reactor: Any = None) -> None:
-        super().__init__(channel, queued)
-        self.reactor = reactor
 
     def process(self) -> None:
         """Forward the request to the origin its URI names; the answer comes asynchronously."""
@@ -587,13 +381,12 @@ class ProxyRequest(http.Request):
         scheme, host, port, rest = target
         headers = self.getAllHeaders().copy()
         if b"host" not in headers:
-            headers[b"host"] = host.encode("idna")
+            authority = host if port == self.ports[scheme] else f"{host}:{port}"
+            headers[b"host"] = authority.encode("idna")
         self.content.seek(0, 0)
         data = self.content.read()
         factory = self.protocols[scheme](self.method, rest, self.clientproto, headers, data, self)
-        task = asyncio.get_running_loop().create_task(self._forward(factory, host, port))
-        self._relay_task = task  # keep a reference: the loop holds tasks weakly
-        self.notifyFinish().addErrback(_cancel, task)
+        self.forward(factory, host, port)
 
     def _origin(self) -> tuple[bytes, str, int, bytes] | None:
         """Return ``(scheme, host, port, target)`` for the URI, or answer the request and None."""
@@ -619,77 +412,47 @@ class ProxyRequest(http.Request):
             rest += b"?" + parts.query
         return scheme, parts.hostname.decode("ascii", "replace"), port, rest
 
-    def _refuse(self, code: int, brief: str, detail: str) -> None:
-        self.setResponseCode(code)
-        self.setHeader(b"content-type", b"text/html; charset=utf-8")
-        self.write(error_page(code, brief, detail))
-        self.finish()
 
-    async def _forward(self, factory: Any, host: str, port: int) -> None:
-        client = factory.buildProtocol(None)
-        pool = self.pool if self.pool is not None else _shared_pool()
-        body = io.BytesIO(client.data) if client.data or client._had_body() else None
-        try:
-            async with asyncio.timeout(self.timeout):
-                response = await pool.request(
-                    host, port, client.command, client.request_head(), body
-                )
-        except UpstreamConnectError as e:
-            self._log_failure(host, port, str(e))
-            factory.clientConnectionFailed(None, Failure(e))
-            return
-        except (TimeoutError, UpstreamError) as e:
-            reason = f"no response within {self.timeout:g}s" if isinstance(e, TimeoutError) else e
-            self._log_failure(host, port, str(reason))
-            if isinstance(e, TimeoutError):
-                self._refuse(504, "Gateway Timeout", "The origin server did not answer.")
-            else:
-                self._refuse(502, "Bad Gateway", "The origin server sent no valid response.")
-            return
-        try:
-            await self._relay_response(client, response)
-        except (TimeoutError, UpstreamError) as e:
-            # Half a response cannot become an error page: drop the client's connection so
-            # it can tell the response is incomplete.
-            self._log_failure(host, port, f"failed mid-response: {e or 'body stalled'}")
-            self.loseConnection()
-        except Exception:
-            error_log.exception("proxy: error relaying the response to %r", self)
-            self.loseConnection()
-        finally:
-            response.release()
+class ReverseProxyRequest(ForwardingRequest):
+    """A request a :class:`ReverseProxy` channel passes, as it is, to one server (Twisted's API).
 
-    async def _relay_response(self, client: Any, response: UpstreamResponse) -> None:
-        client.handleStatus(
-            b"HTTP/" + response.version.encode("ascii"),
-            b"%d" % response.code,
-            response.phrase,
+    The server is ``self.factory.host`` and ``self.factory.port``; ``Host`` is set to that
+    host, and the request's target, method, headers and body are sent on.
+
+    Args:
+        channel: The :class:`ReverseProxy` channel.
+        queued: Accepted for Twisted compatibility.
+        reactor: As for :class:`ProxyRequest`.
+
+    Attributes:
+        factory: What names the server (``host``, ``port``): the channel's factory unless
+            set on the request.
+        proxyClientFactoryClass: The client factory class to make.
+    """
+
+    proxyClientFactoryClass: Any = ProxyClientFactory
+    _factory: Any = None
+
+    @property
+    def factory(self) -> Any:
+        """What names the server: set on the request, else the channel's factory."""
+        if self._factory is not None:
+            return self._factory
+        return getattr(self.channel, "factory", None)
+
+    @factory.setter
+    def factory(self, value: Any) -> None:
+        self._factory = value
+
+    def process(self) -> None:
+        """Send the request to the factory's server; the answer comes asynchronously."""
+        host, port = self.factory.host, self.factory.port
+        self.requestHeaders.setRawHeaders(b"host", [host.encode("idna")])
+        self.content.seek(0, 0)
+        factory = self.proxyClientFactoryClass(
+            self.method, self.uri, self.clientproto, self.getAllHeaders(), self.content.read(), self
         )
-        for name, value in strip_hop_by_hop(response.headers):
-            client.handleHeader(name, value)
-        client.handleEndHeaders()
-        if self.method == b"HEAD":
-            response.release()  # before answering, so the connection is reusable at once
-        else:
-            while True:
-                async with asyncio.timeout(self.timeout):
-                    data = await response.read()
-                if not data:
-                    break
-                client.handleResponsePart(data)
-                await self.drain()
-        if not self.finished and not self._disconnected:
-            client.handleResponseEnd()
-
-    def _log_failure(self, host: str, port: int, reason: str) -> None:
-        error_log.warning(
-            "proxy: %s %s via %s:%d failed: %s",
-            self.method.decode("latin-1"),
-            self.uri.decode("latin-1"),
-            host,
-            port,
-            reason,
-        )
+        self.forward(factory, host, port)
 
 
 class Proxy(http.HTTPChannel):
@@ -701,3 +464,17 @@ class Proxy(http.HTTPChannel):
     """
 
     requestFactory = ProxyRequest
+
+
+class ReverseProxy(http.HTTPChannel):
+    """A reverse proxy channel: every request goes to the server its factory names (Twisted's
+    API)::
+
+        factory = http.HTTPFactory()
+        factory.protocol = ReverseProxy
+        factory.host, factory.port = "10.0.0.2", 8080
+
+    A :class:`ReverseProxyResource` in a resource tree does the same for part of a site.
+    """
+
+    requestFactory = ReverseProxyRequest

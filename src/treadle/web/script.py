@@ -328,17 +328,20 @@ class ResourceScriptDirectory(Resource):
     that could leave the directory (``..``, separators, NUL) are refused with 404.
 
     Args:
-        path: The directory.
+        path: The directory (text or bytes; kept as text).
         registry: The registry shared by its scripts; a new one when None.
     """
 
-    def __init__(self, path: str, registry: Registry | None = None) -> None:
+    def __init__(
+        self, path: str | bytes | os.PathLike[str], registry: Registry | None = None
+    ) -> None:
         super().__init__()
-        self.path = path
+        self.path = os.fsdecode(path)
         self.registry = registry if registry is not None else Registry()
 
-    def getChild(self, path: bytes, request: Request) -> ResourceLike:
-        """Return the script (or subdirectory) named ``path``."""
+    def getChild(self, path: bytes | str, request: Request) -> ResourceLike:
+        """Return the script (or subdirectory) named ``path`` (bytes, or text as Twisted's
+        tests pass it)."""
         name = os.fsdecode(path)
         # Segments arrive percent-decoded, so "%2F.." could otherwise walk out of the tree.
         if name in ("", ".", "..") or "/" in name or os.sep in name or "\0" in name:
@@ -409,6 +412,7 @@ class PythonScript(Resource):
 
     def _failed(self, request: Request, e: BaseException) -> None:
         page = _failed(self.filename, e)
-        if request.startedWriting:
+        # getattr: a request of the program's own making (a test double) may not have it.
+        if getattr(request, "startedWriting", False):
             return  # too late for an error page: the response just ends here
         request.write(page.render(request))

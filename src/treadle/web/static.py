@@ -9,23 +9,29 @@ default, so serving a tree never executes anything unless asked to.
 
 Security. A path segment reaches :meth:`File.getChild` already percent-decoded (see
 ``server._postpath``), so ``..%2f`` arrives as ``../``. Every segment is first checked on
-its own (:func:`_child_name`: no ``.``/``..``, no ``/``, ``\\`` or NUL, valid in the file
-system encoding; empty only as the last segment), then the joined path is resolved with
-``os.path.realpath`` and must stay under the real path of the root (``os.path.commonpath``,
-as Starlette does), so a symbolic link leading out of the tree is refused with 403 unless
-``follow_symlinks=True``. Only regular files are opened (never a FIFO or a device, which
-would block the loop), with ``O_NONBLOCK`` so that a file swapped for a FIFO after the check
-cannot block either. What this cannot prevent: someone who can write inside the served tree
-racing a link swap between the check and ``open`` (Python has no ``openat2``/
-``RESOLVE_BENEATH``).
+its own (:func:`~treadle.web._safe_paths.child_name`: no ``.``/``..``, no ``/``, ``\\``
+or NUL, valid in the file system encoding; empty only as the last segment), then the
+joined path is resolved with ``os.path.realpath`` and must stay under the real path of the
+root (``os.path.commonpath``, as Starlette does), so a symbolic link leading out of the
+tree is refused with 403 unless ``follow_symlinks=True``. Only regular files are opened
+(never a FIFO or a device, which would block the loop), with ``O_NONBLOCK`` so that a file
+swapped for a FIFO after the check cannot block either. What this cannot prevent: someone
+who can write inside the served tree racing a link swap between the check and ``open``
+(Python has no ``openat2``/``RESOLVE_BENEATH``).
 
 HTTP. Responses carry ``Content-Type`` (from :mod:`treadle.web._mime`, with ``; charset=utf-8``
 added to textual types), ``Last-Modified``, a strong ``ETag`` and ``Accept-Ranges: bytes``;
 conditional requests (304) and ranges (206, 416) are decided by :mod:`treadle.web._conditional`.
 
-Sending. A body of at most :data:`SMALL_BODY` bytes is read and returned from
-``render_GET`` (one ``transport.write``, no Task); a larger one is streamed by a task,
-zero-copy where the loop and transport allow, as :mod:`treadle.web._sendfile` describes.
+Sending. To treadle's own :class:`~treadle.web.server.Request`, a body of at most
+:data:`SMALL_BODY` bytes is read and returned from ``render_GET`` (one ``transport.write``,
+no Task); a larger one is streamed by a task, zero-copy where the loop and transport allow,
+as :mod:`treadle.web._sendfile` describes. Any other request (a test double such as
+``DummyRequest``, a program's own ``IRequest``) is answered as Twisted answers it: the
+status and ``Content-Length`` are set, a producer from :meth:`File.makeProducer` writes the
+body through ``request.write`` and finishes, and ``render`` returns ``NOT_DONE_YET``.
+Several ranges make a ``multipart/byteranges`` body laid out as Twisted's (quoted boundary,
+a CRLF before the first delimiter, no ``Content-Encoding``).
 
 Speed. A directory ``File`` remembers the children it made (a ``File`` per entry, or the
 processor for it), keyed by segment, for entries that exist and are no link: a later request
@@ -47,8 +53,9 @@ must be regular files; ``File.path`` is always text (Twisted keeps bytes as byte
 per request), so settings changed on a directory ``File`` after it served a child reach that
 child only if the setting object is shared (``processors``, ``registry``) — configure before
 serving, or subclass and override ``createSimilarFile`` (children are then made per request,
-as in Twisted). Beyond Twisted: conditional requests, ``ETag``, ``If-Range``,
-``follow_symlinks``.
+as in Twisted); a ``Range`` sent twice is ignored (Twisted honours the first); a segment
+that is not valid in the file system encoding is a 404 without an error in the log.
+Beyond Twisted: conditional requests, ``ETag``, ``If-Range``, ``follow_symlinks``.
 """
 
 from __future__ import annotations
@@ -56,25 +63,22 @@ from __future__ import annotations
 import io
 import os
 import stat
-import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import IO, TYPE_CHECKING, Final, NamedTuple, Protocol
-from urllib.parse import quote
+from typing import IO, Final
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from treadle.python.filepath import FilePath
 from treadle.web import http
 from treadle.web._conditional import (
     MAX_RANGE_PARTS,
-    Piece,
     http_date,
     if_range_holds,
     modified_at,
-    multipart,
     not_modified,
-    plan_ranges,
     strong_etag,
 )
+from treadle.web._file_cache import CachedFile, small_files
 from treadle.web._html import redirect_page
 from treadle.web._listing import DirectoryLister, formatFileSize
 from treadle.web._mime import (
@@ -85,12 +89,20 @@ from treadle.web._mime import (
     loadMimeTypes,
 )
 from treadle.web._registry import Registry
+from treadle.web._safe_paths import FS_ENCODING, Located, child_name, is_within, path_text
 from treadle.web._sendfile import FileSender, read_exact
+from treadle.web._static_producers import (
+    MultipleRangeStaticProducer,
+    NoRangeStaticProducer,
+    SingleRangeStaticProducer,
+    StaticProducer,
+    declare_length,
+    plan_body,
+    producer_for,
+)
 from treadle.web.resource import ForbiddenResource, NoResource, Resource, ResourceLike
-from treadle.web.server import NOT_DONE_YET
-
-if TYPE_CHECKING:
-    from treadle.web.server import Request
+from treadle.web.server import NOT_DONE_YET, Request
+from treadle.web.server import Request as ServerRequest
 
 __all__ = [
     "MAX_RANGE_PARTS",
@@ -98,7 +110,12 @@ __all__ = [
     "Data",
     "DirectoryLister",
     "File",
+    "MultipleRangeStaticProducer",
+    "NoRangeStaticProducer",
     "Registry",
+    "SingleRangeStaticProducer",
+    "StaticProducer",
+    "addSlash",
     "formatFileSize",
     "getTypeAndEncoding",
     "loadMimeTypes",
@@ -110,99 +127,10 @@ SMALL_BODY: Final = 64 * 1024
 #: Children a directory ``File`` remembers (see :meth:`File.getChild`); past it they are
 #: forgotten and met again. Only entries that exist are remembered, so clients cannot grow it.
 MAX_CACHED_CHILDREN: Final = 1024
+# Twisted's openForReading calls open(): when it was replaced, that is what is opened.
+_FILEPATH_OPEN: Final = FilePath.open
 #: Request headers that make a file's answer depend on more than the file.
 _CONDITIONAL_HEADERS: Final = frozenset((b"if-none-match", b"if-modified-since", b"range"))
-
-_WINDOWS: Final = os.name == "nt"
-_FS_ENCODING: Final = sys.getfilesystemencoding()
-
-
-# -- path safety -------------------------------------------------------------------------------
-
-
-def _child_name(segment: bytes) -> str | None:
-    """Return the file name a (decoded) path segment stands for, or None if it must be refused.
-
-    Refused: empty, ``.`` and ``..``; anything containing a separator (``/``, and ``\\`` on
-    every platform, since a decoded ``%5C`` is one on Windows) or NUL; bytes that are not
-    valid in the file system encoding; on Windows also drive or stream colons and trailing
-    dots or spaces, which Windows strips (``"..."`` would name the parent).
-    """
-    if not segment or segment in (b".", b"..") or b"/" in segment or b"\\" in segment:
-        return None
-    if b"\x00" in segment:
-        return None
-    try:
-        name = segment.decode(_FS_ENCODING)
-    except UnicodeDecodeError:
-        return None
-    if os.sep in name or (os.altsep is not None and os.altsep in name):
-        return None
-    if _WINDOWS and (":" in name or name[-1] in ". "):
-        return None
-    return name
-
-
-class _CachedFile(NamedTuple):
-    """A small file's bytes with the validators computed from the same ``stat``."""
-
-    body: bytes
-    etag: bytes
-    last_modified: bytes
-
-
-class _SmallFileCache:
-    """Contents of small files, reused while the file's identity, size and mtime hold.
-
-    Serving a small file then costs one ``stat`` instead of open, fstat, read and close.
-    A change to the file changes its ``st_mtime_ns`` (or size, or inode when replaced), so
-    the next request reads it afresh; the bytes kept are bounded.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._size = 0
-        self._entries: dict[str, tuple[tuple[int, int, int, int], _CachedFile]] = {}
-
-    @staticmethod
-    def _key(st: os.stat_result) -> tuple[int, int, int, int]:
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def get(self, path: str, st: os.stat_result) -> _CachedFile | None:
-        """The cached contents of ``path`` if ``st`` still describes them."""
-        entry = self._entries.get(path)
-        # _key(st), written out: this runs on every request for a small file.
-        if entry is None or entry[0] != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
-            return None
-        return entry[1]
-
-    def put(self, path: str, st: os.stat_result, body: bytes) -> None:
-        """Remember ``body`` as the contents of ``path`` described by ``st``."""
-        if len(body) != st.st_size:
-            return  # the file changed while being read
-        old = self._entries.pop(path, None)
-        if old is not None:
-            self._size -= len(old[1].body)
-        if self._size + len(body) > self._limit:
-            self._entries.clear()
-            self._size = 0
-        cached = _CachedFile(body, strong_etag(st), http_date(modified_at(st)))
-        self._entries[path] = (self._key(st), cached)
-        self._size += len(body)
-
-
-#: Bytes of small files kept in memory (per process).
-SMALL_FILE_CACHE_BYTES: Final = 8 * 1024 * 1024
-_small_files = _SmallFileCache(SMALL_FILE_CACHE_BYTES)
-
-
-def _is_within(path: str, root: str) -> bool:
-    """True when the real path ``path`` is ``root`` or below it (both absolute, resolved)."""
-    try:
-        return os.path.commonpath((root, path)) == root
-    except ValueError:  # different drives on Windows
-        return False
-
 
 # -- resources ---------------------------------------------------------------------------------
 
@@ -236,25 +164,6 @@ class Data(Resource):
         return self.data
 
     render_HEAD = render_GET
-
-
-class _Located(Protocol):
-    """Anything with a ``path``, as Twisted's path objects have (a ``FilePath`` does)."""
-
-    @property
-    def path(self) -> str | bytes:
-        """The path, text or bytes."""
-        ...
-
-
-def _path_text(path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | _Located) -> str:
-    """The text of a path given as text, bytes, a path object or anything with ``path``."""
-    if isinstance(path, (str, bytes, os.PathLike)):
-        return os.fsdecode(path)
-    located = getattr(path, "path", None)
-    if not isinstance(located, (str, bytes)):
-        raise TypeError(f"File needs a path (str, bytes, os.PathLike or .path), not {path!r}")
-    return os.fsdecode(located)
 
 
 # What File.getChild remembers of an entry: its path, and the File serving it or the
@@ -319,7 +228,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
 
     def __init__(
         self,
-        path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | _Located,
+        path: str | bytes | os.PathLike[str] | os.PathLike[bytes] | Located,
         defaultType: str = "text/html",
         ignoredExts: Sequence[str] | int = (),
         registry: Registry | None = None,
@@ -328,7 +237,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         follow_symlinks: bool = False,
     ) -> None:
         Resource.__init__(self)
-        FilePath.__init__(self, _path_text(path))
+        FilePath.__init__(self, path_text(path))
         self.defaultType = defaultType
         if isinstance(ignoredExts, int) or allowExt:
             warnings.warn(
@@ -384,7 +293,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         names = [
             name
             for name in self.listNames()
-            if _child_name(os.fsencode(name)) is not None
+            if child_name(os.fsencode(name)) is not None
             and self._allowed(os.path.join(self.path, name))
         ]
         return DirectoryLister(
@@ -397,10 +306,20 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         """Open the file for reading (binary, unbuffered).
 
         ``O_NONBLOCK`` keeps ``open`` from blocking the loop if the path became a FIFO
-        after it was checked; it changes nothing for regular files.
+        after it was checked; it changes nothing for regular files. When ``open`` was
+        replaced (on the class or the instance), its file is used, as Twisted's
+        ``openForReading`` calls ``open()``.
         """
+        if self._opens_itself():
+            opened: IO[bytes] = self.open()
+            return opened
         flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
         return os.fdopen(os.open(self.path, flags), "rb", buffering=0)
+
+    def _opens_itself(self) -> bool:
+        """True when ``open`` is not FilePath's own (a subclass or a test replaced it)."""
+        bound = self.open
+        return getattr(bound, "__func__", None) is not _FILEPATH_OPEN
 
     def getFileSize(self) -> int:
         """Return the size of the file in bytes."""
@@ -412,7 +331,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         """True when ``path`` (joined from checked segments) resolves inside the tree."""
         if self.follow_symlinks:
             return True  # checked segments keep the unresolved path inside already
-        return _is_within(os.path.realpath(path), self._root_path())
+        return is_within(os.path.realpath(path), self._root_path())
 
     def _root_path(self) -> str:
         root = self._root
@@ -469,7 +388,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
             if request is not None and request.postpath:
                 return self.childNotFound  # "a//b": an empty segment inside the path
             return self._index_or_listing(request)
-        name = _child_name(path)
+        name = child_name(path)
         if name is None:
             return self.childNotFound
         child = os.path.join(self.path, name)
@@ -544,7 +463,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         for index in self.indexNames:
             if os.path.isfile(os.path.join(self.path, index)):
                 # Through getChild, so an index.rpy meets ``processors`` and the checks.
-                return self.getChild(index.encode(_FS_ENCODING), request)
+                return self.getChild(index.encode(FS_ENCODING), request)
         return self.directoryListing()
 
     # -- rendering --------------------------------------------------------------------------
@@ -557,12 +476,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
             when a large body is being streamed.
         """
         if self.type is None:
-            self.type, self.encoding = getTypeAndEncoding(
-                os.path.basename(self.path),
-                self.contentTypes,
-                self.contentEncodings,
-                self.defaultType,
-            )
+            self._find_type()
         st = self._stat_for(request)
         if st is None:
             try:
@@ -582,12 +496,16 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
             st.st_size <= SMALL_BODY
             and cls.openForReading is File.openForReading
             and cls.getFileSize is File.getFileSize
+            # An open() replaced on the instance is seen by openForReading on a first read
+            # (whose result is then not cached); self.__dict__ is not read here, as that
+            # would slow every later attribute access on this File.
+            and cls.open is _FILEPATH_OPEN
         )
         if cacheable:
-            cached = _small_files.get(self.path, st)
+            cached = small_files.get(self.path, st)
             if cached is not None:
                 plain = request.requestHeaders._raw.keys().isdisjoint(_CONDITIONAL_HEADERS)
-                if plain:
+                if plain and isinstance(request, ServerRequest):
                     return self._send_cached(request, cached)
                 return self._respond(request, io.BytesIO(cached.body), st)
         try:
@@ -608,12 +526,20 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
                 if cacheable and st.st_size <= SMALL_BODY:
                     body = read_exact(file, 0, st.st_size)
                     file.close()
-                    _small_files.put(self.path, st, body)
+                    small_files.put(self.path, st, body)
                     file = io.BytesIO(body)
             return self._respond(request, file, st)
         except BaseException:
             file.close()
             raise
+
+    def _find_type(self) -> None:
+        self.type, self.encoding = getTypeAndEncoding(
+            os.path.basename(self.path),
+            self.contentTypes,
+            self.contentEncodings,
+            self.defaultType,
+        )
 
     def _hand_stat(self, request: Request | None, st: os.stat_result | None) -> None:
         """Keep the ``lstat`` traversal just took of this entry for ``request``'s render.
@@ -633,7 +559,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         self._lstat = None
         return taken[1] if taken[0] is request.postpath else None
 
-    def _send_cached(self, request: Request, cached: _CachedFile) -> bytes:
+    def _send_cached(self, request: Request, cached: CachedFile) -> bytes:
         """Answer a plain GET/HEAD (no validators, no Range) from the small-file cache.
 
         The same headers :meth:`_respond` sets, written straight into the response's
@@ -644,14 +570,14 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         headers[b"etag"] = [cached.etag]
         headers[b"last-modified"] = [cached.last_modified]
         headers[b"accept-ranges"] = [b"bytes"]
+        # In the order plan_body sets them, so a cached answer is byte for byte the same.
+        headers[b"content-type"] = [content_type_value(self.type or self.defaultType)]
         if self.encoding:
             headers[b"content-encoding"] = [self.encoding.encode("latin-1")]
-        headers[b"content-type"] = [content_type_value(self.type or self.defaultType)]
-        body = cached.body
         if request.method == b"HEAD":
-            headers[b"content-length"] = [b"%d" % len(body)]
+            headers[b"content-length"] = [cached.length]
             return b""
-        return body
+        return cached.body  # the server frames it with its length
 
     render_HEAD = render_GET
 
@@ -669,56 +595,80 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
             request.setResponseCode(http.NOT_MODIFIED)
             return b""
         request.setHeader(b"accept-ranges", b"bytes")
-        if self.encoding:
-            request.setHeader(b"content-encoding", self.encoding.encode("latin-1"))
-        content_type = content_type_value(self.type or self.defaultType)
-
-        spans = None
+        range_value = None
         if request.method == b"GET":  # Range is defined for GET only (§14.2)
             ranges = request.requestHeaders.getRawHeaders(b"range")
             if ranges is not None and len(ranges) == 1:
                 if_range = request.requestHeaders.getRawHeaders(b"if-range")
                 if if_range is None or if_range_holds(if_range[-1], etag, mtime):
-                    spans = plan_ranges(ranges[0], size)
-
-        if spans is None:
-            request.setHeader(b"content-type", content_type)
-            pieces: list[Piece] = [(b"", 0, size)]
-            length = size
-        elif not spans:
-            file.close()
-            request.setResponseCode(http.REQUESTED_RANGE_NOT_SATISFIABLE)
-            request.setHeader(b"content-range", b"bytes */%d" % size)
-            return b""
-        elif len(spans) == 1:
-            start, stop = spans[0]
-            request.setResponseCode(http.PARTIAL_CONTENT)
-            request.setHeader(b"content-type", content_type)
-            request.setHeader(b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, size))
-            pieces = [(b"", start, stop - start)]
-            length = stop - start
-        else:
-            boundary, pieces, length = multipart(spans, size, content_type)
-            request.setResponseCode(http.PARTIAL_CONTENT)
-            request.setHeader(b"content-type", b"multipart/byteranges; boundary=" + boundary)
-
+                    range_value = ranges[0]
+        plan = plan_body(request, size, range_value, *self._content_type_and_encoding())
         if request.method == b"HEAD":
+            declare_length(request, plan)
             file.close()
-            request.setHeader(b"content-length", b"%d" % length)
             return b""
-        if length <= SMALL_BODY:
+        if not isinstance(request, ServerRequest):
+            # Another kind of request (a test double, a program's own): send it the way
+            # Twisted does, all through request.write, with the status and length set.
+            if plan.specs is None:
+                request.setResponseCode(http.OK)
+            declare_length(request, plan)
+            producer_for(request, file, plan).start()
+            return NOT_DONE_YET
+        if not plan.pieces:  # 416: the server sends "Content-Length: 0" itself
+            file.close()
+            return b""
+        if plan.length <= SMALL_BODY:
+            # Returned whole: the server frames it with its length.
             try:
                 return b"".join(
-                    prefix + read_exact(file, offset, count) for prefix, offset, count in pieces
+                    prefix + read_exact(file, offset, count)
+                    for prefix, offset, count in plan.pieces
                 )
             finally:
                 file.close()
-        request.setHeader(b"content-length", b"%d" % length)
+        declare_length(request, plan)
         if getattr(request, "_encoder", None) is None:
             request.write(b"")  # the head, framed by the explicit Content-Length
         # else: the encoder decides on the first real bytes (and drops the length).
-        FileSender(request, file, pieces).start()
+        FileSender(request, file, plan.pieces).start()
         return NOT_DONE_YET
+
+    def _content_type_and_encoding(self) -> tuple[bytes, bytes | None]:
+        """This file's ``Content-Type`` and ``Content-Encoding`` header values."""
+        encoding = self.encoding.encode("latin-1") if self.encoding else None
+        return content_type_value(self.type or self.defaultType), encoding
+
+    def makeProducer(self, request: Request, fileForReading: IO[bytes]) -> StaticProducer:
+        """Set the status and ``Content-*`` headers for this file; return its producer.
+
+        Twisted's hook: the producer (not started) sends the whole file, the range the
+        request's ``Range`` header asks for, or several ranges as a multipart body, through
+        ``request.write``, and finishes the request; ``producer.start()`` sets it going. An
+        invalid ``Range`` is ignored (200 with the whole file); one no byte of the file
+        satisfies gives 416 and an empty body. treadle's own rendering does not call it
+        (it sends small files whole and large ones zero-copy).
+
+        Args:
+            request: The request to answer.
+            fileForReading: The open file (see :meth:`openForReading`); the producer
+                closes it.
+
+        Returns:
+            A :class:`NoRangeStaticProducer`, :class:`SingleRangeStaticProducer` or
+            :class:`MultipleRangeStaticProducer`.
+        """
+        if self.type is None:
+            self._find_type()
+        ranges = request.requestHeaders.getRawHeaders(b"range")
+        range_value = ranges[0] if ranges is not None and len(ranges) == 1 else None
+        plan = plan_body(
+            request, self.getFileSize(), range_value, *self._content_type_and_encoding()
+        )
+        if plan.specs is None:
+            request.setResponseCode(http.OK)
+        declare_length(request, plan)
+        return producer_for(request, fileForReading, plan)
 
     def redirect(self, request: Request) -> bytes:
         """Answer ``301`` to the same URL with a trailing slash (query kept).
@@ -744,3 +694,17 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.path!r}>"
+
+
+def addSlash(request: Request) -> bytes:
+    """Return the request's URL with a ``/`` added to its path (query and fragment kept).
+
+    Deprecated since Twisted 16.0.0, as there; kept for old code.
+    """
+    warnings.warn(
+        "treadle.web.static.addSlash was deprecated in Twisted 16.0.0",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    parts = urlsplit(request.uri.decode("ascii"))
+    return urlunsplit(parts._replace(path=parts.path + "/")).encode("ascii")

@@ -22,13 +22,19 @@ import re
 from typing import Any, Final
 from urllib.parse import quote
 
-from treadle.internet.defer import Deferred
+from treadle.internet.defer import CancelledError, Deferred
 from treadle.python.failure import Failure
 from treadle.web._failure_element import FailureElement
+
+# The parts of FailureElement by Twisted's private names: test suites import them from here.
+from treadle.web._failure_element import _FrameElement as _FrameElement
+from treadle.web._failure_element import _SourceFragmentElement as _SourceFragmentElement
+from treadle.web._failure_element import _SourceLineElement as _SourceLineElement
+from treadle.web._failure_element import _StackElement as _StackElement
 from treadle.web._flatten import flattenString
 from treadle.web._html import redirect_page
 from treadle.web.resource import Resource, ResourceLike
-from treadle.web.server import Request, traverse
+from treadle.web.server import NOT_DONE_YET, Request, traverse
 
 __all__ = [
     "ChildRedirector",
@@ -160,9 +166,11 @@ _UNFIRED: Final = _Unfired()
 class DeferredResource(Resource):
     """A resource that is not there yet: renders what a Deferred fires with.
 
-    Requests that arrive first wait; the remaining path segments are then walked from the
-    resource the Deferred gave, as if it had been in the tree all along. A failure of the
-    Deferred is answered with a 500 page (and logged).
+    As in Twisted, rendering returns ``NOT_DONE_YET``; once the Deferred has fired, the
+    remaining path segments are walked from the resource it gave, as if that had been in
+    the tree all along, and the result is handed to ``request.render``. A failure of the
+    Deferred goes to ``request.processingFailed`` (a 500 page, logged); it is not reported
+    again as an unhandled error.
 
     Args:
         d: A Deferred firing with a resource.
@@ -186,8 +194,8 @@ class DeferredResource(Resource):
                 waiter.errback(outcome)
             else:
                 waiter.callback(outcome)
-        # The outcome is handled here (a failure is rendered as a 500 page, not left to be
-        # reported as unhandled when the Deferred is collected).
+        # Returning None consumes a failure: it is answered by each request's
+        # processingFailed, not left to be logged when the Deferred is collected.
 
     def _forget(self, waiter: Deferred[Any]) -> None:
         # The client left: its waiter is cancelled and must not be fired later.
@@ -195,22 +203,40 @@ class DeferredResource(Resource):
             self._waiters.remove(waiter)
 
     def render(self, request: Request) -> Any:
-        """Render the resource the Deferred fired with, waiting for it if need be."""
+        """Render the resource the Deferred fires with, now or once it has fired.
+
+        Returns:
+            ``NOT_DONE_YET``: ``request.render`` (or ``request.processingFailed``) answers.
+        """
         outcome = self._outcome
-        child: Any
-        if isinstance(outcome, _Unfired):
-            child = Deferred(self._forget)
-            self._waiters.append(child)
-        elif isinstance(outcome, Failure):
-            child = Deferred()
-            child.errback(outcome)
+        if isinstance(outcome, Failure):
+            request.processingFailed(outcome)
+        elif not isinstance(outcome, _Unfired):
+            _render_child(outcome, request)
         else:
-            child = outcome
-        return traverse(child, request).render(request)
+            # Unlike Twisted's, which adds to the Deferred itself, each request waits on
+            # its own Deferred: any number of requests can wait, and one whose client
+            # leaves stops waiting.
+            waiter: Deferred[Any] = Deferred(self._forget)
+            self._waiters.append(waiter)
+            waiter.addCallback(_render_child, request).addErrback(_child_failed, request)
+            request.notifyFinish().addErrback(lambda _: waiter.cancel())
+        return NOT_DONE_YET
 
     def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """A leaf: the path below is walked from the resource the Deferred gives."""
         return self
+
+
+def _render_child(child: Any, request: Request) -> None:
+    """Walk on from ``child`` along the request's path and render what is reached."""
+    request.render(traverse(child, request))
+
+
+def _child_failed(failure: Failure, request: Request) -> None:
+    """Answer the request with the failure, unless its client left (the wait was cancelled)."""
+    if not failure.check(CancelledError):
+        request.processingFailed(failure)
 
 
 def formatFailure(myFailure: Any) -> bytes:
@@ -219,9 +245,15 @@ def formatFailure(myFailure: Any) -> bytes:
 
     Args:
         myFailure: A :class:`~treadle.python.failure.Failure`.
+
+    Raises:
+        FlattenerError: ``myFailure`` could not be rendered (it is not a Failure, say).
     """
-    result: list[bytes] = []
+    result: list[Any] = []
     flattenString(None, FailureElement(myFailure)).addBoth(result.append)
-    if not result or not isinstance(result[0], bytes):
-        raise RuntimeError(f"formatting {myFailure!r} did not complete: {result!r}")
-    return result[0].decode("utf-8").encode("ascii", "xmlcharrefreplace")
+    outcome = result[0] if result else None
+    if isinstance(outcome, bytes):
+        return outcome.decode("utf-8").encode("ascii", "xmlcharrefreplace")
+    if isinstance(outcome, Failure):
+        outcome.raiseException()
+    raise RuntimeError(f"formatting {myFailure!r} did not complete")

@@ -128,9 +128,14 @@ def setHost(request: Request, host: bytes, port: int, ssl: bool = False) -> None
 
 
 class _HostResource(Resource):
-    """The ``host[:port]`` segment after the scheme: rewrites the request, then walks on."""
+    """The ``host[:port]`` segment after the scheme: rewrites the request, then walks on.
 
-    def __init__(self, secure: bool) -> None:
+    Args:
+        secure: Whether the public scheme is ``https``; None (as Twisted's, which takes no
+            argument) asks ``request.isSecure()``, which the monster set from the scheme.
+    """
+
+    def __init__(self, secure: bool | None = None) -> None:
         super().__init__()
         self.secure = secure
 
@@ -144,6 +149,7 @@ class _HostResource(Resource):
             port_text = rest[1:]
         else:
             host, _, port_text = path.partition(b":")
+        secure = request.isSecure() if self.secure is None else self.secure
         if not host:
             return ErrorPage(BAD_REQUEST, "Bad Request", "No host in the path.")
         if port_text:
@@ -151,9 +157,9 @@ class _HostResource(Resource):
                 return ErrorPage(BAD_REQUEST, "Bad Request", "Malformed port in the path.")
             port = int(port_text)
         else:
-            port = 443 if self.secure else 80
+            port = 443 if secure else 80
         try:
-            setHost(request, host, port, self.secure)
+            setHost(request, host, port, secure)
         except UnicodeDecodeError:
             return ErrorPage(BAD_REQUEST, "Bad Request", "Malformed host in the path.")
         _drop_consumed_path(request)
@@ -179,6 +185,16 @@ def _drop_consumed_path(request: Request) -> None:
     del request.prepath[:]
 
 
+def _report_scheme(request: Request, secure: bool) -> None:
+    """Make ``request.isSecure()`` answer ``secure`` from now on.
+
+    Twisted's monster replaces the method on the request, and programs behind it (and their
+    tests) rely on the answer changing as soon as the scheme segment is passed, before the
+    host is known; the method is replaced here the same way.
+    """
+    request.isSecure = lambda: secure  # type: ignore[method-assign]
+
+
 class VHostMonsterResource(Resource):
     """Takes the public scheme, host and port from the path, for sites behind a proxy.
 
@@ -191,12 +207,19 @@ class VHostMonsterResource(Resource):
     """
 
     def getChild(self, path: bytes, request: Request) -> ResourceLike:
-        """Return the resource reading the host segment for scheme ``path``."""
+        """Return the resource reading the host segment for scheme ``path``.
+
+        From here on ``request.isSecure()`` reports the public scheme (true for ``https``,
+        false for ``http`` even if the proxy reached us over TLS), as in Twisted.
+        """
         if path == b"http":
-            return _HostResource(secure=False)
-        if path == b"https":
-            return _HostResource(secure=True)
-        return NoResource("The segment after the monster must be http or https.")
+            secure = False
+        elif path == b"https":
+            secure = True
+        else:
+            return NoResource("The segment after the monster must be http or https.")
+        _report_scheme(request, secure)
+        return _HostResource(secure)
 
     def render(self, request: Request) -> bytes:
         """The monster itself has no page: 404."""

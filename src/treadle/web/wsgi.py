@@ -13,31 +13,40 @@ until the loop has written it *and* the transport has room: the producer's
 ``pauseProducing``/``resumeProducing`` (driven by the transport's water marks) clear and set
 a :class:`threading.Event` the worker waits on. So a body of any size holds at most one
 block plus the transport's buffer in memory, and a slow client slows the application down.
-When the client leaves, ``stopProducing`` sets a flag the worker reads between blocks: the
-iteration stops there, and a request still queued for a thread is never run. The result's
-``close()`` is called in every case. A list or tuple result (its length known) goes out in
-one write with a ``Content-Length``, as :pep:`3333` allows.
+When the client leaves, ``stopProducing`` (or, for a request driven by hand, its
+``notifyFinish`` failing) sets a flag the worker reads between blocks: the iteration stops
+there, and a request still queued for a thread is never run. The result's ``close()`` is
+called in every case, before the response ends (as in Twisted). A list or tuple result (its
+length known) goes out in one write with a ``Content-Length``, as :pep:`3333` allows. A pool
+that runs the application at once on the loop's own thread (as test suites' synchronous pools
+do) gets its blocks written at once instead of waiting for a loop that cannot turn.
 
-Errors. An exception from the application before the status line is sent is answered with
-the site's 500 page and logged to ``treadle.error``; after it, the connection is aborted
-(the client must not take a cut body for a whole one). ``start_response`` enforces
-:pep:`3333`: a second call needs ``exc_info`` (and re-raises it once the headers are sent),
-the status must be ``"NNN Reason"``, headers a list of ``(str, str)`` tuples in Latin-1
-without line breaks or hop-by-hop names; a violation raises ``TypeError``, ``ValueError``
-or ``RuntimeError`` inside the application. A body longer than the application's own
+Errors. An exception from the application (or from the result's ``close()``) before the
+status line is sent is answered with the site's 500 page and logged to ``treadle.error``;
+after it, the connection is aborted (the client must not take a cut body for a whole one).
+``start_response`` enforces :pep:`3333` with Twisted's messages: a second call needs
+``exc_info`` (and re-raises it once the headers are sent), the status must be ``"NNN
+Reason"``, headers a list of ``(str, str)`` tuples (another sequence passes with a
+:class:`RuntimeWarning`, as in Twisted) in Latin-1 without line breaks or hop-by-hop names;
+a violation raises ``TypeError``, ``ValueError`` or ``RuntimeError`` inside the application.
+``Server`` and ``Date`` are always the server's. A body longer than the application's own
 ``Content-Length`` is cut to it, and a shorter one closes the connection, so that the next
-response on a keep-alive connection is never read as part of this one.
+response on a keep-alive connection is never read as part of this one. ``wsgi.errors``
+makes error events shaped as Twisted's, one per complete line(s) written (see
+:mod:`treadle.web._wsgi_environ`).
 
 Differences from Twisted: ``threadpool`` may be a :class:`concurrent.futures.Executor` (or
 None for a shared pool of :data:`DEFAULT_POOL_SIZE` threads) as well as an object with
-Twisted's ``callInThread``; the loop is the one serving the request (``reactor`` is used
-only when rendering outside a running loop); writes wait for the transport to drain, not
-just for the loop to take them; headers whose names contain ``_`` are left out of the
-environ (they would be indistinguishable from their ``-`` twins, a header-spoofing vector
-that nginx and gunicorn close the same way); ``CONTENT_LENGTH`` is the size of the body
-received (also for a chunked request: the body is buffered whole before the application
-runs, so no ``wsgi.input_terminated`` is needed, whose unsized ``read()`` strict PEP 3333
-readers reject); ``write`` raises
+Twisted's ``callInThread``; with treadle's reactor the loop is the one serving the request
+(the reactor is used only when rendering outside a running loop; another ``reactor``
+object's ``callFromThread`` is used as given, as in Twisted); writes wait for the transport
+to drain, not just for the loop to take them; headers whose names contain ``_`` are left
+out of the environ (they would be indistinguishable from their ``-`` twins, a
+header-spoofing vector that nginx and gunicorn close the same way); ``Cookie`` fields are
+joined with ``"; "`` (Twisted: ``","``, which runs two cookies into one); a chunked request,
+which has no ``Content-Length``, gets the size of its body as ``CONTENT_LENGTH`` (the body
+is buffered whole before the application runs, so no ``wsgi.input_terminated`` is needed,
+whose unsized ``read()`` strict PEP 3333 readers reject); ``write`` raises
 ``ConnectionError`` once the client has left, so a producing loop stops.
 """
 
@@ -46,13 +55,16 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from zope.interface import implementer
+
+from treadle.web._wsgi_environ import ErrorStream, check_headers, environ_of
+from treadle.web.resource import IResource
 from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
@@ -71,24 +83,6 @@ DEFAULT_POOL_SIZE: Final = 10
 # How long a worker waits on the loop before checking that the loop still exists: a loop
 # stopped or closed under a waiting worker must not leave the thread hanging forever.
 _WAIT_SLICE: Final = 0.5
-
-# RFC 9110 §7.6.1: hop-by-hop fields are the connection's business; PEP 3333 forbids them
-# to applications.
-_HOP_BY_HOP: Final = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"trailers",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE: Final = re.compile(rb"[\x00\r\n]")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 Write = Callable[[bytes], None]
@@ -125,145 +119,18 @@ class _ClientGone(ConnectionError):
     """The client left (or the loop went away): stop producing the body."""
 
 
-class _ErrorStream:
-    """``wsgi.errors``: text written here goes to the ``treadle.error`` log.
-
-    Complete lines are logged when written (what one ``write`` holds, as one record);
-    ``flush`` logs an unterminated rest.
-    """
-
-    def __init__(self, request: Request) -> None:
-        self._where = f"{request.method.decode('latin-1')} {request.uri.decode('latin-1')}"
-        self._partial = ""
-
-    def write(self, text: str) -> None:
-        """Log complete lines of ``text``; keep the unterminated rest for later.
-
-        Raises:
-            TypeError: ``text`` is not ``str`` (PEP 3333's error stream is a text stream).
-        """
-        if not isinstance(text, str):
-            raise TypeError(f"wsgi.errors takes str, not {type(text).__name__}")
-        text = self._partial + text
-        complete, newline, self._partial = text.rpartition("\n")
-        if newline:
-            error_log.error("WSGI application (%s): %s", self._where, complete)
-
-    def writelines(self, lines: Iterable[str]) -> None:
-        """Write each item of ``lines``."""
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        """Log whatever was written without a final newline."""
-        if self._partial:
-            rest, self._partial = self._partial, ""
-            error_log.error("WSGI application (%s): %s", self._where, rest)
+def _close(result: object) -> None:
+    """Call ``result.close()`` when it has one (PEP 3333)."""
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
 
 
-def _latin1(value: bytes) -> str:
-    return value.decode("latin-1")
+def _own_reactor() -> Any:
+    """treadle's reactor, imported when first needed (as the other web modules do)."""
+    from treadle.internet import reactor
 
-
-def _environ(request: Request, errors: _ErrorStream) -> dict[str, Any]:
-    """Build the PEP 3333 environ of ``request`` (on the loop: requests are not thread-safe)."""
-    prepath, postpath = request.prepath, request.postpath
-    script = b"/" + b"/".join(prepath) if prepath else b""
-    path_info = b"/" + b"/".join(postpath) if postpath else b""
-    if script.endswith(b"/"):
-        # Mounted at an empty segment: SCRIPT_NAME may not end in "/" (it would be "/" for
-        # a root mount, which PEP 3333 spells "" with PATH_INFO "/"). Twisted passes "/"
-        # and "", which wsgiref's validator refuses and frameworks turn into "//" links.
-        script, path_info = script[:-1], b"/" + path_info
-    uri = request.uri
-    query = uri.find(b"?")
-    headers = request.requestHeaders
-    content: IO[bytes] = request.content
-    content.seek(0, 2)
-    size = content.tell()
-    content.seek(0)
-    content_type = headers.getRawHeaders(b"content-type")
-    secure = request.isSecure()
-    host = request.getHost()
-    client = request.getClientAddress()
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": _latin1(request.method),
-        "SCRIPT_NAME": _latin1(script),
-        "PATH_INFO": _latin1(path_info),
-        "QUERY_STRING": _latin1(uri[query + 1 :]) if query >= 0 else "",
-        "CONTENT_TYPE": _latin1(content_type[0]) if content_type else "",
-        "CONTENT_LENGTH": str(size) if size or headers.hasHeader(b"content-length") else "",
-        "SERVER_NAME": _latin1(request.getRequestHostname()),
-        "SERVER_PORT": str(getattr(host, "port", None) or (443 if secure else 80)),
-        "SERVER_PROTOCOL": _latin1(request.clientproto),
-        "REMOTE_ADDR": getattr(client, "host", ""),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if secure else "http",
-        "wsgi.input": content,
-        "wsgi.errors": errors,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    port = getattr(client, "port", None)
-    if port is not None:
-        environ["REMOTE_PORT"] = str(port)
-    for name, values in headers.getAllRawHeaders():
-        lowered = name.lower()
-        if lowered in (b"content-type", b"content-length") or b"_" in name:
-            continue
-        separator = b"; " if lowered == b"cookie" else b", "
-        key = "HTTP_" + _latin1(name).upper().replace("-", "_")
-        environ[key] = _latin1(separator.join(values))
-    return environ
-
-
-def _check_headers(
-    status: object, headers: object
-) -> tuple[int, bytes, list[tuple[bytes, bytes]], int | None]:
-    """Validate what the application gave ``start_response``; return it encoded.
-
-    Returns:
-        ``(code, reason, headers, declared Content-Length or None)``.
-    """
-    if type(status) is not str:
-        raise TypeError(f"status must be str, not {type(status).__name__}")
-    code_text, _, reason = status.partition(" ")
-    if len(code_text) != 3 or not code_text.isdigit() or int(code_text) < 100:
-        raise ValueError(f"status must be a three-digit code, a space and a reason: {status!r}")
-    try:
-        reason_bytes = reason.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"status is not Latin-1: {status!r}") from None
-    if _BAD_VALUE.search(reason_bytes):
-        raise ValueError(f"status contains a line break: {status!r}")
-    if type(headers) is not list:
-        raise TypeError(f"response headers must be a list, not {type(headers).__name__}")
-    encoded: list[tuple[bytes, bytes]] = []
-    declared: int | None = None
-    for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            raise TypeError(f"each header must be a (name, value) tuple, not {item!r}")
-        name, value = item
-        if type(name) is not str or type(value) is not str:
-            raise TypeError(f"header names and values must be str: {item!r}")
-        try:
-            name_bytes, value_bytes = name.encode("latin-1"), value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ValueError(f"header is not Latin-1: {item!r}") from None
-        if not _TOKEN.fullmatch(name_bytes):
-            raise ValueError(f"invalid header name: {name!r}")
-        if _BAD_VALUE.search(value_bytes):
-            raise ValueError(f"header value contains a line break or NUL: {item!r}")
-        lowered = name_bytes.lower()
-        if lowered in _HOP_BY_HOP:
-            raise ValueError(f"hop-by-hop header {name!r} is the server's to send (PEP 3333)")
-        if lowered == b"content-length":
-            if not value_bytes.strip().isdigit():
-                raise ValueError(f"invalid Content-Length: {value!r}")
-            declared = int(value_bytes)
-        encoded.append((name_bytes, value_bytes))
-    return int(code_text), reason_bytes, encoded, declared
+    return reactor
 
 
 class _Response:
@@ -273,19 +140,23 @@ class _Response:
     worker thread. They share only the two events and the ``_stopped`` flag.
     """
 
-    def __init__(self, reactor: Any, request: Request, application: Application) -> None:
+    def __init__(self, reactor: Any, own: bool, request: Request, application: Application) -> None:
         self.request = request
         self.application = application
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        self._loop = loop
+        # ``own``: the reactor is treadle's, which gives way to the loop serving the request.
+        # Another (a test double, say) is used as given, as in Twisted.
+        self._loop = loop if own else None
+        self._loop_thread = threading.get_ident() if own and loop is not None else None
         self._call: Callable[..., object] = (
-            loop.call_soon_threadsafe if loop is not None else reactor.callFromThread
+            loop.call_soon_threadsafe if own and loop is not None else reactor.callFromThread
         )
-        self._errors = _ErrorStream(request)
-        self.environ = _environ(request, self._errors)
+        self._inline = False  # the worker is the loop's own thread (a synchronous pool)
+        self._errors = ErrorStream(request)
+        self.environ = environ_of(request, self._errors)
         # The application names its own content type; none is added (as in Twisted).
         request.defaultContentType = None
         # Shared between the threads.
@@ -301,6 +172,12 @@ class _Response:
         # Loop side.
         self._started = False
         self._remaining: int | None = None
+        # A channel stops its producer when the client leaves; a request driven by hand
+        # only says so through notifyFinish (as in Twisted, which stops iterating on it).
+        request.notifyFinish().addErrback(self._gone)
+
+    def _gone(self, reason: object) -> None:
+        self.stopProducing()
 
     # -- the producer the request pauses, resumes and stops (loop thread) --------------------
 
@@ -324,11 +201,15 @@ class _Response:
         """Call the application and deliver its body (in a worker thread)."""
         if self._stopped:
             return  # the client left while the request waited for a thread
+        # A pool that runs work at once (tests use such) calls from the loop's thread: posting
+        # to the loop and waiting for it would wait forever, so the loop's work is done here.
+        self._inline = self._loop_thread == threading.get_ident()
         result: Iterable[bytes] | None = None
         try:
             result = self.application(self.environ, self.start_response)
+            whole: bytes | None = None
             if isinstance(result, list | tuple) and not self._headers_sent:
-                self._send_whole(result)
+                whole = self._joined(result)
             else:
                 for block in result:
                     if type(block) is not bytes:
@@ -337,16 +218,22 @@ class _Response:
                         )
                     if block:
                         self._send(block)
+            # close() before the response ends (as Twisted): one that raises is an error of
+            # the application, and the response is then cut short rather than passed whole.
+            closing, result = result, None
+            _close(closing)
+            if whole is not None:
+                self._send_whole(whole)
+            else:
                 self._end()
         except _ClientGone:
             pass
         except BaseException as exc:  # a worker thread has no caller to re-raise to
             self._fail(exc)
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
+            if result is not None:
                 try:
-                    close()
+                    _close(result)
                 except BaseException:
                     error_log.exception("Error closing the WSGI result of %r", self.request)
             self._errors.flush()
@@ -368,7 +255,7 @@ class _Response:
                 exc_info = None  # no reference cycle through the traceback (PEP 3333)
         # Called again without exc_info (PEP 3333 calls it an error): the new status and
         # headers replace the old ones if none were sent yet, as in Twisted.
-        code, reason, encoded, declared = _check_headers(status, headers)
+        code, reason, encoded, declared = check_headers(status, headers)
         self._status = (code, reason)
         self._headers = encoded
         self._declared = declared
@@ -383,7 +270,7 @@ class _Response:
             ConnectionError: The client has gone away.
         """
         if type(data) is not bytes:
-            raise TypeError(f"write() takes bytes, not {type(data).__name__}")
+            raise TypeError(f"Can only write bytes to a transport, not {data!r}")
         if data:
             self._send(data)
         elif self._status is None:
@@ -398,20 +285,26 @@ class _Response:
         if self._stopped:
             raise _ClientGone
         self._headers_sent = True
-        self._written.clear()
-        self._post(self._write_on_loop, block)
-        self._wait(self._written)
-        self._wait(self._room)
+        if self._inline:
+            self._write_on_loop(block)
+        else:
+            self._written.clear()
+            self._post(self._write_on_loop, block)
+            self._wait(self._written)
+            self._wait(self._room)
         if self._stopped:
             raise _ClientGone
 
-    def _send_whole(self, blocks: list[bytes] | tuple[bytes, ...]) -> None:
+    def _joined(self, blocks: list[bytes] | tuple[bytes, ...]) -> bytes:
         for block in blocks:
             if type(block) is not bytes:
                 raise TypeError(f"the application returned {type(block).__name__}, not bytes")
         self._need_status()
+        return b"".join(blocks)
+
+    def _send_whole(self, body: bytes) -> None:
         self._headers_sent = True
-        self._post(self._whole_on_loop, b"".join(blocks))
+        self._post(self._whole_on_loop, body)
 
     def _end(self) -> None:
         self._need_status()
@@ -425,6 +318,9 @@ class _Response:
             error_log.error("WSGI application error after the loop stopped", exc_info=exc)
 
     def _post(self, func: Callable[..., None], *args: Any) -> None:
+        if self._inline:
+            func(*args)
+            return
         try:
             self._call(func, *args)
         except RuntimeError:  # the loop is closed
@@ -538,12 +434,15 @@ class _Response:
             error_log.exception("Error failing %r", self.request)
 
 
+@implementer(IResource)
 class WSGIResource:
     """A leaf resource that answers every request below it with a WSGI application.
 
     Args:
-        reactor: The reactor (Twisted's signature). Blocks are handed to the loop serving
-            each request; the reactor is used only when rendering outside a running loop.
+        reactor: The reactor (Twisted's signature). With treadle's, blocks are handed to the
+            loop serving each request (the reactor is used only when rendering outside a
+            running loop); any other object's ``callFromThread`` is used as it is, as in
+            Twisted (test doubles that run calls at once, say).
         threadpool: Where the application runs: a :class:`concurrent.futures.Executor`
             (``ThreadPoolExecutor(20)``), an object with Twisted's ``callInThread``, or
             None for a shared pool of :data:`DEFAULT_POOL_SIZE` threads.
@@ -559,6 +458,7 @@ class WSGIResource:
         application: Application,
     ) -> None:
         self._reactor = reactor
+        self._own_reactor = reactor is None or reactor is _own_reactor()
         self._threadpool = threadpool
         self._application = application
 
@@ -568,7 +468,7 @@ class WSGIResource:
         Returns:
             ``NOT_DONE_YET``.
         """
-        response = _Response(self._reactor, request, self._application)
+        response = _Response(self._reactor, self._own_reactor, request, self._application)
         request.registerProducer(response, True)
         pool: Any = self._threadpool if self._threadpool is not None else _shared_pool()
         submit = getattr(pool, "submit", None)

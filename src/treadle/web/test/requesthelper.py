@@ -33,9 +33,30 @@ from treadle.web.http_headers import Headers
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Session, Site
 
-__all__ = ["DummyChannel", "DummyRequest", "NullAddress"]
+__all__ = [
+    "DummyChannel",
+    "DummyRequest",
+    "NullAddress",
+    "bytesLinearWhitespaceComponents",
+    "sanitizedBytes",
+    "sanitizedText",
+    "textLinearWhitespaceComponents",
+]
 
 _FOUND = 302
+
+#: Header values broken by each kind of line break (``"Foo\rbar"``, ``"Foo\nbar"``,
+#: ``"Foo\r\nbar"``): what a header sanitiser must not let through.
+textLinearWhitespaceComponents: list[str] = ["Foo" + brk + "bar" for brk in ("\r", "\n", "\r\n")]
+#: :data:`textLinearWhitespaceComponents` as bytes.
+bytesLinearWhitespaceComponents: list[bytes] = [
+    text.encode("ascii") for text in textLinearWhitespaceComponents
+]
+#: What Twisted makes of each of them (the break replaced by one space). treadle refuses
+#: such values instead (``ValueError``): see "Differences from Twisted Web" in the README.
+sanitizedText: str = "Foo bar"
+#: :data:`sanitizedText` as bytes.
+sanitizedBytes: bytes = sanitizedText.encode("ascii")
 
 
 @implementer(IAddress)
@@ -238,7 +259,7 @@ class DummyRequest:
             :meth:`addArg`).
         method: ``b"GET"`` unless the test sets it.
         uri: ``b"http://dummy/"`` unless the test sets it.
-        path: ``/`` and the postpath given, joined.
+        path: ``/`` and the postpath given, joined (worked out when first read).
         prepath: The segments traversed (empty at first).
         postpath: As given.
         sitepath: Empty.
@@ -258,7 +279,8 @@ class DummyRequest:
         self.finished = 0
         self.postpath = postpath
         self.prepath: list[bytes] = []
-        self.path = b"/" + b"/".join(postpath)
+        self._path: bytes | None = None
+        self._initial_postpath = postpath
         self.session: Any = None
         self.protoSession = session or Session(site=None, uid=b"0", reactor=Clock())  # type: ignore[arg-type]
         self.args: dict[bytes, list[bytes]] = {}
@@ -269,11 +291,27 @@ class DummyRequest:
         self.content = BytesIO()
         self.clientproto = b"HTTP/1.0"
         self.channel = DummyChannel()
-        self.client = client
+        if client is not None:
+            # Otherwise a subclass's class attribute ``client`` stays visible, as in Twisted.
+            self.client = client
         self._finished_deferreds: list[Deferred[None]] | None = []
         self._server_name = b"dummy"
         self._force_ssl = False
         self.go = 0
+
+    @property
+    def path(self) -> bytes:
+        """``/`` and the postpath given at construction, joined (unless set since)."""
+        path = self._path
+        if path is None:
+            # Worked out on first use: Twisted's tests pass things other than a list of
+            # segments as ``postpath`` to requests whose path nobody reads.
+            path = self._path = b"/" + b"/".join(self._initial_postpath)
+        return path
+
+    @path.setter
+    def path(self, value: bytes) -> None:
+        self._path = value
 
     # -- producers ----------------------------------------------------------------------------
 
