@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import httpx
 import pytest
 
 from treadle.web._forwarded import ForwardedView, ProxyTrust, forwarded_view
+from treadle.web.resource import Resource
+from treadle.web.server import Request
 
 LOCAL = ProxyTrust.parse("127.0.0.1")
 
@@ -95,3 +100,60 @@ def test_unix_and_star() -> None:
 def test_bad_allow_list_entry_is_named() -> None:
     with pytest.raises(ValueError, match="'bogus' is not an IP address"):
         ProxyTrust.parse("127.0.0.1,bogus")
+
+
+# -- through a site, over a real socket ---------------------------------------------------------
+
+
+class _Who(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        host = request.getHost()
+        return b" ".join(
+            [
+                str(request.getClientIP()).encode(),
+                b"secure" if request.isSecure() else b"plain",
+                request.prePathURL(),
+                str(host.port).encode(),
+            ]
+        )
+
+
+def _ask(url: str, headers: dict[str, str]) -> str:
+    with httpx.Client(timeout=10) as client:
+        return client.get(url + "/who", headers=headers).text
+
+
+def test_a_trusted_proxy_describes_the_client(serve: Callable[..., str]) -> None:
+    root = Resource()
+    root.putChild(b"who", _Who())
+    url = serve(root, proxyHeaders="127.0.0.1")
+    got = _ask(
+        url,
+        {
+            "x-forwarded-for": "203.0.113.9",
+            "x-forwarded-proto": "https",
+            "x-forwarded-host": "www.example.com",
+        },
+    )
+    assert got == "203.0.113.9 secure https://www.example.com/who 443"
+    forwarded = _ask(url, {"forwarded": 'for="[2001:db8::7]";proto=http;host=example.org:8080'})
+    assert forwarded == "2001:db8::7 plain http://example.org:8080/who 8080"
+
+
+def test_an_untrusted_peer_cannot_pose_as_another_client(serve: Callable[..., str]) -> None:
+    root = Resource()
+    root.putChild(b"who", _Who())
+    url = serve(root, proxyHeaders="10.0.0.1")
+    port = url.rsplit(":", 1)[1]
+    got = _ask(url, {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"})
+    assert got == f"127.0.0.1 plain {url}/who {port}"
+
+
+def test_without_proxy_headers_nothing_is_believed(serve: Callable[..., str]) -> None:
+    root = Resource()
+    root.putChild(b"who", _Who())
+    url = serve(root)
+    got = _ask(url, {"x-forwarded-for": "203.0.113.9", "forwarded": "for=1.2.3.4;proto=https"})
+    assert got.startswith("127.0.0.1 plain ")

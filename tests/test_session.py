@@ -19,7 +19,7 @@ from treadle.web.server import Request, Session, Site
 
 from .conftest import ServerThread
 
-COOKIE = re.compile(r"^TWISTED_SESSION=([0-9a-f]{64}); Path=/; HttpOnly; SameSite=Lax$")
+COOKIE = re.compile(r"^TWISTED_SESSION=([0-9a-f]{64}); Path=/; HttpOnly; SameSite=lax$")
 
 
 # -- the tutorial's counter ----------------------------------------------------------------------
@@ -220,7 +220,7 @@ def test_tls_sessions_use_their_own_secure_cookie(
     url = serve(site)
     response = get(client, url + "/show")
     assert response.headers["set-cookie"] == (
-        f"TWISTED_SECURE_SESSION={response.text}; Path=/; Secure; HttpOnly; SameSite=Lax"
+        f"TWISTED_SECURE_SESSION={response.text}; Path=/; Secure; HttpOnly; SameSite=lax"
     )
     # The plain-HTTP cookie does not reach the secure session...
     assert get(client, url + "/show", response.text).text != response.text

@@ -61,6 +61,7 @@ from treadle._cli.errors import EXIT_FAILURE, EXIT_USAGE, StartupError, UsageErr
 from treadle._cli.listen import Endpoint, listen, listening_on, parse_endpoint
 from treadle._cli.options import WebOptions, parse_command_line
 from treadle._cli.process import Logging, PidFile, Shutdown, finish_loop, stop_signals_handled
+from treadle._cli.sessions import RuntimeDir, needs_runtime_dir, open_session_store
 from treadle.internet import reactor
 from treadle.internet._reactor import ListeningPort
 from treadle.web._registry import Registry
@@ -234,7 +235,12 @@ def make_site(options: WebOptions) -> tuple[Site, str]:
         assert options.class_name is not None
         root = _class_root(options.class_name)
         what = options.class_name
-    site = Site(root, requestFactory=_request_factory(options.headers))
+    site = Site(
+        root,
+        requestFactory=_request_factory(options.headers),
+        proxyHeaders=options.forwarded_allow_ips if options.proxy_headers else None,
+        **open_session_store(options),
+    )
     site.displayTracebacks = options.display_tracebacks
     for attribute, value in options.limits:
         setattr(site, attribute, value)
@@ -358,10 +364,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except SystemExit as e:  # --help, --version
         return e.code if isinstance(e.code, int) else 0
+    runtime: RuntimeDir | None = None
     try:
+        if needs_runtime_dir(options) and options.runtime_dir is None:
+            # Made here, before any worker starts, so that they all share it.
+            runtime = RuntimeDir()
+            options = runtime.given_to(options)
         if options.workers > 1:
             return _serve_workers(options)
         return serve(options)
     except StartupError as e:
         print(f"treadle: error: {e}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        if runtime is not None:
+            runtime.remove()

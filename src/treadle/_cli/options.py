@@ -15,7 +15,11 @@ from typing import Any, Final, NamedTuple, NoReturn
 from treadle import __version__
 from treadle._cli.errors import UsageError
 from treadle._cli.listen import Endpoint, parse_endpoint
+from treadle.web._forwarded import ProxyTrust
 from treadle.web.server import Site
+
+#: The beginnings of the store URLs --sessions accepts (treadle.web._store_url opens them).
+_STORE_SCHEMES: Final = ("memory:", "sqlite:", "redis://", "rediss://", "unix://")
 
 __all__ = ["LIMIT_OPTIONS", "LimitOption", "WebOptions", "parse_command_line"]
 
@@ -111,6 +115,13 @@ class WebOptions:
         limits: ``(Site attribute, value)`` for each limit or timeout given (see
             :data:`LIMIT_OPTIONS`); the others keep the Site's defaults.
         follow_symlinks: Serve links leading out of ``--path`` (``--follow-symlinks``).
+        sessions: Where sessions live (``--sessions``): ``memory:``, ``sqlite:[PATH]``,
+            ``redis://...``; None picks memory for one process, ``sqlite:`` for several.
+        secret_file: File holding the secret that signs stored sessions (``--secret-file``).
+        max_sessions: The most sessions kept in memory or in the embedded store.
+        runtime_dir: The server's private directory (made at start, not an option).
+        proxy_headers: Believe ``Forwarded``/``X-Forwarded-*`` (``--proxy-headers``).
+        forwarded_allow_ips: The peers believed (``--forwarded-allow-ips``).
     """
 
     path: str | None = None
@@ -131,6 +142,12 @@ class WebOptions:
     workers: int = 1
     limits: tuple[tuple[str, float], ...] = ()
     follow_symlinks: bool = False
+    sessions: str | None = None
+    secret_file: str | None = None
+    max_sessions: int = 100_000
+    runtime_dir: str | None = None
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
 
 
 # -- the command line -------------------------------------------------------------------------
@@ -321,6 +338,44 @@ def _build_parser() -> _Parser:
         help="serve symbolic links that lead out of --path (refused by default)",
     )
 
+    shared = web.add_argument_group("sessions and proxies")
+    shared.add_argument(
+        "--sessions",
+        metavar="URL",
+        help="where sessions live: memory: (one process), sqlite: (shared by the workers of "
+        "this machine; sqlite:/PATH for a file of your own), redis://HOST:PORT/DB, "
+        "rediss://..., unix:///PATH?db=N (shared by several machines) (default: memory: with "
+        "one worker, sqlite: with several)",
+    )
+    shared.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="file holding the secret (32 bytes or more) that signs stored sessions; "
+        "machines sharing a store must use the same one (default: one generated in the "
+        "runtime directory)",
+    )
+    shared.add_argument(
+        "--max-sessions",
+        type=int,
+        metavar="N",
+        help="the most sessions kept in memory or in the sqlite store; the least recently "
+        f"used go first (default: {defaults.max_sessions})",
+    )
+    shared.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        default=None,
+        help="behind a reverse proxy: take the client's address, scheme and host from "
+        "Forwarded or X-Forwarded-For/-Proto/-Host/-Port, from trusted peers only",
+    )
+    shared.add_argument(
+        "--forwarded-allow-ips",
+        metavar="LIST",
+        help="comma-separated addresses and networks whose forwarding headers are believed; "
+        "'*' for all, 'unix' for UNIX-socket peers (default: $FORWARDED_ALLOW_IPS, else "
+        f"{defaults.forwarded_allow_ips})",
+    )
+
     resp = web.add_argument_group("responses and logs")
     resp.add_argument(
         "--add-header",
@@ -460,6 +515,22 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
             if not spec.zero_is_off and not value > 0:
                 raise UsageError(f"{spec.option} must be more than 0, not {value}")
             limits.append((spec.attribute, value))
+    if ns.max_sessions is not None and ns.max_sessions < 1:
+        raise UsageError(f"--max-sessions must be at least 1, not {ns.max_sessions}")
+    allow_ips = ns.forwarded_allow_ips or os.environ.get("FORWARDED_ALLOW_IPS") or None
+    if ns.forwarded_allow_ips is not None and not ns.proxy_headers:
+        raise UsageError("--forwarded-allow-ips needs --proxy-headers")
+    if allow_ips is not None:
+        try:
+            ProxyTrust.parse(allow_ips)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    if ns.sessions is not None and not ns.sessions.startswith(_STORE_SCHEMES):
+        # The value is not repeated: it may hold a password.
+        raise UsageError(
+            "--sessions: unknown kind of store; say memory:, sqlite:, sqlite:/PATH, "
+            "redis://HOST:PORT/DB, rediss://... or unix:///PATH"
+        )
     if ns.follow_symlinks and ns.path is None:
         raise UsageError("--follow-symlinks applies to the files of --path only")
     given: dict[str, Any] = {
@@ -484,6 +555,11 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
         "workers": workers,
         "limits": tuple(limits) or None,
         "follow_symlinks": ns.follow_symlinks or None,
+        "sessions": ns.sessions,
+        "secret_file": ns.secret_file,
+        "max_sessions": ns.max_sessions,
+        "proxy_headers": ns.proxy_headers,
+        "forwarded_allow_ips": allow_ips,
     }
     # Options not given keep the dataclass defaults: they are written down only there.
     return WebOptions(**{k: v for k, v in given.items() if v is not None})

@@ -214,4 +214,9 @@ def finish_loop(site: Site) -> None:
     """After ``reactor.run`` returned: drop the site's connections, then close the loop."""
     for channel in site.connections:
         channel.abort()
+    sharing = site.sessionSharing
+    if sharing is not None:
+        # The store's connections or file, closed while the loop can still run.
+        with contextlib.suppress(Exception):
+            reactor.loop.run_until_complete(asyncio.wait_for(sharing.store.close(), 2))
     close_loop(reactor.loop)

@@ -22,6 +22,7 @@ import asyncio
 import io
 import logging
 import tempfile
+import warnings
 from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ from treadle.internet.defer import Deferred, fail, succeed
 from treadle.python.failure import Failure
 from treadle.web._channel import ChannelTransport, HTTPChannel
 from treadle.web._forms import parse_form, parse_urlencoded
+from treadle.web._forwarded import ProxyTrust, forwarded_view
 from treadle.web._framing import (
     _STATUS_LINES,
     HEAD_ENDS,
@@ -59,6 +61,13 @@ _NO_HEADERS: Final[dict[bytes, list[bytes]]] = {}
 
 class Request(RequestHelpers):
     """One HTTP request and its response, as Twisted's ``http.Request``.
+
+    Args:
+        channel: The channel the request arrived on (or a Twisted-style channel of the
+            program's own, to drive the request by hand).
+        queued: Ignored (Twisted's deprecated argument).
+        parsePOSTFormSubmission: False keeps a POST body out of :attr:`args` (read it from
+            :attr:`content`); parsed by default, as in Twisted.
 
     Attributes:
         channel: The :class:`~treadle.web.http.HTTPChannel` the request arrived on.
@@ -99,8 +108,13 @@ class Request(RequestHelpers):
         "uri",
     )
 
-    #: Content-Type sent when the response sets none (None sends none).
-    defaultContentType: bytes | None = b"text/html"
+    #: Whether responses get ``Server`` and ``Date`` unless they set their own: as in
+    #: Twisted, the resource layer's request (:class:`treadle.web.server.Request`) sends them
+    #: and this wire-level one does not.
+    sendsServerAndDate = False
+    #: Content-Type sent when the response sets none (None sends none): none here, as in
+    #: Twisted's ``http.Request``; :class:`treadle.web.server.Request` sends ``text/html``.
+    defaultContentType: bytes | None = None
     # Rarely set: class-level defaults keep a request cheap to create (set values go to the
     # instance dict).
     queued = 0
@@ -108,12 +122,28 @@ class Request(RequestHelpers):
     _args: dict[bytes, list[bytes]] | None = None
     _cookies_in: dict[bytes, bytes] | None = None
     _lost_reason: Exception | None = None
+    #: The producer registered through :meth:`registerProducer` (None when none).
+    producer: Any = None
+    # What a program assigned to ``transport`` (Twisted's is a plain attribute).
+    _assigned_transport: Any = None
     # What setHost forced: the address getHost reports, and TLS for isSecure.
     _forced_host: IPv4Address | IPv6Address | None = None
     _forced_secure = False
+    # What trusted proxies said (see use_forwarded): the client, and whether it used TLS.
+    _forwarded_client: IPv4Address | IPv6Address | None = None
+    _forwarded_secure: bool | None = None
+    # Twisted's parsePOSTFormSubmission as given (None: the default, which is to parse).
+    _parse_forms: bool | None = None
 
-    def __init__(self, channel: HTTPChannel, queued: object = None) -> None:
+    def __init__(
+        self,
+        channel: HTTPChannel,
+        queued: object = None,
+        parsePOSTFormSubmission: bool | None = None,
+    ) -> None:
         self.channel = channel
+        if parsePOSTFormSubmission is not None:
+            self._parse_forms = parsePOSTFormSubmission
         # What the request talks to: the channel itself, or, for a channel of the program's
         # own making (driving a request by hand), an adapter to Twisted's channel interface.
         self._wire: HTTPChannel | HandChannel = (
@@ -168,12 +198,22 @@ class Request(RequestHelpers):
         except Exception:
             self._internal_error()
 
+    def noLongerQueued(self) -> None:
+        """Does nothing: Twisted's deprecated notice that the request left the queue."""
+        warnings.warn(
+            "treadle.web.http.Request.noLongerQueued is deprecated and does nothing",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         """Twisted's entry point, kept for code that drives a Request by hand."""
         self.method = command
         self.uri = path
         self.clientproto = version
         self._http11 = version == b"HTTP/1.1"
+        if self._content is not None:
+            self._content.seek(0)  # as Twisted: the body is read from its start
         q = path.find(b"?")
         self.path = path if q < 0 else path[:q]
         self.process()
@@ -206,6 +246,11 @@ class Request(RequestHelpers):
             self._content = io.BytesIO()
         else:
             self._content = tempfile.TemporaryFile()  # noqa: SIM115  # closed when done
+
+    def handleContentChunk(self, data: bytes) -> None:
+        """Add ``data`` to :attr:`content` (code driving a request by hand calls it, as
+        Twisted's channel does; treadle's channel fills :attr:`content` itself)."""
+        self.content.write(data)
 
     @property
     def chunked(self) -> bool:
@@ -282,21 +327,44 @@ class Request(RequestHelpers):
         ctype = self.requestHeaders._raw.get(b"content-type")
         if ctype is None or self._content is None or self.method != b"POST":
             return args
-        args.update(parse_form(ctype[0], self._content))
+        if self._parses_forms():
+            args.update(parse_form(ctype[0], self._content))
         return args
+
+    def _parses_forms(self) -> bool:
+        """Whether a POST form body is read into :attr:`args` (``parsePOSTFormSubmission``)."""
+        return self._parse_forms is not False
+
+    @property
+    def _parsePOSTFormSubmission(self) -> bool:
+        # Twisted's name for the setting, read by code that checks it.
+        return self._parses_forms()
 
     @property
     def received_cookies(self) -> dict[bytes, bytes]:
-        """Cookies the client sent, parsed leniently on first use."""
+        """Cookies the client sent, parsed leniently on first use.
+
+        As Twisted: pairs are split at ``;``, leading whitespace is dropped, a pair without
+        ``=`` is skipped and the value is kept as sent (quotes and trailing spaces too).
+        """
         cookies = self._cookies_in
         if cookies is None:
             cookies = self._cookies_in = {}
             for header in self.requestHeaders._raw.get(b"cookie", ()):
                 for pair in header.split(b";"):
-                    name, sep, value = pair.partition(b"=")
+                    name, sep, value = pair.lstrip().partition(b"=")
                     if sep:
-                        cookies[name.strip()] = value.strip()
+                        cookies[name] = value
         return cookies
+
+    @received_cookies.setter
+    def received_cookies(self, value: dict[bytes, bytes]) -> None:
+        self._cookies_in = value
+
+    def parseCookies(self) -> None:
+        """Read the ``Cookie`` headers into :attr:`received_cookies` (again, if read before)."""
+        self._cookies_in = None
+        self.received_cookies  # noqa: B018  # parsed now
 
     @property
     def transport(self) -> ChannelTransport | None:
@@ -310,7 +378,15 @@ class Request(RequestHelpers):
         """
         if self._held is not None:
             self.flush_held()
-        return self.channel.transport
+        assigned = self._assigned_transport
+        if assigned is not None:
+            return assigned  # type: ignore[no-any-return]  # whatever the program assigned
+        channel = self.channel
+        return None if channel is None else channel.transport
+
+    @transport.setter
+    def transport(self, value: Any) -> None:
+        self._assigned_transport = value
 
     @property
     def asyncio_transport(self) -> asyncio.Transport | None:
@@ -337,8 +413,29 @@ class Request(RequestHelpers):
         return self.received_cookies.get(key)
 
     def getClientAddress(self) -> IPv4Address | IPv6Address | UNIXAddress:
-        """Return the address of the client (the peer of the connection)."""
-        return self._wire.peer_address()
+        """Return the address of the client: the peer of the connection, or, behind a
+        trusted proxy (``--proxy-headers``), the client the proxy reported."""
+        forwarded = self._forwarded_client
+        return forwarded if forwarded is not None else self._wire.peer_address()
+
+    def use_forwarded(self, trust: ProxyTrust) -> None:
+        """Take the client, scheme and host from ``Forwarded``/``X-Forwarded-*`` if the peer is
+        one ``trust`` believes (see :mod:`treadle.web._forwarded`); the site calls this before
+        traversal when it was given ``proxyHeaders``."""
+        peer = self._wire.peer_address()
+        view = forwarded_view(self.requestHeaders._raw, trust, getattr(peer, "host", None))
+        if view is None:
+            return
+        if view.client is not None:
+            kind = IPv6Address if ":" in view.client else IPv4Address
+            self._forwarded_client = kind("TCP", view.client, view.client_port)
+        secure = self.isSecure() if view.scheme is None else view.scheme == "https"
+        self._forwarded_secure = secure
+        if view.host is not None:
+            name, port = _host_and_port(view.host, view.port, secure)
+            self.setHost(name, port, secure)
+        elif view.port is not None:
+            self.setHost(self.getRequestHostname(), view.port, secure)
 
     def getClientIP(self) -> str | None:
         """Return the client's IP address as a string, or None on a UNIX socket."""
@@ -370,13 +467,18 @@ class Request(RequestHelpers):
         address = IPv6Address if is_v6 else IPv4Address
         self._forced_host = address("TCP", text, port)
         header = b"[" + name + b"]" if is_v6 else name
-        if port != (443 if ssl else 80):
+        self._forced_secure = ssl
+        # The default port is the scheme's the request ends up with: a request that
+        # arrived over TLS stays secure (as in Twisted), so 443 is its default too.
+        if port != (443 if self.isSecure() else 80):
             header += b":%d" % port
         self.requestHeaders.setRawHeaders(b"host", [header])
-        self._forced_secure = ssl
 
     def isSecure(self) -> bool:
-        """Return True when the connection is TLS (or ``setHost`` said so)."""
+        """Return True when the connection is TLS (or ``setHost`` or a trusted proxy said so)."""
+        forwarded = self._forwarded_secure
+        if forwarded is not None:
+            return forwarded or self._forced_secure
         if self._forced_secure:
             return True
         transport = self._wire.asyncio_transport
@@ -439,9 +541,12 @@ class Request(RequestHelpers):
     ) -> None:
         """Add a ``Set-Cookie`` header to the response.
 
+        ``sameSite`` is written in lowercase, as in Twisted.
+
         Raises:
-            ValueError: A name or attribute contains ``;``, CR or LF, or ``sameSite`` is not
-                ``lax``, ``strict`` or ``none``.
+            ValueError: A name or attribute contains ``;``, CR or LF (Twisted turns them into
+                spaces), or ``sameSite`` is not ``lax``, ``strict`` or ``none``, or is
+                ``none`` without ``secure`` (browsers ignore such a cookie).
         """
         parts = [_cookie_part(k) + b"=" + _cookie_part(v)]
         for label, value in (
@@ -457,10 +562,15 @@ class Request(RequestHelpers):
             parts.append(b"Secure")
         if httpOnly:
             parts.append(b"HttpOnly")
-        if sameSite is not None:
-            if sameSite.lower() not in ("lax", "strict", "none"):
-                raise ValueError("sameSite must be 'lax', 'strict' or 'none'")
-            parts.append(b"SameSite=" + sameSite.capitalize().encode())
+        if sameSite:
+            same_site = _cookie_part(sameSite).lower()
+            if same_site == b"none" and not secure:
+                raise ValueError(
+                    f'Invalid value for sameSite: {same_site!r}. Missing the "secure" attribute'
+                )
+            if same_site not in (b"lax", b"strict", b"none"):
+                raise ValueError(f"Invalid value for sameSite: {same_site!r}")
+            parts.append(b"SameSite=" + same_site)
         self.cookies.append(b"; ".join(parts))
 
     # -- writing ----------------------------------------------------------------------------
@@ -524,8 +634,6 @@ class Request(RequestHelpers):
                 "use Request.notifyFinish to keep track of this."
             )
         if self.finished:
-            import warnings
-
             warnings.warn("request.finish called twice", RuntimeWarning, stacklevel=2)
             return
         held = self._held
@@ -584,7 +692,9 @@ class Request(RequestHelpers):
         message = self.code_message
         line = _STATUS_LINES.get(code) if message is None else None
         lines = [line or status_line(code, message)]
-        if b"server" in raw or b"date" in raw:
+        if not self.sendsServerAndDate:
+            pass
+        elif b"server" in raw or b"date" in raw:
             if b"server" not in raw:
                 lines.append(SERVER_LINE)
             if b"date" not in raw:
@@ -686,7 +796,14 @@ class Request(RequestHelpers):
         self._held = None
         # Without its traceback: frames of the failed write would keep this request alive.
         self._lost_reason = reason.with_traceback(None)
-        self._release_body()
+        # As Twisted: the body is closed and the channel let go (the request talks to its
+        # wire, never to ``channel``, so nothing of treadle's needs it any more).
+        content = self._content
+        if content is not None:
+            content.close()
+        self.channel = None  # type: ignore[assignment]  # None once the connection is lost
+        if self.producer is not None:
+            self.producer = None  # it refers back to the request: no cycle left behind
         notifications = self._notifications
         if notifications is not None:
             self._notifications = None
@@ -704,17 +821,25 @@ class Request(RequestHelpers):
                 (pull, ``streaming=False``: called whenever more data is wanted).
 
         Raises:
-            RuntimeError: A producer is already registered.
+            ValueError: This request has a producer already (as Twisted's).
+            RuntimeError: The connection has a producer already.
         """
+        if self.producer is not None:
+            raise ValueError(
+                f"registering producer {producer!r} before the previous one "
+                f"({self.producer!r}) was unregistered"
+            )
         if self._disconnected or self.finished:
             producer.stopProducing()
             return
         if self._held is not None:
             self.flush_held()
+        self.producer = producer
         self._wire.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
         """Detach the producer (no-op when none)."""
+        self.producer = None
         if not self.finished and not self._disconnected:
             self._wire.unregisterProducer()
 
@@ -775,6 +900,21 @@ def _cookie_part(value: str | bytes | int) -> bytes:
     if b";" in value or b"\r" in value or b"\n" in value:
         raise ValueError(f"cookie name or attribute contains ';', CR or LF: {value!r}")
     return value
+
+
+def _host_and_port(host: bytes, port: int | None, secure: bool) -> tuple[bytes, int]:
+    """Split ``host[:port]`` (a checked Host value); ``port`` given apart wins."""
+    name, given = host, None
+    if host.startswith(b"["):
+        end = host.index(b"]")
+        name, rest = host[: end + 1], host[end + 1 :]
+        given = int(rest[1:]) if rest.startswith(b":") else None
+    elif b":" in host:
+        name, _, tail = host.partition(b":")
+        given = int(tail)
+    if port is not None:
+        given = port
+    return name, given if given is not None else (443 if secure else 80)
 
 
 def _path_of_target(target: bytes) -> bytes:

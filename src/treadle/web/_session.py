@@ -35,6 +35,7 @@ from typing import Any, Protocol, cast
 
 from treadle.internet.base import DelayedCall
 from treadle.python.components import Componentized
+from treadle.web._session_codec import interface_name
 
 __all__ = ["Session", "SessionSite"]
 
@@ -93,8 +94,17 @@ class Session(Componentized):
     """
 
     sessionTimeout: float = 900
+    #: Attribute names never written to a shared store (besides names starting with ``_``).
+    unstoredAttributes: frozenset[str] = frozenset(
+        {"site", "uid", "expireCallbacks", "sessionNamespaces", "lastModified", "sessionTimeout"}
+    )
     _expireCall: DelayedCall | None = None
     _expired = False
+    # With a shared store (treadle.web._shared_sessions): the fields as last read from or
+    # written to the store, whether the store has yet to hear of this session, and
+    # components read from the store that no code asked for yet (by interface name).
+    _stored: dict[str, bytes]
+    _unsaved = False
 
     def __init__(self, site: SessionSite, uid: bytes, reactor: _Scheduler | None = None) -> None:
         super().__init__()
@@ -104,6 +114,7 @@ class Session(Componentized):
         self.expireCallbacks: list[Callable[[], object]] = []
         self.sessionNamespaces: dict[str, Any] = {}
         self._values: dict[Any, Any] = {}
+        self._stored_components: dict[str, Any] = {}
         self.lastModified = self._reactor.seconds()
 
     # -- expiry ----------------------------------------------------------------------------------
@@ -114,8 +125,14 @@ class Session(Componentized):
         return self._expired
 
     def startCheckingExpiration(self) -> None:
-        """Start the expiry timer (``Site.makeSession`` calls this for new sessions)."""
+        """Start the expiry timer (``Site.makeSession`` calls this for new sessions).
+
+        The session counts as used now: it expires ``sessionTimeout`` seconds from here
+        unless used again. (The time is read again because the reactor may have been
+        replaced since the session was made, as a test does with a ``Clock``.)
+        """
         if self._expireCall is None and not self._expired:
+            self.lastModified = self._reactor.seconds()
             self._expireCall = self._reactor.callLater(self.sessionTimeout, self._check_expiry)
 
     def _check_expiry(self) -> None:
@@ -124,8 +141,31 @@ class Session(Componentized):
         if left > 0:
             # Used since the timer was set: sleep again for the rest of the timeout.
             self._expireCall = self._reactor.callLater(left, self._check_expiry)
-        else:
+            return
+        sharing = getattr(self.site, "sessionSharing", None)
+        if sharing is None:
             self.expire()
+        else:
+            # Other processes may have used it since: the store knows.
+            sharing.check_expired(self, self._store_says)
+
+    def _store_says(self, left: float | None) -> None:
+        if self._expired or self._expireCall is not None:
+            return
+        if left is None or left <= 0:
+            self._expired_elsewhere()
+        else:
+            self._expireCall = self._reactor.callLater(left, self._check_expiry)
+
+    def _expired_elsewhere(self) -> None:
+        """The store no longer has the session: expire it here, leaving the store alone."""
+        self._end(delete_from_store=False)
+
+    def _forget(self) -> None:
+        """Drop this process's copy of a shared session (it lives on in the store)."""
+        call, self._expireCall = self._expireCall, None
+        if call is not None and call.active():
+            call.cancel()
 
     def touch(self) -> None:
         """Record a use now, so the session lives ``sessionTimeout`` seconds from now."""
@@ -171,9 +211,15 @@ class Session(Componentized):
         Its id is never accepted again; the client's next ``getSession`` gets a new session
         with a new id. Calling ``expire`` again does nothing.
         """
+        self._end(delete_from_store=True)
+
+    def _end(self, delete_from_store: bool) -> None:
         if self._expired:
             return
         self._expired = True
+        sharing = getattr(self.site, "sessionSharing", None)
+        if sharing is not None and delete_from_store and not self._unsaved:
+            sharing.forget(self)
         sessions = self.site.sessions
         if sessions.get(self.uid) is self:
             del sessions[self.uid]
@@ -189,6 +235,15 @@ class Session(Componentized):
             callback()
         except Exception:
             error_log.exception("Error in session expiry callback %r", callback)
+
+    def getComponent(self, interface: Any, default: Any = None) -> Any:
+        """As :meth:`Componentized.getComponent`; a component read from a shared store is
+        handed out for its interface (found by name, the first time it is asked for)."""
+        if self._stored_components:
+            name = interface_name(interface)
+            if name in self._stored_components:
+                self._adapterCache[interface] = self._stored_components.pop(name)
+        return super().getComponent(interface, default)
 
     # -- values by key ---------------------------------------------------------------------------
 

@@ -13,11 +13,15 @@ the path. The synchronous walk pays nothing for this: a Deferred or coroutine ha
 ``isLeaf``, so it is noticed by the ``AttributeError`` the walk's own loop test raises
 (the test reads ``isLeaf`` first, so the last resource reached is looked at too).
 
-Also here, on :class:`Request`, Twisted's request helpers: sessions (``getSession``, with
-:class:`Session` from :mod:`treadle.web._session`), conditional requests (``setLastModified``,
-``setETag``), relative links (``childLink``, ``sibLink``) and Basic credentials (``getUser``,
-``getPassword``). They cost nothing per request until called: their state lives in class
-attributes that a call overrides on the instance.
+:class:`Request` also has Twisted's request helpers: URLs, sessions (``getSession``, with
+:class:`Session` from :mod:`treadle.web._session`) and relative links (``childLink``,
+``sibLink``) from :mod:`treadle.web._server_helpers`; conditional requests
+(``setLastModified``, ``setETag``) and Basic credentials (``getUser``, ``getPassword``) from
+:mod:`treadle.web._request_helpers`. They cost nothing per request until called: their state
+lives in class attributes that a call overrides on the instance.
+
+As in Twisted, a HEAD request for a resource that raises ``UnsupportedMethod`` but allows GET
+is rendered as GET and answered with the head alone (an informational event says so).
 
 Sessions differ from Twisted's on purpose; :mod:`treadle.web._session` says how.
 
@@ -40,12 +44,15 @@ import secrets
 import sys
 import traceback
 from collections.abc import Callable, MutableMapping
-from typing import Any, Final
+from typing import IO, Any, Final
+
+from zope.interface import implementer
 
 from treadle.internet.defer import Deferred, ensureDeferred
-from treadle.python.urlpath import URLPath
+from treadle.logger import Logger
 from treadle.web import http
 from treadle.web._encoding import GzipEncoderFactory
+from treadle.web._forwarded import ProxyTrust
 from treadle.web._framing import SERVER_NAME
 from treadle.web._html import (
     error_page,
@@ -55,11 +62,16 @@ from treadle.web._html import (
     processing_failed_page,
     traceback_page,
 )
+from treadle.web._server_helpers import ResourceRequestHelpers
 from treadle.web._session import Session
+from treadle.web._session_codec import SessionCodec
+from treadle.web._session_store import GuardedStore, SessionStore, SessionStoreUnavailable
+from treadle.web._shared_sessions import BoundedSessions, SessionSharing
 from treadle.web._types import ResourceLike
 from treadle.web.error import UnsupportedMethod
-from treadle.web.http import MalformedRequestBody, unquote_path_segment
+from treadle.web.http import MalformedRequestBody, datetimeToString, unquote_path_segment
 from treadle.web.http_headers import Headers
+from treadle.web.iweb import IRequest
 
 __all__ = [
     "CACHED",
@@ -68,12 +80,15 @@ __all__ = [
     "Request",
     "Session",
     "Site",
+    "datetimeToString",
     "supportedMethods",
     "traverse",
     "version",
 ]
 
 error_log = logging.getLogger("treadle.error")
+# Twisted's informational events (a HEAD answered by GET) go to the log observers as events.
+_log = Logger()
 
 
 class _NotDoneYet(int):
@@ -116,8 +131,15 @@ def _postpath(path: bytes) -> list[bytes]:
     return segments[:]
 
 
-class Request(http.Request):
+@implementer(IRequest)
+class Request(ResourceRequestHelpers, http.Request):
     """A request being answered by a resource tree (Twisted's ``server.Request``).
+
+    Args:
+        channel: The channel the request arrived on.
+        queued: Ignored (Twisted's deprecated argument).
+        parsePOSTFormSubmission: Whether a POST form body is read into ``args``; None (the
+            default) follows the site's setting.
 
     Attributes:
         site: The :class:`Site` that received the request.
@@ -128,13 +150,23 @@ class Request(http.Request):
 
     __slots__ = ("_pending", "postpath", "prepath", "site", "sitepath")
 
-    # Set only by the helpers that use them: class defaults cost a request nothing (a value
-    # set later goes to the instance dict).
-    _insecureSession: Session | None = None
-    _secureSession: Session | None = None
+    sendsServerAndDate = True
 
-    def __init__(self, channel: http.HTTPChannel, queued: object = None) -> None:
-        super().__init__(channel, queued)
+    #: Content-Type sent when the response sets none (None sends none).
+    defaultContentType: bytes | None = b"text/html"
+
+    # Set only on a site whose sessions live in a store (see treadle.web._shared_sessions):
+    # the read of the cookies' sessions, and what it found.
+    _loading: asyncio.Future[None] | None = None
+    _loaded_sessions: dict[bytes, Any] | None = None
+
+    def __init__(
+        self,
+        channel: http.HTTPChannel,
+        queued: object = None,
+        parsePOSTFormSubmission: bool | None = None,
+    ) -> None:
+        super().__init__(channel, queued, parsePOSTFormSubmission)
         try:
             self.site: Site = channel.factory  # type: ignore[assignment]
         except AttributeError:
@@ -145,8 +177,36 @@ class Request(http.Request):
         self.sitepath: list[bytes] = []
         self._pending: Any = None
 
+    def _parses_forms(self) -> bool:
+        """As the request was told, else as its site says (``Site(parsePOSTFormSubmission=)``)."""
+        explicit = self._parse_forms
+        if explicit is None:
+            return getattr(self.site, "_parsePOSTFormSubmission", True) is not False
+        return explicit
+
+    def gotLength(self, length: int | None) -> None:
+        """Make :attr:`content` ready for a body of ``length`` bytes (None: unknown).
+
+        The site's ``getContentFile(length)``, when it has one, makes the file; otherwise
+        as :meth:`treadle.web.http.Request.gotLength`. Only code driving a request by hand
+        calls it.
+        """
+        make_file: Callable[[int | None], IO[bytes]] | None = getattr(
+            self.site, "getContentFile", None
+        )
+        if make_file is None:
+            super().gotLength(length)
+        else:
+            self.content = make_file(length)
+
     def process(self) -> None:
         """Find the resource for this request and render it (errors become a 500 page)."""
+        site = self.site
+        if site.proxyHeaders is not None and self._loading is None:
+            self.use_forwarded(site.proxyHeaders)
+        sharing = site.sessionSharing
+        if sharing is not None and self._loading is None and self._load_sessions(sharing):
+            return
         if self.prepath:
             self.prepath = []
         path = self.path
@@ -161,6 +221,23 @@ class Request(http.Request):
             self.render(self.site.getResourceFor(self))
         except Exception:
             self.processingFailed(sys.exc_info()[1])
+
+    def _load_sessions(self, sharing: SessionSharing) -> bool:
+        """Start reading the sessions the cookies name; True if ``process`` must wait."""
+        uids = sharing.cookies_to_load(self)
+        if not uids:
+            return False
+        loading = self._loading = asyncio.ensure_future(sharing.load(self, uids))
+        loading.add_done_callback(self._sessions_loaded)
+        return True
+
+    def _sessions_loaded(self, loading: asyncio.Future[None]) -> None:
+        if self._disconnected or self.finished:
+            return
+        if loading.cancelled() or loading.exception() is not None:
+            self.processingFailed(loading.exception() or RuntimeError("session load cancelled"))
+            return
+        self.process()
 
     def _answer_asterisk(self) -> None:
         """Answer a request for ``*`` (the server itself), as Twisted does, with no resource:
@@ -178,7 +255,10 @@ class Request(http.Request):
         try:
             body = resrc.render(self)
         except UnsupportedMethod as e:
-            self._unsupported_method(resrc, e.allowedMethods)
+            if self.method == b"HEAD" and b"GET" in e.allowedMethods:
+                self._head_as_get(resrc)
+            else:
+                self._unsupported_method(resrc, e.allowedMethods)
             return
         if body is NOT_DONE_YET:
             return
@@ -268,6 +348,33 @@ class Request(http.Request):
             pending.cancel()
         super().connectionLost(reason)
 
+    def _head_as_get(self, resrc: ResourceLike) -> None:
+        """Answer HEAD for a resource that only knows GET: render GET, send only the head.
+
+        RFC 9110 §9.3.2 wants HEAD wherever GET is answered. As in Twisted, what the render
+        writes is dropped, and its length is sent when it returned the body.
+        """
+        _log.info("Using GET to fake a HEAD request for {resrc}", resrc=resrc)
+        attributes = vars(self)
+        attributes["write"] = _drop_body
+        self.method = b"GET"
+        try:
+            body = resrc.render(self)
+        finally:
+            self.method = b"HEAD"
+            attributes.pop("write", None)
+        if body is NOT_DONE_YET:
+            _log.info(
+                "Tried to fake a HEAD request for {resrc}, but it got away from me.",
+                resrc=resrc,
+            )
+            if not self.finished and not self._disconnected:
+                # The length of what it would write is unknown: no Content-Length.
+                self._start_response(b"", None)
+                self._complete()
+            return
+        self._handle_result(body, resrc, first=True)
+
     # -- errors -----------------------------------------------------------------------------
 
     def _unsupported_method(self, resrc: ResourceLike, allowed: list[bytes]) -> None:
@@ -321,11 +428,19 @@ class Request(http.Request):
         if isinstance(exc, MalformedRequestBody):
             self._error_response(400, error_page(400, "Bad Request", str(exc)))
             return
+        if isinstance(exc, SessionStoreUnavailable):
+            # Logged once per outage by the store's guard, not once per request.
+            self._error_response(
+                503, error_page(503, "Service Unavailable", str(exc)), retry_after=b"1"
+            )
+            return
         tb = exc.__traceback__ if isinstance(exc, BaseException) else None
         error_log.error(
             "Unhandled error rendering %r",
             self,
             exc_info=(type(exc), exc, tb) if isinstance(exc, BaseException) else None,
+            # Observers get this very Failure as log_failure (frames kept), as in Twisted.
+            extra={"log_failure": reason},
         )
         if self._disconnected or self.finished:
             return
@@ -341,7 +456,11 @@ class Request(http.Request):
         self._error_response(500, body, b"text/html")
 
     def _error_response(
-        self, code: int, body: bytes, content_type: bytes = b"text/html; charset=utf-8"
+        self,
+        code: int,
+        body: bytes,
+        content_type: bytes = b"text/html; charset=utf-8",
+        retry_after: bytes | None = None,
     ) -> None:
         if self.startedWriting or self.finished or self._disconnected:
             return
@@ -350,130 +469,13 @@ class Request(http.Request):
         self.code_message = None
         self.setResponseCode(code)
         self.setHeader(b"content-type", content_type)
+        if retry_after is not None:
+            self.setHeader(b"retry-after", retry_after)
         self._write_whole(body)
 
-    # -- URLs -------------------------------------------------------------------------------
 
-    def _url_prefix(self) -> bytes:
-        host = self.getHost()
-        port = getattr(host, "port", 0)
-        secure = self.isSecure()
-        default = 443 if secure else 80
-        hostport = b"" if port == default else b":%d" % port
-        return b"http%s://%s%s/" % (b"s" if secure else b"", self.getRequestHostname(), hostport)
-
-    def prePathURL(self) -> bytes:
-        """Return the absolute URL of the resource that is rendering (path up to prepath)."""
-        from urllib.parse import quote
-
-        return self._url_prefix() + b"/".join(
-            quote(s, safe=b"").encode("ascii") for s in self.prepath
-        )
-
-    def URLPath(self) -> URLPath:
-        """Return :meth:`prePathURL` as a :class:`~treadle.python.urlpath.URLPath`."""
-        return URLPath.fromBytes(self.prePathURL())
-
-    def rememberRootURL(self) -> None:
-        """Remember the current prepath URL as the application root (``getRootURL``)."""
-        self.__dict__["appRootURL"] = self.prePathURL()
-
-    def getRootURL(self) -> bytes | None:
-        """Return the URL remembered by :meth:`rememberRootURL`, or None."""
-        return self.__dict__.get("appRootURL")
-
-    # -- sessions ---------------------------------------------------------------------------
-
-    def getSession(self, sessionInterface: Any = None, forceNotSecure: bool = False) -> Any:
-        """Return the client's session, making one (and its cookie) if it has none.
-
-        The session is found by the id in the cookie named ``site.sessionCookieName``
-        (``TWISTED_SESSION``), or ``site.secureSessionCookieName``
-        (``TWISTED_SECURE_SESSION``) on a TLS connection, so a session made over TLS is
-        never sent in clear. A new session sets that cookie with ``Path=/``, ``HttpOnly``,
-        ``SameSite=Lax`` and, over TLS, ``Secure``. An unknown or expired id is not
-        adopted: the client gets a new session with a new id. Every request that uses a
-        session refreshes it (it expires ``sessionTimeout`` seconds after the last one).
-        Call it before the response starts, or a new session's cookie cannot be sent.
-
-        Args:
-            sessionInterface: If given, return ``session.getComponent(sessionInterface)``
-                instead of the session (Twisted's shortcut for ``ICounter(session)``).
-            forceNotSecure: On a TLS connection, use the non-TLS session and cookie anyway
-                (for pages that must share state with their plain-HTTP counterparts).
-
-        Returns:
-            The :class:`Session` (the same object for repeated calls in one request), or its
-            component for ``sessionInterface``.
-        """
-        secure = self.isSecure() and not forceNotSecure
-        session = self._secureSession if secure else self._insecureSession
-        if session is None or session.expired:
-            session = self._find_session(secure)
-            if secure:
-                self._secureSession = session
-            else:
-                self._insecureSession = session
-        if sessionInterface is not None:
-            return session.getComponent(sessionInterface)
-        return session
-
-    def _find_session(self, secure: bool) -> Session:
-        site = self.site
-        name = site.secureSessionCookieName if secure else site.sessionCookieName
-        if self.sitepath:
-            # Twisted's naming: a site mounted below another keeps its sessions apart.
-            name = b"_".join([name, *self.sitepath])
-        uid = self.getCookie(name)
-        if uid:
-            try:
-                session = site.getSession(uid)
-            except KeyError:
-                pass
-            else:
-                if session._revive():
-                    return session
-        session = site.makeSession()
-        self.addCookie(name, session.uid, path=b"/", secure=secure, httpOnly=True, sameSite="lax")
-        return session
-
-    @property
-    def session(self) -> Session | None:
-        """The session :meth:`getSession` found for this request's security, or None."""
-        return self._secureSession if self.isSecure() else self._insecureSession
-
-    # -- links ------------------------------------------------------------------------------
-
-    def childLink(self, name: bytes) -> bytes:
-        """Return a relative link from this page to its child ``name``.
-
-        Args:
-            name: The child's path segment (used as given: quote it if needed).
-
-        Returns:
-            A relative URL that works whether or not the request's URL ended with ``/``.
-        """
-        remaining = len(self.postpath)
-        if remaining > 1:
-            return b"../" * (remaining - 1) + name
-        if remaining == 1:
-            return name
-        if self.prepath and self.prepath[-1]:
-            return self.prepath[-1] + b"/" + name
-        return name
-
-    def sibLink(self, name: bytes) -> bytes:
-        """Return a relative link from this page to its sibling ``name``.
-
-        Args:
-            name: The sibling's path segment (used as given: quote it if needed).
-
-        Returns:
-            A relative URL.
-        """
-        if self.postpath:
-            return b"../" * len(self.postpath) + name
-        return name
+def _drop_body(data: bytes | str) -> None:
+    """``request.write`` while GET renders for a HEAD request: the body is not sent."""
 
 
 def _not_allowed_detail(uri: bytes, method: bytes, allowed: list[bytes]) -> str:
@@ -501,6 +503,19 @@ class Site(http.HTTPFactory):
         resource: The root of the resource tree.
         requestFactory: Request class to use (default :class:`Request`).
         logPath, timeout, logFormatter, reactor: As for :class:`~treadle.web.http.HTTPFactory`.
+        parsePOSTFormSubmission: False keeps POST form bodies out of ``request.args`` (the
+            application reads ``request.content`` itself, e.g. to stream a large upload).
+        sessionStore: Where sessions live when several processes share them (a SQLite or
+            Redis store, see :mod:`treadle.web._shared_sessions`); None keeps them in memory.
+        sessionSecret: Signs what goes to the store (required with one; 32 bytes or more).
+        sessionStoreDeadline: Seconds a store may take before a request gets a 503.
+        maxSessions: The most sessions kept in memory; the least recently used go first
+            (in memory they expire; with a store, only this process's copy is dropped).
+        proxyHeaders: Believe ``Forwarded``/``X-Forwarded-*`` from these peers: addresses
+            and networks, comma-separated (``"127.0.0.1,10.0.0.0/8"``, ``"*"``, ``"unix"``),
+            or a :class:`~treadle.web._forwarded.ProxyTrust`. ``getClientAddress``,
+            ``isSecure``, ``getHost``, ``prePathURL`` and the access log then describe the
+            client rather than the proxy.
 
     Attributes:
         displayTracebacks: Send tracebacks to clients in 500 pages (default False).
@@ -514,18 +529,47 @@ class Site(http.HTTPFactory):
     requestFactory = Request
     imposesRequestFactory = True
     displayTracebacks = False
+    _parsePOSTFormSubmission = True
     sessionFactory: Callable[[Site, bytes], Session] = Session
     sessionCookieName: bytes = b"TWISTED_SESSION"
     secureSessionCookieName: bytes = b"TWISTED_SECURE_SESSION"
+    #: Set when sessions live in a store shared with other processes (``sessionStore=``).
+    sessionSharing: SessionSharing | None = None
+    #: The proxies whose ``Forwarded``/``X-Forwarded-*`` headers are believed (None: no one's).
+    proxyHeaders: ProxyTrust | None = None
 
     def __init__(
-        self, resource: ResourceLike, requestFactory: Any = None, *args: Any, **kwargs: Any
+        self,
+        resource: ResourceLike,
+        requestFactory: Any = None,
+        *args: Any,
+        parsePOSTFormSubmission: bool = True,
+        sessionStore: SessionStore | None = None,
+        sessionSecret: bytes | None = None,
+        sessionStoreDeadline: float = 2.0,
+        maxSessions: int = 100_000,
+        proxyHeaders: ProxyTrust | str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.resource = resource
         if requestFactory is not None:
             self.requestFactory = requestFactory
-        self.sessions: MutableMapping[bytes, Session] = {}
+        if not parsePOSTFormSubmission:
+            self._parsePOSTFormSubmission = False
+        if proxyHeaders is not None:
+            self.proxyHeaders = (
+                ProxyTrust.parse(proxyHeaders) if isinstance(proxyHeaders, str) else proxyHeaders
+            )
+        self.sessions: MutableMapping[bytes, Session] = BoundedSessions(
+            maxSessions, expire_evicted=sessionStore is None
+        )
+        if sessionStore is not None:
+            if sessionSecret is None:
+                raise ValueError("a session store needs sessionSecret (32 bytes or more)")
+            self.sessionSharing = SessionSharing(
+                GuardedStore(sessionStore, sessionStoreDeadline), SessionCodec(sessionSecret)
+            )
 
     def getResourceFor(self, request: Request) -> ResourceLike:
         """Walk the tree along ``request.postpath`` and return the resource to render.

@@ -1,0 +1,364 @@
+"""Sessions every worker and machine shares: loading before the render, storing at the end.
+
+Twisted's ``request.getSession()`` answers at once, but a session kept in a store (SQLite,
+Redis: :mod:`treadle.web._session_store`) takes a round trip to read. So a site with a store
+reads the sessions a request's cookies name *before* rendering it (only requests that carry
+such a cookie wait, and only for that one read), and ``getSession`` then finds them ready.
+
+A request that used a shared session stores what changed when it finishes, and its response
+goes out only once the store has acknowledged: the client's next request, wherever it
+lands, sees what this one wrote. To do that without a cost for the other requests, the
+request's ``finish`` and ``_write_whole`` are replaced *on that request instance only* (the
+first time it calls ``getSession``) by versions that store first.
+
+What the application sees when things go wrong:
+
+* a value that cannot be pickled: the error names it (``session value attribute 'conn'
+  cannot be stored: ...``), in the log and as a 500 (or, once the response has started, a
+  response cut short), and nothing of that request is stored;
+* a store that is down or slow: ``getSession`` raises
+  :class:`~treadle.web._session_store.SessionStoreUnavailable`, answered with 503, and a
+  request that could not store its changes gets 503 too (or is cut short) — requests that do
+  not touch a session are served as usual;
+* a cookie naming no session (forged, expired, from another site) gets a fresh session.
+
+Concurrent requests of one session: last writer wins, per value (attribute, key, component).
+
+Each process keeps the session objects it used in ``site.sessions`` (bounded, least
+recently used out first), so code that keeps a reference or registers ``notifyOnExpire``
+works as on one process; the expiry timer of such an object asks the store whether the
+session really expired before running its callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from treadle.web._session_codec import (
+    ForgedField,
+    SessionCodec,
+    UnstorableValue,
+    field_values,
+    set_field,
+    unset_field,
+)
+from treadle.web._session_store import GuardedStore, SessionStoreUnavailable
+
+if TYPE_CHECKING:
+    from treadle.web._session import Session
+
+__all__ = ["BoundedSessions", "SessionSharing"]
+
+error_log = logging.getLogger("treadle.error")
+
+#: Sessions a request may ask the store for (a cookie per name at most; more are ignored).
+_MAX_LOADS = 4
+
+
+class BoundedSessions(OrderedDict[bytes, "Session"]):
+    """A site's sessions by id, at most ``limit`` of them: the least recently used go first.
+
+    A session pushed out is expired (its callbacks run) when the sessions live only here; with
+    a shared store it is only forgotten by this process (it lives on in the store).
+
+    Args:
+        limit: The most sessions kept.
+        expire_evicted: Expire a session pushed out (True for in-memory sessions).
+    """
+
+    def __init__(self, limit: int, expire_evicted: bool = True) -> None:
+        super().__init__()
+        if limit < 1:
+            raise ValueError("the session limit must be at least 1")
+        self.limit = limit
+        self._expire_evicted = expire_evicted
+
+    def __setitem__(self, uid: bytes, session: Session) -> None:
+        super().__setitem__(uid, session)
+        while len(self) > self.limit:
+            _, oldest = self.popitem(last=False)
+            if self._expire_evicted:
+                oldest.expire()
+            else:
+                oldest._forget()
+
+    def touch(self, uid: bytes) -> None:
+        """Mark session ``uid`` as just used (it goes last)."""
+        if uid in self:
+            self.move_to_end(uid)
+
+
+class SessionSharing:
+    """A site's link to its session store: loading, storing and expiring shared sessions.
+
+    Args:
+        store: The guarded store.
+        codec: Signs and pickles values (made from the site's secret).
+    """
+
+    #: Seconds between two purges of expired sessions (stores that need one: SQLite).
+    purge_interval = 60.0
+
+    def __init__(self, store: GuardedStore, codec: SessionCodec) -> None:
+        self.store = store
+        self.codec = codec
+        self._purging: asyncio.TimerHandle | None = None
+
+    def _keep_purging(self) -> None:
+        """Remove expired sessions every ``purge_interval`` seconds, from the first use on
+        (a store whose records expire by themselves, as Redis's do, has no ``purge``)."""
+        if self._purging is not None or not hasattr(self.store.store, "purge"):
+            return
+        loop = asyncio.get_running_loop()
+        self._purging = loop.call_later(self.purge_interval, self._purge)
+
+    def _purge(self) -> None:
+        self._purging = None
+        task = asyncio.ensure_future(self.store.store.purge())  # type: ignore[attr-defined]
+        task.add_done_callback(_log_failed_purge)
+        self._keep_purging()
+
+    # -- before the render ----------------------------------------------------------------
+
+    def cookies_to_load(self, request: Any) -> list[bytes]:
+        """The session ids the request's cookies name (for any of the site's cookie names)."""
+        site = request.site
+        names = (site.sessionCookieName, site.secureSessionCookieName)
+        uids = [
+            value
+            for name, value in request.received_cookies.items()
+            if name.startswith(names) and 0 < len(value) <= 128
+        ]
+        return uids[:_MAX_LOADS]
+
+    async def load(self, request: Any, uids: list[bytes]) -> None:
+        """Read the sessions ``uids`` into ``request._loaded_sessions`` (id -> fields, None
+        when unknown, or the :class:`SessionStoreUnavailable` met)."""
+        timeout = request.site.sessionFactory.sessionTimeout
+        loaded: dict[bytes, Any] = {}
+        for uid in uids:
+            try:
+                loaded[uid] = await self.store.load(uid, timeout)
+            except SessionStoreUnavailable as error:
+                loaded[uid] = error
+        request._loaded_sessions = loaded
+
+    # -- getSession -----------------------------------------------------------------------
+
+    def find(self, request: Any, uid: bytes | None) -> Session | None:
+        """The live session ``uid`` from what was loaded, or None to make a new one.
+
+        Raises:
+            SessionStoreUnavailable: The store could not be read for this request.
+        """
+        self._watch(request)
+        if uid is None:
+            return None
+        loaded = getattr(request, "_loaded_sessions", None) or {}
+        if uid not in loaded:
+            return None
+        fields = loaded[uid]
+        if isinstance(fields, SessionStoreUnavailable):
+            raise fields
+        site = request.site
+        cached: Session | None = site.sessions.get(uid)
+        if fields is None:
+            if cached is not None:
+                cached._expired_elsewhere()
+            return None
+        session = cached if cached is not None and not cached.expired else None
+        if session is None:
+            session = site.sessionFactory(site, uid)
+            session._stored = {}
+            site.sessions[uid] = session
+            session.startCheckingExpiration()
+        self._refresh(session, fields)
+        session.touch()
+        site.sessions.touch(uid)
+        return session
+
+    def made(self, request: Any, session: Session) -> None:
+        """A new session was made for ``request``: it is stored when the request ends."""
+        session._stored = {}
+        session._unsaved = True
+        self._watch(request)
+
+    def _refresh(self, session: Session, fields: dict[str, bytes]) -> None:
+        """Bring ``session`` up to date with the store: values changed elsewhere replace
+        ours, values removed elsewhere go (values only this process changed are kept)."""
+        stored = session._stored
+        site = session.site
+        for name, data in fields.items():
+            if not name or stored.get(name) == data:
+                continue
+            try:
+                value = self.codec.decode(session.uid, name, data, session, site)
+            except ForgedField as error:
+                error_log.error(
+                    "ignoring a session value from %s: %s", self.store.description, error
+                )
+                continue
+            except Exception as error:
+                error_log.error(
+                    "a session value in %s cannot be loaded (%s: %s); ignoring it",
+                    self.store.description,
+                    type(error).__name__,
+                    error,
+                )
+                continue
+            set_field(session, name, value)
+            stored[name] = data
+        for name in [n for n in stored if n not in fields]:
+            unset_field(session, name)
+            del stored[name]
+
+    # -- at the end of the request --------------------------------------------------------
+
+    def _watch(self, request: Any) -> None:
+        """Make ``request`` store its sessions before its response completes (once)."""
+        if "finish" in vars(request):
+            return
+        if self._purging is None:
+            self._keep_purging()
+        finish_class = type(request).finish
+        whole_class = type(request)._write_whole
+
+        def finish() -> None:
+            held = request._held
+            if held is not None:
+                request._held = None
+                request.startedWriting = False
+                body: bytes | None = b"".join(held)
+            elif not request.startedWriting:
+                body = b""
+            else:
+                body = None  # streaming: only the end is left to send
+            self._commit(request, lambda: _complete(request, body, finish_class, whole_class))
+
+        def write_whole(body: bytes) -> None:
+            self._commit(request, lambda: whole_class(request, body))
+
+        request.finish = finish
+        request._write_whole = write_whole
+
+    def _commit(self, request: Any, complete: Callable[[], None]) -> None:
+        # Once only: what follows sends the response with the class's own methods.
+        del request.finish, request._write_whole
+        try:
+            found = [self._changes(s) for s in _sessions_of(request)]
+        except UnstorableValue as error:
+            error_log.error("%s (request %r); nothing of it was stored", error, request)
+            _fail(request, 500, str(error), complete)
+            return
+        writes = [w for w in found if w is not None]
+        if not writes:
+            complete()
+            return
+        task = asyncio.ensure_future(self._save_all(writes))
+        task.add_done_callback(lambda t: self._saved(request, t, writes, complete))
+
+    def _changes(self, session: Session) -> tuple[Session, dict[str, bytes], list[str]] | None:
+        if session.expired:
+            return None
+        encode = self.codec.encode
+        site = session.site
+        current = {
+            name: encode(session.uid, name, value, session, site)
+            for name, value in field_values(session).items()
+        }
+        stored = session._stored
+        changed = {n: d for n, d in current.items() if stored.get(n) != d}
+        removed = [n for n in stored if n not in current]
+        if not changed and not removed and not session._unsaved:
+            return None
+        return session, changed, removed
+
+    async def _save_all(self, writes: list[tuple[Session, dict[str, bytes], list[str]]]) -> None:
+        for session, changed, removed in writes:
+            await self.store.save(session.uid, changed, removed, session.sessionTimeout)
+
+    def _saved(
+        self,
+        request: Any,
+        task: asyncio.Future[None],
+        writes: list[tuple[Session, dict[str, bytes], list[str]]],
+        complete: Callable[[], None],
+    ) -> None:
+        if task.cancelled() or task.exception() is not None:
+            error = task.exception() if not task.cancelled() else None
+            _fail(request, 503, f"the session could not be stored: {error}", complete)
+            return
+        for session, changed, removed in writes:
+            session._unsaved = False
+            session._stored.update(changed)
+            for name in removed:
+                session._stored.pop(name, None)
+        if not request._disconnected:
+            complete()
+
+    # -- expiry ---------------------------------------------------------------------------
+
+    def forget(self, session: Session) -> None:
+        """``session.expire()`` was called here: delete it from the store too."""
+        task = asyncio.ensure_future(self.store.delete(session.uid))
+        task.add_done_callback(_log_failed_delete)
+
+    def check_expired(self, session: Session, then: Callable[[float | None], None]) -> None:
+        """Ask the store how long ``session`` has left; ``then(seconds or None)``."""
+
+        def done(task: asyncio.Future[float | None]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                then(session.sessionTimeout / 10)  # unknown: ask again a little later
+            else:
+                then(task.result())
+
+        asyncio.ensure_future(self.store.remaining(session.uid)).add_done_callback(done)
+
+
+def _sessions_of(request: Any) -> list[Session]:
+    return [s for s in (request._insecureSession, request._secureSession) if s is not None]
+
+
+def _complete(
+    request: Any,
+    body: bytes | None,
+    finish_class: Callable[[Any], None],
+    whole_class: Callable[[Any, bytes], None],
+) -> None:
+    if body is None:
+        finish_class(request)
+    else:
+        whole_class(request, body)
+
+
+def _fail(request: Any, code: int, reason: str, complete: Callable[[], None]) -> None:
+    """Answer ``code`` instead of the response, or cut a started response short."""
+    if request._disconnected or request.finished:
+        return
+    if request.startedWriting:
+        request.loseConnection()
+        return
+    from treadle.web._html import error_page  # the page markup every error response uses
+
+    title = "Internal Server Error" if code == 500 else "Service Unavailable"
+    request.responseHeaders.removeHeader(b"content-length")
+    request.code_message = None
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/html; charset=utf-8")
+    if code == 503:
+        request.setHeader(b"retry-after", b"1")
+    request._write_whole(error_page(code, title, reason))
+
+
+def _log_failed_delete(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        error_log.warning("an expired session could not be deleted: %s", task.exception())
+
+
+def _log_failed_purge(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        error_log.warning("expired sessions could not be purged: %s", task.exception())

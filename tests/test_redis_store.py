@@ -1,0 +1,345 @@
+"""The Redis session store, against a real ``redis-server`` this file starts and stops."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import DEADLINE, wait_for
+
+redis = pytest.importorskip("redis")
+
+from treadle.web._redis_store import RedisStore, describe_url  # noqa: E402
+from treadle.web._session_store import GuardedStore, SessionStoreUnavailable  # noqa: E402
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on a free port and a Unix socket, keeping nothing on disk."""
+
+    def __init__(self, executable: str, directory: str) -> None:
+        self.executable = executable
+        self.directory = directory
+        self.port = free_port()
+        self.socket_path = os.path.join(directory, "redis.sock")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server (on the same port and socket as before) and wait until it answers."""
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "unixsocket": self.socket_path,
+            "unixsocketperm": "700",
+            "save": "",  # nothing on disk: a restart starts empty
+            "appendonly": "no",
+            "dir": self.directory,
+            "logfile": os.path.join(self.directory, "redis.log"),
+        }
+        argv = [self.executable]
+        for name, value in options.items():
+            argv += [f"--{name}", value]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        wait_for(self._answers, "redis-server to answer")
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"redis-server exited with {self.process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop the server and wait until it has exited."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # in case a test left it paused
+            self.process.terminate()
+            self.process.wait(DEADLINE)
+        self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server: connections stay open and nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def client(self) -> Any:
+        """A blocking redis-py client, to look at what the store wrote."""
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=DEADLINE)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
+    # A short directory: a Unix socket path must fit in about 100 bytes.
+    directory = tempfile.mkdtemp(prefix="treadle-redis-")
+    server = RedisServer(REDIS_SERVER, directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(scenario())  # type: ignore[arg-type]
+
+
+async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """Await ``condition()`` every few milliseconds until it is true, or fail at the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {DEADLINE} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+def test_a_saved_session_loads_with_its_fields(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url)
+        assert await store.load(b"s1", 60) is None
+        await store.save(b"s1", {}, (), 60)
+        assert await store.load(b"s1", 60) == {}  # the meta field makes it exist
+        await store.save(b"s1", {"a:cart": b"3 apples", "a:user": b"ann"}, (), 60)
+        await store.save(b"s1", {"a:cart": b"4 apples"}, ("a:user",), 60)
+        assert await store.load(b"s1", 60) == {"a:cart": b"4 apples"}
+        await store.save(b"s1", {}, ("a:cart",), 60)
+        assert await store.load(b"s1", 60) == {}  # all its values removed, still there
+        await store.delete(b"s1")
+        await store.delete(b"never")
+        assert await store.load(b"s1", 60) is None
+        assert await store.remaining(b"s1") is None
+        await store.close()
+
+    run(scenario)
+
+
+def test_every_key_has_a_ttl_that_load_pushes_ahead(redis_server: RedisServer) -> None:
+    raw = redis_server.client()
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url)
+        await store.save(b"s1", {"a:x": b"1"}, (), 5)
+        assert 0 < raw.pttl(b"treadle:session:s1") <= 5000
+        assert await store.load(b"s1", 100) == {"a:x": b"1"}
+        assert 95_000 < raw.pttl(b"treadle:session:s1") <= 100_000
+        remaining = await store.remaining(b"s1")
+        assert remaining is not None and 95 < remaining <= 100
+        await store.close()
+
+    run(scenario)
+    assert raw.keys() == [b"treadle:session:s1"]
+    raw.close()
+
+
+def test_a_session_with_a_short_timeout_expires(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url)
+        await store.save(b"s1", {"a:x": b"1"}, (), 0.2)
+
+        async def gone() -> bool:
+            return await store.remaining(b"s1") is None  # a load would push the expiry
+
+        await eventually(gone, "the session to expire")
+        assert await store.load(b"s1", 0.2) is None
+        await store.close()
+
+    run(scenario)
+
+
+def test_concurrent_saves_of_one_session_lose_no_field(redis_server: RedisServer) -> None:
+    """Two clients (two processes, as far as Redis can tell) writing different fields."""
+
+    async def scenario() -> None:
+        first, second = RedisStore(redis_server.url), RedisStore(redis_server.url)
+
+        async def writes(store: RedisStore, field: str) -> None:
+            for n in range(100):
+                await store.save(b"s1", {field: b"%d" % n, "a:shared": field.encode()}, (), 60)
+
+        await asyncio.gather(writes(first, "a:one"), writes(second, "a:two"))
+        fields = await first.load(b"s1", 60)
+        assert fields is not None
+        assert fields["a:one"] == fields["a:two"] == b"99"
+        assert fields["a:shared"] in (b"a:one", b"a:two")
+        await first.close()
+        await second.close()
+
+    run(scenario)
+
+
+def test_a_prefix_keeps_sites_apart(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        one = RedisStore(redis_server.url, prefix=b"one:")
+        two = RedisStore(redis_server.url, prefix=b"two:")
+        await one.save(b"s1", {"a:x": b"1"}, (), 60)
+        assert await two.load(b"s1", 60) is None
+        await one.close()
+        await two.close()
+
+    run(scenario)
+
+
+def test_unix_socket_urls_work(redis_server: RedisServer) -> None:
+    async def scenario() -> None:
+        store = RedisStore(f"unix://{redis_server.socket_path}?db=3")
+        await store.save(b"s1", {"a:x": b"1"}, (), 60)
+        assert await store.load(b"s1", 60) == {"a:x": b"1"}
+        await store.close()
+
+    run(scenario)
+    raw = redis.Redis(unix_socket_path=redis_server.socket_path, db=3)
+    assert raw.exists(b"treadle:session:s1") == 1
+    raw.close()
+
+
+def test_a_password_in_the_url_is_used_and_never_shown(redis_server: RedisServer) -> None:
+    raw = redis_server.client()
+    raw.config_set("requirepass", "s3cret")
+    url = f"redis://:s3cret@127.0.0.1:{redis_server.port}/0"
+
+    async def scenario() -> None:
+        store = RedisStore(url)
+        assert "s3cret" not in store.description
+        await store.save(b"s1", {"a:x": b"1"}, (), 60)
+        assert await store.load(b"s1", 60) == {"a:x": b"1"}
+        await store.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:pw@example.net:6380/2", "redis://example.net:6380/2"),
+        ("redis://ann:pw@example.net", "redis://ann@example.net:6379/0"),
+        ("rediss://example.net/1?password=pw", "rediss://example.net:6379/1"),
+        ("redis://[::1]:7000/0", "redis://[::1]:7000/0"),
+        ("unix://:pw@/run/redis.sock?db=4&password=pw", "unix:///run/redis.sock?db=4"),
+    ],
+)
+def test_the_description_names_the_server_without_a_password(url: str, shown: str) -> None:
+    assert describe_url(url) == shown
+
+
+# -- behind the guard -------------------------------------------------------------------------
+
+
+def outage_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    records = [r for r in caplog.records if r.name == "treadle.error"]
+    down = [r.getMessage() for r in records if r.levelno == logging.ERROR]
+    up = [r.getMessage() for r in records if r.levelno == logging.WARNING]
+    return down, up
+
+
+def test_a_stopped_redis_fails_fast_logs_once_and_recovers(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="treadle.error")
+    deadline = 0.5
+
+    async def scenario() -> None:
+        store = GuardedStore(RedisStore(redis_server.url), deadline=deadline)
+        await store.save(b"s1", {"a:x": b"1"}, (), 60)
+        redis_server.stop()
+
+        started = time.monotonic()
+        with pytest.raises(SessionStoreUnavailable):
+            await store.load(b"s1", 60)
+        assert time.monotonic() - started < deadline + 0.5
+        for _ in range(20):  # the outage goes on: every call fails, none logs again
+            with pytest.raises(SessionStoreUnavailable):
+                await store.load(b"s1", 60)
+        assert store.down
+        assert len(outage_lines(caplog)[0]) == 1
+
+        redis_server.start()
+
+        async def answers() -> bool:
+            try:
+                await store.save(b"s2", {"a:y": b"2"}, (), 60)
+            except SessionStoreUnavailable:
+                return False
+            return True
+
+        await eventually(answers, "the store to answer after Redis restarted")
+        assert not store.down
+        assert await store.load(b"s2", 60) == {"a:y": b"2"}
+        await store.close()
+
+    run(scenario)
+    down, up = outage_lines(caplog)
+    assert len(down) == 1 and len(up) == 1
+    assert redis_server.url.removesuffix("/0") in down[0]
+
+
+def test_a_hung_redis_fails_within_the_deadline_and_recovers(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="treadle.error")
+    deadline = 0.3
+
+    async def scenario() -> None:
+        store = GuardedStore(RedisStore(redis_server.url), deadline=deadline)
+        await store.save(b"s1", {"a:x": b"1"}, (), 60)
+        await store.save(b"s2", {"a:y": b"2"}, (), 60)
+        redis_server.pause()
+        try:
+            started = time.monotonic()
+            with pytest.raises(SessionStoreUnavailable, match="no answer in time"):
+                await store.load(b"s1", 60)
+            assert time.monotonic() - started < deadline + 0.5
+        finally:
+            redis_server.resume()
+
+        async def answers() -> Any:
+            try:
+                return await store.load(b"s2", 60)
+            except SessionStoreUnavailable:
+                return None
+
+        # The connection that waited for s1's answer must not hand it to the next call.
+        assert await eventually(answers, "the store to answer again") == {"a:y": b"2"}
+        await store.close()
+
+    run(scenario)
+    down, up = outage_lines(caplog)
+    assert len(down) == 1 and len(up) == 1

@@ -1,0 +1,382 @@
+"""The SQLite session store: one file, several processes, sliding expiry, a bound."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import DEADLINE
+from treadle.web import _sqlite_store as sqlite_store
+from treadle.web._session_store import GuardedStore, SessionStoreUnavailable
+from treadle.web._sqlite_store import SQLiteStore
+
+
+class Clock:
+    """A wall clock the test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(scenario())  # type: ignore[arg-type]
+
+
+async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """Await ``condition()`` every few milliseconds until it is true, or fail at the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {DEADLINE} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "sessions.sqlite3"
+
+
+def test_a_saved_session_loads_with_its_fields(path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        assert await store.load(b"s1", 60) is None
+        await store.save(b"s1", {}, (), 60)
+        assert await store.load(b"s1", 60) == {}  # an empty session exists
+        await store.save(b"s1", {"a:cart": b"3 apples", "a:user": b"ann"}, (), 60)
+        await store.save(b"s1", {"a:cart": b"4 apples"}, ("a:user",), 60)
+        assert await store.load(b"s1", 60) == {"a:cart": b"4 apples"}
+        assert await store.load(b"s2", 60) is None
+        await store.close()
+
+    run(scenario)
+
+
+def test_delete_forgets_the_session_and_tolerates_unknown_ids(path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        await store.save(b"s1", {"a:x": b"1"}, (), 60)
+        await store.delete(b"s1")
+        await store.delete(b"never")
+        assert await store.load(b"s1", 60) is None
+        assert await store.remaining(b"s1") is None
+        await store.close()
+
+    run(scenario)
+
+
+def test_the_file_is_private_and_its_description_names_it(path: Path) -> None:
+    store = SQLiteStore(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert store.description == f"sqlite:{path}"
+
+
+def test_a_file_of_another_schema_version_is_refused(path: Path) -> None:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    with pytest.raises(sqlite3.DatabaseError, match="schema version 99"):
+        SQLiteStore(path)
+
+
+def test_a_bound_below_one_is_refused(path: Path) -> None:
+    with pytest.raises(ValueError, match="max_sessions"):
+        SQLiteStore(path, max_sessions=0)
+
+
+# -- expiry -----------------------------------------------------------------------------------
+
+
+def test_a_session_expires_timeout_after_its_last_use(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, clock=clock)
+        await store.save(b"s1", {"a:x": b"1"}, (), 10)
+        assert await store.remaining(b"s1") == 10
+        clock.now += 9
+        assert await store.load(b"s1", 10) == {"a:x": b"1"}  # pushes the expiry ahead
+        clock.now += 9
+        assert await store.remaining(b"s1") == pytest.approx(1)
+        clock.now += 1
+        assert await store.load(b"s1", 10) is None
+        assert await store.remaining(b"s1") is None
+        await store.close()
+
+    run(scenario)
+
+
+def test_a_load_soon_after_the_last_push_does_not_write(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, clock=clock)
+        await store.save(b"s1", {}, (), 100)
+        clock.now += 4  # under a twentieth of the timeout
+        await store.load(b"s1", 100)
+        assert await store.remaining(b"s1") == pytest.approx(96)
+        clock.now += 2  # over it
+        await store.load(b"s1", 100)
+        assert await store.remaining(b"s1") == pytest.approx(100)
+        await store.close()
+
+    run(scenario)
+
+
+def test_saving_an_expired_session_starts_it_afresh(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, clock=clock)
+        await store.save(b"s1", {"a:old": b"1"}, (), 10)
+        clock.now += 11
+        await store.save(b"s1", {"a:new": b"2"}, (), 10)
+        assert await store.load(b"s1", 10) == {"a:new": b"2"}
+        await store.close()
+
+    run(scenario)
+
+
+def test_a_session_with_a_short_timeout_expires_in_real_time(path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        await store.save(b"s1", {"a:x": b"1"}, (), 0.2)
+        assert await store.load(b"s1", 0.2) == {"a:x": b"1"}
+
+        async def gone() -> bool:
+            return await store.remaining(b"s1") is None
+
+        await eventually(gone, "the session to expire")
+        assert await store.load(b"s1", 0.2) is None
+        await store.close()
+
+    run(scenario)
+
+
+def test_purge_removes_expired_sessions_only(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, clock=clock)
+        for n in range(1200):  # more than one purge batch
+            await store.save(b"old%d" % n, {"a:x": b"1"}, (), 10)
+        await store.save(b"young", {"a:x": b"1"}, (), 100)
+        clock.now += 50
+        assert await store.purge() == 1200
+        assert await store.purge() == 0
+        assert await store.load(b"young", 100) == {"a:x": b"1"}
+        await store.close()
+        db = sqlite3.connect(path)
+        assert db.execute("SELECT COUNT(*) FROM fields").fetchone() == (1,)
+        assert db.execute("SELECT sessions FROM counts").fetchone() == (1,)
+        db.close()
+
+    run(scenario)
+
+
+# -- the bound --------------------------------------------------------------------------------
+
+
+def test_past_the_bound_the_least_recently_used_sessions_go_first(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, max_sessions=3, clock=clock)
+        for uid in (b"a", b"b", b"c"):
+            await store.save(uid, {"a:x": uid}, (), 10)
+            clock.now += 1
+        assert await store.load(b"a", 10) == {"a:x": b"a"}  # a is now the most recent
+        await store.save(b"d", {}, (), 10)
+        assert await store.load(b"b", 10) is None
+        await store.save(b"e", {}, (), 10)
+        assert await store.load(b"c", 10) is None
+        for uid in (b"a", b"d", b"e"):
+            assert await store.load(uid, 10) is not None
+        await store.close()
+        db = sqlite3.connect(path)
+        assert db.execute("SELECT COUNT(*) FROM fields").fetchone() == (1,)  # a's only
+        db.close()
+
+    run(scenario)
+
+
+def test_the_bound_holds_under_a_flood_of_new_sessions(path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(path, max_sessions=50)
+        for n in range(400):
+            await store.save(b"flood%d" % n, {"a:x": b"1"}, (), 60)
+        await store.delete(b"flood399")
+        await store.close()
+        db = sqlite3.connect(path)
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (49,)
+        assert db.execute("SELECT sessions FROM counts").fetchone() == (49,)
+        db.close()
+
+    run(scenario)
+
+
+# -- several processes ------------------------------------------------------------------------
+
+CHILD = """
+import asyncio, sys
+from treadle.web._sqlite_store import SQLiteStore
+
+async def main(path, action, uid, field, rounds):
+    store = SQLiteStore(path)
+    if action == "read":
+        print(await store.load(uid.encode(), 60))
+    else:
+        sys.stdin.readline()  # start together with the other writers
+        for n in range(int(rounds)):
+            await store.save(
+                uid.encode(), {field: b"%d" % n, "a:shared": field.encode()}, (), 60
+            )
+    await store.close()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def child(path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def test_a_session_written_in_one_process_is_read_in_another(path: Path) -> None:
+    async def write() -> None:
+        store = SQLiteStore(path)
+        await store.save(b"s1", {"a:count": b"7"}, (), 60)
+        await store.close()
+
+    run(write)
+    reader = child(path, "read", "s1", "-", "0")
+    out, _ = reader.communicate(timeout=DEADLINE)
+    assert reader.returncode == 0
+    assert out.strip() == "{'a:count': b'7'}"
+
+    writer = child(path, "write", "s2", "a:from_child", "1")
+    writer.communicate("go\n", timeout=DEADLINE)
+    assert writer.returncode == 0
+
+    async def read() -> Any:
+        store = SQLiteStore(path)
+        try:
+            return await store.load(b"s2", 60)
+        finally:
+            await store.close()
+
+    assert run(read) == {"a:from_child": b"0", "a:shared": b"a:from_child"}
+
+
+def test_processes_writing_one_session_at_once_lose_no_field(path: Path) -> None:
+    """Per field, the last writer wins; fields written by others are never undone."""
+    SQLiteStore(path)
+    rounds = 1000
+    writers = [child(path, "write", "s1", f"a:{name}", str(rounds)) for name in ("p1", "p2")]
+    for writer in writers:
+        assert writer.stdin is not None
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+    for writer in writers:
+        writer.communicate(timeout=DEADLINE)
+        assert writer.returncode == 0
+
+    async def read() -> Any:
+        store = SQLiteStore(path)
+        try:
+            return await store.load(b"s1", 60)
+        finally:
+            await store.close()
+
+    fields = run(read)
+    assert fields["a:p1"] == fields["a:p2"] == b"%d" % (rounds - 1)
+    assert fields["a:shared"] in (b"a:p1", b"a:p2")
+
+
+def test_a_lock_held_by_another_process_never_blocks_the_loop(path: Path) -> None:
+    """While another connection holds the write lock, the save waits off the loop."""
+    store = SQLiteStore(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    async def scenario() -> None:
+        save = asyncio.ensure_future(store.save(b"s1", {"a:x": b"1"}, (), 60))
+        ticks = 0
+        while ticks < 5:  # the loop keeps turning while the save waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not save.done()
+        threading.Thread(target=lambda: (other.execute("COMMIT"), released.set())).start()
+        await asyncio.wait_for(save, DEADLINE)
+        assert await store.load(b"s1", 60) == {"a:x": b"1"}
+        await store.close()
+
+    run(scenario)
+    assert released.wait(DEADLINE)
+    other.close()
+
+
+def test_a_lock_held_too_long_becomes_an_outage_of_the_guarded_store(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT", 0.2)
+    store = GuardedStore(SQLiteStore(path), deadline=5.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        with pytest.raises(SessionStoreUnavailable, match="locked"):
+            await store.save(b"s1", {}, (), 60)
+        # The store's own wait (BUSY_TIMEOUT) ends before the guard's deadline.
+        assert time.monotonic() - started < 5.0
+        other.execute("COMMIT")
+        await store.close()
+
+    run(scenario)
+    other.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_worker_opens_its_own_connections(path: Path) -> None:
+    """A store used before a fork keeps working in the parent and in the child."""
+    store = SQLiteStore(path)
+
+    async def save(uid: bytes) -> None:
+        await store.save(uid, {"a:by": uid}, (), 60)
+
+    run(lambda: save(b"parent"))
+    pid = os.fork()
+    if pid == 0:  # the worker: report through the exit status only
+        try:
+            run(lambda: save(b"child"))
+            ok = run(lambda: store.load(b"parent", 60)) == {"a:by": b"parent"}
+            os._exit(0 if ok else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert run(lambda: store.load(b"child", 60)) == {"a:by": b"child"}
+    run(store.close)
