@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -331,3 +332,21 @@ def test_a_store_needs_a_secret(store: DictStore) -> None:
         Site(Resource(), sessionStore=store)
     with pytest.raises(ValueError, match="32 bytes"):
         Site(Resource(), sessionStore=store, sessionSecret=b"short")
+
+
+def test_two_sites_share_sessions_through_a_sqlite_url(
+    server: ServerThread, client: httpx.Client, tmp_path: Any
+) -> None:
+    url = f"sqlite:{tmp_path / 'sessions.sqlite3'}"
+    bases = [
+        server.serve(Site(Tree(name), sessionStore=url, sessionSecret=SECRET))
+        for name in ("one", "two")
+    ]
+    cookies: dict[str, str] = {}
+    seen = [_visit(client, bases[n % 2] + "/count", cookies).text for n in range(6)]
+    assert seen == [f"{n} {n}" for n in range(1, 7)]
+
+
+def test_a_store_url_that_is_wrong_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown scheme 'mongodb'"):
+        Site(Resource(), sessionStore="mongodb://h/db", sessionSecret=SECRET)

@@ -1,4 +1,4 @@
-"""The session store a URL names (``Site(sessions=...)``, ``treadle web --sessions URL``).
+"""The session store a URL names (``Site(sessionStore=URL)``, ``treadle web --sessions URL``).
 
 Accepted forms:
 

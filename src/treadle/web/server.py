@@ -67,6 +67,7 @@ from treadle.web._session import Session
 from treadle.web._session_codec import SessionCodec
 from treadle.web._session_store import GuardedStore, SessionStore, SessionStoreUnavailable
 from treadle.web._shared_sessions import BoundedSessions, SessionSharing
+from treadle.web._store_url import open_store
 from treadle.web._types import ResourceLike
 from treadle.web.error import UnsupportedMethod
 from treadle.web.http import MalformedRequestBody, datetimeToString, unquote_path_segment
@@ -505,8 +506,10 @@ class Site(http.HTTPFactory):
         logPath, timeout, logFormatter, reactor: As for :class:`~treadle.web.http.HTTPFactory`.
         parsePOSTFormSubmission: False keeps POST form bodies out of ``request.args`` (the
             application reads ``request.content`` itself, e.g. to stream a large upload).
-        sessionStore: Where sessions live when several processes share them (a SQLite or
-            Redis store, see :mod:`treadle.web._shared_sessions`); None keeps them in memory.
+        sessionStore: Where sessions live when several processes share them: a store URL
+            (``"redis://host:6379/0"``, ``"sqlite:/var/lib/site/sessions.sqlite3"``,
+            ``"memory:"``; see :mod:`treadle.web._store_url`) or a store object (see
+            :mod:`treadle.web._shared_sessions`); None keeps them in memory.
         sessionSecret: Signs what goes to the store (required with one; 32 bytes or more).
         sessionStoreDeadline: Seconds a store may take before a request gets a 503.
         maxSessions: The most sessions kept in memory; the least recently used go first
@@ -544,7 +547,7 @@ class Site(http.HTTPFactory):
         requestFactory: Any = None,
         *args: Any,
         parsePOSTFormSubmission: bool = True,
-        sessionStore: SessionStore | None = None,
+        sessionStore: SessionStore | str | None = None,
         sessionSecret: bytes | None = None,
         sessionStoreDeadline: float = 2.0,
         maxSessions: int = 100_000,
@@ -561,6 +564,8 @@ class Site(http.HTTPFactory):
             self.proxyHeaders = (
                 ProxyTrust.parse(proxyHeaders) if isinstance(proxyHeaders, str) else proxyHeaders
             )
+        if isinstance(sessionStore, str):
+            sessionStore = open_store(sessionStore, runtime_dir=None, max_sessions=maxSessions)
         self.sessions: MutableMapping[bytes, Session] = BoundedSessions(
             maxSessions, expire_evicted=sessionStore is None
         )
