@@ -17,7 +17,9 @@ What it does, in order:
    ``/proc/PID/status``), summed over the server's process tree; stop the server.
    The ``workers`` scenario compares ``treadle web --workers 2`` with ``--workers 1``: a 2-process
    server needs two cores, so both variants run on cores 0 and 1 (0 and 2 when there is a third
-   core), and wrk stays on core 1.
+   core), and wrk stays on core 1. The ``sessions`` scenario serves a visit counter with treadle's
+   session stores (memory, SQLite, and Redis: a redis-server started beside it, on the same core,
+   its CPU time counted with the server's) against Twisted's in-memory sessions.
 3. Print one table of medians over the rounds (req/s, p50, p99, server CPU µs per request, peak RSS,
    and treadle's throughput as a multiple of each server's), then one "target" line per scenario.
 4. Save ``bench/results/<timestamp>.json`` and ``bench/results/latest.json``, and draw
@@ -38,6 +40,7 @@ import json
 import os
 import platform
 import resource
+import secrets
 import shutil
 import signal
 import socket
@@ -110,6 +113,10 @@ TEMPLATE_APP = "template_app.py"  # the template scenario's page, for treadle an
 TEMPLATE_ROWS = 1000
 POST_HEAD = b"name=Hello%2C+world%21&filler="
 POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as lua/post.lua
+# Sessions made before the load of the sessions scenario: wrk sends their cookies in turn
+# (lua/sessions.lua), so every request loads and stores one, and two requests in flight at once
+# rarely share one (64 connections, 256 sessions).
+SESSION_COUNT = 256
 
 # A run where other processes (or the hypervisor) took this share of a core is flagged in the table.
 NOISY = 0.10
@@ -119,6 +126,8 @@ SERVERS = [
     "treadle-baseline",
     "treadle-w1",
     "treadle-w2",
+    "treadle-sqlite",
+    "treadle-redis",
     "twisted",
     "aiohttp",
     "uvicorn",
@@ -132,6 +141,9 @@ BASELINE = "treadle-baseline"
 # `treadle web --workers N` as a server of its own, measured only in the `workers` scenario.
 TREADLE_WORKERS = {"treadle-w1": 1, "treadle-w2": 2}
 FILE_SCENARIOS = ("static", "static-100m", "rpy", "workers")
+# treadle's shared session stores as servers of their own, measured only in the `sessions`
+# scenario (where `treadle` is the memory store, as in every other scenario).
+TREADLE_STORES = {"treadle-sqlite": "sqlite", "treadle-redis": "redis"}
 
 
 @dataclass(frozen=True)
@@ -241,6 +253,16 @@ SCENARIOS: dict[str, Scenario] = {
             expect=None,
             reference="treadle-w2",
             server_cpus=WORKERS_CPUS,
+        ),
+        Scenario(
+            "sessions",
+            f"sessions: visit counter (getSession, attribute +1), {SESSION_COUNT} session cookies "
+            "in turn, 64 connections; treadle memory / sqlite / redis, Twisted in memory",
+            "/",
+            64,
+            ("treadle", "treadle-sqlite", "treadle-redis", "twisted"),
+            lua="sessions.lua",
+            expect=None,  # checked by make_sessions: the count grows with the cookie
         ),
     ]
 }
@@ -389,6 +411,10 @@ class Launch:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = REPO
+    # A process the server needs, started before it and stopped after it, on the same cores,
+    # its CPU time and memory counted with the server's (redis-server for treadle-redis).
+    store: Launch | None = None
+    store_port: int = 0
 
 
 class Context:
@@ -414,6 +440,11 @@ class Context:
         self.echo_module = Path("/usr/lib/nginx/modules/ngx_http_echo_module.so")
         self.unavailable: dict[str, str] = {}
         self.treadle_web_argv: list[str] = []
+        self.redis_server = shutil.which("redis-server")
+        # Set by main(): treadle-redis takes a second port for its redis-server.
+        self.ports: Ports | None = None
+        self.secret_file = workdir / "session-secret"
+        self.secret_file.write_text(secrets.token_hex(32) + "\n")
 
     # treadle ---------------------------------------------------------------------------------
     def check_treadle(self) -> None:
@@ -433,6 +464,7 @@ class Context:
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["import failed"])[-1]
             self.unavailable["treadle-web"] = f"treadle._cli not importable: {last}"
+        self.check_stores()
         script = Path(sysconfig.get_path("scripts")) / "treadle"
         if script.exists():
             self.treadle_web_argv = [str(script)]
@@ -444,6 +476,25 @@ class Context:
                 "-m",
                 "treadle",
             ]
+
+    def check_stores(self) -> None:
+        """Decide whether treadle's session stores can be measured (the sessions scenario)."""
+        probe = (
+            "import inspect, sys\n"
+            "from treadle.web.server import Site\n"
+            "sys.exit('sessionStore' not in inspect.signature(Site.__init__).parameters)\n"
+        )
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+        if r.returncode != 0:
+            self.unavailable["treadle-stores"] = "this treadle has no Site(sessionStore=...)"
+        if not self.redis_server:
+            self.unavailable["treadle-redis"] = (
+                "redis-server is not installed (apt-get install redis-server): no Redis row"
+            )
+            return
+        r = subprocess.run([sys.executable, "-c", "import redis.asyncio"], capture_output=True)
+        if r.returncode != 0:
+            self.unavailable["treadle-redis"] = f"redis-py is not importable by {sys.executable}"
 
     def check_peers(self) -> None:
         if not PEER_PYTHON.exists():
@@ -470,6 +521,12 @@ class Context:
             return None if self.baseline else "no --baseline PYTHON given"
         if server in TREADLE_WORKERS or (server == "treadle" and scenario in FILE_SCENARIOS):
             return self.unavailable.get("treadle-web")
+        if server in TREADLE_STORES:
+            return (
+                self.unavailable.get("treadle")
+                or self.unavailable.get("treadle-stores")
+                or self.unavailable.get(server)
+            )
         if server == "nginx" and scenario == "delayed" and not self.echo_module.exists():
             return "needs Debian's libnginx-mod-http-echo for echo_sleep"
         return self.unavailable.get(server)
@@ -492,6 +549,8 @@ class Context:
             return Launch([*web, "--workers", str(TREADLE_WORKERS[server])])
         if sc.name == "template":
             return self.launch_template(server, port)
+        if server in TREADLE_STORES:
+            return self.launch_store(server, port)
         if server in ("treadle", BASELINE):
             # The baseline is the same launch with an earlier treadle's interpreter.
             python = sys.executable
@@ -618,6 +677,51 @@ class Context:
             raise ValueError(f"{server} cannot serve the template scenario")
         impl = "twisted" if server == "twisted" else "treadle"
         return Launch([python, str(APPS / TEMPLATE_APP), "--impl", impl, "--port", str(port)])
+
+    def launch_store(self, server: str, port: int) -> Launch:
+        """The sessions page on treadle with a shared store: a fresh SQLite file, or a fresh
+        redis-server on a port of its own (no persistence: what is measured is the round trip
+        and the work on both sides, not a disk)."""
+        app = [
+            sys.executable,
+            str(APPS / "resources.py"),
+            "--impl",
+            "treadle",
+            "--scenario",
+            "sessions",
+            "--port",
+            str(port),
+            "--secret-file",
+            str(self.secret_file),
+            "--sessions",
+        ]
+        if TREADLE_STORES[server] == "sqlite":
+            return Launch([*app, f"sqlite:{self.workdir}/sessions-{port}.sqlite3"])
+        assert self.ports is not None and self.redis_server is not None
+        redis_port = self.ports.take()
+        redis_dir = Path(tempfile.mkdtemp(prefix="redis-", dir=self.workdir))
+        redis = Launch(
+            [
+                self.redis_server,
+                "--bind",
+                HOST,
+                "--port",
+                str(redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(redis_dir),
+                "--daemonize",
+                "no",
+                "--logfile",
+                "",
+            ],
+            cwd=redis_dir,
+        )
+        url = f"redis://{HOST}:{redis_port}/0"
+        return Launch([*app, url], store=redis, store_port=redis_port)
 
     def nginx_conf(self, sc: Scenario, port: int, prefix: Path) -> str:
         load = ""
@@ -784,9 +888,64 @@ def check_response(sc: Scenario, port: int, docroot: Path) -> None:
         conn.close()
 
 
+def make_sessions(port: int, count: int) -> list[str]:
+    """Check the counter page of ``sessions`` and make ``count`` sessions for the load.
+
+    A first session is visited twice: the count must go from 1 to 2, so the cookie is honoured
+    and the session kept (stored, with a store). Returns the ``Cookie`` header values
+    (``NAME=ID``) of the ``count`` new sessions, each visited once.
+    """
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        body, cookie = visit(conn, None)
+        if body != b"1" or cookie is None:
+            raise RuntimeError(f"check: first visit answered {body[:60]!r}, cookie {cookie!r}")
+        body, again = visit(conn, cookie)
+        if body != b"2":
+            raise RuntimeError(f"check: second visit with the cookie answered {body[:60]!r}")
+        if again is not None:
+            raise RuntimeError(f"check: second visit got a new session cookie {again!r}")
+        cookies = []
+        for _ in range(count):
+            body, cookie = visit(conn, None)
+            if body != b"1" or cookie is None:
+                raise RuntimeError(f"check: a new visit answered {body[:60]!r}, cookie {cookie!r}")
+            cookies.append(cookie)
+        return cookies
+    finally:
+        conn.close()
+
+
+def count_visits(port: int, cookies: list[str]) -> int:
+    """Visit each session once more and return the sum of their counts."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        return sum(int(visit(conn, cookie)[0]) for cookie in cookies)
+    finally:
+        conn.close()
+
+
+def visit(conn: http.client.HTTPConnection, cookie: str | None) -> tuple[bytes, str | None]:
+    """GET / (with ``cookie`` as the Cookie header); return the body and the ``NAME=ID`` of a
+    session cookie set by the response, if any."""
+    conn.request("GET", "/", headers={"Cookie": cookie} if cookie else {})
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 200:
+        raise RuntimeError(f"check: status {resp.status}: {body[:120]!r}")
+    set_cookie = resp.getheader("Set-Cookie")
+    return body, set_cookie.split(";", 1)[0].strip() if set_cookie else None
+
+
 def run_wrk(
-    sc: Scenario, port: int, duration_s: int, connections: int, workdir: Path
+    sc: Scenario,
+    port: int,
+    duration_s: int,
+    connections: int,
+    workdir: Path,
+    script_args: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
+    """Run wrk against the server; ``script_args`` go to the Lua script's ``init(args)``."""
     script = workdir / f"wrk-{sc.name}.lua"
     if not script.exists():
         parts = [(LUA / sc.lua).read_text()] if sc.lua else []
@@ -805,6 +964,8 @@ def run_wrk(
         str(script),
         f"http://{HOST}:{port}{sc.path}",
     ]
+    if script_args:
+        argv += ["--", *script_args]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + sc.timeout_s + 60)
     for line in r.stdout.splitlines():
         if line.startswith("WRK_RESULT "):
@@ -831,13 +992,32 @@ def measure(
     if sc.name == "delayed":
         connections = opts.delayed_connections
     launch = ctx.launch(server, sc, port)
-    srv = Server(launch, log_path, sc.server_cpus)
+    store: Server | None = None
+    srv: Server | None = None
     try:
+        if launch.store is not None:
+            store = Server(launch.store, log_path.with_suffix(".store.log"), sc.server_cpus)
+            store.wait_ready(launch.store_port)
+        srv = Server(launch, log_path, sc.server_cpus)
         srv.wait_ready(port)
         if server in TREADLE_WORKERS:
             srv.wait_listeners(port, TREADLE_WORKERS[server])
-        check_response(sc, port, ctx.docroot)
-        idle_rss = memory_kib(srv.pids(), "VmRSS")
+        script_args: list[str] = []
+        cookies: list[str] = []
+        if sc.name == "sessions":
+            cookies = make_sessions(port, SESSION_COUNT)
+            cookie_file = ctx.workdir / f"cookies-{port}.txt"
+            cookie_file.write_text("\n".join(cookies) + "\n")
+            script_args = [str(cookie_file)]
+        else:
+            check_response(sc, port, ctx.docroot)
+
+        def tree() -> list[int]:
+            assert srv is not None
+            return srv.pids() + (store.pids() if store is not None else [])
+
+        idle_rss = memory_kib(tree(), "VmRSS")
+        warm_requests = 0
         if opts.warmup > 0:
             if sc.name == "delayed":
                 # Warm up the code paths with a few connections, then let their requests finish:
@@ -845,23 +1025,34 @@ def measure(
                 run_wrk(sc, port, opts.warmup, 64, ctx.workdir)
                 time.sleep(DELAY_S + 0.5)
             else:
-                run_wrk(sc, port, opts.warmup, connections, ctx.workdir)
-        pids = srv.pids()
+                warm = run_wrk(sc, port, opts.warmup, connections, ctx.workdir, script_args)
+                warm_requests = warm["requests"]
+        pids = tree()
         ticks0 = cpu_ticks(pids)
+        store_ticks0 = cpu_ticks(store.pids()) if store is not None else 0
         busy0, steal0 = machine_ticks()
         wrk0 = children_ticks()
         wall0 = time.monotonic()
-        wrk = run_wrk(sc, port, duration, connections, ctx.workdir)
+        wrk = run_wrk(sc, port, duration, connections, ctx.workdir, script_args)
         wall = time.monotonic() - wall0
         wrk_ticks = children_ticks() - wrk0
         busy1, steal1 = machine_ticks()
-        pids = srv.pids()
+        pids = tree()
         ticks1 = cpu_ticks(pids)
+        store_ticks1 = cpu_ticks(store.pids()) if store is not None else 0
         hwm = memory_kib(pids, "VmHWM")
         if srv.proc.poll() is not None:
             raise RuntimeError(f"server died during the run: {srv.log_tail()}")
+        if store is not None and store.proc.poll() is not None:
+            raise RuntimeError(f"the store's server died during the run: {store.log_tail()}")
+        # Every visit counted once, whoever served it: the counts, less the visits made by
+        # make_sessions (1 each) and count_visits (1 each), over the requests wrk completed.
+        visits = count_visits(port, cookies) - 2 * len(cookies) if cookies else 0
     finally:
-        srv.stop()
+        if srv is not None:
+            srv.stop()
+        if store is not None:
+            store.stop()
     seconds = wrk["duration_us"] / 1e6
     requests = wrk["requests"]
     errors = {k: v for k, v in wrk["errors"].items() if v}
@@ -895,6 +1086,14 @@ def measure(
         # round trip) overflows its histogram with pipelining: its percentiles mean nothing here.
         for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"):
             result[key] = None
+    if store is not None:
+        # The store server's share of "cpu_us_per_req" (which counts the whole server side).
+        result["store_cpu_us_per_req"] = (
+            (store_ticks1 - store_ticks0) / CLK_TCK * 1e6 / requests if requests else None
+        )
+    if cookies:
+        done = warm_requests + requests
+        result["visits_counted"] = visits / done if done else None
     if sc.name == "delayed":
         result["per_connection"] = requests / connections
         result["ideal_per_connection"] = seconds / DELAY_S
@@ -923,6 +1122,8 @@ NUMERIC = [
     "per_connection",
     "ideal_per_connection",
     "kib_per_pending",
+    "store_cpu_us_per_req",
+    "visits_counted",
     "duration_s",
     "other_load",
     "steal",
@@ -1023,6 +1224,10 @@ def table(
                     f"{s['per_connection']:.1f}/{s['ideal_per_connection']:.1f} req/conn, "
                     f"{s['kib_per_pending']:.1f} KiB/pending"
                 )
+            if s.get("store_cpu_us_per_req") is not None:
+                notes.append(f"redis-server {s['store_cpu_us_per_req']:.1f} µs/req of the CPU")
+            if s.get("visits_counted") is not None:
+                notes.append(f"visits counted {s['visits_counted']:.1%}")
             if sc.server_cpus != SERVER_CPU and s.get("server_cores") is not None:
                 notes.append(
                     f"cores busy: server {s['server_cores']:.2f}, wrk {s.get('wrk_cores', 0):.2f}"
@@ -1103,6 +1308,43 @@ def target_lines(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[
     return lines
 
 
+def session_lines(results: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The sessions scenario's comparisons: each treadle store against Twisted's in-memory
+    sessions (req/s), and what each shared store costs per request against treadle's memory
+    sessions (server-side CPU, and req/s)."""
+    summary = results.get("sessions")
+    if not summary:
+        return []
+    ok = {n: s for n, s in summary.items() if s.get("status") == "ok"}
+    treadles = [n for n in ("treadle", *TREADLE_STORES) if n in ok]
+    lines = []
+    twisted = ok.get("twisted")
+    if twisted and treadles:
+        parts = [f"{n} {ok[n]['rps'] / twisted['rps']:.2f}x" for n in treadles]
+        lines.append("sessions: req/s over Twisted's (in memory): " + ", ".join(parts))
+    memory = ok.get("treadle")
+    if memory and memory.get("cpu_us_per_req") is not None:
+        parts = []
+        for name in TREADLE_STORES:
+            row = ok.get(name)
+            if not row or row.get("cpu_us_per_req") is None:
+                continue
+            extra = row["cpu_us_per_req"] - memory["cpu_us_per_req"]
+            part = f"{name} {extra:+.1f} µs CPU/req"
+            if row.get("store_cpu_us_per_req") is not None:
+                own = row["store_cpu_us_per_req"]
+                part += f" (treadle {extra - own:+.1f}, redis-server {own:+.1f})"
+            part += f", req/s {row['rps'] / memory['rps'] - 1:+.0%}"
+            parts.append(part)
+        if parts:
+            head = "sessions: store cost against treadle's memory sessions: "
+            lines.append(head + "; ".join(parts))
+    for name in TREADLE_STORES:
+        if name in summary and name not in ok:
+            lines.append(f"sessions: {name}: {summary[name].get('reason', 'not measured')}")
+    return lines
+
+
 def environment(ctx: Context) -> dict[str, Any]:
     def out(argv: list[str]) -> str:
         try:
@@ -1137,6 +1379,7 @@ def environment(ctx: Context) -> dict[str, Any]:
         "treadle": treadle_version[-1] if treadle_version else "",
         "peers": versions,
         "nginx": out([ctx.nginx or "nginx", "-v"]),
+        "redis-server": out([ctx.redis_server, "--version"]) if ctx.redis_server else "",
         "wrk": out(["wrk", "-v"]).splitlines()[0] if out(["wrk", "-v"]) else "",
         "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "somaxconn": out(["cat", "/proc/sys/net/core/somaxconn"]),
@@ -1224,12 +1467,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if s not in SERVERS:
             p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
     # `treadle` also selects its --workers variants (treadle-w1, treadle-w2), which only the
-    # workers scenario runs. Table order is fixed (treadle first), whatever the order named.
+    # workers scenario runs, and its session stores (treadle-sqlite, treadle-redis), which only
+    # the sessions scenario runs. Table order is fixed (treadle first), whatever the order named.
+    # The baseline runs exactly when --baseline names its Python (the default --servers lists
+    # it, and a row saying "no --baseline given" in every scenario would only be noise).
     opts.server_list = [
         s
         for s in SERVERS
-        if s in named
-        or (s in TREADLE_WORKERS and "treadle" in named)
+        if (s in named and s != BASELINE)
+        or ((s in TREADLE_WORKERS or s in TREADLE_STORES) and "treadle" in named)
         or (s == BASELINE and opts.baseline)
     ]
     return opts
@@ -1280,6 +1526,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     ports = Ports(opts.port_base)
+    ctx.ports = ports
     raw: dict[str, dict[str, list[dict[str, Any]]]] = {n: {} for n in opts.scenario_list}
     try:
         for rnd in range(1, opts.rounds + 1):
@@ -1330,11 +1577,15 @@ def main(argv: list[str] | None = None) -> int:
         + (f" (workers: server on cores {WORKERS_CPUS})" if "workers" in opts.scenario_list else "")
     )
     print("treadle x = treadle's req/s (MB/s for static-100m) divided by that server's", end="")
-    print("; in workers, treadle-w2's divided by that row's" if "workers" in results else "")
+    if "workers" in results:
+        print("; in workers, treadle-w2's divided by that row's", end="")
+    print("; in sessions, treadle is its memory sessions" if "sessions" in results else "")
     print()
     print(table(results, opts.scenario_list, opts.server_list))
     print()
     for line in target_lines(results, opts.scenario_list):
+        print(line)
+    for line in session_lines(results):
         print(line)
     noisy = sum(
         1
@@ -1383,6 +1634,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
             "rounds": raw,
             "targets": target_lines(results, opts.scenario_list),
+            "sessions": session_lines(results),
             "elapsed_s": round(elapsed, 1),
         }
         out = RESULTS / f"{stamp}.json"

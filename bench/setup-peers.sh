@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the benchmark needs besides treadle itself:
-#   - wrk (load generator) and nginx (the ceiling) from Debian, if missing;
+#   - wrk (load generator), nginx (the ceiling) and redis-server (a session store) from Debian, if
+#     missing;
 #   - the Python peers (Twisted, aiohttp, uvicorn, granian) and matplotlib in bench/.venv-peers.
 # Safe to re-run: it only does work when something is missing or requirements-peers.txt changed.
 set -euo pipefail
@@ -13,6 +14,8 @@ need_apt=()
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
+# The Redis the sessions scenario starts for treadle's Redis store (its row is skipped without it).
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup-peers: apt-get install ${need_apt[*]}"
     sudo_cmd=()

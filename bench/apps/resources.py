@@ -5,6 +5,8 @@ both servers run exactly the same resource code::
 
     python bench/apps/resources.py --impl treadle --scenario hello --port 8080
     python bench/apps/resources.py --impl twisted --scenario async --port 8080
+    python bench/apps/resources.py --impl treadle --scenario sessions --port 8080 \
+        --sessions redis://127.0.0.1:6379/0 --secret-file /path/to/secret
 
 Scenarios (every one is served at ``/``; the resource is the root and a leaf):
 
@@ -18,6 +20,11 @@ Scenarios (every one is served at ``/``; the resource is the root and a leaf):
     ``deferLater(reactor, 1, ...)`` then write and finish.
 ``post``
     ``render_POST`` echoes the urlencoded form field ``name``: ``request.args[b"name"][0]``.
+``sessions``
+    A visit counter: ``request.getSession()``, the session attribute ``visits`` incremented, the
+    count returned as decimal digits. treadle keeps its sessions where ``--sessions`` says
+    (``memory:``, the default, as Twisted does; ``sqlite:/PATH``; ``redis://...``), signed with
+    the secret read from ``--secret-file``; Twisted keeps them in memory.
 """
 
 from __future__ import annotations
@@ -31,8 +38,12 @@ DELAYED_BODY = b"<html><body>Sorry to keep you waiting.</body></html>"
 DELAY = 1.0
 
 
-def build(impl: str, scenario: str):
-    """Import ``impl``'s API and return ``(reactor, site)`` serving ``scenario``."""
+def build(impl: str, scenario: str, sessions: str = "memory:", secret: bytes | None = None):
+    """Import ``impl``'s API and return ``(reactor, site)`` serving ``scenario``.
+
+    ``sessions`` and ``secret`` choose treadle's session store (``Site(sessionStore=...,
+    sessionSecret=...)``); ``memory:`` passes neither, so an earlier treadle runs it too.
+    """
     if impl == "treadle":
         try:
             from treadle.internet import reactor
@@ -93,10 +104,29 @@ def build(impl: str, scenario: str):
         def render_POST(self, request):
             return request.args[b"name"][0]
 
-    resources = {"hello": Hello, "async": Async, "delayed": Delayed, "post": Echo}
+    class Counter(Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            session = request.getSession()
+            session.visits = getattr(session, "visits", 0) + 1
+            return b"%d" % session.visits
+
+    resources = {
+        "hello": Hello,
+        "async": Async,
+        "delayed": Delayed,
+        "post": Echo,
+        "sessions": Counter,
+    }
     if scenario not in resources:
         raise SystemExit(f"unknown --scenario {scenario!r}; one of {', '.join(resources)}")
-    site = Site(resources[scenario]())
+    store = {}
+    if sessions != "memory:":
+        if impl != "treadle":
+            raise SystemExit(f"--sessions {sessions}: Twisted keeps its sessions in memory only")
+        store = {"sessionStore": sessions, "sessionSecret": secret}
+    site = Site(resources[scenario](), **store)
     if impl == "twisted":
         # Access log off: without this, Twisted formats a Combined Log Format line per request and
         # hands it to the logging system. treadle's Site logs nothing unless asked to.
@@ -110,8 +140,16 @@ def main() -> None:
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--sessions", default="memory:", help="treadle's session store URL (sessions scenario)"
+    )
+    parser.add_argument("--secret-file", help="the secret that signs stored sessions")
     args = parser.parse_args()
-    reactor, site = build(args.impl, args.scenario)
+    secret = None
+    if args.secret_file:
+        with open(args.secret_file, "rb") as f:
+            secret = f.read().strip()
+    reactor, site = build(args.impl, args.scenario, args.sessions, secret)
     reactor.listenTCP(args.port, site, backlog=4096, interface=args.host)
     print(
         f"{args.impl} {args.scenario} on {args.host}:{args.port} pid {os.getpid()}", file=sys.stderr
