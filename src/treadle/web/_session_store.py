@@ -24,8 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar
+
+from treadle.internet.defer import CancelledError, Deferred, ensureDeferred, fail
+from treadle.python.failure import Failure
 
 __all__ = [
     "GuardedStore",
@@ -120,51 +123,70 @@ class GuardedStore:
         """True while an outage is going on (the last call failed)."""
         return self._down_since is not None
 
-    async def load(self, uid: bytes, timeout: float) -> dict[str, bytes] | None:
+    def load(self, uid: bytes, timeout: float) -> Deferred[dict[str, bytes] | None]:
         """The backend's ``load``, guarded (see the class)."""
-        return await self._call(lambda: self.store.load(uid, timeout))
+        return self._call(lambda: self.store.load(uid, timeout))
 
-    async def save(
+    def save(
         self, uid: bytes, changed: Mapping[str, bytes], removed: Collection[str], timeout: float
-    ) -> None:
+    ) -> Deferred[None]:
         """The backend's ``save``, guarded."""
-        await self._call(lambda: self.store.save(uid, changed, removed, timeout))
+        return self._call(lambda: self.store.save(uid, changed, removed, timeout))
 
-    async def delete(self, uid: bytes) -> None:
+    def delete(self, uid: bytes) -> Deferred[None]:
         """The backend's ``delete``, guarded."""
-        await self._call(lambda: self.store.delete(uid))
+        return self._call(lambda: self.store.delete(uid))
 
-    async def remaining(self, uid: bytes) -> float | None:
+    def remaining(self, uid: bytes) -> Deferred[float | None]:
         """The backend's ``remaining``, guarded."""
-        return await self._call(lambda: self.store.remaining(uid))
+        return self._call(lambda: self.store.remaining(uid))
 
     async def close(self) -> None:
         """Close the backend."""
         await self.store.close()
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+    def _call(self, call: Callable[[], Coroutine[Any, Any, T]]) -> Deferred[T]:
+        """Run ``call()`` at once, as far as it goes without waiting (a SQLite call usually
+        finishes there: no Task, no turn of the loop); if it has to wait, the deadline runs.
+
+        Returns:
+            A Deferred (already fired when the store did not wait) that fails with
+            :class:`SessionStoreUnavailable` when the store fails or misses the deadline.
+        """
         if self._down_since is not None:
             now = self._clock()
             if now < self._next_probe:
-                raise SessionStoreUnavailable(f"session store {self.description} is down")
+                return fail(SessionStoreUnavailable(f"session store {self.description} is down"))
             # This call is the probe; until it ends, the others keep failing fast.
             self._next_probe = now + self._backoff
             self._backoff = min(self._backoff * 2, LONGEST_BACKOFF)
         try:
-            # asyncio.timeout, not wait_for: no Task per call (wait_for costs ~20 µs on the
-            # stdlib loop, more than a whole SQLite load).
-            async with asyncio.timeout(self.deadline):
-                result = await call()
-        except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:
-            self._failed(error)
-            raise SessionStoreUnavailable(
-                f"session store {self.description} failed: {_describe(error)}"
-            ) from error
+            d: Deferred[T] = ensureDeferred(call())
+        except Exception as error:
+            return fail(self._unavailable(error))
+        if not d.called:
+            timer = asyncio.get_running_loop().call_later(self.deadline, d.cancel)
+            d.addBoth(_stop_timer, timer)
+        return d.addCallbacks(self._answered, self._not_answered)
+
+    def _answered(self, result: T) -> T:
         if self._down_since is not None:
             self._recovered()
         return result
+
+    def _not_answered(self, failure: Failure) -> Failure:
+        error = failure.value
+        if isinstance(error, CancelledError):
+            error = TimeoutError()  # the deadline cancelled the call
+        return Failure(self._unavailable(error))
+
+    def _unavailable(self, error: BaseException) -> SessionStoreUnavailable:
+        self._failed(error)
+        unavailable = SessionStoreUnavailable(
+            f"session store {self.description} failed: {_describe(error)}"
+        )
+        unavailable.__cause__ = error
+        return unavailable
 
     def _failed(self, error: BaseException) -> None:
         if self._down_since is None:
@@ -191,3 +213,8 @@ def _describe(error: BaseException) -> str:
         return "no answer in time"
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _stop_timer(result: T, timer: asyncio.TimerHandle) -> T:
+    timer.cancel()
+    return result

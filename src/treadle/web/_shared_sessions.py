@@ -38,6 +38,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from treadle.internet.defer import ensureDeferred
+from treadle.python.failure import Failure
 from treadle.web._session_codec import (
     ForgedField,
     SessionCodec,
@@ -258,8 +260,9 @@ class SessionSharing:
         if not writes:
             complete()
             return
-        task = asyncio.ensure_future(self._save_all(writes))
-        task.add_done_callback(lambda t: self._saved(request, t, writes, complete))
+        # Eager: a store that answers without waiting (SQLite) completes the response here.
+        saving = ensureDeferred(self._save_all(writes))
+        saving.addBoth(self._saved, request, writes, complete)
 
     def _changes(self, session: Session) -> tuple[Session, dict[str, bytes], list[str]] | None:
         if session.expired:
@@ -283,14 +286,14 @@ class SessionSharing:
 
     def _saved(
         self,
+        outcome: object,
         request: Any,
-        task: asyncio.Future[None],
         writes: list[tuple[Session, dict[str, bytes], list[str]]],
         complete: Callable[[], None],
     ) -> None:
-        if task.cancelled() or task.exception() is not None:
-            error = task.exception() if not task.cancelled() else None
-            _fail(request, 503, f"the session could not be stored: {error}", complete)
+        if isinstance(outcome, Failure):
+            reason = outcome.value
+            _fail(request, 503, f"the session could not be stored: {reason}", complete)
             return
         for session, changed, removed in writes:
             session._unsaved = False
@@ -304,19 +307,15 @@ class SessionSharing:
 
     def forget(self, session: Session) -> None:
         """``session.expire()`` was called here: delete it from the store too."""
-        task = asyncio.ensure_future(self.store.delete(session.uid))
-        task.add_done_callback(_log_failed_delete)
+        self.store.delete(session.uid).addErrback(_log_failed_delete)
 
     def check_expired(self, session: Session, then: Callable[[float | None], None]) -> None:
         """Ask the store how long ``session`` has left; ``then(seconds or None)``."""
 
-        def done(task: asyncio.Future[float | None]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                then(session.sessionTimeout / 10)  # unknown: ask again a little later
-            else:
-                then(task.result())
+        def unknown(failure: Failure) -> None:
+            then(session.sessionTimeout / 10)  # unknown: ask again a little later
 
-        asyncio.ensure_future(self.store.remaining(session.uid)).add_done_callback(done)
+        self.store.remaining(session.uid).addCallbacks(then, unknown)
 
 
 def _sessions_of(request: Any) -> list[Session]:
@@ -354,9 +353,8 @@ def _fail(request: Any, code: int, reason: str, complete: Callable[[], None]) ->
     request._write_whole(error_page(code, title, reason))
 
 
-def _log_failed_delete(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        error_log.warning("an expired session could not be deleted: %s", task.exception())
+def _log_failed_delete(failure: Failure) -> None:
+    error_log.warning("an expired session could not be deleted: %s", failure.value)
 
 
 def _log_failed_purge(task: asyncio.Future[Any]) -> None:

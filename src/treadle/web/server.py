@@ -158,7 +158,7 @@ class Request(ResourceRequestHelpers, http.Request):
 
     # Set only on a site whose sessions live in a store (see treadle.web._shared_sessions):
     # the read of the cookies' sessions, and what it found.
-    _loading: asyncio.Future[None] | None = None
+    _loading: Deferred[None] | None = None
     _loaded_sessions: dict[bytes, Any] | None = None
 
     def __init__(
@@ -224,21 +224,23 @@ class Request(ResourceRequestHelpers, http.Request):
             self.processingFailed(sys.exc_info()[1])
 
     def _load_sessions(self, sharing: SessionSharing) -> bool:
-        """Start reading the sessions the cookies name; True if ``process`` must wait."""
+        """Read the sessions the cookies name, then ``process`` again; True when it was
+        started (then this call of ``process`` is over). A store that answers without
+        waiting (SQLite) has the request processed right here, within this call."""
         uids = sharing.cookies_to_load(self)
         if not uids:
             return False
-        loading = self._loading = asyncio.ensure_future(sharing.load(self, uids))
-        loading.add_done_callback(self._sessions_loaded)
+        loading = self._loading = ensureDeferred(sharing.load(self, uids))
+        loading.addCallbacks(self._sessions_loaded, self._sessions_failed)
         return True
 
-    def _sessions_loaded(self, loading: asyncio.Future[None]) -> None:
-        if self._disconnected or self.finished:
-            return
-        if loading.cancelled() or loading.exception() is not None:
-            self.processingFailed(loading.exception() or RuntimeError("session load cancelled"))
-            return
-        self.process()
+    def _sessions_loaded(self, result: None) -> None:
+        if not self._disconnected and not self.finished:
+            self.process()
+
+    def _sessions_failed(self, failure: Any) -> None:
+        if not self._disconnected and not self.finished:
+            self.processingFailed(failure)
 
     def _answer_asterisk(self) -> None:
         """Answer a request for ``*`` (the server itself), as Twisted does, with no resource:
