@@ -343,3 +343,38 @@ def test_a_hung_redis_fails_within_the_deadline_and_recovers(
     run(scenario)
     down, up = outage_lines(caplog)
     assert len(down) == 1 and len(up) == 1
+
+
+# -- through a site, over a real socket -----------------------------------------------------------
+
+
+def test_two_sites_share_sessions_through_redis(redis_server: RedisServer, server: Any) -> None:
+    import httpx
+
+    from treadle.web.resource import Resource
+    from treadle.web.server import Site
+
+    class Counter(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> bytes:
+            session = request.getSession()
+            session.visits = getattr(session, "visits", 0) + 1
+            return b"%d" % session.visits
+
+    secret = b"s" * 32
+    urls = [
+        server.serve(Site(Counter(), sessionStore=redis_server.url, sessionSecret=secret))
+        for _ in range(2)
+    ]
+    cookie = ""
+    counts = []
+    with httpx.Client(timeout=DEADLINE) as client:
+        for visit in range(6):
+            headers = {"cookie": cookie} if cookie else {}
+            response = client.get(urls[visit % 2], headers=headers)
+            client.cookies.clear()
+            assert response.status_code == 200, response.text
+            cookie = response.headers.get("set-cookie", cookie).split(";")[0]
+            counts.append(int(response.text))
+    assert counts == [1, 2, 3, 4, 5, 6]

@@ -59,6 +59,8 @@ class SessionStore(Protocol):
 
     #: Shown in log lines: the store's kind and address, never a password.
     description: str
+    # Optionally ``runs_inline = True``: its calls usually complete without waiting and need
+    # no asyncio Task, so they are run eagerly within the request's own callback.
 
     async def load(self, uid: bytes, timeout: float) -> dict[str, bytes] | None:
         """Return the fields of session ``uid`` and push its expiry ``timeout`` s ahead.
@@ -108,6 +110,8 @@ class GuardedStore:
     ) -> None:
         self.store = store
         self.deadline = deadline
+        # A store whose calls usually finish without waiting (SQLite) is run eagerly.
+        self._inline = bool(getattr(store, "runs_inline", False))
         self._clock = clock
         self._down_since: float | None = None
         self._next_probe = 0.0
@@ -161,7 +165,12 @@ class GuardedStore:
             self._next_probe = now + self._backoff
             self._backoff = min(self._backoff * 2, LONGEST_BACKOFF)
         try:
-            d: Deferred[T] = ensureDeferred(call())
+            d: Deferred[T]
+            if self._inline:
+                d = ensureDeferred(call())
+            else:
+                # A client library may need a Task from its first line (redis-py's timeouts).
+                d = Deferred.fromFuture(asyncio.ensure_future(call()))
         except Exception as error:
             return fail(self._unavailable(error))
         if not d.called:

@@ -107,6 +107,9 @@ class SQLiteStore:
         sqlite3.Error: The file is not a session database of this version.
     """
 
+    #: Calls finish inline (a lock held elsewhere moves them to a thread): run them eagerly.
+    runs_inline = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
