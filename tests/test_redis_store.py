@@ -363,10 +363,8 @@ def test_two_sites_share_sessions_through_redis(redis_server: RedisServer, serve
             return b"%d" % session.visits
 
     secret = b"s" * 32
-    urls = [
-        server.serve(Site(Counter(), sessionStore=redis_server.url, sessionSecret=secret))
-        for _ in range(2)
-    ]
+    sites = [Site(Counter(), sessionStore=redis_server.url, sessionSecret=secret) for _ in "ab"]
+    urls = [server.serve(site) for site in sites]
     cookie = ""
     counts = []
     with httpx.Client(timeout=DEADLINE) as client:
@@ -378,3 +376,7 @@ def test_two_sites_share_sessions_through_redis(redis_server: RedisServer, serve
             cookie = response.headers.get("set-cookie", cookie).split(";")[0]
             counts.append(int(response.text))
     assert counts == [1, 2, 3, 4, 5, 6]
+    for site in sites:  # an open Redis connection would keep the server's loop from closing
+        asyncio.run_coroutine_threadsafe(site.sessionSharing.store.close(), server.loop).result(
+            DEADLINE
+        )
