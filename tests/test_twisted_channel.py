@@ -358,7 +358,7 @@ def test_peer_host_and_security_of_the_channel() -> None:
 
 
 def test_twisted_names_that_modules_import() -> None:
-    assert http.H2_ENABLED is False
+    assert http.H2_ENABLED is True
     assert iweb.INonQueuedRequestFactory.providedBy(object()) is False
     assert "HTTPClient" not in http.__all__  # deprecated: reached by attribute only
 

@@ -4,9 +4,9 @@ The grammar is :mod:`treadle.internet.endpoints`' (``serverFromString``'s): this
 adds what the command needs around it. :func:`parse_endpoint` accepts a bare port as
 ``tcp:PORT`` (as ``twistd web --port`` once did) and turns a malformed description into a
 :class:`UsageError` that names it; :func:`listen` opens an endpoint with the reactor, with
-``SO_REUSEPORT`` for the workers of ``--workers`` and HTTP/1.1 announced over TLS (ALPN), and
-turns every failure into a one-line :class:`StartupError`; :func:`listening_on` words the
-startup line. :mod:`treadle._cli.main` re-exports them.
+``SO_REUSEPORT`` for the workers of ``--workers`` and HTTP/2 and HTTP/1.1 announced over TLS
+(ALPN), and turns every failure into a one-line :class:`StartupError`; :func:`listening_on`
+words the startup line. :mod:`treadle._cli.main` re-exports them.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ def _tls_context(endpoint: Endpoint) -> ssl.SSLContext:
         context = server_tls_context(endpoint)
     except (OSError, ValueError) as e:
         raise StartupError(f"{endpoint.description}: {e}") from None
-    context.set_alpn_protocols(["http/1.1"])
+    # HTTP/2 first, HTTP/1.1 for clients that do not speak it (RFC 7301); the channel
+    # recognises an HTTP/2 client by its connection preface.
+    context.set_alpn_protocols(["h2", "http/1.1"])
     return context
 
 

@@ -15,8 +15,10 @@ and every change goes through :meth:`HTTPChannel._enter` and the transition tabl
 :class:`~treadle.web._state.ChannelStateError`.
 
 What the states mean for the channel: in ``DONE`` (the client's last request arrived, a
-request was refused, the protocol changed, or the server is shutting down) bytes that still
-arrive are dropped unparsed while the responses due still go out; in ``LINGER`` the
+request was refused, or the server is shutting down) bytes that still arrive are dropped
+unparsed while the responses due still go out; in ``UPGRADING`` (a request asked to
+upgrade) they are held for the protocol the resource may switch to, and in ``UPGRADED``
+passed to it (see :meth:`HTTPChannel.switch_protocol`); in ``LINGER`` the
 channel has half-closed after a refusal and drains what the client still sends until its
 EOF or ``lingerTime`` (RFC 9112 §9.6); after ``ABORTED`` the request in progress learns of
 a :class:`~treadle.internet.error.ConnectionAborted`.
@@ -84,13 +86,24 @@ from treadle.web._state import (
     MOVES,
     REFUSAL_SENT,
     STOP,
+    SWITCH,
+    UPGRADE,
+    UPGRADED,
+    UPGRADING,
     next_state,
     state_name,
 )
 from treadle.web._status import RESPONSES
 from treadle.web._twisted_channel import InterfaceRequest, TwistedChannelMixin
 
-__all__ = ["READ_AHEAD", "ChannelFactory", "ChannelRequest", "ChannelTransport", "HTTPChannel"]
+__all__ = [
+    "READ_AHEAD",
+    "ChannelFactory",
+    "ChannelRequest",
+    "ChannelTransport",
+    "HTTPChannel",
+    "SwitchedProtocol",
+]
 
 error_log = logging.getLogger("treadle.error")
 
@@ -98,6 +111,8 @@ error_log = logging.getLogger("treadle.error")
 #: enough to notice a client that closes, small enough not to buffer a flood.
 READ_AHEAD: Final = 64 * 1024
 _CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: How HTTP/2's connection preface (RFC 9113 §3.4) starts; no HTTP/1.x request does.
+_H2_PREFACE_START: Final = b"PRI "
 
 
 class _Rejection:
@@ -162,6 +177,44 @@ class ChannelFactory(Protocol):
 
     def log(self, request: Any) -> None:
         """Write the access log line of a finished request."""
+        ...
+
+
+class SwitchedProtocol(Protocol):
+    """What a connection is handed to when its request switches protocols (``101``).
+
+    An :class:`asyncio.Protocol` (``connection_made``, ``data_received``, ``eof_received``,
+    ``connection_lost``, ``pause_writing``, ``resume_writing``) plus ``close_when_idle``.
+    See :meth:`HTTPChannel.switch_protocol`.
+    """
+
+    def connection_made(self, transport: Any) -> None:
+        """The connection is this protocol's from now: ``transport`` is its asyncio transport."""
+        ...
+
+    def data_received(self, data: bytes) -> None:
+        """Bytes from the peer (the first call has those read past the request's head)."""
+        ...
+
+    def eof_received(self) -> bool | None:
+        """The peer half-closed; return True to keep the connection open."""
+        ...
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The connection ended: None when closed cleanly, ``ConnectionAborted`` when the
+        server cut it off (shutdown's grace over), else the error."""
+        ...
+
+    def pause_writing(self) -> None:
+        """The transport's buffer went over its high-water mark."""
+        ...
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained below its low-water mark."""
+        ...
+
+    def close_when_idle(self) -> None:
+        """The server is shutting down: end the conversation soon and close the transport."""
         ...
 
 
@@ -236,6 +289,7 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
         "_state",
         "_twisted_transport",
         "_unsent",
+        "_upgrade",
         "_writing_paused",
         "asyncio_transport",
         "call_soon",
@@ -285,6 +339,9 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
         # Where timeouts are read: the factory, or settings made for this channel alone
         # (see treadle.web._twisted_channel.ChannelSettings).
         self._settings: Any = None
+        # UPGRADING: the bytes read past the Upgrade request's head (a bytearray);
+        # UPGRADED: the protocol the connection was handed to (see switch_protocol).
+        self._upgrade: Any = None
 
     def adopt_request_factory(self, factory: ChannelFactory) -> None:
         """Take the factory's ``requestFactory`` unless this channel's class has its own.
@@ -375,7 +432,11 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         state = self._state
         if state >= DONE:
-            # Refused, upgraded or closing: whatever else arrives is dropped unparsed (while
+            if state == UPGRADED:
+                self._upgrade.data_received(data)
+            elif state == UPGRADING:
+                self._hold_for_upgrade(data)
+            # Otherwise refused or closing: whatever else arrives is dropped unparsed (while
             # lingering after a refusal, this is the draining that lets the client read it).
             return
         if self._active is not None:
@@ -387,6 +448,8 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
         self._read_at = self._now()
         parser = self._parser
         if parser is None:
+            if not self._requests_seen and data[:4] == _H2_PREFACE_START and self._speak_h2(data):
+                return
             # A spare parser is lent for as long as a request is arriving (see Parser).
             try:
                 parser = SPARE_PARSERS.pop()
@@ -403,11 +466,13 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
             body_before = parser.body_size
             try:
                 parser.llhttp.feed_data(piece)
-            except httptools.HttpParserUpgrade:
-                # An Upgrade (or CONNECT) we do not speak: the request is answered as plain
-                # HTTP and the connection then closes, since the bytes after it belong to
-                # another protocol (RFC 9110 §7.8 lets a server ignore Upgrade).
-                self._enter(STOP)
+            except httptools.HttpParserUpgrade as e:
+                # An Upgrade (or CONNECT): the bytes after it belong to another protocol. They
+                # are held for the resource that may switch to it (switch_protocol); answered
+                # as plain HTTP instead, the connection closes after the response (RFC 9110
+                # §7.8 lets a server ignore Upgrade).
+                rest = b"" if type(pieces) is tuple else b"".join(pieces)  # the pieces left
+                self._upgrade_requested(bytes(piece[e.args[0] :]) + rest)
                 break
             except httptools.HttpParserCallbackError as e:
                 cause = e.__context__
@@ -442,7 +507,32 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
         if self._active is None:
             self._dispatch()
 
+    def _speak_h2(self, data: bytes) -> bool:
+        """The client opened with HTTP/2's preface (after ALPN chose ``h2``, or in cleartext
+        with prior knowledge): hand the transport to an HTTP/2 connection, which counts
+        itself with the factory from now on. False when the transport cannot be handed over
+        (a Twisted transport); llhttp then refuses the bytes."""
+        transport = self.asyncio_transport
+        set_protocol = getattr(transport, "set_protocol", None)
+        if set_protocol is None:
+            return False
+        # Imported on first use: h2 takes some 30 ms to import, which HTTP/1.1 never pays.
+        from treadle.web._h2_channel import H2Connection
+
+        self._enter(STOP)
+        if self._handle is not None:
+            self._deadlines.discard(self)
+        self.factory.connection_closed(self)
+        self.asyncio_transport = None
+        connection = H2Connection(self.factory, self.requestFactory)
+        set_protocol(connection)
+        connection.connection_made(transport)  # type: ignore[arg-type]  # not None: set_protocol
+        connection.data_received(data)
+        return True
+
     def eof_received(self) -> bool | None:
+        if self._state == UPGRADED:
+            return self._upgrade.eof_received()  # type: ignore[no-any-return]
         # A client that half-closes is treated as gone, as Twisted does: a response still
         # being produced for it is abandoned and its notifyFinish Deferreds errback.
         return None
@@ -480,14 +570,23 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
         if isinstance(twisted, ChannelTransport):
             twisted._lost()
         self.asyncio_transport = None
+        upgrade, self._upgrade = self._upgrade, None
+        if upgrade is not None and type(upgrade) is not bytearray:
+            upgrade.connection_lost(ConnectionAborted() if aborted else exc)
 
     def pause_writing(self) -> None:
+        if self._state == UPGRADED:
+            self._upgrade.pause_writing()
+            return
         self._writing_paused = True
         self._paused_at = self._now()
         if self._producer is not None and self._producer_streaming:
             self._call_producer(self._producer.pauseProducing)
 
     def resume_writing(self) -> None:
+        if self._state == UPGRADED:
+            self._upgrade.resume_writing()
+            return
         self._writing_paused = False
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
@@ -687,6 +786,81 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
         self._last_activity = self._now()
         self._resume_reading()
 
+    # -- switching protocols (Upgrade, RFC 9110 §7.8) ---------------------------------------
+
+    def _upgrade_requested(self, tail: bytes) -> None:
+        """The request just parsed asked to upgrade: parse no more, hold the bytes after it."""
+        if self._state != IDLE and self._state != DONE:
+            self._enter(STOP)  # (an Upgrade llhttp stopped at without its message complete)
+            return
+        self._enter(UPGRADE)
+        self._upgrade = bytearray()
+        self._hold_for_upgrade(tail)
+
+    def _hold_for_upgrade(self, data: bytes) -> None:
+        """Keep bytes of the next protocol until the request is answered (up to READ_AHEAD)."""
+        held: bytearray = self._upgrade
+        held += data
+        if len(held) > READ_AHEAD:
+            self._pause_reading()
+
+    def switch_protocol(self, request: object, protocol: SwitchedProtocol, head: bytes) -> bool:
+        """Answer ``request`` with ``head`` and hand the connection over to ``protocol``.
+
+        The way a resource takes a connection out of HTTP (a WebSocket, an ASGI WebSocket
+        application): ``request`` must be the request being answered, and one that asked to
+        upgrade (an ``Upgrade`` field with ``Connection: upgrade``; the channel then parsed
+        nothing after it). The channel writes ``head`` (a complete ``101 Switching
+        Protocols`` response head, which the caller builds), stops its HTTP timeouts,
+        lets its parser go, calls ``protocol.connection_made(transport)`` with its asyncio
+        transport, then ``protocol.data_received`` with any bytes the client sent after the
+        request's head. From then on the channel passes everything on to ``protocol``
+        (bytes, EOF, flow control, loss) and stays counted by its factory until the
+        connection ends, so ``maxConnections`` and shutdown see it: at shutdown
+        :meth:`close_when_idle` calls ``protocol.close_when_idle()``, and the connections
+        left after the grace period are aborted (``connection_lost`` then gets a
+        :class:`~treadle.internet.error.ConnectionAborted`). A switch made while the
+        factory is shutting down calls ``close_when_idle`` at once.
+
+        The request is not finished by this: the caller ends it (e.g. with
+        ``request.startedWriting = True`` then ``request.finish()``, which logs it and
+        fires its ``notifyFinish`` without writing).
+
+        Returns:
+            True once switched; False when the connection is already ending (lost, closing
+            or aborted), in which case nothing was written and ``protocol`` is not called.
+
+        Raises:
+            RuntimeError: ``request`` is not the one being answered, or did not ask to
+                upgrade.
+        """
+        active = self._active
+        if self._state != UPGRADING or (
+            request is not active and (active is None or active != request)
+        ):
+            if self._state in (CLOSING, ABORTED) or self.asyncio_transport is None:
+                return False
+            raise RuntimeError(f"{request!r} did not ask to upgrade, or is not being answered")
+        transport = self.asyncio_transport
+        assert transport is not None  # (UPGRADING: the connection is open)
+        self._enter(SWITCH)
+        self._active = None
+        self._producer = None
+        if self._handle is not None:
+            self._deadlines.discard(self)
+        parser, self._parser = self._parser, None
+        if parser is not None:
+            parser.discard()
+        held, self._upgrade = self._upgrade, protocol
+        transport.write(head)
+        self._resume_reading()
+        protocol.connection_made(transport)
+        if held and self._upgrade is protocol:
+            protocol.data_received(bytes(held))
+        if self.factory.shutting_down and self._upgrade is protocol:
+            protocol.close_when_idle()
+        return True
+
     # -- producers (Twisted's IConsumer, for the request being answered) --------------------
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
@@ -813,15 +987,15 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
                 return
             self._deadlines.add(self, self._timer_period())
             return
-        if state == ABORTED:
-            return
+        if state in (ABORTED, UPGRADED):
+            return  # (an upgraded connection keeps time by its own protocol)
         if self._writing_paused and now - self._paused_at >= factory.timeOut:
             self.abort()
             return
         status = 0
         if state == LINGER:
             deadline = self._last_activity + factory.lingerTime
-        elif self._active is not None or state in (DONE, CONTINUE):
+        elif self._active is not None or state in (DONE, CONTINUE, UPGRADING):
             deadline = now + factory.timeOut  # answering (or about to refuse): no deadline
         elif state == HEAD:
             deadline = self._head_started + factory.headTimeout
@@ -870,8 +1044,13 @@ class HTTPChannel(TwistedChannelMixin, asyncio.Protocol):
     def close_when_idle(self) -> None:
         """Finish the response in progress (if any), then close; close at once when idle.
 
-        Requests queued behind the one in progress are dropped unanswered.
+        Requests queued behind the one in progress are dropped unanswered. An upgraded
+        connection is asked to end by its protocol (``close_when_idle``: a WebSocket sends
+        its close frame, ``1001``).
         """
+        if self._state == UPGRADED:
+            self._upgrade.close_when_idle()
+            return
         self._enter(STOP)
         self._drop_queue()
         if self._active is None and self.asyncio_transport is not None:

@@ -144,10 +144,14 @@ class Request(RequestHelpers):
         self.channel = channel
         if parsePOSTFormSubmission is not None:
             self._parse_forms = parsePOSTFormSubmission
-        # What the request talks to: the channel itself, or, for a channel of the program's
-        # own making (driving a request by hand), an adapter to Twisted's channel interface.
+        # What the request talks to: the channel itself (treadle's HTTP/1.1 channel, or a
+        # class saying it serves as a wire, as an HTTP/2 stream does), or, for a channel of
+        # the program's own making (driving a request by hand), an adapter to Twisted's
+        # channel interface. The class is asked, not the object: a mock answers anything.
         self._wire: HTTPChannel | HandChannel = (
-            channel if isinstance(channel, HTTPChannel) else HandChannel(channel)
+            channel
+            if isinstance(channel, HTTPChannel) or getattr(type(channel), "is_request_wire", False)
+            else HandChannel(channel)
         )
         self.method = b"GET"
         self.uri = b"/"

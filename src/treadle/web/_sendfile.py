@@ -83,9 +83,11 @@ def _sendfile_strategy(loop: asyncio.AbstractEventLoop, transport: Any, file: IO
         # asyncio would fall back to swapping the transport's protocol for its own while
         # it copies; our copy loop keeps the channel in charge instead.
         return "copy"
+    if transport.get_extra_info("socket") is None:
+        return "copy"  # no socket of its own to send to (an HTTP/2 stream)
     if type(loop).sendfile is not asyncio.AbstractEventLoop.sendfile:
         return "loop"
-    if hasattr(os, "sendfile") and transport.get_extra_info("socket") is not None:
+    if hasattr(os, "sendfile"):
         return "os"
     return "copy"
 

@@ -16,7 +16,13 @@ States are small ints, ordered so that "still reading requests" is ``state < DON
 - ``LINGER`` — a refusal went out and the channel drains what the client still sends;
 - ``CLOSING`` — closed by us, the transport flushing what it holds;
 - ``ABORTED`` — dropped by us, unsent data discarded;
-- ``CLOSED`` — the connection is gone.
+- ``CLOSED`` — the connection is gone;
+- ``UPGRADING`` — an Upgrade (or CONNECT) request ended the HTTP/1.1 bytes: no more requests
+  are parsed, and what follows its head is held for the protocol it may switch to;
+- ``UPGRADED`` — its answer switched protocols (``101``): the connection belongs to that
+  protocol (a WebSocket), the channel only passes bytes and counts the connection.
+
+``UPGRADING`` and ``UPGRADED`` come last so that the values above keep their order.
 """
 
 from __future__ import annotations
@@ -49,7 +55,11 @@ __all__ = [
     "REFUSAL_SENT",
     "STATE_NAMES",
     "STOP",
+    "SWITCH",
     "TRANSITIONS",
+    "UPGRADE",
+    "UPGRADED",
+    "UPGRADING",
     "ChannelStateError",
     "next_state",
     "state_name",
@@ -66,6 +76,8 @@ LINGER: Final = 5
 CLOSING: Final = 6
 ABORTED: Final = 7
 CLOSED: Final = 8
+UPGRADING: Final = 9
+UPGRADED: Final = 10
 STATE_NAMES: Final = (
     "IDLE",
     "HEAD",
@@ -76,6 +88,8 @@ STATE_NAMES: Final = (
     "CLOSING",
     "ABORTED",
     "CLOSED",
+    "UPGRADING",
+    "UPGRADED",
 )
 
 # -- events ------------------------------------------------------------------------------------
@@ -91,6 +105,8 @@ REFUSAL_SENT: Final = 7  # a refusal went out: drain the client's bytes, then cl
 CLOSE: Final = 8  # close once the transport has flushed
 ABORT: Final = 9  # drop the connection now
 LOST: Final = 10  # the connection is gone
+UPGRADE: Final = 11  # a complete request asked to upgrade: stop parsing, hold what follows
+SWITCH: Final = 12  # its answer switched protocols: the connection is handed over
 EVENT_NAMES: Final = (
     "begin",
     "head done",
@@ -103,10 +119,12 @@ EVENT_NAMES: Final = (
     "close",
     "abort",
     "lost",
+    "upgrade",
+    "switch",
 )
 
 _READING: Final = (IDLE, HEAD, CONTINUE, BODY)
-_ALL: Final = (*_READING, DONE, LINGER, CLOSING, ABORTED, CLOSED)
+_ALL: Final = (*_READING, DONE, LINGER, CLOSING, ABORTED, UPGRADING, UPGRADED, CLOSED)
 
 #: Every allowed move: event -> {state before: state after}. A pair missing here is a bug.
 TRANSITIONS: Final[dict[int, dict[int, int]]] = {
@@ -123,16 +141,22 @@ TRANSITIONS: Final[dict[int, dict[int, int]]] = {
         CLOSING: CLOSING,
         ABORTED: ABORTED,
         CLOSED: CLOSED,
+        UPGRADING: UPGRADING,
+        UPGRADED: UPGRADED,
     },
     REFUSAL_SENT: {DONE: LINGER},
     # Closing twice is harmless; after an abort or the end there is nothing left to close.
     CLOSE: {
-        **dict.fromkeys((*_READING, DONE, LINGER, CLOSING), CLOSING),
+        **dict.fromkeys((*_READING, DONE, LINGER, CLOSING, UPGRADING, UPGRADED), CLOSING),
         ABORTED: ABORTED,
         CLOSED: CLOSED,
     },
     ABORT: {**dict.fromkeys(_ALL[:-1], ABORTED), CLOSED: CLOSED},
     LOST: dict.fromkeys(_ALL, CLOSED),
+    # The Upgrade request is complete (and queued) when llhttp stops at what follows it;
+    # ``Connection: close`` beside ``Upgrade`` leaves the channel done already.
+    UPGRADE: {IDLE: UPGRADING, DONE: UPGRADING},
+    SWITCH: {UPGRADING: UPGRADED},
 }
 #: :data:`TRANSITIONS` indexed by event: one tuple index and one dict lookup per move.
 MOVES: Final = tuple(TRANSITIONS[event] for event in range(len(EVENT_NAMES)))

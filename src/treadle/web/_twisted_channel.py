@@ -35,7 +35,7 @@ from treadle.internet.error import ConnectionDone
 from treadle.python.failure import Failure
 from treadle.web._channel_transport import TwistedTransportAdapter
 from treadle.web._parser import Limits
-from treadle.web._state import DONE
+from treadle.web._state import DONE, UPGRADED
 from treadle.web.http_headers import Headers
 
 __all__ = [
@@ -526,7 +526,7 @@ class TwistedChannelMixin:
         if self.asyncio_transport is None:
             return
         channel.pause_writing()
-        if self._active is None:
+        if self._active is None and self._state != UPGRADED:  # (upgraded: its protocol's)
             channel._pause_reading()
 
     def resumeProducing(self) -> None:

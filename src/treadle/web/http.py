@@ -81,8 +81,9 @@ __all__ = [
     "responses",
 ]
 
-#: Whether HTTP/2 is negotiated (by TLS ALPN): not by this server, which speaks HTTP/1.x.
-H2_ENABLED: Final = False
+#: Whether HTTP/2 is served (Twisted's flag): it is, after TLS ALPN chose ``h2`` and in
+#: cleartext to clients with prior knowledge (see :mod:`treadle.web._h2_channel`).
+H2_ENABLED: Final = True
 
 #: Reason phrases by status code (Twisted's older name for ``RESPONSES``).
 responses = RESPONSES  # noqa: F405
@@ -350,6 +351,8 @@ class HTTPFactory:
         self._connections: set[HTTPChannel] = set()
         #: True once :meth:`shutdown` began: connections close after their response.
         self.shutting_down = False
+        # What on_shutdown registered: run when shutdown begins (see there).
+        self._shutdown_callbacks: set[Callable[[], object]] = set()
         # The deadlines of the channels on one loop (or test clock), shared by them.
         self._deadlines: TimerHeap | None = None
         self._limits: tuple[tuple[int, ...], Limits] | None = None
@@ -479,6 +482,22 @@ class HTTPFactory:
         """The channels currently open."""
         return frozenset(self._connections)
 
+    def on_shutdown(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` once when :meth:`shutdown` begins (at once if it has begun).
+
+        Responses that never end by themselves (event streams, WebSocket connections) use
+        it to end when the server stops, rather than being cut off after the grace period.
+
+        Returns:
+            A function that forgets ``callback`` (call it when the response ends first).
+        """
+        if self.shutting_down:
+            callback()
+            return _forget_nothing
+        callbacks = self._shutdown_callbacks
+        callbacks.add(callback)
+        return functools.partial(callbacks.discard, callback)
+
     async def shutdown(self, grace: float = 10.0) -> bool:
         """Close every connection gracefully: idle ones now, busy ones after their response.
 
@@ -491,6 +510,13 @@ class HTTPFactory:
             True when every connection finished within ``grace``.
         """
         self.shutting_down = True
+        callbacks = list(self._shutdown_callbacks)
+        self._shutdown_callbacks.clear()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                logging.getLogger("treadle.error").exception("shutdown callback %r", callback)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         for channel in list(self._connections):
@@ -534,6 +560,10 @@ def _takes_factory(protocol: Callable[..., Any]) -> bool:
 def _sets_class_settings(protocol: type[Any]) -> bool:
     """Whether channel class ``protocol`` sets Twisted's settings (cached per class)."""
     return protocol is not HTTPChannel and gives_class_settings(protocol)
+
+
+def _forget_nothing() -> None:
+    """What :meth:`HTTPFactory.on_shutdown` returns when it ran the callback at once."""
 
 
 def _soon_on(clock: Any) -> Callable[[Callable[[], object]], object]:
