@@ -685,13 +685,15 @@ def test_help_tells_the_truth(capsys: pytest.CaptureFixture[str]) -> None:
     # argparse wraps help where it likes: compare with the line breaks undone.
     with pytest.raises(SystemExit):
         parse_command_line(["--help"])
-    assert "a resource class or a WSGI application" in " ".join(capsys.readouterr().out.split())
+    assert "a resource class or a WSGI or ASGI application" in " ".join(
+        capsys.readouterr().out.split()
+    )
     with pytest.raises(SystemExit):
         parse_command_line(["web", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    # Four ways to name the site, and the description says so.
-    assert "a WSGI application (--wsgi). Exactly one of the four is needed." in text
-    assert "the three" not in text
+    # Five ways to name the site, and the description says so.
+    assert "an ASGI application (--asgi). Exactly one of the five is needed." in text
+    assert "the four" not in text
     # The default endpoint binds every IPv4 interface; the help says so and where to open it.
     assert "port 8080 of every IPv4 interface (open http://127.0.0.1:8080/)" in text
     assert "without interface=, every IPv4 interface is bound" in text

@@ -1,4 +1,4 @@
-"""Raw ASGI apps (no framework) doing the benchmark's work, for uvicorn and granian.
+"""Raw ASGI apps (no framework) doing the benchmark's work, for uvicorn, granian and treadle.
 
 The scenario comes from the environment variable ``BENCH_SCENARIO`` (``hello``, ``async``,
 ``delayed``, ``post``) and the app is ``asgi_app:app``. Every scenario is served at ``/``, like the
@@ -11,6 +11,8 @@ resources in ``resources.py``:
 
 Run directly (``python asgi_app.py --scenario hello --port N``) it starts uvicorn with uvloop,
 httptools, no access log and no lifespan, which is how the harness runs the uvicorn peer.
+treadle serves the same apps from this directory with ``treadle web --asgi asgi_app:app``
+(``BENCH_SCENARIO`` as above; or name one: ``asgi_app:post``), lifespan included.
 """
 
 from __future__ import annotations

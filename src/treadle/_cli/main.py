@@ -2,8 +2,9 @@
 
 ``treadle web --path DIR`` serves a directory (static files; ``.rpy`` and ``.epy`` scripts and
 ``.cgi`` programs run on request), ``--resource-script FILE`` one script as the whole site,
-``--class NAME`` an instance of a resource class, ``--wsgi NAME`` a WSGI application. The
-options keep ``twistd web``'s names and defaults.
+``--class NAME`` an instance of a resource class, ``--wsgi NAME`` a WSGI application,
+``--asgi NAME`` an ASGI application (its lifespan start-up runs before the ports open, its
+shut-down after the graceful shutdown). The options keep ``twistd web``'s names and defaults.
 
 The work is split so that most of it is testable without sockets. This module builds the
 site and runs it; the steps before and around that live in private modules, and every name
@@ -22,14 +23,15 @@ they share is importable from here:
 
 Exit status: 0 after a clean stop (including one where the grace period ran out: the stop
 was asked for, and the log says which responses were cut off), 2 for a malformed command
-line, 1 when the system refused (a file, a port, an import), 128 + the signal number when a
-second signal cut the graceful shutdown short. Every startup error is one line on stderr,
+line, 1 when the system refused (a file, a port, an import) or an ``--asgi`` application's
+lifespan start-up or shut-down failed, 128 + the signal number when a second signal cut the
+graceful shutdown short. Every startup error is one line on stderr,
 ``treadle: error: ...``, never a traceback.
 
 Differences from ``twistd web``, on purpose:
 
-- One of ``--path``, ``--resource-script``, ``--class``, ``--wsgi`` is required (twistd
-  serves a demo).
+- One of ``--path``, ``--resource-script``, ``--class``, ``--wsgi``, ``--asgi`` is required
+  (twistd serves a demo).
 - ``--path`` must be a directory, and ``--index`` adds names in front of the default ones
   (``index.html``...) rather than replacing them.
 - ``--index``, ``--mime-type``, ``--ignore-ext`` and ``--allow-ignore-ext`` need ``--path``
@@ -60,7 +62,14 @@ from treadle import __version__
 from treadle._cli.errors import EXIT_FAILURE, EXIT_USAGE, StartupError, UsageError
 from treadle._cli.listen import Endpoint, listen, listening_on, parse_endpoint
 from treadle._cli.options import WebOptions, parse_command_line
-from treadle._cli.process import Logging, PidFile, Shutdown, finish_loop, stop_signals_handled
+from treadle._cli.process import (
+    AppLifespan,
+    Logging,
+    PidFile,
+    Shutdown,
+    finish_loop,
+    stop_signals_handled,
+)
 from treadle._cli.sessions import RuntimeDir, needs_runtime_dir, open_session_store
 from treadle.internet import reactor
 from treadle.internet._reactor import ListeningPort
@@ -151,6 +160,20 @@ def _wsgi_root(name: str) -> ResourceLike:
     return root
 
 
+def _asgi_root(name: str) -> ResourceLike:
+    from treadle.web.asgi import resource_from_name
+
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        root: ResourceLike = resource_from_name(name)
+    except (ImportError, ValueError, TypeError) as e:
+        raise StartupError(f"--asgi {name}: {e}") from None
+    except Exception as e:  # the application module itself failed while importing
+        raise StartupError(f"--asgi {name}: importing it failed: {type(e).__name__}: {e}") from None
+    return root
+
+
 def _directory_root(options: WebOptions, registry: Registry) -> ResourceLike:
     from treadle.web import script, static, twcgi
 
@@ -231,6 +254,9 @@ def make_site(options: WebOptions) -> tuple[Site, str]:
     elif options.wsgi is not None:
         root = _wsgi_root(options.wsgi)
         what = f"WSGI application {options.wsgi}"
+    elif options.asgi is not None:
+        root = _asgi_root(options.asgi)
+        what = f"ASGI application {options.asgi}"
     else:
         assert options.class_name is not None
         root = _class_root(options.class_name)
@@ -274,8 +300,13 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
     sockets: list[str] = []
     pidfile: PidFile | None = None
     site: Site | None = None
+    lifespan: AppLifespan | None = None
     try:
         site, what = make_site(options)
+        if options.asgi is not None:
+            # Start-up before the ports open, as uvicorn: no request meets an unready app.
+            lifespan = AppLifespan(site.resource)
+            lifespan.start()
         where = []
         for endpoint in options.listen:
             port = listen(endpoint, site, reuse_port)
@@ -285,7 +316,7 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
             where.append(listening_on(endpoint, port.socket))
         if options.pidfile is not None:
             pidfile = PidFile(options.pidfile)
-        shutdown = Shutdown(site, ports, options.grace)
+        shutdown = Shutdown(site, ports, options.grace, lifespan)
         # Modules, the site and its resources live as long as the process: freezing them
         # keeps every later collection to what requests create (with thousands of pending
         # responses, full collections walking the start-up heap cost ~10 % of the CPU).
@@ -302,7 +333,9 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
             # As Twisted does, remove the socket files this process created.
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        if site is not None and ports:
+        if lifespan is not None:
+            lifespan.stop_now()  # serving never began, or the reactor was stopped otherwise
+        if site is not None and (ports or lifespan is not None):
             finish_loop(site)
         if pidfile is not None:
             pidfile.remove()
@@ -331,7 +364,13 @@ def _serve_workers(options: WebOptions) -> int:
             listening_on(endpoint, sock)
             for endpoint, sock in zip(options.listen, reserved, strict=True)
         )
-        what = options.path or options.resource_script or options.class_name or options.wsgi
+        what = (
+            options.path
+            or options.resource_script
+            or options.class_name
+            or options.wsgi
+            or options.asgi
+        )
         line = f"treadle {__version__} serving {what} with {options.workers} workers on {where}"
         return _workers.run_workers(options, serve, lambda: print(line, flush=True))
     finally:

@@ -93,13 +93,14 @@ LIMIT_OPTIONS: Final[tuple[LimitOption, ...]] = (
 class WebOptions:
     """Everything ``treadle web`` was asked to do; the one place where defaults live.
 
-    Exactly one of ``path``, ``resource_script``, ``class_name`` and ``wsgi`` is set.
+    Exactly one of ``path``, ``resource_script``, ``class_name``, ``wsgi`` and ``asgi`` is set.
 
     Attributes:
         path: Directory to serve (``--path``).
         resource_script: ``.rpy`` file serving the whole site (``--resource-script``).
         class_name: Dotted name of a resource class to instantiate (``--class``).
         wsgi: Name of a WSGI application to serve (``--wsgi``).
+        asgi: Name of an ASGI 3 application to serve (``--asgi``).
         listen: Endpoints to listen on (``--listen``/``--port``).
         indexes: Index file names tried before the default ones (``--index``).
         mime_type: Content type of files whose extension is unknown (``--mime-type``).
@@ -128,6 +129,7 @@ class WebOptions:
     resource_script: str | None = None
     class_name: str | None = None
     wsgi: str | None = None
+    asgi: str | None = None
     listen: tuple[Endpoint, ...] = (Endpoint("tcp", "tcp:8080", port=8080),)
     indexes: tuple[str, ...] = ()
     mime_type: str = "text/html"
@@ -164,8 +166,8 @@ class _Parser(argparse.ArgumentParser):
 _DESCRIPTION = """\
 Serve a web site the way `twistd -n web` does, on asyncio: a directory of static
 files and .rpy resource scripts (--path), a single .rpy script (--resource-script),
-an instance of a resource class (--class) or a WSGI application (--wsgi). Exactly
-one of the four is needed."""
+an instance of a resource class (--class), a WSGI application (--wsgi) or an ASGI
+application (--asgi). Exactly one of the five is needed."""
 
 _EPILOG = f"""\
 examples:
@@ -180,6 +182,8 @@ examples:
       one script as the whole site, behind a proxy
   treadle web --class myproject.web.Root --add-header 'X-Frame-Options: DENY'
       an instance of Root (made with no arguments) as the root resource
+  treadle web --asgi myproject.main:app --listen tcp:8000
+      a Starlette or FastAPI application at the root, on the event loop
 
 endpoints (--listen, --port):
   tcp:PORT[:interface=ADDR][:backlog=N]   a bare PORT means tcp:PORT; PORT 0 picks a free
@@ -224,7 +228,8 @@ def _build_parser() -> _Parser:
     )
     web = commands.add_parser(
         "web",
-        help="serve a directory, an .rpy script, a resource class or a WSGI application over HTTP",
+        help="serve a directory, an .rpy script, a resource class or a WSGI or ASGI application "
+        "over HTTP",
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -256,6 +261,14 @@ def _build_parser() -> _Parser:
         metavar="NAME",
         help="serve this WSGI application, e.g. pkg.mod:app or pkg.mod.app, in a thread "
         "pool (the current directory is importable)",
+    )
+    root.add_argument(
+        "--asgi",
+        dest="asgi",
+        metavar="NAME",
+        help="serve this ASGI 3 application (Starlette, FastAPI...), e.g. pkg.mod:app, on "
+        "the event loop; its lifespan start-up runs before serving and its shut-down after "
+        "the graceful shutdown (the current directory is importable)",
     )
 
     net = web.add_argument_group("listening")
@@ -473,14 +486,15 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
             ("--resource-script", ns.resource_script),
             ("--class", ns.class_name),
             ("--wsgi", ns.wsgi),
+            ("--asgi", ns.asgi),
         )
         if value is not None
     ]
     if len(roots) != 1:
         named = " and ".join(roots) if roots else "none"
         raise UsageError(
-            "give exactly one of --path DIR, --resource-script FILE, --class NAME or "
-            f"--wsgi NAME (given: {named}); treadle has no demo site"
+            "give exactly one of --path DIR, --resource-script FILE, --class NAME, "
+            f"--wsgi NAME or --asgi NAME (given: {named}); treadle has no demo site"
         )
     if ns.path is None:
         for option, value in (
@@ -538,6 +552,7 @@ def parse_command_line(argv: Sequence[str]) -> WebOptions:
         "resource_script": ns.resource_script,
         "class_name": ns.class_name,
         "wsgi": ns.wsgi,
+        "asgi": ns.asgi,
         "listen": ns.listen and tuple(parse_endpoint(e) for e in ns.listen),
         "indexes": ns.indexes and tuple(ns.indexes),
         "mime_type": ns.mime_type,

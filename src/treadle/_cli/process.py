@@ -1,4 +1,5 @@
-"""The running ``treadle web`` process: log handlers, pid file, signals and shutdown.
+"""The running ``treadle web`` process: log handlers, pid file, signals and shutdown, and
+the lifespan of an ``--asgi`` application around serving.
 
 :func:`treadle._cli.main.serve` sets these up around ``reactor.run`` and undoes them after.
 """
@@ -12,6 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from treadle._cli.errors import StartupError
 from treadle._cli.options import WebOptions
@@ -19,7 +21,7 @@ from treadle.internet import reactor
 from treadle.internet._reactor import ListeningPort
 from treadle.web.server import Site
 
-__all__ = ["Logging", "PidFile", "Shutdown", "finish_loop"]
+__all__ = ["AppLifespan", "Logging", "PidFile", "Shutdown", "finish_loop"]
 
 # The command's own logger keeps its name (treadle._cli.workers logs under it too).
 log = logging.getLogger("treadle.cli")
@@ -113,13 +115,86 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-class Shutdown:
-    """Signal handling: the first signal drains gracefully, the second stops at once."""
+class AppLifespan:
+    """The lifespan of an ``--asgi`` application (its ``ASGIResource``) around serving.
 
-    def __init__(self, site: Site, ports: list[ListeningPort], grace: float) -> None:
+    :meth:`start` runs the start-up before the ports open; :meth:`stop` the shut-down, after
+    the graceful drain; :meth:`stop_now` runs it in the end if the drain did not (serving
+    never began, or the reactor stopped otherwise), unless a second signal cut things short
+    (:meth:`skip`, as uvicorn's forced exit).
+    """
+
+    def __init__(self, resource: Any) -> None:
+        self.resource = resource
+        self._state = "new"  # -> "started" -> "stopped"
+
+    def start(self) -> None:
+        """Run the start-up on the reactor's loop (before it runs).
+
+        Raises:
+            StartupError: The start-up failed, timed out, or was interrupted.
+        """
+        from treadle.web.asgi import LifespanFailure
+
+        try:
+            reactor.loop.run_until_complete(self.resource.startup())
+        except LifespanFailure as e:
+            if e.details:  # the application's own account (a traceback): before our line
+                log.error("%s", e.details)
+            raise StartupError(str(e)) from None
+        except KeyboardInterrupt:
+            raise StartupError(
+                f"ASGI application {self.resource.name}: interrupted during its lifespan start-up"
+            ) from None
+        self._state = "started"
+
+    async def stop(self, timeout: float | None) -> bool:
+        """Let the application's running calls end (``timeout`` seconds), then run its
+        shut-down; return False (and log why) if the shut-down failed."""
+        from treadle.web.asgi import LifespanFailure
+
+        if self._state != "started":
+            return True
+        self._state = "stopped"
+        try:
+            await self.resource.shutdown(timeout)
+        except LifespanFailure as e:
+            log.error("%s%s", e, f"\n{e.details}" if e.details else "", exc_info=e.__cause__)
+            return False
+        return True
+
+    def skip(self) -> None:
+        """A second signal: the process stops without the shut-down."""
+        self._state = "stopped"
+
+    def stop_now(self) -> bool:
+        """Run the shut-down now if it is due and the loop can still run it."""
+        loop = reactor.loop
+        if self._state != "started" or loop.is_closed() or loop.is_running():
+            return True
+        stopped: bool = loop.run_until_complete(self.stop(0.0))
+        return stopped
+
+
+class Shutdown:
+    """Signal handling: the first signal drains gracefully, the second stops at once.
+
+    With ``lifespan`` (an ``--asgi`` application), the drain ends with its shut-down: the
+    calls still running (background tasks) get what is left of the grace period, and a
+    failed shut-down makes the exit status 1.
+    """
+
+    def __init__(
+        self,
+        site: Site,
+        ports: list[ListeningPort],
+        grace: float,
+        lifespan: AppLifespan | None = None,
+    ) -> None:
         self.site = site
         self.ports = ports
         self.grace = grace
+        self.lifespan = lifespan
         self.exit_code = 0
         self._draining: asyncio.Task[None] | None = None
         self._stopped = False
@@ -141,6 +216,8 @@ class Shutdown:
             "%s again: stopping now, cutting off %d connection(s)", name, len(self.site.connections)
         )
         self.exit_code = 128 + signum
+        if self.lifespan is not None:
+            self.lifespan.skip()
         self._draining.cancel()
         for channel in self.site.connections:
             channel.abort()
@@ -150,11 +227,17 @@ class Shutdown:
         try:
             for port in self.ports:
                 port.stopListening()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.grace
             drained = await self.site.shutdown(self.grace)
             if not drained:
                 log.warning(
                     "grace period of %gs over: cut off the responses still running", self.grace
                 )
+            if self.lifespan is not None:
+                left = max(0.0, deadline - loop.time())
+                if not await self.lifespan.stop(left) and not self.exit_code:
+                    self.exit_code = 1
         finally:
             # Whatever happened above, the process must not be left running.
             self._stop_reactor()

@@ -16,16 +16,17 @@ answers, the wrapper handles every way a render can produce a body:
   that pass the data through the encoder and then to the original bound methods.
 
 Every ``write`` is compressed with a ``Z_SYNC_FLUSH``, so what was written reaches the client
-decodable at once: long-polling and event-stream resources keep working under compression,
+decodable at once: long-polling and other streamed resources keep working under compression,
 at the price of a few bytes per write. ``request._encoder`` holds the encoder while it is
 installed (Twisted's attribute name): code that bypasses ``request.write`` — zero-copy
 ``sendfile`` — must check it and fall back to ``write``.
 
 The decision to compress is taken at the first byte of the body, when the status and the
 headers are final: HEAD, 1xx/204/304, partial (206) responses, responses that already have a
-``Content-Encoding``, empty bodies and paths ending in an already-compressed format's
-extension are sent as they are. A compressed response gets ``Content-Encoding: gzip`` and
-loses any ``Content-Length`` the application set (the length changes).
+``Content-Encoding``, event streams (``text/event-stream``), empty bodies and paths ending in
+an already-compressed format's extension are sent as they are. A compressed response gets
+``Content-Encoding: gzip`` and loses any ``Content-Length`` the application set (the length
+changes).
 
 Differences from Twisted: ``Accept-Encoding`` is parsed with its q-values (``gzip;q=0`` and
 ``*;q=0`` refuse gzip; ``*`` alone accepts it; Twisted looks for the word ``gzip`` only);
@@ -181,6 +182,11 @@ class _GzipEncoder:
             return False
         headers = request.responseHeaders
         if headers.hasHeader(b"content-encoding") or headers.hasHeader(b"content-range"):
+            return False
+        # An event stream (treadle.web.sse) goes out as written: proxies and browsers may
+        # hold compressed bytes back, and its events are small anyway.
+        content_type = headers.getRawHeaders(b"content-type")
+        if content_type and content_type[0].lower().startswith(b"text/event-stream"):
             return False
         last = request.path.rsplit(b"/", 1)[-1]
         dot = last.rfind(b".")
