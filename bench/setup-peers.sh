@@ -2,7 +2,8 @@
 # Install what the benchmark needs besides treadle itself:
 #   - wrk (load generator), nginx (the ceiling) and redis-server (a session store) from Debian, if
 #     missing;
-#   - the Python peers (Twisted, aiohttp, uvicorn, granian) and matplotlib in bench/.venv-peers.
+#   - the Python peers (Twisted, aiohttp, uvicorn, granian, hypercorn, websockets, Starlette) and
+#     matplotlib in bench/.venv-peers.
 # Safe to re-run: it only does work when something is missing or requirements-peers.txt changed.
 set -euo pipefail
 
@@ -16,6 +17,8 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-l
 command -v taskset >/dev/null 2>&1 || need_apt+=(util-linux)
 # The Redis the sessions scenario starts for treadle's Redis store (its row is skipped without it).
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# h2load, the HTTP/2 load generator of protocols.py's h2 scenario.
+command -v h2load >/dev/null 2>&1 || need_apt+=(nghttp2-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup-peers: apt-get install ${need_apt[*]}"
     sudo_cmd=()
@@ -40,4 +43,4 @@ if ! "$venv/bin/python" -m pip install -q -r "$here/requirements-granian.txt"; t
     echo "setup-peers: granian did not install; its rows will be absent"
 fi
 echo "$want" >"$stamp"
-"$venv/bin/python" -m pip list --format=freeze | grep -iE '^(twisted|aiohttp|uvicorn|uvloop|httptools|granian|matplotlib)=' || true
+"$venv/bin/python" -m pip list --format=freeze | grep -iE '^(twisted|aiohttp|uvicorn|uvloop|httptools|granian|hypercorn|websockets|wsproto|starlette|matplotlib)=' || true
