@@ -55,7 +55,7 @@ import gc
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from treadle import __version__
@@ -149,29 +149,27 @@ def _class_root(name: str) -> ResourceLike:
 def _wsgi_root(name: str) -> ResourceLike:
     from treadle.web.wsgi import resource_from_name
 
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        root: ResourceLike = resource_from_name(name)
-    except (ImportError, ValueError, TypeError) as e:
-        raise StartupError(f"--wsgi {name}: {e}") from None
-    except Exception as e:  # the application module itself failed while importing
-        raise StartupError(f"--wsgi {name}: importing it failed: {type(e).__name__}: {e}") from None
-    return root
+    return _application_root("--wsgi", name, resource_from_name)
 
 
 def _asgi_root(name: str) -> ResourceLike:
     from treadle.web.asgi import resource_from_name
 
+    return _application_root("--asgi", name, resource_from_name)
+
+
+def _application_root(option: str, name: str, make: Callable[[str], ResourceLike]) -> ResourceLike:
+    """``make(name)``, the current directory importable; failures become one-line errors."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        root: ResourceLike = resource_from_name(name)
+        return make(name)
     except (ImportError, ValueError, TypeError) as e:
-        raise StartupError(f"--asgi {name}: {e}") from None
+        raise StartupError(f"{option} {name}: {e}") from None
     except Exception as e:  # the application module itself failed while importing
-        raise StartupError(f"--asgi {name}: importing it failed: {type(e).__name__}: {e}") from None
-    return root
+        raise StartupError(
+            f"{option} {name}: importing it failed: {type(e).__name__}: {e}"
+        ) from None
 
 
 def _directory_root(options: WebOptions, registry: Registry) -> ResourceLike:

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -57,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Final
 from zope.interface import implementer
 
 from treadle.internet._timers import TimerHeap
+from treadle.web._app_import import import_application
 from treadle.web._asgi_http import (
     BODY_CHUNK,
     ClientDisconnected,
@@ -331,18 +331,6 @@ def resource_from_name(name: str, **kwargs: Any) -> ASGIResource:
         ImportError: The module cannot be imported.
         TypeError: The attribute is not callable.
     """
-    module_name, colon, attribute = name.partition(":")
-    if not colon:
-        module_name, _, attribute = name.rpartition(".")
-    if not module_name or not attribute:
-        raise ValueError(f"expected 'package.module:app' or 'package.module.app', not {name!r}")
-    found: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    if not callable(found):
-        raise TypeError(f"{name!r} is {type(found).__name__}, not an ASGI application")
+    found = import_application(name, "ASGI", "app")
     kwargs.setdefault("name", name)
     return ASGIResource(found, **kwargs)

@@ -53,7 +53,6 @@ whose unsized ``read()`` strict PEP 3333 readers reject); ``write`` raises
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -63,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from zope.interface import implementer
 
+from treadle.web._app_import import import_application
 from treadle.web._wsgi_environ import ErrorStream, check_headers, environ_of
 from treadle.web.resource import IResource
 from treadle.web.server import NOT_DONE_YET
@@ -511,21 +511,7 @@ def resource_from_name(name: str, threadpool: ThreadPool | _Executor | None = No
         ImportError: The module cannot be imported.
         TypeError: The attribute is not callable.
     """
-    module_name, colon, attribute = name.partition(":")
-    if not colon:
-        module_name, _, attribute = name.rpartition(".")
-    if not module_name or not attribute:
-        raise ValueError(
-            f"expected 'package.module:application' or 'package.module.application', not {name!r}"
-        )
-    found: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    if not callable(found):
-        raise TypeError(f"{name!r} is {type(found).__name__}, not a WSGI application")
+    found = import_application(name, "WSGI", "application")
     from treadle.internet import reactor
 
     return WSGIResource(reactor, threadpool, found)
