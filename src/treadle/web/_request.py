@@ -696,15 +696,14 @@ class Request(RequestHelpers):
         message = self.code_message
         line = _STATUS_LINES.get(code) if message is None else None
         lines = [line or status_line(code, message)]
-        if not self.sendsServerAndDate:
-            pass
-        elif b"server" in raw or b"date" in raw:
-            if b"server" not in raw:
-                lines.append(SERVER_LINE)
-            if b"date" not in raw:
-                lines.append(date_header())
-        else:
-            lines.append(server_and_date())
+        if self.sendsServerAndDate:
+            if b"server" not in raw and b"date" not in raw:
+                lines.append(server_and_date())
+            else:
+                if b"server" not in raw:
+                    lines.append(SERVER_LINE)
+                if b"date" not in raw:
+                    lines.append(date_header())
         if b"content-type" not in raw:
             default_type = self.defaultContentType
             # Twisted's rule: every response gets the default type but a 204, a 304 and one
