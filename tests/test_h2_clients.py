@@ -24,6 +24,8 @@ import pytest
 import trustme
 
 from treadle._cli.listen import listen, parse_endpoint
+from treadle.internet import reactor
+from treadle.internet.endpoints import serverFromString
 from treadle.internet.error import ConnectionAborted
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
@@ -163,6 +165,28 @@ def test_tls_offers_h2_then_http11(server: ServerThread, certificates: Any) -> N
         response = client.get(url + "/tls")
         assert response.http_version == "HTTP/1.1"
         assert response.text == "HTTP/1.1 /tls secure"
+
+
+def test_an_ssl_endpoint_offers_the_sites_protocols(
+    server: ServerThread, certificates: Any
+) -> None:
+    """``serverFromString("ssl:...").listen(Site(...))`` negotiates h2 by the Site's
+    ``acceptableProtocols()``, as ``treadle web --listen ssl:...`` does."""
+    ca, cert, key = certificates
+    description = f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}"
+
+    def listen_on_endpoint() -> Any:
+        listening = serverFromString(reactor, description).listen(Site(Info()))
+        return listening.result
+
+    port = server.call(listen_on_endpoint)
+    server.ports.append(port)
+    trust = ssl.create_default_context()
+    ca.configure_trust(trust)
+    with httpx.Client(http2=True, verify=trust, timeout=DEADLINE) as client:
+        response = client.get(f"https://127.0.0.1:{port.getHost().port}/e")
+    assert response.http_version == "HTTP/2"
+    assert response.text == "HTTP/2 /e secure"
 
 
 # -- curl ----------------------------------------------------------------------------------------

@@ -68,9 +68,7 @@ def _tls_context(endpoint: Endpoint) -> ssl.SSLContext:
         context = server_tls_context(endpoint)
     except (OSError, ValueError) as e:
         raise StartupError(f"{endpoint.description}: {e}") from None
-    # HTTP/2 first, HTTP/1.1 for clients that do not speak it (RFC 7301); the channel
-    # recognises an HTTP/2 client by its connection preface.
-    context.set_alpn_protocols(["h2", "http/1.1"])
+    # ALPN (h2, then http/1.1) comes from the Site's acceptableProtocols() in listenSSL.
     return context
 
 

@@ -626,8 +626,15 @@ class Reactor:
         reusePort: bool = False,
     ) -> ListeningPort:
         """Listen for TLS connections; ``contextFactory`` is an ``ssl.SSLContext`` or has
-        ``getContext()`` returning one. Other arguments as for :meth:`listenTCP`."""
+        ``getContext()`` returning one. Other arguments as for :meth:`listenTCP`.
+
+        A factory with ``acceptableProtocols()`` (``IProtocolNegotiationFactory``, as a
+        :class:`~treadle.web.server.Site`) has its protocols offered by ALPN, ahead of those
+        ``contextFactory`` names (``CertificateOptions(acceptableProtocols=...)``); the
+        context is set up for them once, here, since an ``SSLContext`` cannot vary them per
+        connection."""
         context = context_of(contextFactory)
+        _offer_factory_protocols(context, factory, contextFactory)
         sock = _bind_tcp(interface, port, backlog, reusePort)
         return ListeningPort(self, sock, factory, backlog, ssl_context=context)
 
@@ -806,6 +813,17 @@ def _is_stale_socket(path: str) -> bool:
     finally:
         probe.close()
     return False
+
+
+def _offer_factory_protocols(context: _ssl.SSLContext, factory: Any, contextFactory: Any) -> None:
+    """Set ``context``'s ALPN list to ``factory``'s protocols, then ``contextFactory``'s own."""
+    negotiate = getattr(factory, "acceptableProtocols", None)
+    if negotiate is None:
+        return
+    names = [*negotiate(), *getattr(contextFactory, "_acceptableProtocols", ())]
+    unique = [p.decode("ascii") if isinstance(p, bytes) else p for p in dict.fromkeys(names)]
+    if unique:
+        context.set_alpn_protocols(unique)
 
 
 def _bind_tcp(interface: str, port: int, backlog: int, reuse_port: bool) -> socket.socket:

@@ -369,6 +369,14 @@ class HTTPFactory:
     def timeOut(self, seconds: float | None) -> None:
         self._idle_timeout = NO_TIMEOUT if seconds is None else seconds
 
+    def acceptableProtocols(self) -> list[bytes]:
+        """The protocols TLS connections may agree on by ALPN, preferred first.
+
+        HTTP/2, then HTTP/1.1 for clients without it; ``listenSSL`` and ``ssl:`` endpoints
+        offer them (Twisted's ``IProtocolNegotiationFactory``).
+        """
+        return [b"h2", b"http/1.1"]
+
     def buildProtocol(self, addr: object) -> HTTPChannel:
         """Return a new channel (of class ``protocol``) for a connection from ``addr``.
 
