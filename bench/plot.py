@@ -3,7 +3,9 @@
     python bench/plot.py bench/results/latest.json bench/results/latest.png
 
 ``bench/run.py`` calls this with whichever Python can import matplotlib. Bars show the median
-req/s (MB/s for the large file); treadle's bar is highlighted, and each peer's bar is labelled with
+req/s (MB/s for the large file, messages/s for WebSocket echo, bytes per connection for idle
+WebSockets, where the multiple is inverted so that above 1 still means treadle is ahead);
+treadle's bar is highlighted, and each peer's bar is labelled with
 treadle's multiple of it. In a scenario with another reference (``workers``: ``treadle-w2``), that
 server's bar is highlighted and the others are labelled with its multiple of them.
 """
@@ -59,11 +61,15 @@ def main(json_path: str, png_path: str) -> None:
         for y, (server, value) in enumerate(zip(servers, values, strict=True)):
             label = f"{value:,.0f}"
             if server != reference and ref.get("status") == "ok" and value:
-                label += f"  ({reference} {ref[metric] / value:.2f}x)"
+                multiple = (
+                    value / ref[metric] if meta.get("lower_is_better") else ref[metric] / value
+                )
+                label += f"  ({reference} {multiple:.2f}x)"
             ax.text(value + top * 0.01, y, label, va="center", fontsize=8)
         ax.set_xlim(0, top * 1.45)
         ax.set_title(meta["title"], fontsize=9, loc="left")
-        ax.set_xlabel("MB/s" if metric == "mbps" else "requests/s", fontsize=8)
+        default_unit = "MB/s" if metric == "mbps" else "requests/s"
+        ax.set_xlabel(meta.get("unit", default_unit).replace("req/s", "requests/s"), fontsize=8)
         ax.tick_params(labelsize=8)
         ax.grid(axis="x", alpha=0.3)
     env = record.get("environment", {})

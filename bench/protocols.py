@@ -108,7 +108,7 @@ def launch(server: str, scenario: str, port: int) -> tuple[list[str], Path]:
 
 
 def h2_launch(server: str, port: int) -> tuple[list[str], Path]:
-    """TLS with ALPN: ``treadle web --class``, Twisted ``apps/h2_app.py``, hypercorn ASGI hello."""
+    """TLS with ALPN: ``apps/h2_app.py`` for treadle and Twisted alike, hypercorn's ASGI hello."""
     if not CERT.exists():
         subprocess.run(
             ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(KEY),
@@ -121,11 +121,8 @@ def h2_launch(server: str, port: int) -> tuple[list[str], Path]:
             "--worker-class", "uvloop", "--workers", "1", "--backlog", "4096",
             "--log-level", "warning", "--certfile", str(CERT), "--keyfile", str(KEY),
         ], APPS  # fmt: skip
-    if server == "treadle":  # see apps/h2_resource.py for why not h2_app.py
-        listen = f"ssl:port={port}:interface={HOST}:privateKey={KEY}:certKey={CERT}"
-        argv = [sys.executable, "-m", "treadle", "web", "--class", "h2_resource.Hello"]
-        return [*argv, "--listen", listen, "--no-access-log"], APPS
-    argv = [str(PEER_PYTHON), str(APPS / "h2_app.py"), "--impl", server, "--port", str(port)]
+    python = sys.executable if server == "treadle" else str(PEER_PYTHON)
+    argv = [python, str(APPS / "h2_app.py"), "--impl", server, "--port", str(port)]
     return [*argv, "--cert", str(CERT), "--key", str(KEY)], APPS
 
 
@@ -176,43 +173,50 @@ def load_argv(mode: str, port: int, opts: argparse.Namespace) -> list[str]:
 
 
 def measure(server: str, scenario: str, opts: argparse.Namespace) -> dict:
+    """Start ``server``, load it as ``scenario`` says, stop it: ``value`` is the figure, and
+    ``peak_rss_kib`` the server's peak memory (VmHWM over its processes)."""
     proc, port = start(server, scenario)
     try:
-        if scenario == "websocket":
-            argv = load_argv("echo", port, opts)
-            argv += ["--connections", str(opts.connections), "--window", str(opts.window)]
-            argv += ["--duration", str(opts.duration), "--warmup", str(opts.warmup)]
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-            if out.returncode:
-                raise RuntimeError(out.stderr[-2000:])
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            return {"value": r["msgs_per_s"], "client cpu": r["client_cpu_share"]}
-        if scenario == "ws-idle":
-            time.sleep(0.5)
-            before = memory_kib(process_tree(proc.pid), "VmRSS")
-            argv = [*load_argv("idle", port, opts), "--connections", str(opts.idle_connections)]
-            client = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-            )
-            assert client.stdout is not None and client.stdin is not None
-            ready = json.loads(client.stdout.readline())
-            time.sleep(1.0)
-            after = memory_kib(process_tree(proc.pid), "VmRSS")
-            client.stdin.close()
-            client.wait(60)
-            n = ready["ready"]
-            return {"value": (after - before) * 1024 / n, "rss MiB": after / 1024, "conns": n}
-        if scenario == "h2":
-            return h2load(port, opts)
-        wrk = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{opts.connections}"]
-        url = f"http://{HOST}:{port}/"
-        subprocess.run([*wrk, f"-d{opts.warmup}s", url], capture_output=True, check=True)
-        out = subprocess.run([*wrk, f"-d{opts.duration}s", url], capture_output=True, text=True)
-        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
-        errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out.stdout)
-        return {"value": rps, "errors": errors.group(0) if errors else ""}
+        figures = load(proc, port, scenario, opts)
+        figures["peak_rss_kib"] = memory_kib(process_tree(proc.pid), "VmHWM")
+        return figures
     finally:
         stop(proc)
+
+
+def load(proc: subprocess.Popen, port: int, scenario: str, opts: argparse.Namespace) -> dict:
+    """The load of one measurement, against the server ``proc`` listening on ``port``."""
+    if scenario == "websocket":
+        argv = load_argv("echo", port, opts)
+        argv += ["--connections", str(opts.connections), "--window", str(opts.window)]
+        argv += ["--duration", str(opts.duration), "--warmup", str(opts.warmup)]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        if out.returncode:
+            raise RuntimeError(out.stderr[-2000:])
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        return {"value": r["msgs_per_s"], "client cpu": r["client_cpu_share"]}
+    if scenario == "ws-idle":
+        time.sleep(0.5)
+        before = memory_kib(process_tree(proc.pid), "VmRSS")
+        argv = [*load_argv("idle", port, opts), "--connections", str(opts.idle_connections)]
+        client = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None and client.stdin is not None
+        ready = json.loads(client.stdout.readline())
+        time.sleep(1.0)
+        after = memory_kib(process_tree(proc.pid), "VmRSS")
+        client.stdin.close()
+        client.wait(60)
+        n = ready["ready"]
+        return {"value": (after - before) * 1024 / n, "rss MiB": after / 1024, "conns": n}
+    if scenario == "h2":
+        return h2load(port, opts)
+    wrk = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{opts.connections}"]
+    url = f"http://{HOST}:{port}/"
+    subprocess.run([*wrk, f"-d{opts.warmup}s", url], capture_output=True, check=True)
+    out = subprocess.run([*wrk, f"-d{opts.duration}s", url], capture_output=True, text=True)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out.stdout)
+    return {"value": rps, "errors": errors.group(0) if errors else ""}
 
 
 def h2load(port: int, opts: argparse.Namespace) -> dict:

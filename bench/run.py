@@ -132,9 +132,10 @@ SERVERS = [
     "aiohttp",
     "uvicorn",
     "granian",
+    "hypercorn",
     "nginx",
 ]
-PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian"]
+PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian", "hypercorn"]
 # An earlier treadle (--baseline PYTHON), measured wherever treadle is but in `workers`: before
 # and after a change, side by side in one run.
 BASELINE = "treadle-baseline"
@@ -165,6 +166,12 @@ class Scenario:
     reference: str = "treadle"
     # The cores the server is pinned to (taskset -c); wrk is always on CLIENT_CPU.
     server_cpus: str = SERVER_CPU
+    # "wrk": measured here; "protocols": by bench/protocols.py's own load generators
+    # (WebSocket frames, h2load, the Starlette app), reported in the same table and chart.
+    driver: str = "wrk"
+    # For a figure where fewer is better (bytes per idle connection): the ratio is inverted,
+    # so "treadle x" > 1 still means treadle is ahead.
+    lower_is_better: bool = False
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -264,16 +271,56 @@ SCENARIOS: dict[str, Scenario] = {
             lua="sessions.lua",
             expect=None,  # checked by make_sessions: the count grows with the cookie
         ),
+        Scenario(
+            "websocket",
+            "websocket: echo of 16-byte text messages, 64 connections x 8 in flight (msgs/s)",
+            "/echo",
+            64,
+            ("treadle", "twisted", "aiohttp", "uvicorn"),
+            driver="protocols",
+        ),
+        Scenario(
+            "ws-idle",
+            "ws-idle: memory per idle WebSocket connection, 10,000 open (bytes; fewer is better)",
+            "/echo",
+            10_000,
+            ("treadle", "twisted", "aiohttp", "uvicorn"),
+            metric="bytes_per_conn",
+            driver="protocols",
+            lower_is_better=True,
+        ),
+        Scenario(
+            "h2",
+            "h2: HTTP/2 over TLS (ALPN), h2load 16 connections x 10 streams, hello",
+            "/",
+            16,
+            ("treadle", "twisted", "hypercorn"),
+            driver="protocols",
+        ),
+        Scenario(
+            "asgi",
+            "asgi: one Starlette app (Route + PlainTextResponse) under each ASGI server",
+            "/",
+            64,
+            ("treadle", "uvicorn", "granian", "hypercorn"),
+            driver="protocols",
+        ),
     ]
 }
+# What the figure of a scenario counts, where it is not requests per second.
+UNITS = {"websocket": "msgs/s", "ws-idle": "bytes/conn", "static-100m": "MB/s"}
+PROTOCOL_SCENARIOS = tuple(n for n, sc in SCENARIOS.items() if sc.driver == "protocols")
 
 # Reported, never asserted: (scenario, peer, factor) means "treadle >= factor x peer".
 TARGETS: list[tuple[str, str, float]] = [
-    ("hello", "uvicorn", 1.5),
+    ("hello", "uvicorn", 2.0),
+    ("hello", "granian", 1.5),
     ("hello", "twisted", 3.5),
-    ("async", "uvicorn", 1.2),
-    ("static", "twisted", 6.0),
-    ("rpy", "twisted", 10.0),
+    ("async", "granian", 1.5),
+    ("static", "twisted", 10.0),
+    ("static", "nginx", 0.5),
+    ("rpy", "twisted", 15.0),
+    ("pipelined", "granian", 2.0),
     ("template", "twisted", 3.0),
 ]
 
@@ -506,6 +553,7 @@ class Context:
             ("aiohttp", "aiohttp"),
             ("uvicorn", "uvicorn"),
             ("granian", "granian"),
+            ("hypercorn", "hypercorn"),
         ]:
             r = subprocess.run(
                 [str(PEER_PYTHON), "-c", f"import {module}, uvloop"], capture_output=True, text=True
@@ -1120,6 +1168,7 @@ NUMERIC = [
     "idle_rss_kib",
     "peak_rss_kib",
     "per_connection",
+    "bytes_per_conn",
     "ideal_per_connection",
     "kib_per_pending",
     "store_cpu_us_per_req",
@@ -1174,6 +1223,8 @@ def ratio(summary: dict[str, dict[str, Any]], sc: Scenario, server: str) -> floa
     t, s = summary.get(sc.reference, {}), summary.get(server, {})
     if t.get("status") != "ok" or s.get("status") != "ok":
         return None
+    if sc.lower_is_better:
+        return s[sc.metric] / t[sc.metric] if t.get(sc.metric) else None
     denom = s.get(sc.metric) or 0
     return t[sc.metric] / denom if denom else None
 
@@ -1246,11 +1297,11 @@ def table(
                 [
                     name,
                     server,
-                    fmt_int(s["rps"]),
+                    fmt_int(s[sc.metric]) if sc.metric != "mbps" else fmt_int(s["rps"]),
                     fmt_ms(s.get("p50_ms")),
                     fmt_ms(s.get("p99_ms")),
                     f"{s['cpu_us_per_req']:.1f}" if s.get("cpu_us_per_req") is not None else "-",
-                    f"{s['peak_rss_kib'] / 1024:.1f} MiB",
+                    f"{s['peak_rss_kib'] / 1024:.1f} MiB" if s.get("peak_rss_kib") else "-",
                     f"{r:.2f}x" if r else "-",
                     "; ".join(notes),
                 ]
@@ -1298,12 +1349,13 @@ def target_lines(results: dict[str, dict[str, dict[str, Any]]], scenarios: list[
                 parts.append(f"{sc.reference} / {server}: {verdict} (reported, no target)")
         python_peers = [p for p in PYTHON_PEERS if summary.get(p, {}).get("status") == "ok"]
         if python_peers:
-            best = max(python_peers, key=lambda p: summary[p][sc.metric])
+            pick = min if sc.lower_is_better else max
+            best = pick(python_peers, key=lambda p: summary[p][sc.metric])
             r = ratio(summary, sc, best)
             verdict = "n/a" if r is None else f"{r:.2f}x {'met' if r >= 1.0 else 'MISSED'}"
             parts.append(f"≥ best Python peer ({best}): {verdict}")
         if parts:
-            unit = "MB/s" if sc.metric == "mbps" else "req/s"
+            unit = UNITS.get(sc.name, "MB/s" if sc.metric == "mbps" else "req/s")
             lines.append(f"target {name} ({unit}): " + "; ".join(parts))
     return lines
 
@@ -1438,6 +1490,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10_000,
         help="concurrent connections in the delayed scenario (lowered if RLIMIT_NOFILE is short)",
     )
+    p.add_argument(
+        "--ws-idle-connections",
+        type=int,
+        default=10_000,
+        help="idle WebSocket connections opened in ws-idle (lowered if RLIMIT_NOFILE is short)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: 1 round of 3 s, 1 s warm-up")
     p.add_argument(
         "--port-base", type=int, default=18000, help="first port tried (below the ephemeral range)"
@@ -1481,6 +1539,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return opts
 
 
+def measure_protocol(server: str, scenario: str, opts: argparse.Namespace) -> dict[str, Any]:
+    """One round of a ``protocols`` scenario, by bench/protocols.py, shaped as :func:`measure`'s."""
+    import protocols  # beside this file; it imports this module's helpers
+
+    popts = argparse.Namespace(
+        duration=opts.duration,
+        warmup=opts.warmup,
+        connections=64,  # h2load opens a quarter of them, with 10 streams on each
+        window=8,
+        idle_connections=opts.ws_idle_connections,
+    )
+    figures = protocols.measure(server, scenario, popts)
+    metric = SCENARIOS[scenario].metric
+    result: dict[str, Any] = {
+        "status": "ok",
+        metric: figures["value"],
+        "errors": {},
+        "other_load": 0.0,
+        "steal": 0.0,
+    }
+    if figures.get("peak_rss_kib"):
+        result["peak_rss_kib"] = figures["peak_rss_kib"]
+    failed = figures.get("failed") or figures.get("errors")
+    if failed and failed != -1:
+        result["errors"] = {"failed": failed}
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     started = time.monotonic()
@@ -1500,6 +1586,10 @@ def main(argv: list[str] | None = None) -> int:
         lowered = max(64, nofile - 1024)
         log(f"RLIMIT_NOFILE is {nofile}: delayed scenario lowered to {lowered} connections")
         opts.delayed_connections = lowered
+    if "ws-idle" in opts.scenario_list and nofile < opts.ws_idle_connections + 1024:
+        lowered = max(64, nofile - 1024)
+        log(f"RLIMIT_NOFILE is {nofile}: ws-idle lowered to {lowered} connections")
+        opts.ws_idle_connections = lowered
 
     workdir = Path(tempfile.mkdtemp(prefix="treadle-bench-"))
     ctx = Context(workdir, opts.scenario_list, opts.baseline)
@@ -1514,7 +1604,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in opts.scenario_list
         for server in opts.server_list
         if server in SCENARIOS[name].servers
-        or (server == BASELINE and "treadle" in SCENARIOS[name].servers)
+        or (
+            server == BASELINE
+            and "treadle" in SCENARIOS[name].servers
+            and SCENARIOS[name].driver == "wrk"
+        )
     ]
     runnable = [(n, s) for n, s in plan if ctx.availability(s, n) is None]
     per = sum(
@@ -1542,6 +1636,15 @@ def main(argv: list[str] | None = None) -> int:
                 log_path = workdir / f"{name}-{server}-r{rnd}.log"
                 t0 = time.monotonic()
                 try:
+                    if sc.driver == "protocols":
+                        res = measure_protocol(server, name, opts)
+                        raw[name].setdefault(server, []).append(res)
+                        unit = UNITS.get(name, "req/s")
+                        log(
+                            f"round {rnd}/{opts.rounds}  {name:<12} {server:<10} "
+                            f"{res[sc.metric]:>10,.0f} {unit}"
+                        )
+                        continue
                     res = measure(ctx, sc, server, port, opts, log_path)
                     msg = (
                         f"{res['rps']:>10,.0f} req/s  p99 {fmt_ms(res.get('p99_ms')):>7}  "
@@ -1624,6 +1727,8 @@ def main(argv: list[str] | None = None) -> int:
                     "title": SCENARIOS[n].title,
                     "metric": SCENARIOS[n].metric,
                     "reference": SCENARIOS[n].reference,
+                    "unit": UNITS.get(n, "req/s"),
+                    "lower_is_better": SCENARIOS[n].lower_is_better,
                     "server_cpus": SCENARIOS[n].server_cpus,
                     "connections": (
                         opts.delayed_connections if n == "delayed" else SCENARIOS[n].connections
