@@ -1077,6 +1077,9 @@ def measure(
                 warm_requests = warm["requests"]
         pids = tree()
         ticks0 = cpu_ticks(pids)
+        # The first process alone: with --workers N > 1 it is the supervisor, which serves
+        # nothing, so its own CPU time is what supervising costs.
+        supervisor0 = cpu_ticks([srv.proc.pid])
         store_ticks0 = cpu_ticks(store.pids()) if store is not None else 0
         busy0, steal0 = machine_ticks()
         wrk0 = children_ticks()
@@ -1087,6 +1090,7 @@ def measure(
         busy1, steal1 = machine_ticks()
         pids = tree()
         ticks1 = cpu_ticks(pids)
+        supervisor1 = cpu_ticks([srv.proc.pid])
         store_ticks1 = cpu_ticks(store.pids()) if store is not None else 0
         hwm = memory_kib(pids, "VmHWM")
         if srv.proc.poll() is not None:
@@ -1129,6 +1133,8 @@ def measure(
         "other_load": max(0, (busy1 - busy0) - (ticks1 - ticks0) - wrk_ticks) / CLK_TCK / wall,
         "steal": (steal1 - steal0) / CLK_TCK / wall,
     }
+    if TREADLE_WORKERS.get(server, 1) > 1:
+        result["supervisor_cores"] = (supervisor1 - supervisor0) / CLK_TCK / wall
     if sc.lua == "pipeline.lua":
         # wrk times a whole batch of 16, and its latency correction (meant for one request per
         # round trip) overflows its histogram with pipelining: its percentiles mean nothing here.
@@ -1172,6 +1178,7 @@ NUMERIC = [
     "ideal_per_connection",
     "kib_per_pending",
     "store_cpu_us_per_req",
+    "supervisor_cores",
     "visits_counted",
     "duration_s",
     "other_load",
@@ -1283,6 +1290,8 @@ def table(
                 notes.append(
                     f"cores busy: server {s['server_cores']:.2f}, wrk {s.get('wrk_cores', 0):.2f}"
                 )
+            if s.get("supervisor_cores") is not None:
+                notes.append(f"supervisor {s['supervisor_cores']:.3f} of a core")
             if s["errors"]:
                 notes.append("errors " + ",".join(f"{k}={v}" for k, v in s["errors"].items()))
             noise = max(s.get("other_load", 0), s.get("steal", 0))
