@@ -8,6 +8,7 @@ in ``test_websocket_hostile.py``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 from dataclasses import dataclass, field
@@ -290,6 +291,27 @@ def test_negotiate_agrees_to_compression_and_a_subprotocol() -> None:
     assert b"Sec-WebSocket-Protocol" not in plain.head
 
 
+def test_negotiate_takes_the_first_acceptable_deflate_offer_alone() -> None:
+    headers = Headers(
+        {
+            b"Host": [b"x"],
+            b"Upgrade": [b"websocket"],
+            b"Connection": [b"Upgrade"],
+            b"Sec-WebSocket-Version": [b"13"],
+            b"Sec-WebSocket-Key": [KEY],
+            b"Sec-WebSocket-Extensions": [
+                b"x-unknown, permessage-deflate; client_max_window_bits=10, permessage-deflate"
+            ],
+        }
+    )
+    outcome = negotiate(b"GET", b"HTTP/1.1", headers, WebSocketLimits())
+    assert isinstance(outcome, Acceptance)
+    assert b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n" in (
+        outcome.head
+    )
+    assert outcome.head.count(b"permessage-deflate") == 1
+
+
 def test_origin_allow_list() -> None:
     def answer(origin: bytes | None) -> bytes:
         channel, transport, _, _ = by_hand(allowedOrigins=["https://Example.com"])
@@ -350,6 +372,98 @@ def test_send_text_bytes_and_ping() -> None:
     proto.transport.sendBytesMessage(b"\x00\xff")
     proto.transport.ping(b"123")
     assert server_frames(transport.value()) == [(1, "hé".encode()), (2, b"\x00\xff"), (9, b"123")]
+
+
+class CountingTransport(StringTransport):
+    """A StringTransport that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        super().write(data)
+
+
+def opened_counting(**options: Any) -> tuple[Any, CountingTransport, Recorder]:
+    factory = Factory()
+    root = Resource()
+    root.putChild(b"ws", WebSocketResource(factory, **options))
+    channel = Site(root, reactor=Clock()).buildProtocol(None)
+    transport = CountingTransport()
+    channel.makeConnection(transport)
+    channel.dataReceived(HANDSHAKE)
+    transport.writes.clear()
+    return channel, transport, factory.built[0]
+
+
+def test_the_answers_to_one_read_go_out_in_one_write() -> None:
+    channel, transport, _ = opened_counting()
+    channel.dataReceived(b"".join(frame(1, b"request") for _ in range(8)) + frame(9, b"p"))
+    assert len(transport.writes) == 1
+    assert server_frames(transport.writes[0]) == [(1, b"response")] * 8 + [(10, b"p")]
+
+
+def test_many_answers_to_one_read_are_written_in_bounded_batches() -> None:
+    channel, transport, _ = opened_counting()
+    channel.dataReceived(b"".join(frame(1, b"request") for _ in range(300)))
+    assert [len(server_frames(w)) for w in transport.writes] == [128, 128, 44]
+
+
+def test_answers_reaching_the_high_water_mark_are_written_at_once() -> None:
+    channel, transport, proto = opened_counting(limits=WebSocketLimits(writeHighWater=16_000))
+    big = b"x" * 15_000
+
+    def answer(message: str) -> None:
+        proto.transport.sendTextMessage(message)
+        if message == "big":
+            proto.transport.sendBytesMessage(big)
+
+    proto.textMessageReceived = answer  # type: ignore[method-assign]
+    reads = frame(1, b"small") + frame(1, b"big") + frame(1, b"after") + frame(1, b"big")
+    channel.dataReceived(reads + frame(1, b"last"))
+    assert [server_frames(w) for w in transport.writes] == [
+        [(1, b"small"), (1, b"big"), (2, big), (1, b"after"), (1, b"big"), (2, big)],
+        [(1, b"last")],
+    ]
+
+
+def test_a_close_after_answers_follows_them() -> None:
+    channel, transport, _ = opened_counting()
+    channel.dataReceived(frame(1, b"request") + frame(8, struct.pack("!H", 1000)))
+    assert server_frames(b"".join(transport.writes)) == [
+        (1, b"response"),
+        (8, struct.pack("!H", 1000)),
+    ]
+    assert transport.disconnecting
+
+
+def test_a_ping_payload_is_at_most_125_bytes() -> None:
+    _, _, proto, _ = opened()
+    with pytest.raises(ValueError):
+        proto.transport.ping(b"x" * 126)
+
+
+def test_sends_in_one_turn_of_the_loop_are_gathered_when_corked() -> None:
+    """What the async form's ``send`` does: one write per turn of the loop."""
+    _, transport, proto = opened_counting()
+    wire = proto.transport
+
+    async def turn() -> None:
+        wire.cork()
+        for i in range(3):
+            wire.sendTextMessage(f"m{i}")
+        assert transport.writes == []
+        await asyncio.sleep(0)
+        assert [server_frames(w) for w in transport.writes] == [
+            [(1, b"m0"), (1, b"m1"), (1, b"m2")]
+        ]
+
+    asyncio.run(turn())
+    wire.cork()  # without a running loop: written at once
+    wire.sendTextMessage("now")
+    assert server_frames(transport.writes[-1]) == [(1, b"now")]
 
 
 def test_a_ping_is_answered_and_a_pong_delivered() -> None:

@@ -116,6 +116,7 @@ class WebSocket:
         wire = self._wire
         if self._closed or wire is None or wire.closeCode is not None:
             raise ConnectionClosed(self.close_code, self.close_reason)
+        wire.cork()  # the messages sent in this turn of the loop go out in one write
         if isinstance(message, str):
             wire.sendTextMessage(message)
         else:

@@ -9,7 +9,8 @@ the handshake, and returns the protocol once the server accepted it (after which
 raise :class:`ConnectionRejected`, whose ``response`` delivers the answer's body.
 
 The answer is parsed with httptools, as the rest of treadle's client; the framing after it
-is wsproto's with the limits of :mod:`treadle.web._websocket_limits`. Beyond Twisted:
+is :mod:`treadle.web._websocket_frames`'s with the limits of
+:mod:`treadle.web._websocket_limits`. Beyond Twisted:
 messages sent before the answer (from ``negotiationStarted``) are held and sent after it;
 ``connect`` fails (rather than waiting for ever) when the connection ends before the answer
 or the answer takes longer than ``openTimeout``; the ``Host`` field carries a non-default
@@ -25,8 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import httptools
-from wsproto.connection import Connection, ConnectionType
-from wsproto.extensions import Extension
+from wsproto.extensions import Extension, PerMessageDeflate
 from wsproto.handshake import client_extensions_handshake
 from wsproto.utilities import RemoteProtocolError, generate_accept_token
 
@@ -39,7 +39,8 @@ from treadle.python.failure import Failure
 from treadle.web._connecting import StandardEndpointFactory
 from treadle.web._newclient import URI, Response, host_value
 from treadle.web._websocket_async import WebSocket, client_factory
-from treadle.web._websocket_limits import BoundedDeflate, MessageGuard, WebSocketLimits
+from treadle.web._websocket_frames import FrameCodec
+from treadle.web._websocket_limits import WebSocketLimits, agreed_deflate
 from treadle.web._websocket_wire import WebSocketWire
 from treadle.web.client import BrowserLikePolicyForHTTPS
 from treadle.web.http_headers import Headers
@@ -110,7 +111,6 @@ class ClientWire(WebSocketWire):
     __slots__ = (
         "_answer",
         "_deflate",
-        "_guard",
         "_key",
         "_offered",
         "_parser",
@@ -132,8 +132,7 @@ class ClientWire(WebSocketWire):
         self.done: Deferred[Any] = Deferred()
         self._request = request
         self._key = key
-        self._guard = MessageGuard(limits.maxFrameSize, limits.maxMessageSize)
-        self._deflate = BoundedDeflate(self._guard, server=False) if limits.compression else None
+        self._deflate = PerMessageDeflate() if limits.compression else None
         self._answer = _Answer()
         self._parser: Any = httptools.HttpResponseParser(self._answer)
         self._answer.parser = self._parser
@@ -151,7 +150,7 @@ class ClientWire(WebSocketWire):
             self._write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        if self._conn is not None:
+        if self._codec is not None:
             super().data_received(data)
             return
         parser = self._parser
@@ -186,8 +185,10 @@ class ClientWire(WebSocketWire):
         except RemoteProtocolError as e:
             self._handshake_failed(e)
             return
-        extensions.append(self._guard)
-        self._conn = Connection(ConnectionType.CLIENT, extensions)
+        limits = self._limits
+        offered, self._deflate = self._deflate, None
+        deflate = agreed_deflate(offered, server=False) if offered in extensions else None
+        self._codec = FrameCodec(True, limits.maxFrameSize, limits.maxMessageSize, deflate)
         if self._handle is not None:
             self._deadlines.discard(self)
         self._schedule()
@@ -196,8 +197,8 @@ class ClientWire(WebSocketWire):
             return
         self._call(self._user.negotiationFinished)
         early, self._early = self._early, None
-        for event in early or ():
-            self._send(event)
+        for opcode, payload in early or ():
+            self._send(opcode, payload)
         if tail and not self._lost:
             self.data_received(tail)
 
@@ -241,7 +242,7 @@ class ClientWire(WebSocketWire):
         self._abort()
 
     def _due(self) -> None:
-        if self._conn is None and not self._lost:  # no answer within openTimeout
+        if self._codec is None and not self._lost:  # no answer within openTimeout
             if not self.done.called:
                 self.done.errback(
                     Failure(ConnectTimeoutError(None, "WebSocket opening handshake timed out"))
@@ -254,7 +255,7 @@ class ClientWire(WebSocketWire):
         if self._lost:
             return
         gone = ConnectionDone() if exc is None else ConnectionLost(str(exc))
-        if self._conn is None and not self.done.called:
+        if self._codec is None and not self.done.called:
             self.done.errback(Failure(gone))
         super().connection_lost(exc)
         response, self._rejected = self._rejected, None

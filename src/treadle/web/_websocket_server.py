@@ -3,8 +3,9 @@
 :func:`negotiate` decides a request's answer from its method, version and fields alone (no
 I/O, tested directly): a :class:`Refusal` (Twisted's ``400`` "websocket protocol negotiation
 error", with ``Sec-WebSocket-Version: 13`` when the version was the problem) or an
-:class:`Acceptance` holding the ``101`` head and the wsproto connection, with
-permessage-deflate (RFC 7692) when the client offered it and the limits' guard.
+:class:`Acceptance` holding the ``101`` head and the connection's frame codec, with
+permessage-deflate (RFC 7692) when the client offered it (wsproto negotiates it) and the
+limits' sizes.
 
 :class:`WebSocketResource` answers as Twisted's does: the factory's ``buildProtocol``, the
 protocol's ``negotiationStarted`` with its transport, the ``101`` written, then
@@ -20,13 +21,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from wsproto.connection import Connection, ConnectionType
-from wsproto.extensions import Extension
+from wsproto.extensions import PerMessageDeflate
 from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
 from treadle.web._websocket_async import handler_factory, is_handler
-from treadle.web._websocket_limits import BoundedDeflate, MessageGuard, WebSocketLimits
+from treadle.web._websocket_frames import Deflate, FrameCodec
+from treadle.web._websocket_limits import WebSocketLimits, agreed_deflate
 from treadle.web._websocket_wire import WebSocketWire
 from treadle.web.http_headers import Headers
 from treadle.web.resource import Resource
@@ -56,7 +57,7 @@ class Acceptance:
     """The handshake is accepted: ``head`` is the ``101`` response, ``conn`` the framing."""
 
     head: bytes
-    conn: Connection
+    conn: FrameCodec
     subprotocol: str | None
 
 
@@ -112,16 +113,17 @@ def negotiate(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Accept: " + generate_accept_token(keys[0].strip()) + b"\r\n"
     ]
-    guard = MessageGuard(limits.maxFrameSize, limits.maxMessageSize)
-    extensions: list[Extension] = []
-    offers = _tokens(headers, b"sec-websocket-extensions")
-    if limits.compression and offers:
-        deflate = BoundedDeflate(guard, server=True)
-        accepted = server_extensions_handshake(offers, [deflate])
-        if accepted and deflate.enabled():
-            lines.append(b"Sec-WebSocket-Extensions: " + accepted + b"\r\n")
-            extensions.append(deflate)
-    extensions.append(guard)  # last: it counts what the message grows by, decompressed
+    deflate: Deflate | None = None
+    if limits.compression:
+        for offer in _tokens(headers, b"sec-websocket-extensions"):
+            # One offer at a time, each to a fresh extension: wsproto would let a later
+            # offer of the same extension change what an earlier accepted one agreed.
+            extension = PerMessageDeflate()
+            accepted = server_extensions_handshake([offer], [extension])
+            deflate = agreed_deflate(extension, server=True) if accepted else None
+            if accepted and deflate is not None:
+                lines.append(b"Sec-WebSocket-Extensions: " + accepted + b"\r\n")
+                break  # RFC 7692 §5: the first acceptable offer
     chosen = None
     if subprotocols:
         offered = _tokens(headers, b"sec-websocket-protocol")
@@ -129,7 +131,8 @@ def negotiate(
         if chosen is not None:
             lines.append(b"Sec-WebSocket-Protocol: " + chosen.encode("ascii") + b"\r\n")
     lines.append(b"\r\n")
-    return Acceptance(b"".join(lines), Connection(ConnectionType.SERVER, extensions), chosen)
+    codec = FrameCodec(False, limits.maxFrameSize, limits.maxMessageSize, deflate)
+    return Acceptance(b"".join(lines), codec, chosen)
 
 
 def _valid_key(key: bytes) -> bool:

@@ -1,4 +1,4 @@
-"""One WebSocket connection on the wire: wsproto's frames, the limits, keepalive and closing.
+"""One WebSocket connection on the wire: its frames, the limits, keepalive and closing.
 
 :class:`WebSocketWire` is an :class:`asyncio.Protocol` (what an HTTP channel hands an
 upgraded connection to, see :meth:`treadle.web._channel.HTTPChannel.switch_protocol`) and
@@ -6,16 +6,22 @@ also speaks Twisted's protocol interface (``makeConnection``, ``dataReceived``,
 ``connectionLost``) for connections made through Twisted endpoints and transports. It is
 the ``transport`` a program's :class:`~treadle.web.websocket.WebSocketProtocol` is given.
 
-What it does beyond wsproto's framing:
+Frames are parsed and made by :class:`~treadle.web._websocket_frames.FrameCodec` (RFC 6455's
+checks and the size limits live there). What this module adds:
 
-- messages are delivered whole (wsproto yields them a frame piece at a time);
+- the frames one read of the peer's bytes makes us send (echoes, pongs, a close) go out in one
+  ``transport.write`` when that read has been handled, not one write per frame (a write is a
+  system call: made per frame, it took more than half of an echo server's time); sends
+  made outside a read are written at once, but for the async form's, gathered until the
+  loop's next turn (:meth:`WebSocketWire.cork`); past 128 frames, or ``writeHighWater``
+  bytes, what was gathered is written at once;
 - pings are answered; the peer is pinged after ``pingInterval`` seconds of silence, and a
   peer that then stays silent for ``pongTimeout`` is closed with ``1011`` and dropped; the
   pongs of these keepalive pings are not passed to the program;
 - a close frame from the peer is answered and the connection closed; one we send waits
   ``closeTimeout`` for the answer, then the connection is dropped;
-- bytes a peer sends that break RFC 6455 (wsproto's checks) or the limits (see
-  :mod:`treadle.web._websocket_limits`) close the connection with the code the RFC gives
+- bytes a peer sends that break RFC 6455 or the limits (see
+  :mod:`treadle.web._websocket_frames`) close the connection with the code the RFC gives
   (``1002``, ``1007``, ``1009``) right away, without waiting for an answer;
 - an exception from the program's callbacks is logged and closes the connection with
   ``1011``;
@@ -32,27 +38,39 @@ import logging
 import os
 from typing import Any, Final
 
-from wsproto.connection import Connection, ConnectionState
-from wsproto.events import BytesMessage, CloseConnection, Event, Ping, Pong, TextMessage
-
 from treadle.internet._timers import TimerHeap
 from treadle.internet._transport import Transport
 from treadle.internet.error import ConnectionDone, ConnectionLost
 from treadle.python.failure import Failure
 from treadle.web._channel_transport import TwistedTransportAdapter
+from treadle.web._websocket_frames import (
+    BINARY,
+    CLOSE,
+    NEED_DATA,
+    PING,
+    PONG,
+    TEXT,
+    FrameCodec,
+    close_payload,
+)
 from treadle.web._websocket_limits import WebSocketLimits
 
 __all__ = ["WebSocketWire"]
 
 error_log = logging.getLogger("treadle.error")
 
-OPEN: Final = ConnectionState.OPEN
-CLOSED: Final = ConnectionState.CLOSED
-REMOTE_CLOSING: Final = ConnectionState.REMOTE_CLOSING
+# The close handshake (RFC 6455 §7): open; our close frame sent, the peer's awaited; done (the
+# close frames exchanged, or the connection failed or lost).
+OPEN: Final = 0
+CLOSING: Final = 1
+CLOSED: Final = 2
 #: RFC 6455 §7.4.1 codes this module sends.
 GOING_AWAY: Final = 1001
 INTERNAL_ERROR: Final = 1011
 ABNORMAL_CLOSURE: Final = 1006
+# The frames gathered for one write (see _send) are written at once past 128 frames (two
+# pieces each), or when their payloads reach the write high-water mark.
+_GATHER_PIECES: Final = 256
 
 
 class WebSocketWire:
@@ -61,7 +79,7 @@ class WebSocketWire:
     Args:
         user: The program's ``WebSocketProtocol``.
         limits: The connection's limits and timers.
-        conn: The wsproto connection, once the opening handshake is over (a client's
+        codec: The connection's frames, once the opening handshake is over (a client's
             subclass makes it when the answer arrives).
         deadlines: Where the connection's one timer lives.
         client: Whether this is the client's side.
@@ -77,19 +95,21 @@ class WebSocketWire:
     __slots__ = (
         "_awaiting",
         "_closing",
-        "_conn",
+        "_codec",
         "_deadlines",
         "_drain_waiter",
         "_early",
         "_failed",
+        "_gathered",
         "_handle",
         "_limits",
         "_lost",
-        "_parts",
+        "_out",
         "_paused",
         "_pending",
         "_producer",
         "_rx",
+        "_state",
         "_transport",
         "_user",
         "client",
@@ -102,27 +122,30 @@ class WebSocketWire:
         self,
         user: Any,
         limits: WebSocketLimits,
-        conn: Connection | None,
+        codec: FrameCodec | None,
         deadlines: TimerHeap,
         client: bool = False,
     ) -> None:
         self._user = user
         self._limits = limits
-        self._conn = conn
+        self._codec = codec
+        self._state = OPEN
         self._deadlines = deadlines
         self.client = client
         self._transport: Any = None
         # Bytes written before the connection was handed over (negotiationStarted).
         self._pending: list[bytes] | None = []
         # Messages a client sends before the answer to its handshake (framed once it came).
-        self._early: list[Event] | None = None
+        self._early: list[tuple[int, bytes]] | None = None
         self._handle: Any = None
         self._rx = False  # something arrived since the timer last looked
         self._awaiting: bytes | None = None  # the payload of our unanswered keepalive ping
         self._closing: float | None = None  # when we began closing (waiting for the peer)
         self._failed = False
         self._lost = False
-        self._parts: list[Any] | None = None  # the pieces of the message being received
+        # While a read is handled: the bytes of the frames it makes us send (one write after).
+        self._out: list[bytes] | None = None
+        self._gathered = 0  # payload bytes in _out
         self._paused = False
         self._producer: Any = None
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -134,30 +157,39 @@ class WebSocketWire:
 
     def sendTextMessage(self, text: str) -> None:
         """Send ``text`` as one text message."""
-        self._send(TextMessage(data=text))
+        self._send(TEXT, text.encode())
 
     def sendBytesMessage(self, data: bytes) -> None:
         """Send ``data`` as one binary message."""
-        self._send(BytesMessage(data=data))
+        self._send(BINARY, data)
 
     def ping(self, payload: bytes = b"") -> None:
-        """Send a ping; the peer's pong arrives at the protocol's ``pongReceived``."""
-        self._send(Ping(payload=payload))
+        """Send a ping; the peer's pong arrives at the protocol's ``pongReceived``.
+
+        Raises:
+            ValueError: ``payload`` is over 125 bytes (RFC 6455 §5.5).
+        """
+        codec = self._codec
+        if codec is not None and self._state == OPEN:
+            self._control(codec, PING, payload)
+        elif len(payload) > 125:
+            raise ValueError("a ping's payload is at most 125 bytes")
 
     def loseConnection(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code``: send the close frame, then close once the peer answers.
 
         The connection is dropped if no answer comes within ``closeTimeout``.
         """
-        conn = self._conn
+        codec = self._codec
         if self._lost:
             return
-        if conn is None:  # a client before its handshake's answer
+        if codec is None:  # a client before its handshake's answer
             self._close_transport()
             return
-        if conn.state is OPEN:
+        if self._state == OPEN:
             self.closeCode, self.closeReason = code, reason
-            self._write(conn.send(CloseConnection(code=code, reason=reason)))
+            self._control(codec, CLOSE, close_payload(code, reason))
+            self._state = CLOSING
             self._begin_closing()
 
     def attachProducer(self, producer: Any) -> None:
@@ -182,6 +214,28 @@ class WebSocketWire:
         self._producer = None
 
     # -- what the async form uses ------------------------------------------------------------
+
+    def cork(self) -> None:
+        """Gather the frames sent until the loop's next turn into one write.
+
+        The async form's ``send`` calls this: a handler answering a read's messages one at a
+        time then writes its answers together, as a callback answering inside the read does.
+        Without a running loop (driven by hand) it does nothing.
+        """
+        if self._out is not None or self._transport is None or self._state != OPEN:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._out = []
+        loop.call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        # (Never inside a read: the loop runs this between callbacks.)
+        if self._out is not None:
+            self._flush()
+            self._out = None
 
     async def drain(self) -> None:
         """Wait until the queued outgoing bytes are below the low-water mark."""
@@ -227,32 +281,54 @@ class WebSocketWire:
             self._call(self._user.negotiationFinished)
 
     def data_received(self, data: bytes) -> None:
-        conn = self._conn
-        if conn is None or self._failed or conn.state is CLOSED:
+        codec = self._codec
+        if codec is None or self._failed or self._state == CLOSED:
             return
         self._rx = True
+        outer = self._out
+        if outer is None:  # (not a read inside a read's callbacks: that one writes)
+            self._out = []
         try:
-            conn.receive_data(data)
-            self._process(conn)
+            codec.feed(data)
+            self._process(codec)
         except Exception:
-            # A bug (ours or wsproto's), never the peer's doing: this connection only ends.
+            # A bug (ours), never the peer's doing: this connection only ends.
             error_log.exception("error reading WebSocket frames from %s", _peer_of(self._transport))
             self._fail(INTERNAL_ERROR, "internal error")
             self._abort()
+        if outer is None:
+            self._flush()
+            self._out = None
 
-    def _process(self, conn: Connection) -> None:
-        """Act on the events wsproto made of the bytes received."""
-        for event in conn.events():
-            kind = type(event)
-            if kind is TextMessage or kind is BytesMessage:
-                self._message(event)  # type: ignore[arg-type]
-            elif kind is Ping:
-                if conn.state is OPEN:
-                    self._write(conn.send(event.response()))  # type: ignore[attr-defined]
-            elif kind is Pong:
-                self._pong(event.payload)  # type: ignore[attr-defined]
-            elif kind is CloseConnection:
-                self._close_frame(event)  # type: ignore[arg-type]
+    def _process(self, codec: FrameCodec) -> None:
+        """Deliver the events of the bytes fed to ``codec``, until it needs more."""
+        user = self._user
+        while True:
+            kind = codec.next()
+            if kind == TEXT:
+                try:
+                    user.textMessageReceived(codec.text)
+                except Exception:
+                    self._callback_failed()
+                    return
+            elif kind == NEED_DATA:
+                return
+            elif kind == BINARY:
+                try:
+                    user.bytesMessageReceived(codec.data)
+                except Exception:
+                    self._callback_failed()
+                    return
+            elif kind == PING:
+                if self._state == OPEN:
+                    self._control(codec, PONG, codec.data)
+            elif kind == PONG:
+                self._pong(codec.data)
+            elif kind == CLOSE:
+                self._close_frame(codec.code, codec.reason)
+                return
+            else:  # FAIL: the peer broke the protocol or a limit
+                self._fail(codec.code, codec.reason)
                 return
             if self._failed or self._lost:
                 return
@@ -268,7 +344,8 @@ class WebSocketWire:
         if self._handle is not None:
             self._deadlines.discard(self)
         self._transport = None
-        self._parts = None
+        self._state = CLOSED
+        self._out = None
         producer, self._producer = self._producer, None
         if producer is not None:
             self._call(producer.stopProducing)
@@ -339,16 +416,47 @@ class WebSocketWire:
 
     # -- inside --------------------------------------------------------------------------------
 
-    def _send(self, event: Event) -> None:
-        conn = self._conn
-        if conn is None:
+    def _send(self, opcode: int, payload: bytes) -> None:
+        """Send one message: added to the read's frames inside a read, else written now."""
+        if self._state != OPEN or self._failed:
+            return
+        codec = self._codec
+        if codec is None:  # a client before the answer: framed once it came
             if self.client and not self._lost:
                 if self._early is None:
                     self._early = []
-                self._early.append(event)
+                self._early.append((opcode, payload))
             return
-        if conn.state is OPEN and not (self._failed or self._lost):
-            self._write(conn.send(event))
+        out = self._out
+        if out is not None:
+            codec.message(out, opcode, payload)
+            # Past a bound what was gathered goes now, so that the transport's backpressure
+            # and the queued-bytes limit see it.
+            self._gathered += len(payload)
+            if self._gathered >= self._limits.writeHighWater or len(out) >= _GATHER_PIECES:
+                self._flush()
+            return
+        frames: list[bytes] = []
+        codec.message(frames, opcode, payload)
+        self._write(b"".join(frames))
+
+    def _control(self, codec: FrameCodec, opcode: int, payload: bytes) -> None:
+        out = self._out
+        if out is not None:
+            codec.control(out, opcode, payload)
+            return
+        frames: list[bytes] = []
+        codec.control(frames, opcode, payload)
+        self._write(b"".join(frames))
+
+    def _flush(self) -> None:
+        """Write the frames gathered while handling a read (before closing, say)."""
+        out = self._out
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self._gathered = 0
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         transport = self._transport
@@ -370,29 +478,14 @@ class WebSocketWire:
         try:
             method(*args)
         except Exception:
-            error_log.exception("error in WebSocket protocol %r", self._user)
-            if not self._lost:
-                self._fail(INTERNAL_ERROR, "internal error")
+            self._callback_failed()
             return False
         return True
 
-    def _message(self, event: TextMessage | BytesMessage) -> None:
-        parts = self._parts
-        if event.message_finished:
-            if parts is None:
-                data: Any = event.data
-            else:
-                self._parts = None
-                parts.append(event.data)
-                data = "".join(parts) if type(event) is TextMessage else b"".join(parts)
-            if type(event) is TextMessage:
-                self._call(self._user.textMessageReceived, data)
-            else:
-                self._call(self._user.bytesMessageReceived, data)
-        elif parts is None:
-            self._parts = [event.data]
-        else:
-            parts.append(event.data)
+    def _callback_failed(self) -> None:
+        error_log.exception("error in WebSocket protocol %r", self._user)
+        if not self._lost:
+            self._fail(INTERNAL_ERROR, "internal error")
 
     def _pong(self, payload: bytes) -> None:
         if self._awaiting is not None and payload == self._awaiting:
@@ -400,18 +493,14 @@ class WebSocketWire:
             return
         self._call(self._user.pongReceived, payload)
 
-    def _close_frame(self, event: CloseConnection) -> None:
-        conn = self._conn
-        assert conn is not None
-        state = conn.state
-        if state is REMOTE_CLOSING:  # the peer began: answer, then close
-            self.closeCode, self.closeReason = event.code, event.reason or ""
-            self._write(conn.send(event.response()))
-            self._close_transport()
-        elif state is CLOSED:  # the answer to ours
-            self._close_transport()
-        else:  # wsproto refused the peer's bytes: fail with the code it gives
-            self._fail(event.code, event.reason or "")
+    def _close_frame(self, code: int, reason: str) -> None:
+        codec = self._codec
+        assert codec is not None
+        if self._state == OPEN:  # the peer began: answer, then close
+            self.closeCode, self.closeReason = code, reason
+            self._control(codec, CLOSE, close_payload(code, reason))
+        self._state = CLOSED  # (else the answer to ours)
+        self._close_transport()
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 §7.1.7): a close frame if we can, then close.
@@ -422,13 +511,15 @@ class WebSocketWire:
         closes too (or after ``closeTimeout``), dropping what it still sends.
         """
         self._failed = True
-        conn = self._conn
-        if conn is not None and conn.state is OPEN:
+        codec = self._codec
+        if codec is not None and self._state == OPEN:
             self.closeCode, self.closeReason = code, reason
-            self._write(conn.send(CloseConnection(code=code, reason=reason)))
+            self._control(codec, CLOSE, close_payload(code, reason))
+        self._state = CLOSED
         transport = self._transport
         if transport is None or self._lost:
             return
+        self._flush()
         can_write_eof = getattr(transport, "can_write_eof", None)
         if can_write_eof is not None and can_write_eof() and not transport.is_closing():
             transport.write_eof()
@@ -440,11 +531,14 @@ class WebSocketWire:
         transport = self._transport
         if transport is None or self._lost:
             return  # (before the hand-over: the timer starts with the connection)
+        self._flush()
         self._begin_closing()
         transport.close()
 
     def _abort(self) -> None:
         self._failed = True
+        if self._out:
+            self._out.clear()
         transport = self._transport
         if transport is not None and not self._lost:
             transport.abort()
@@ -462,8 +556,7 @@ class WebSocketWire:
 
     def _schedule(self) -> None:
         """Arm the timer for the state the connection is in (after connection_made)."""
-        conn = self._conn
-        if conn is not None and conn.state is not OPEN:
+        if self._codec is not None and self._state != OPEN:
             self._begin_closing()
         elif self._limits.pingInterval is not None and self._handle is None:
             self._deadlines.add(self, self._limits.pingInterval)
@@ -488,12 +581,12 @@ class WebSocketWire:
             self._awaiting = None
             self._deadlines.add(self, interval)
             return
-        conn = self._conn
-        if conn is None or conn.state is not OPEN:
+        codec = self._codec
+        if codec is None or self._state != OPEN:
             return
         payload = os.urandom(4)
         self._awaiting = payload
-        self._write(conn.send(Ping(payload=payload)))
+        self._control(codec, PING, payload)
         if not self._lost:
             self._deadlines.add(self, limits.pongTimeout)
 

@@ -57,7 +57,11 @@ Differences from Twisted: ``buildProtocol`` returning None refuses the connectio
 wsproto raises); an error in a protocol's callback is logged and closes with ``1011``; a
 client's ``connect`` fails when the connection ends before the server's answer (Twisted's
 waits for ever), and messages sent from ``negotiationStarted`` are sent after the handshake
-(Twisted writes them before it).
+(Twisted writes them before it); ``ping`` with a payload over 125 bytes raises ``ValueError``
+(Twisted sends a frame the peer must refuse). The frames a connection sends while it handles
+one read (the answers of a program that replies to each message) go out in one write, not one
+per frame; frames are parsed by treadle's own codec (:mod:`treadle.web._websocket_frames`),
+not wsproto's, which only negotiates the handshake's extensions.
 """
 
 from __future__ import annotations
