@@ -1,21 +1,22 @@
-"""One HTTP request through an ASGI application: its scope, ``receive()`` and ``send()``.
+"""One HTTP request through an ASGI application: its call, ``receive()`` and ``send()``.
 
-:func:`http_scope` builds the ``http`` scope (ASGI HTTP spec 2.4) from a request; an
-:class:`HTTPCycle` is the request's ``receive``/``send`` pair and the producer registered on
-it, and turns the application's messages into ``setResponseCode``/``write``/``finish``.
+An :class:`HTTPCycle` is the request's ``receive``/``send`` pair, the producer registered on
+the request (to learn that the client left) and the coroutine its task runs
+(:meth:`HTTPCycle.call`); it turns the application's messages into
+``setResponseCode``/``write``/``finish``. The scope is built by
+:func:`treadle.web._asgi_scope.http_scope`.
 
-What goes out. ``http.response.start`` puts the status and headers on the request and makes
-the first (empty) ``write``, which the request holds until the loop turns: a start followed
-by a last ``http.response.body`` in the same step (the usual response) goes out as one
-write with a ``Content-Length``; a start alone (a stream whose first event is not ready)
-goes out chunked at the next turn. ``more_body`` bodies are written as they come (the
-first of them sends the held head at once), and ``send()`` then awaits ``request.drain()``,
-which waits while the connection's send buffer is above its high-water mark: a slow client
-slows the application down. Headers the
-connection owns (``Transfer-Encoding``, ``Keep-Alive``, ``TE``, ``Trailer``, ``Upgrade``) are
-dropped; ``Connection: close`` closes after the response. A body longer than the
-application's own ``Content-Length`` is cut to it; a shorter one closes the connection, so
-the next response on it is never read as part of this one.
+What goes out. ``http.response.start`` puts the status and headers on the request; the head
+leaves with the body: a start followed by a last ``http.response.body`` in the same step
+(the usual response) goes out as one write with a ``Content-Length``; a start alone (a
+stream whose first event is not ready) goes out at the next turn of the loop, the body
+following chunked. ``more_body`` bodies are written as they come, and ``send()`` then waits
+on ``request.drain()``, which waits while the connection's send buffer is above its
+high-water mark: a slow client slows the application down. Headers the connection owns
+(``Transfer-Encoding``, ``Keep-Alive``, ``TE``, ``Trailer``, ``Upgrade``) are dropped;
+``Connection: close`` closes after the response. A body longer than the application's own
+``Content-Length`` is cut to it; a shorter one is an error (below): the next response on
+the connection is never read as part of this one.
 
 What comes in. The channel has read the whole body before a resource renders (within
 ``maxRequestBodySize``, spooled to a file past :data:`~treadle.web._parser.SPOOL_SIZE`), as
@@ -24,17 +25,43 @@ for every resource; ``receive()`` hands it over in ``http.request`` messages of 
 once the response is complete or the client has left.
 
 Breaking the protocol. A body before the start, a second start, an unknown message, a
-malformed status or header, an exception, a return before the response is complete, or no
-start within the resource's ``startTimeout``: the request gets a 500 page if nothing was
-sent yet, or its response is cut short (the connection closes) if it was, and one line on
-``treadle.error`` names the application and what it did. ``send()`` raises
-:class:`ProtocolError` into the application for the protocol errors; an application that
-catches it and goes on gets the same error again, and no further log line.
+malformed status or header, a body shorter than its ``Content-Length``, an exception, a
+return before the response is complete, or no start within the resource's
+``startTimeout``: the request gets a 500 page if nothing was sent yet (a start whose head
+has not left yet counts as nothing), or its response is cut short (the connection closes)
+if it was, and one line on ``treadle.error`` names the application and what it did.
+``send()`` raises :class:`ProtocolError` into the application for the protocol errors; an
+application that catches it and goes on gets the same error again, and no further log
+line.
 
 The client leaving. The cycle (the request's producer) is stopped: a pending ``receive()``
 returns ``http.disconnect``, ``send()`` raises :class:`ClientDisconnected` (an ``OSError``,
 as spec 2.4 asks), and an application still running ``disconnect_grace`` seconds later is
 cancelled.
+
+What a request costs (this is the hot path of ``treadle web --asgi``). The application
+runs in an asyncio Task of its own, as the specification's world expects: anyio (under
+Starlette and FastAPI) keys its cancel scopes and task groups to the current task, and a
+call that outlives its response (background tasks) must be cancellable on its own. Running
+the first step of the call without a Task (as granian does, with one stand-in task shared
+by every call) measured slower here, not faster: the responses of a loop iteration are then
+produced one by one between the reads, instead of together after them. What the Task costs
+is cut instead:
+
+- it is made named (an unnamed one formats ``Task-N`` as it is made; ``loop.create_task``
+  names it only afterwards), and runs :meth:`HTTPCycle.call`, which settles the request
+  when the application returns or raises, in line, rather than through a done callback;
+- ``send()`` is a plain method returning a future done already for a start and a last
+  body (rather than a coroutine made and run for each: two per response); only a body with
+  more to come returns a coroutine, which waits for the client (granian's ``send`` is no
+  coroutine function either);
+- the start timeout of every call of a resource is one entry in an insertion-ordered dict
+  (:class:`~treadle.web._asgi_calls.Calls`: every call gets the same timeout, so the
+  oldest is due first) under a single timer, rather than a timer entry per request;
+- the header fields are checked once per distinct name (:mod:`~treadle.web._asgi_scope`);
+  the checked dict becomes the request's ``responseHeaders`` as it is, and a start and its
+  last body leave through the request's one-write response (what ``finish()`` does with a
+  body held), without the hold and release of a first ``write``.
 """
 
 from __future__ import annotations
@@ -42,14 +69,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
-from treadle.web._asgi_types import Message, Scope
+from treadle.web._asgi_scope import response_fields
+from treadle.web._asgi_types import Message
 from treadle.web._html import processing_failed_page, traceback_page
 from treadle.web.http_headers import Headers
 
 if TYPE_CHECKING:
-    from treadle.internet._timers import TimerHeap
+    from treadle.web._asgi_calls import Calls
     from treadle.web.server import Request
 
 __all__ = [
@@ -57,7 +86,6 @@ __all__ = [
     "ClientDisconnected",
     "HTTPCycle",
     "ProtocolError",
-    "http_scope",
 ]
 
 error_log = logging.getLogger("treadle.error")
@@ -73,15 +101,6 @@ DONE: Final = 2  # the last body went out (the call may still run: background ta
 FAILED: Final = 3  # the application broke the protocol or raised; answered already
 GONE: Final = 4  # the client left before the response was complete
 
-# Fields of the connection, not of the response (RFC 9110 §7.6.1): treadle frames the body
-# itself, so an application's framing fields would contradict its own.
-_DROPPED: Final = frozenset({b"transfer-encoding", b"keep-alive", b"te", b"trailer", b"upgrade"})
-
-_METHODS: Final = {
-    m: m.decode() for m in (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS")
-}
-_VERSIONS: Final = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0", b"HTTP/2": "2"}
-
 
 class ClientDisconnected(ConnectionError):
     """Raised by ``send()`` once the client has gone away (an ``OSError``, as ASGI 2.4 asks)."""
@@ -91,139 +110,92 @@ class ProtocolError(RuntimeError):
     """Raised by ``send()`` into an application that broke the ASGI HTTP protocol."""
 
 
-def http_scope(request: Request, state: dict[str, Any]) -> Scope:
-    """The ASGI ``http`` scope of ``request``.
-
-    ``root_path`` is the part of the path traversal consumed to reach the resource (WSGI's
-    ``SCRIPT_NAME``) and ``path`` the whole path, root included (as uvicorn's ``--root-path``
-    gives it, and as Starlette's routing expects); both percent-decoded, as UTF-8.
-    ``raw_path`` is the path as the client sent it. Behind trusted proxies (the site's
-    ``proxyHeaders``) ``client``, ``server`` and ``scheme`` describe the client's view.
-
-    Args:
-        request: The request being rendered.
-        state: The lifespan state; the scope gets a shallow copy.
-    """
-    prepath = request.prepath
-    postpath = request.postpath
-    if prepath:
-        script = b"/" + b"/".join(prepath)
-        rest = b"/" + b"/".join(postpath) if postpath else b""
-        if script.endswith(b"/"):
-            # Mounted at an empty segment: the root path may not end in "/" (it would be "/"
-            # for a root mount, which ASGI spells "" with the path "/"), as for WSGI.
-            script, rest = script[:-1], b"/" + rest
-        root_path = script.decode("utf-8", "replace")
-        path = root_path + rest.decode("utf-8", "replace")
-    else:
-        root_path = ""
-        path = (b"/" + b"/".join(postpath)).decode("utf-8", "replace")
-    uri = request.uri
-    query = uri.find(b"?")
-    method = request.method
-    peer = request.getClientAddress()
-    host = request.getHost()
-    peer_host = getattr(peer, "host", None)
-    host_host = getattr(host, "host", None)
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": _VERSIONS.get(request.clientproto)
-        or request.clientproto.decode("latin-1").partition("/")[2],
-        "method": _METHODS.get(method) or method.decode("latin-1"),
-        "scheme": "https" if request.isSecure() else "http",
-        "path": path,
-        "raw_path": request.path,
-        "root_path": root_path,
-        "query_string": uri[query + 1 :] if query >= 0 else b"",
-        # Names are lowercase already (the parser's dict, read directly: the public
-        # getAllRawHeaders would capitalise them only for us to lower them again).
-        "headers": [
-            (name, value)
-            for name, values in request.requestHeaders._raw.items()
-            for value in values
-        ],
-        "client": (peer_host, peer.port) if peer_host is not None else None,  # type: ignore[union-attr]
-        "server": (
-            (host_host, host.port)  # type: ignore[union-attr]
-            if host_host is not None
-            else (getattr(host, "name", None), None)
-        ),
-        "state": dict(state),
-    }
-
-
 class HTTPCycle:
     """The ``receive``/``send`` pair of one request, and its streaming producer (registered
     to learn, through ``stopProducing``, that the client left).
 
     Args:
         request: The request being answered.
-        name: How log lines name the application.
-        deadlines: Where the start timeout and the disconnect grace are scheduled.
-        disconnect_grace: Seconds the application may run on after its client left.
+        calls: The resource's calls (the application's name, timeouts, running tasks).
 
     Attributes:
         request: As given.
         task: The application's call, once started (None after it ended).
     """
 
-    __slots__ = (
-        "_content",
-        "_deadlines",
-        "_grace",
-        "_handle",
-        "_logged",
-        "_more",
-        "_name",
-        "_raised",
-        "_remaining",
-        "_size",
-        "_state",
-        "_timeout",
-        "_waiter",
-        "calls",
-        "request",
-        "task",
-    )
+    # No __slots__: most of these stay at their class-level default for the whole of a
+    # request, and __init__ then sets two attributes instead of a dozen.
+    _state = WAITING
+    _more = True  # request body still to hand over
+    _content: Any = None
+    _size = 0
+    # Body bytes the declared Content-Length still allows (None: none declared, or a
+    # response without a body: HEAD, 204, 304).
+    _remaining: int | None = None
+    _waiter: asyncio.Future[None] | None = None  # a receive() waiting for the end
+    _raised: ProtocolError | None = None
+    _logged = False
+    _handle: Any = None  # our entry in the deadline heap (the disconnect grace)
+    task: asyncio.Task[Any] | None = None
 
-    def __init__(
-        self, request: Request, name: str, deadlines: TimerHeap, disconnect_grace: float
-    ) -> None:
+    def __init__(self, request: Request, calls: Calls) -> None:
         self.request = request
-        self._name = name
-        self._deadlines = deadlines
-        self._grace = disconnect_grace
-        self._handle: Any = None  # our entry in ``deadlines``
-        self._timeout: float | None = None
-        self._state = WAITING
-        self._more = True  # request body still to hand over
-        self._content: Any = None
-        self._size = 0
-        self._remaining: int | None = None  # body bytes the declared Content-Length allows
-        self._waiter: asyncio.Future[None] | None = None  # a receive() waiting for the end
-        self._raised: ProtocolError | None = None
-        self._logged = False
-        self.task: asyncio.Task[Any] | None = None
-        self.calls: set[asyncio.Task[Any]] | None = None
+        self._calls = calls
 
-    def run(
-        self, task: asyncio.Task[Any], calls: set[asyncio.Task[Any]], timeout: float | None
-    ) -> None:
-        """Follow the application's call ``task``; fail it after ``timeout`` without a start.
-
-        Args:
-            task: The call.
-            calls: The resource's running calls: ``task`` is in it until it ends.
-            timeout: Seconds before the start is given up on (None: never).
-        """
+    def begin(self, loop: asyncio.AbstractEventLoop, call: Awaitable[None]) -> None:
+        """Run ``call`` (what the application returned when called) in a task of its own."""
+        calls = self._calls
+        if loop.get_task_factory() is None:
+            # Named as it is made: a task made unnamed formats a name of its own ("Task-N",
+            # which loop.create_task does before naming it).
+            task = asyncio.Task(self.call(call), loop=loop, name=calls.task_name)
+        else:
+            task = loop.create_task(self.call(call), name=calls.task_name)
         self.task = task
-        self.calls = calls
-        calls.add(task)
-        task.add_done_callback(self._ended)
-        if timeout and self._state == WAITING:
-            self._timeout = timeout
-            self._deadlines.add(self, timeout)
+        calls.running.add(task)
+        if self._state == WAITING:
+            calls.wait_start(self)
+
+    async def call(self, call: Awaitable[None]) -> None:
+        """Await the application's call, then settle the request as its end says (the
+        task's body)."""
+        try:
+            await call
+        except asyncio.CancelledError:
+            self._ended()
+            if self._state < DONE:
+                self._fail("was cancelled before its response was complete")
+            raise
+        except GeneratorExit:
+            # The task was destroyed unfinished (a loop closed with it pending): nothing is
+            # left to answer.
+            self._ended()
+            raise
+        except BaseException as error:
+            self._ended()
+            if error is not self._raised and not (
+                self._state == GONE and _caused_by_leaving(error)
+            ):
+                self._fail("raised an exception", error)
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the loop's to handle
+        else:
+            self._ended()
+            state = self._state
+            if state == WAITING:
+                self._fail("returned without sending http.response.start")
+            elif state == STARTED:
+                self._fail("returned before its response was complete")
+
+    def _ended(self) -> None:
+        """The application's call is over: forget its task and its timers."""
+        task, self.task = self.task, None
+        calls = self._calls
+        calls.running.discard(task)
+        if self._state == WAITING:
+            calls.started(self)
+        if self._handle is not None:
+            calls.deadlines.discard(self)
 
     @property
     def waiting(self) -> bool:
@@ -257,97 +229,143 @@ class HTTPCycle:
 
     # -- send ------------------------------------------------------------------------------
 
-    async def send(self, message: Message) -> None:
-        """ASGI ``send``.
+    def send(self, message: Message) -> Awaitable[None]:
+        """ASGI ``send``: an awaitable callable, as the specification asks, but no coroutine
+        function. A message that needs no waiting (a start, a last body) is acted on in the
+        call, which returns a future done already (no coroutine made and run for it, twice
+        per response); a body with more to come returns a coroutine that waits while the
+        client reads too slowly.
 
         Raises:
             ClientDisconnected: The client has gone away.
             ProtocolError: The message breaks the ASGI HTTP protocol (the request is answered
                 with a 500 page, or cut short, and the error logged).
         """
-        state = self._state
-        if state >= FAILED:
-            if state == GONE:
-                raise ClientDisconnected("the client has gone away")
-            raise self._raised or ProtocolError("the response has failed already")
         try:
             kind = message["type"]
         except (KeyError, TypeError):
             kind = None
-        if kind == "http.response.body":
-            if state != STARTED:
-                self._violate(
-                    "sent http.response.body before http.response.start"
-                    if state == WAITING
-                    else "sent http.response.body after its response was complete"
-                )
+        state = self._state
+        if kind == "http.response.body" and state == STARTED:
             body = message.get("body", b"")
             if type(body) is not bytes:
                 body = self._as_bytes(body)
-            request = self.request
-            if body:
-                if self._remaining is not None:
-                    body = self._clip(body)
-                request.write(body)
             if message.get("more_body", False):
-                # drain() sends what the request holds back (see _start), so that later
-                # writes meet the transport's water marks rather than pile up behind them;
-                # waits while the transport is above them; and yields once when the
-                # connection is going, so that its loss arrives (writes to it are dropped
-                # meanwhile: an application that never awaited anything else would spin).
-                await request.drain()
-                if self._state == GONE:
-                    raise ClientDisconnected("the client has gone away")
-                return
-            self._complete()
-        elif kind == "http.response.start":
-            if state != WAITING:
-                self._violate(
-                    "sent a second http.response.start"
-                    if state == STARTED
-                    else "sent http.response.start after its response was complete"
-                )
+                return self._more_body(body)
+            self._last_body(body)
+        elif kind == "http.response.start" and state == WAITING:
             self._start(message)
         else:
-            self._violate(f"sent {kind!r}, which is no ASGI HTTP response message")
+            self._out_of_turn(kind, state)
+        return self._calls.done
+
+    def _out_of_turn(self, kind: object, state: int) -> None:
+        """Raise what a message the response is not ready for deserves."""
+        if state == GONE:
+            raise ClientDisconnected("the client has gone away")
+        if state == FAILED:
+            raise self._raised or ProtocolError("the response has failed already")
+        if kind == "http.response.body":
+            self._violate(
+                "sent http.response.body before http.response.start"
+                if state == WAITING
+                else "sent http.response.body after its response was complete"
+            )
+        if kind == "http.response.start":
+            self._violate(
+                "sent a second http.response.start"
+                if state == STARTED
+                else "sent http.response.start after its response was complete"
+            )
+        self._violate(f"sent {kind!r}, which is no ASGI HTTP response message")
 
     def _start(self, message: Message) -> None:
+        """Put the status and header fields on the request; the head goes out with the
+        body, or at the next turn of the loop if no body comes before."""
         status = message.get("status")
-        if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 999:
-            self._violate(f"sent http.response.start with the status {status!r}")
-        request = self.request
-        request.setResponseCode(int(status))  # type: ignore[arg-type]  # checked above
-        headers = request.responseHeaders
-        declared: int | None = None
-        typed = False
+        if type(status) is not int or not 200 <= status <= 999:
+            status = self._status(status)
         try:
-            for name, value in message.get("headers", ()):
-                if type(name) is not bytes or type(value) is not bytes:
-                    raise TypeError("names and values must be bytes")
-                name = name.lower()
-                if name in _DROPPED:
-                    continue
-                if name == b"content-length":
-                    length = int(value) if value.strip().isdigit() else -1
-                    if length < 0 or (declared is not None and length != declared):
-                        raise ValueError(f"Content-Length {value!r}")
-                    declared = length
-                elif name == b"content-type":
-                    typed = True
-                headers.addRawHeader(name, value)
+            raw, declared = response_fields(message.get("headers", ()))
         except (TypeError, ValueError) as e:
             self._violate(f"sent http.response.start with a malformed header ({e})")
-        if not typed:
+            raise AssertionError("unreachable") from None  # pragma: no cover
+        request = self.request
+        request.setResponseCode(status)
+        headers = request.responseHeaders
+        if not headers._raw:
+            # Checked and lowercased as Headers keeps them: taken as they are.
+            request.responseHeaders = Headers._from_raw(raw)
+        else:  # set before the application ran (by a resource wrapping this one)
+            for name, values in raw.items():
+                for value in values:
+                    headers.addRawHeader(name, value)
+        if b"content-type" not in raw:
             # As uvicorn: no type of the server's choosing on the application's response.
             request.defaultContentType = None
-        code = request.code
-        if declared is not None and request.method != b"HEAD" and code not in (204, 304):
+        if declared is not None and status != 204 and status != 304 and request.method != b"HEAD":
             self._remaining = declared
         self._state = STARTED
-        if self._handle is not None:
-            self._deadlines.discard(self)
-        # Held by the request until the loop turns: a body sent meanwhile joins it.
-        request.write(b"")
+        calls = self._calls
+        calls.waiting.pop(self, None)
+        calls.call_soon(self._send_head)
+
+    def _status(self, status: object) -> int:
+        """``status`` as an int, or the protocol error it is."""
+        if isinstance(status, int) and not isinstance(status, bool) and 200 <= status <= 999:
+            return int(status)  # an IntEnum (http.HTTPStatus)
+        self._violate(f"sent http.response.start with the status {status!r}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_head(self) -> None:
+        """The loop turned after the start and no body came: send the head alone (the body
+        follows chunked, unless the application declared its length)."""
+        request = self.request
+        if self._state == STARTED and not request.startedWriting:
+            request.write(b"")
+            request.flush_held()
+
+    def _last_body(self, body: bytes) -> None:
+        """The response's last body: send it, with the head if it is still here (the usual
+        response: one write, with a Content-Length)."""
+        request = self.request
+        remaining = self._remaining
+        if remaining is not None and len(body) != remaining:
+            body = self._clip(body)
+            if len(body) < remaining:
+                request.unregisterProducer()
+                self._fail(f"sent {remaining - len(body)} bytes less than its Content-Length")
+                return
+        self._state = DONE
+        if self._waiter is not None:
+            self._wake()
+        if not request.startedWriting:
+            # The request's own one-write response: what finish() does with a body held.
+            request._write_whole(body)
+        else:
+            if body:
+                request.write(body)
+            request.finish()
+        # After the finish: the request lets go of its producer without telling the
+        # channel, which forgot it as the response ended.
+        request.unregisterProducer()
+
+    async def _more_body(self, body: bytes) -> None:
+        """A body with more to come: write it, then wait while the client is slow."""
+        request = self.request
+        if body:
+            if self._remaining is not None:
+                body = self._clip(body)
+                self._remaining -= len(body)
+            request.write(body)
+        # drain() sends what the request holds back (the head, with this body), so that
+        # later writes meet the transport's water marks rather than pile up behind them;
+        # waits while the transport is above them; and yields once when the connection is
+        # going, so that its loss arrives (writes to it are dropped meanwhile: an
+        # application that never awaited anything else would spin).
+        await request.drain()
+        if self._state == GONE:
+            raise ClientDisconnected("the client has gone away")
 
     def _as_bytes(self, body: object) -> bytes:
         if isinstance(body, bytearray | memoryview):
@@ -356,28 +374,17 @@ class HTTPCycle:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _clip(self, body: bytes) -> bytes:
+        """``body`` cut to what the declared Content-Length still allows."""
         remaining = self._remaining
         assert remaining is not None
         if len(body) > remaining:
             error_log.warning(
                 "ASGI application %s sent more than its Content-Length; extra dropped (%s)",
-                self._name,
+                self._calls.name,
                 self._where(),
             )
             body = body[:remaining]
-        self._remaining = remaining - len(body)
         return body
-
-    def _complete(self) -> None:
-        """The last body went out: finish the response (or cut it if it was too short)."""
-        request = self.request
-        request.unregisterProducer()
-        if self._remaining:
-            self._fail(f"sent {self._remaining} bytes less than its Content-Length")
-            return
-        self._state = DONE
-        self._wake()
-        request.finish()
 
     # -- the producer the request pauses, resumes and stops ---------------------------------
 
@@ -391,12 +398,12 @@ class HTTPCycle:
         """The client left: tell the application, and cancel it if it does not end soon."""
         if self._state > STARTED:
             return
+        if self._state == WAITING:
+            self._calls.started(self)
         self._state = GONE
         self._wake()
-        if self._handle is not None:
-            self._deadlines.discard(self)
         if self.task is not None:
-            self._deadlines.add(self, self._grace)
+            self._calls.deadlines.add(self, self._calls.served.disconnectGrace)
 
     def _wake(self) -> None:
         """Wake a ``receive()`` waiting for the end."""
@@ -404,38 +411,22 @@ class HTTPCycle:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- the end of the call, and timeouts ------------------------------------------------
+    # -- timeouts, and failures ------------------------------------------------------------
+
+    def start_timed_out(self, timeout: float | None) -> None:
+        """No ``http.response.start`` within ``timeout`` seconds: answer 500, cancel the call."""
+        if self._state == WAITING:
+            self._fail(f"did not start its response within {timeout:g} s; cancelled")
+        self._cancel()
 
     def _due(self) -> None:
-        """The start timeout ran out, or the disconnect grace did."""
+        """The disconnect grace ran out: cancel the call."""
+        self._cancel()
+
+    def _cancel(self) -> None:
         task = self.task
-        if self._state == WAITING:
-            self._fail(f"did not start its response within {self._timeout:g} s; cancelled")
         if task is not None and not task.done():
             task.cancel()
-
-    def _ended(self, task: asyncio.Task[Any]) -> None:
-        """The application's call returned, raised or was cancelled."""
-        self.task = None
-        if self.calls is not None:
-            self.calls.discard(task)
-        if self._handle is not None:
-            self._deadlines.discard(self)
-        state = self._state
-        if task.cancelled():
-            if state < DONE:
-                self._fail("was cancelled before its response was complete")
-            return
-        error = task.exception()
-        if error is None:
-            if state == WAITING:
-                self._fail("returned without sending http.response.start")
-            elif state == STARTED:
-                self._fail("returned before its response was complete")
-            return
-        if error is self._raised or (state == GONE and _caused_by_leaving(error)):
-            return
-        self._fail("raised an exception", error)
 
     def refuse(self, error: BaseException | None = None) -> None:
         """Answer 500 without running the application.
@@ -450,7 +441,7 @@ class HTTPCycle:
 
     def _violate(self, what: str) -> None:
         """Answer the protocol error ``what``, and raise it into the application."""
-        error = ProtocolError(f"ASGI application {self._name} {what}")
+        error = ProtocolError(f"ASGI application {self._calls.name} {what}")
         self._fail(what)
         self._raised = error
         raise error
@@ -458,6 +449,10 @@ class HTTPCycle:
     def _fail(self, what: str, error: BaseException | None = None) -> None:
         """Answer 500, or cut the response short, and log ``what`` once."""
         state = self._state
+        if state == WAITING:
+            self._calls.started(self)
+        elif state == STARTED and not self.request.startedWriting:
+            state = WAITING  # nothing went out yet: a 500 can still be answered
         self._state = FAILED
         self._wake()
         request = self.request
@@ -471,7 +466,7 @@ class HTTPCycle:
             self._logged = True
             error_log.error(
                 "ASGI application %s %s%s (%s)",
-                self._name,
+                self._calls.name,
                 what,
                 outcome,
                 self._where(),

@@ -3,16 +3,19 @@
 treadle's own (Twisted has no ASGI): an `ASGI 3 <https://asgi.readthedocs.io/>`_ application
 (Starlette, FastAPI, Quart, Django's ``asgi.py``...) mounted anywhere in a resource tree, or
 served at the root by ``treadle web --asgi pkg.mod:app``. It runs on the event loop serving
-the request, one task per request, with the site's limits, timeouts and access log, as every
-other resource.
+the request, one task per request (named ``ASGI <name>``), with the site's limits, timeouts
+and access log, as every other resource.
 
 The resource is a leaf: the path segments consumed to reach it become the scope's
-``root_path`` (WSGI's ``SCRIPT_NAME``), and ``path`` is the whole path. How the ``http``
-scope is built, how ``receive()``/``send()`` behave (request bodies handed over in pieces,
-response bodies streamed at the client's pace, ``http.disconnect``) and what an application
-that breaks the protocol gets (a 500 page or a response cut short, and one line on the
-``treadle.error`` log naming it, never a hung connection) is told in
-:mod:`treadle.web._asgi_http`.
+``root_path`` (WSGI's ``SCRIPT_NAME``), and ``path`` is the whole path
+(:mod:`treadle.web._asgi_scope`). How ``receive()``/``send()`` behave (request bodies handed
+over in pieces, response bodies streamed at the client's pace, ``http.disconnect``), what an
+application that breaks the protocol gets (a 500 page or a response cut short, and one line
+on the ``treadle.error`` log naming it, never a hung connection) and what a request costs,
+and why, is told in :mod:`treadle.web._asgi_http`. ``send`` is an awaitable callable, as the
+specification asks, but not a coroutine function: what it returns may be awaited, or given
+to ``asyncio.ensure_future``/``wait_for``, but not to ``asyncio.create_task`` (as under
+granian).
 
 Two bounds keep an application from holding a connection for ever. ``startTimeout``
 (:data:`DEFAULT_START_TIMEOUT`, 60 s, nginx's ``proxy_read_timeout``): an application that
@@ -49,22 +52,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
 from zope.interface import implementer
 
 from treadle.internet._timers import TimerHeap
 from treadle.web._app_import import import_application
-from treadle.web._asgi_http import (
-    BODY_CHUNK,
-    ClientDisconnected,
-    HTTPCycle,
-    ProtocolError,
-    http_scope,
-)
+from treadle.web._asgi_calls import Calls
+from treadle.web._asgi_http import BODY_CHUNK, ClientDisconnected, HTTPCycle, ProtocolError
 from treadle.web._asgi_lifespan import FAILED, IDLE, LIFESPAN_MODES, Lifespan, LifespanFailure
+from treadle.web._asgi_scope import http_scope
 from treadle.web._asgi_types import Application, Receive, Scope, Send
 from treadle.web._asgi_websocket import WebSocketCycle, is_websocket, websocket_scope
 from treadle.web._websocket_limits import WebSocketLimits
@@ -150,7 +151,7 @@ class ASGIResource:
         self.websocketLimits = websocketLimits if websocketLimits is not None else WebSocketLimits()
         self._lifespan = Lifespan(app, self.name, lifespan, lifespanTimeout)
         self._calls: set[asyncio.Task[Any]] = set()
-        self._deadlines: TimerHeap | None = None
+        self._http_calls: Calls | None = None
         self._shutdown_trigger: Any = None
         self._lazy_start: asyncio.Future[None] | None = None
 
@@ -168,24 +169,35 @@ class ASGIResource:
             ``NOT_DONE_YET``.
         """
         loop = asyncio.get_running_loop()
-        deadlines = self._deadlines
-        if deadlines is None or deadlines.source is not loop:
-            deadlines = self._deadlines = TimerHeap(loop, loop.call_later, loop.time, 0.001, 0.001)
-        if is_websocket(request):
-            return self._render_websocket(request, loop, deadlines)
-        cycle = HTTPCycle(request, self.name, deadlines, self.disconnectGrace)
+        calls = self._http_calls
+        if calls is None or calls.deadlines.source is not loop:
+            calls = self._calls_on(loop)
+        if b"upgrade" in request.requestHeaders._raw and is_websocket(request):
+            return self._render_websocket(request, loop, calls.deadlines)
+        cycle = HTTPCycle(request, calls)
         request.registerProducer(cycle, True)
         if not cycle.waiting:
             return NOT_DONE_YET  # the client left already
         scope = http_scope(request, self._lifespan.state)
-        task: asyncio.Task[Any]
+        if not self._lifespan.ready:
+            cycle.begin(loop, self._after_startup(scope, cycle.receive, cycle.send, cycle.refuse))
+            return NOT_DONE_YET
         try:
-            task = self._call(loop, scope, cycle.receive, cycle.send, cycle.refuse)
+            call = self.app(scope, cycle.receive, cycle.send)
+            if type(call) is not CoroutineType and not inspect.isawaitable(call):
+                raise TypeError(f"it returned {type(call).__name__}, not an awaitable")
         except Exception as e:  # not an ASGI 3 callable, or one that raised at once
             cycle.refuse(e)
             return NOT_DONE_YET
-        cycle.run(task, self._calls, self.startTimeout)
+        cycle.begin(loop, call)
         return NOT_DONE_YET
+
+    def _calls_on(self, loop: asyncio.AbstractEventLoop) -> Calls:
+        """The deadline heap and the start timeouts of this resource's calls on ``loop``."""
+        deadlines = TimerHeap(loop, loop.call_later, loop.time, 0.001, 0.001)
+        calls = Calls(self, loop, deadlines, self._calls)
+        self._http_calls = calls
+        return calls
 
     def _render_websocket(
         self, request: Request, loop: asyncio.AbstractEventLoop, deadlines: TimerHeap
