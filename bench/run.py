@@ -539,9 +539,13 @@ class Context:
                 "redis-server is not installed (apt-get install redis-server): no Redis row"
             )
             return
-        r = subprocess.run([sys.executable, "-c", "import redis.asyncio"], capture_output=True)
+        r = subprocess.run(
+            [sys.executable, "-c", "import treadle.web._redis_store"], capture_output=True
+        )
         if r.returncode != 0:
-            self.unavailable["treadle-redis"] = f"redis-py is not importable by {sys.executable}"
+            self.unavailable["treadle-redis"] = (
+                f"treadle's Redis store (hiredis) is not importable by {sys.executable}"
+            )
 
     def check_peers(self) -> None:
         if not PEER_PYTHON.exists():

@@ -114,7 +114,12 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(scenario())  # type: ignore[arg-type]
+    """Run ``scenario()`` (a coroutine, or a store call's Deferred) in a fresh loop."""
+
+    async def main() -> Any:
+        return await scenario()
+
+    return asyncio.run(main())
 
 
 async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:

@@ -33,7 +33,12 @@ class Clock:
 
 
 def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(scenario())  # type: ignore[arg-type]
+    """Run ``scenario()`` (a coroutine, or a store call's Deferred) in a fresh loop."""
+
+    async def main() -> Any:
+        return await scenario()
+
+    return asyncio.run(main())
 
 
 async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
@@ -380,3 +385,146 @@ def test_a_forked_worker_opens_its_own_connections(path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert run(lambda: store.load(b"child", 60)) == {"a:by": b"child"}
     run(store.close)
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+def test_the_calls_of_one_loop_turn_share_one_transaction(path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        for n in range(10):
+            await store.save(b"s%d" % n, {"a:x": b"0"}, (), 60)
+        statements: list[str] = []
+        db = store._inline_connection()
+        db.set_trace_callback(statements.append)
+        loads = [store.load(b"s%d" % n, 60) for n in range(10)]
+        saves = [store.save(b"s%d" % n, {"a:x": b"%d" % n}, (), 60) for n in range(10)]
+        assert not any(d.called for d in loads + saves)  # answered at the end of the turn
+        assert await asyncio.gather(*loads) == [{"a:x": b"0"}] * 10
+        await asyncio.gather(*saves)
+        db.set_trace_callback(None)
+        # The loads: one statement (a snapshot of its own); the saves: one transaction, with
+        # no full save (none is new, expired or due for a push).
+        assert len([s for s in statements if s.startswith("SELECT")]) == 1
+        assert [s for s in statements if s.startswith(("BEGIN", "COMMIT"))] == [
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+        ]
+        assert len([s for s in statements if s.startswith("INSERT INTO fields")]) == 10
+        statements.clear()
+        db.set_trace_callback(statements.append)
+        await store.save(b"s1", {"a:x": b"1"}, (), 60)  # alone: one statement, no transaction
+        db.set_trace_callback(None)
+        assert len(statements) == 1 and statements[0].startswith("INSERT INTO fields")
+        assert [await store.load(b"s%d" % n, 60) for n in range(10)] == [
+            {"a:x": b"%d" % n} for n in range(10)
+        ]
+        await store.close()
+
+    run(scenario)
+
+
+def test_a_batch_mixing_kinds_of_calls_answers_each(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, clock=clock)
+        await store.save(b"old", {"a:x": b"1", "a:y": b"2"}, (), 10)
+        await store.save(b"gone", {"a:x": b"1"}, (), 10)
+        clock.now += 9  # old and gone are due for a push
+        calls = [
+            store.load(b"old", 10),
+            store.load(b"never", 10),
+            store.remaining(b"old"),
+            store.save(b"new", {"a:x": b"1"}, (), 10),  # the full save: a new session
+            store.save(b"old", {"a:x": b"3"}, ("a:y",), 10),
+            store.delete(b"gone"),
+        ]
+        results = await asyncio.gather(*calls)
+        assert results == [{"a:x": b"1", "a:y": b"2"}, None, pytest.approx(1), None, None, None]
+        assert await asyncio.gather(
+            store.load(b"old", 10), store.load(b"new", 10), store.load(b"gone", 10)
+        ) == [{"a:x": b"3"}, {"a:x": b"1"}, None]
+        assert await store.remaining(b"old") == pytest.approx(10)
+        await store.close()
+
+    run(scenario)
+
+
+def test_a_save_pushes_the_expiry_only_when_it_is_due(path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        store = SQLiteStore(path, clock=clock)
+        await store.save(b"s1", {"a:x": b"1"}, (), 100)
+        clock.now += 4  # under a twentieth of the timeout: the fields only
+        await store.save(b"s1", {"a:x": b"2"}, (), 100)
+        assert await store.remaining(b"s1") == pytest.approx(96)
+        clock.now += 2  # over it: the expiry moves too
+        await store.save(b"s1", {"a:x": b"3"}, (), 100)
+        assert await store.remaining(b"s1") == pytest.approx(100)
+        clock.now += 101  # expired, not purged: the save starts it afresh
+        await store.save(b"s1", {"a:y": b"4"}, (), 100)
+        assert await store.load(b"s1", 100) == {"a:y": b"4"}
+        await store.close()
+
+    run(scenario)
+
+
+def test_the_write_ahead_log_starts_over_under_steady_writes(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints in the thread let the log start over, however steady the writes (a
+    passive checkpoint alone never catches up: the log would hold every write)."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 50)
+    writes = 2000
+
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        for n in range(writes):  # each its own batch: a commit, a page of log at least
+            await store.save(b"s1", {"a:x": b"%d" % n}, (), 60)
+        assert await store.load(b"s1", 60) == {"a:x": b"%d" % (writes - 1)}
+        # Frames in the log since it last started over (asked before the store closes: the
+        # last connection to close checkpoints and removes the log).
+        db = sqlite3.connect(path)
+        _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        db.close()
+        assert frames < writes  # each write added a frame at least: it started over
+        await store.close()
+
+    run(scenario)
+
+
+def test_writes_stay_in_order_while_one_batch_waits_in_the_thread(path: Path) -> None:
+    store = SQLiteStore(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    async def scenario() -> None:
+        await store.save(b"s1", {"a:x": b"0"}, (), 60)
+        other.execute("BEGIN IMMEDIATE")
+        first = store.save(b"s1", {"a:x": b"1"}, (), 60)  # finds the lock: to the thread
+        await asyncio.sleep(0.05)
+        second = store.save(b"s1", {"a:x": b"2"}, (), 60)  # queues behind it
+        await asyncio.sleep(0.05)
+        assert not first.called and not second.called
+        threading.Thread(target=other.execute, args=("COMMIT",)).start()
+        await asyncio.wait_for(asyncio.gather(first, second), DEADLINE)
+        assert await store.load(b"s1", 60) == {"a:x": b"2"}
+        await store.close()
+
+    run(scenario)
+    other.close()
+
+
+def test_calls_cancelled_before_their_batch_are_not_run(path: Path) -> None:
+    async def scenario() -> None:
+        store = SQLiteStore(path)
+        await store.save(b"s1", {"a:x": b"0"}, (), 60)
+        dropped = store.save(b"s1", {"a:x": b"1"}, (), 60)
+        dropped.addErrback(lambda failure: None)
+        dropped.cancel()
+        assert await store.load(b"s1", 60) == {"a:x": b"0"}
+        await store.close()
+
+    run(scenario)

@@ -4,30 +4,36 @@ A session is one Redis hash, ``PREFIX + uid``: a field per session value plus an
 *meta* field, so a session with no values still exists. Every key carries a TTL, so Redis
 itself forgets idle sessions and no key outlives its session:
 
-* ``load`` is ``HGETALL`` and ``PEXPIRE`` pipelined: one round trip reads the session and
-  slides its expiry;
+* ``load`` is ``HGETALL`` and ``PEXPIRE``, sent together: one round trip reads the session
+  and slides its expiry;
 * ``save`` is ``HDEL``, ``HSET`` and ``PEXPIRE`` inside ``MULTI``/``EXEC``: another process
   sees all of a save or none of it, and a save changing some fields leaves the others alone
   (last writer wins, per field).
 
-The client is redis-py's asyncio one, built by ``from_url``, so ``redis://``, ``rediss://``
-(TLS, with its ``ssl_*`` query options) and ``unix://`` URLs all work. It never retries on its
-own: :class:`~treadle.web._session_store.GuardedStore` owns deadlines and backoff, and a retry
-inside the client would only hide an outage behind slow answers. Connections per process
-are bounded, and a call that finds them all busy waits for one (within the guard's deadline)
-rather than failing.
+The client is treadle's own (:mod:`treadle.web._redis_client`): one connection per process,
+and every command issued in one turn of the event loop goes out in one write, so the loads
+and saves of all the requests in flight share their system calls, on both sides. It takes
+``redis://``, ``rediss://`` (TLS, with ``ssl_*`` query options) and ``unix://`` URLs, with
+``AUTH`` and database selection, as redis-py does. It never retries on its own:
+:class:`~treadle.web._session_store.GuardedStore` owns deadlines and backoff, and a retry
+inside the client would only hide an outage behind slow answers.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.typing import EncodableT, FieldT
+from treadle.internet.defer import Deferred
+from treadle.web._redis_client import (
+    RedisClient,
+    RedisError,
+    encode_command,
+    parse_redis_url,
+)
 
 __all__ = ["RedisStore"]
 
@@ -37,91 +43,110 @@ DEFAULT_PREFIX = b"treadle:session:"
 #: The field every session hash has; application fields are never empty-named (they are
 #: ``a:NAME``, ``k:KEY``... see :mod:`treadle.web._session_codec`).
 META_FIELD = b""
-#: Connections one process opens at most. Each serves one command at a time; far more than
-#: a worker needs at once, few enough that a stalled Redis cannot make a worker open
-#: thousands.
-MAX_CONNECTIONS = 64
-#: Seconds a socket operation may take, a backstop under the guard's shorter deadline.
-SOCKET_TIMEOUT = 10.0
+
+_MULTI = encode_command((b"MULTI",))
+_EXEC = encode_command((b"EXEC",))
+_PEXPIRE = b"*3\r\n$7\r\nPEXPIRE\r\n"
+#: HGETALL key, then PEXPIRE key milliseconds (see ``load``).
+_LOAD = b"*2\r\n$7\r\nHGETALL\r\n$%d\r\n%b\r\n*3\r\n$7\r\nPEXPIRE\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
 
 
 class RedisStore:
     """A :class:`~treadle.web._session_store.SessionStore` in Redis.
 
-    Creating the store opens no connection: the first call does (each process, after any
-    ``fork``, must create its own store).
+    Creating the store opens no connection: the first call does (after a ``fork``, the
+    child opens its own).
 
     Args:
         url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` or
-            ``unix://[[user]:password@]/path/to/socket[?db=N]``, with redis-py's query options.
+            ``unix://[[user]:password@]/path/to/socket[?db=N]``, with the query options
+            :func:`~treadle.web._redis_client.parse_redis_url` lists.
         prefix: Prepended to every session id to make its key.
 
     Raises:
-        ValueError: The URL is not one redis-py accepts.
+        ValueError: The URL is not one this store understands.
     """
+
+    #: Calls need no asyncio Task: they return Deferreds the client fires.
+    runs_inline = True
 
     def __init__(self, url: str, *, prefix: bytes = DEFAULT_PREFIX) -> None:
         self.description = describe_url(url)
         self.prefix = prefix
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=None,  # the guard's deadline bounds the wait for a free connection
-            retry=Retry(NoBackoff(), 0),
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-        )
-        self._redis: Redis = Redis.from_pool(pool)
+        self._client = RedisClient(parse_redis_url(url))
 
-    async def load(self, uid: bytes, timeout: float) -> dict[str, bytes] | None:
+    def load(self, uid: bytes, timeout: float) -> Deferred[dict[str, bytes] | None]:
         """Return the fields of session ``uid`` and push its expiry ``timeout`` s ahead.
 
         Returns:
             The fields (perhaps empty), or None when no such session exists or it expired.
         """
         key = self.prefix + uid
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(key)
-            pipe.pexpire(key, _milliseconds(timeout))
-            stored, _ = await pipe.execute()
-        if not stored:
-            return None
-        return {name.decode(): value for name, value in stored.items() if name != META_FIELD}
+        ms = _ttl(timeout)
+        commands = _LOAD % (len(key), key, len(key), key, len(ms), ms)
+        return self._client.send(commands, 2, 0, _fields)
 
-    async def save(
+    def save(
         self,
         uid: bytes,
         changed: Mapping[str, bytes],
         removed: Collection[str],
         timeout: float,
-    ) -> None:
+    ) -> Deferred[None]:
         """Create the record if needed, set ``changed``, delete ``removed``, push its expiry."""
         key = self.prefix + uid
-        values: dict[FieldT, EncodableT] = {META_FIELD: b""}
-        values.update((name.encode(), value) for name, value in changed.items())
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if removed:
-                pipe.hdel(key, *(name.encode() for name in removed))
-            pipe.hset(key, mapping=values)
-            pipe.pexpire(key, _milliseconds(timeout))
-            await pipe.execute()
+        bulk_key = b"$%d\r\n%b\r\n" % (len(key), key)
+        parts = [_MULTI]
+        if removed:
+            parts.append(encode_command((b"HDEL", key, *removed)))
+        # HSET key "" "" name value...: the meta field, then the changed fields.
+        parts += (b"*%d\r\n$4\r\nHSET\r\n" % (4 + 2 * len(changed)), bulk_key, b"$0\r\n\r\n" * 2)
+        for name, value in changed.items():
+            data = name.encode()
+            parts.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(data), data, len(value), value))
+        ms = _ttl(timeout)
+        parts += (_PEXPIRE, bulk_key, b"$%d\r\n%b\r\n" % (len(ms), ms), _EXEC)
+        count = 5 if removed else 4
+        return self._client.send(b"".join(parts), count, -1, _executed)
 
-    async def delete(self, uid: bytes) -> None:
+    def delete(self, uid: bytes) -> Deferred[None]:
         """Forget session ``uid`` (nothing happens when it is unknown)."""
-        await self._redis.delete(self.prefix + uid)
+        return self._client.call(b"DEL", self.prefix + uid).addCallback(_nothing)
 
-    async def remaining(self, uid: bytes) -> float | None:
+    def remaining(self, uid: bytes) -> Deferred[float | None]:
         """Seconds until session ``uid`` expires, or None when it is gone."""
-        left: int = await self._redis.pttl(self.prefix + uid)
-        if left == -2:  # no such key
-            return None
-        if left == -1:  # no TTL: not written by this store; it never expires by itself
-            return math.inf
-        return left / 1000
+        return self._client.call(b"PTTL", self.prefix + uid).addCallback(_seconds_left)
 
     async def close(self) -> None:
-        """Close the connections (the store is not used afterwards)."""
-        await self._redis.aclose()
+        """Close the connection (the store is not used afterwards)."""
+        await self._client.close()
+
+
+def _fields(stored: list[bytes]) -> dict[str, bytes] | None:
+    if not stored:
+        return None
+    names = stored[::2]
+    return {name.decode(): value for name, value in zip(names, stored[1::2], strict=True) if name}
+
+
+def _executed(results: list[Any] | None) -> None:
+    if results is None:  # EXEC gives nil only after a WATCH, which is never used here
+        raise RedisError("the save transaction was discarded")
+    for result in results:
+        if isinstance(result, Exception):
+            raise RedisError(str(result))
+
+
+def _nothing(result: object) -> None:
+    return None
+
+
+def _seconds_left(left: int) -> float | None:
+    if left == -2:  # no such key
+        return None
+    if left == -1:  # no TTL: not written by this store; it never expires by itself
+        return math.inf
+    return left / 1000
 
 
 def describe_url(url: str) -> str:
@@ -143,6 +168,12 @@ def describe_url(url: str) -> str:
         port = 6379
     path_db = parts.path.strip("/")
     return f"{parts.scheme}://{user}{host}:{port}/{path_db or db}"
+
+
+@functools.lru_cache(maxsize=64)
+def _ttl(seconds: float) -> bytes:
+    """A TTL in milliseconds, as PEXPIRE's argument (sites use one or two timeouts)."""
+    return b"%d" % _milliseconds(seconds)
 
 
 def _milliseconds(seconds: float) -> int:

@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 _MAC_SIZE = 32
+#: Types whose pickles never refer to anything else (see ``SessionCodec.pickle``).
+_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+#: The opcode of a persistent reference in the pickles written here (protocol 2 and up).
+_BINPERSID = pickle.BINPERSID
 
 
 class UnstorableValue(Exception):
@@ -108,11 +112,16 @@ class SessionCodec:
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 32:
             raise ValueError("the session secret must be at least 32 bytes")
-        self._secret = secret
+        # Keyed once: each signature starts from a copy of it (cheaper than keying anew), of
+        # OpenSSL's own object when the hmac module has one (cheaper than its Python wrapper).
+        keyed = hmac.new(secret, digestmod=hashlib.sha256)
+        self._keyed: Any = getattr(keyed, "_hmac", None) or keyed
 
     def _mac(self, uid: bytes, field: str, payload: bytes) -> bytes:
-        message = uid + b"\x00" + field.encode("utf-8") + b"\x00" + payload
-        return hmac.new(self._secret, message, hashlib.sha256).digest()
+        mac = self._keyed.copy()
+        mac.update(b"%b\x00%b\x00%b" % (uid, field.encode("utf-8"), payload))
+        digest: bytes = mac.digest()
+        return digest
 
     def encode(self, uid: bytes, field: str, value: Any, session: Any, site: Any) -> bytes:
         """Pickle and sign ``value``, kept in ``field`` of session ``uid``.
@@ -120,13 +129,32 @@ class SessionCodec:
         Raises:
             UnstorableValue: ``value`` cannot be pickled.
         """
+        return self.sign(uid, field, self.pickle(field, value, session, site))
+
+    def pickle(self, field: str, value: Any, session: Any, site: Any) -> bytes:
+        """``value`` pickled, unsigned (its session and site by reference: see the module).
+
+        Raises:
+            UnstorableValue: ``value`` cannot be pickled.
+        """
+        if type(value) in _PLAIN:
+            # Nothing in it can be the session or the site: the same bytes, made faster.
+            return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
         buffer = io.BytesIO()
         try:
             _Pickler(buffer, {id(session): "session", id(site): "site"}).dump(value)
         except Exception as error:
             raise UnstorableValue(field, error) from error
-        payload = buffer.getvalue()
+        return buffer.getvalue()
+
+    def sign(self, uid: bytes, field: str, payload: bytes) -> bytes:
+        """The field as stored: ``payload`` (from :meth:`pickle`) behind its signature."""
         return self._mac(uid, field, payload) + payload
+
+    @staticmethod
+    def holds(data: bytes, payload: bytes) -> bool:
+        """Whether stored field ``data`` (signed by this codec) carries ``payload``."""
+        return len(data) == _MAC_SIZE + len(payload) and data.endswith(payload)
 
     def decode(self, uid: bytes, field: str, data: bytes, session: Any, site: Any) -> Any:
         """Check the signature of ``data``, then unpickle it.
@@ -138,6 +166,9 @@ class SessionCodec:
         mac, payload = data[:_MAC_SIZE], data[_MAC_SIZE:]
         if len(mac) < _MAC_SIZE or not hmac.compare_digest(mac, self._mac(uid, field, payload)):
             raise ForgedField(f"{describe_field(field)} of a session has a bad signature")
+        if _BINPERSID not in payload:
+            # No reference to the session or site in it (the opcode's byte is absent).
+            return pickle.loads(payload)
         anchors = {"session": session, "site": site}
         return _Unpickler(io.BytesIO(payload), anchors).load()
 
@@ -150,18 +181,24 @@ def interface_name(interface: Any) -> str:
 
 def field_values(session: Any) -> dict[str, Any]:
     """Every value the application keeps in ``session``, by field name (see the module)."""
-    fields: dict[str, Any] = {}
-    for name, value in vars(session).items():
-        if not name.startswith("_") and name not in session.unstoredAttributes:
-            fields["a:" + name] = value
-    for key, value in session._values.items():
-        fields[_key_field(key)] = value
-    for interface, component in session._adapterCache.items():
-        fields["c:" + interface_name(interface)] = component
-    for name, component in session._stored_components.items():
-        fields.setdefault("c:" + name, component)  # not asked for here yet, still there
-    for name, value in session.sessionNamespaces.items():
-        fields["n:" + name] = value
+    unstored = session.unstoredAttributes
+    fields: dict[str, Any] = {
+        "a:" + name: value
+        for name, value in vars(session).items()
+        if name[0] != "_" and name not in unstored
+    }
+    if session._values:
+        for key, value in session._values.items():
+            fields[_key_field(key)] = value
+    if session._adapterCache:
+        for interface, component in session._adapterCache.items():
+            fields["c:" + interface_name(interface)] = component
+    if session._stored_components:
+        for name, component in session._stored_components.items():
+            fields.setdefault("c:" + name, component)  # not asked for here yet, still there
+    if session.sessionNamespaces:
+        for name, value in session.sessionNamespaces.items():
+            fields["n:" + name] = value
     return fields
 
 

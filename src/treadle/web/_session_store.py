@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Coroutine, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Protocol, TypeVar
 
 from treadle.internet.defer import CancelledError, Deferred, ensureDeferred, fail
@@ -54,15 +55,19 @@ class SessionStoreUnavailable(Exception):
 class SessionStore(Protocol):
     """What a session store does; every method may raise ``OSError`` or any backend error.
 
-    Field names are ``str``; field values are bytes the store keeps as they are.
+    Field names are ``str``; field values are bytes the store keeps as they are. Each method
+    returns an awaitable: a coroutine (``async def``), or better a Deferred, which the guard
+    follows without a Task or a turn of the loop.
     """
 
     #: Shown in log lines: the store's kind and address, never a password.
     description: str
-    # Optionally ``runs_inline = True``: its calls usually complete without waiting and need
-    # no asyncio Task, so they are run eagerly within the request's own callback.
+    # Optionally ``runs_inline = True``: its calls need no asyncio Task (they return Deferreds,
+    # or coroutines that wait only on Deferreds), so they are run eagerly within the
+    # request's own callback. Without it, each call runs as a Task (a client library may need
+    # one from its first line, for its own timeouts).
 
-    async def load(self, uid: bytes, timeout: float) -> dict[str, bytes] | None:
+    def load(self, uid: bytes, timeout: float) -> Awaitable[dict[str, bytes] | None]:
         """Return the fields of session ``uid`` and push its expiry ``timeout`` s ahead.
 
         Returns:
@@ -70,25 +75,25 @@ class SessionStore(Protocol):
         """
         ...
 
-    async def save(
+    def save(
         self,
         uid: bytes,
         changed: Mapping[str, bytes],
         removed: Collection[str],
         timeout: float,
-    ) -> None:
+    ) -> Awaitable[None]:
         """Create the record if needed, set ``changed``, delete ``removed``, push its expiry."""
         ...
 
-    async def delete(self, uid: bytes) -> None:
+    def delete(self, uid: bytes) -> Awaitable[None]:
         """Forget session ``uid`` (nothing happens when it is unknown)."""
         ...
 
-    async def remaining(self, uid: bytes) -> float | None:
+    def remaining(self, uid: bytes) -> Awaitable[float | None]:
         """Seconds until session ``uid`` expires, or None when it is gone."""
         ...
 
-    async def close(self) -> None:
+    def close(self) -> Awaitable[None]:
         """Release connections and files (the store is not used afterwards)."""
         ...
 
@@ -99,7 +104,7 @@ class GuardedStore:
     Args:
         store: The backend.
         deadline: Seconds each call may take.
-        clock: Monotonic time source (tests pass their own).
+        clock: Monotonic time source for the outage's backoff (tests pass their own).
     """
 
     def __init__(
@@ -110,12 +115,18 @@ class GuardedStore:
     ) -> None:
         self.store = store
         self.deadline = deadline
-        # A store whose calls usually finish without waiting (SQLite) is run eagerly.
+        # A store whose calls need no Task (SQLite, Redis) is run eagerly.
         self._inline = bool(getattr(store, "runs_inline", False))
         self._clock = clock
         self._down_since: float | None = None
         self._next_probe = 0.0
         self._backoff = FIRST_BACKOFF
+        # Calls still waiting, oldest first, with the loop time of their deadline: one timer
+        # watches them all (a timer per call would cost more than a store's round trip).
+        self._pending: deque[tuple[float, Deferred[Any]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        # The loop of the calls (asking asyncio for it costs a system call on Python 3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def description(self) -> str:
@@ -129,33 +140,52 @@ class GuardedStore:
 
     def load(self, uid: bytes, timeout: float) -> Deferred[dict[str, bytes] | None]:
         """The backend's ``load``, guarded (see the class)."""
-        return self._call(lambda: self.store.load(uid, timeout))
+        return self._call(self.store.load, uid, timeout).addErrback(self.unavailable)
 
     def save(
         self, uid: bytes, changed: Mapping[str, bytes], removed: Collection[str], timeout: float
     ) -> Deferred[None]:
         """The backend's ``save``, guarded."""
-        return self._call(lambda: self.store.save(uid, changed, removed, timeout))
+        d = self._call(self.store.save, uid, changed, removed, timeout)
+        return d.addErrback(self.unavailable)
+
+    def load_unchecked(self, uid: bytes, timeout: float) -> Deferred[dict[str, bytes] | None]:
+        """:meth:`load` with the deadline and the backoff, but whose failure (any exception,
+        or :class:`CancelledError` at the deadline) the caller must pass to
+        :meth:`unavailable`: one callback less per call, for the per-request path."""
+        return self._call(self.store.load, uid, timeout)
+
+    def save_unchecked(
+        self, uid: bytes, changed: Mapping[str, bytes], removed: Collection[str], timeout: float
+    ) -> Deferred[None]:
+        """:meth:`save`, unchecked as :meth:`load_unchecked` is."""
+        return self._call(self.store.save, uid, changed, removed, timeout)
 
     def delete(self, uid: bytes) -> Deferred[None]:
         """The backend's ``delete``, guarded."""
-        return self._call(lambda: self.store.delete(uid))
+        return self._call(self.store.delete, uid).addErrback(self.unavailable)
 
     def remaining(self, uid: bytes) -> Deferred[float | None]:
         """The backend's ``remaining``, guarded."""
-        return self._call(lambda: self.store.remaining(uid))
+        return self._call(self.store.remaining, uid).addErrback(self.unavailable)
 
     async def close(self) -> None:
         """Close the backend."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         await self.store.close()
 
-    def _call(self, call: Callable[[], Coroutine[Any, Any, T]]) -> Deferred[T]:
-        """Run ``call()`` at once, as far as it goes without waiting (a SQLite call usually
-        finishes there: no Task, no turn of the loop); if it has to wait, the deadline runs.
+    def _call(self, method: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
+        """Run ``method(*args)`` at once, as far as it goes without waiting (a SQLite call
+        usually finishes there: no Task, no turn of the loop); if it has to wait, the
+        deadline runs.
 
         Returns:
-            A Deferred (already fired when the store did not wait) that fails with
-            :class:`SessionStoreUnavailable` when the store fails or misses the deadline.
+            A Deferred (already fired when the store did not wait), failing as the store
+            failed, or with :class:`CancelledError` at the deadline, or with
+            :class:`SessionStoreUnavailable` while an outage lasts: pass its failure to
+            :meth:`unavailable`.
         """
         if self._down_since is not None:
             now = self._clock()
@@ -164,30 +194,70 @@ class GuardedStore:
             # This call is the probe; until it ends, the others keep failing fast.
             self._next_probe = now + self._backoff
             self._backoff = min(self._backoff * 2, LONGEST_BACKOFF)
+            probing = True
+        else:
+            probing = False
         try:
             d: Deferred[T]
             if self._inline:
-                d = ensureDeferred(call())
+                answer = method(*args)
+                d = answer if isinstance(answer, Deferred) else ensureDeferred(answer)
             else:
                 # A client library may need a Task from its first line (redis-py's timeouts).
-                d = Deferred.fromFuture(asyncio.ensure_future(call()))
+                d = Deferred.fromFuture(asyncio.ensure_future(method(*args)))
         except Exception as error:
-            return fail(self._unavailable(error))
+            return fail(error)
         if not d.called:
-            timer = asyncio.get_running_loop().call_later(self.deadline, d.cancel)
-            d.addBoth(_stop_timer, timer)
-        return d.addCallbacks(self._answered, self._not_answered)
+            self._watch(d)
+            if probing:
+                # Only the probe ends an outage (a call that succeeds during an outage it
+                # was started before is no news), so only the probe needs a callback.
+                d.addCallback(self._answered)
+        elif probing and not isinstance(d.result, Failure | Deferred):
+            self._recovered()  # answered at once
+        return d
+
+    def unavailable(self, failure: Failure) -> Failure:
+        """Turn the failure of a call into :class:`SessionStoreUnavailable`, noting the outage
+        (an errback for the Deferreds of the ``*_unchecked`` calls)."""
+        error = failure.value
+        if isinstance(error, SessionStoreUnavailable):
+            return failure
+        if isinstance(error, CancelledError):
+            error = TimeoutError()  # the deadline cancelled the call
+        return Failure(self._unavailable(error))
+
+    def _watch(self, d: Deferred[Any]) -> None:
+        """Cancel ``d`` if it has not fired ``deadline`` seconds from now."""
+        pending = self._pending
+        while pending and pending[0][1].called:
+            pending.popleft()
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        pending.append((loop.time() + self.deadline, d))
+        if self._timer is None:
+            self._timer = loop.call_at(pending[0][0], self._deadlines)
+
+    def _deadlines(self) -> None:
+        """The oldest pending call's deadline came: cancel the calls past theirs."""
+        self._timer = None
+        pending = self._pending
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while pending:
+            deadline, d = pending[0]
+            if not d.called:
+                if deadline > now:
+                    self._timer = loop.call_at(deadline, self._deadlines)
+                    return
+                d.cancel()
+            pending.popleft()
 
     def _answered(self, result: T) -> T:
         if self._down_since is not None:
             self._recovered()
         return result
-
-    def _not_answered(self, failure: Failure) -> Failure:
-        error = failure.value
-        if isinstance(error, CancelledError):
-            error = TimeoutError()  # the deadline cancelled the call
-        return Failure(self._unavailable(error))
 
     def _unavailable(self, error: BaseException) -> SessionStoreUnavailable:
         self._failed(error)
@@ -222,8 +292,3 @@ def _describe(error: BaseException) -> str:
         return "no answer in time"
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _stop_timer(result: T, timer: asyncio.TimerHandle) -> T:
-    timer.cancel()
-    return result

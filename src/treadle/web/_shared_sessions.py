@@ -38,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from treadle.internet.defer import ensureDeferred
+from treadle.internet.defer import Deferred, FirstError, gatherResults
 from treadle.python.failure import Failure
 from treadle.web._session_codec import (
     ForgedField,
@@ -137,17 +137,32 @@ class SessionSharing:
         ]
         return uids[:_MAX_LOADS]
 
-    async def load(self, request: Any, uids: list[bytes]) -> None:
+    def load(self, request: Any, uids: list[bytes]) -> Deferred[None]:
         """Read the sessions ``uids`` into ``request._loaded_sessions`` (id -> fields, None
-        when unknown, or the :class:`SessionStoreUnavailable` met)."""
+        when unknown, or the :class:`SessionStoreUnavailable` met).
+
+        The reads go out together (a Redis connection pipelines them); the Deferred fires
+        once all are in (already fired when the store answered at once, as SQLite does).
+        """
         timeout = request.site.sessionFactory.sessionTimeout
         loaded: dict[bytes, Any] = {}
-        for uid in uids:
-            try:
-                loaded[uid] = await self.store.load(uid, timeout)
-            except SessionStoreUnavailable as error:
-                loaded[uid] = error
         request._loaded_sessions = loaded
+        store = self.store
+        if len(uids) == 1:  # the usual case: one cookie
+            uid = uids[0]
+            return store.load_unchecked(uid, timeout).addCallbacks(
+                _keep, self._keep_unavailable, (loaded, uid), None, (loaded, uid)
+            )
+        reads = [
+            store.load_unchecked(uid, timeout).addCallbacks(
+                _keep, self._keep_unavailable, (loaded, uid), None, (loaded, uid)
+            )
+            for uid in uids
+        ]
+        return gatherResults(reads, consumeErrors=True).addCallback(_nothing)
+
+    def _keep_unavailable(self, failure: Failure, loaded: dict[bytes, Any], uid: bytes) -> None:
+        loaded[uid] = self.store.unavailable(failure).value
 
     # -- getSession -----------------------------------------------------------------------
 
@@ -172,13 +187,14 @@ class SessionSharing:
             if cached is not None:
                 cached._expired_elsewhere()
             return None
-        session = cached if cached is not None and not cached.expired else None
+        session = cached if cached is not None and not cached._expired else None
         if session is None:
             session = site.sessionFactory(site, uid)
             session._stored = {}
             site.sessions[uid] = session
             session.startCheckingExpiration()
-        self._refresh(session, fields)
+        if fields or session._stored:
+            self._refresh(session, fields)
         session.touch()
         site.sessions.touch(uid)
         return session
@@ -194,9 +210,11 @@ class SessionSharing:
         ours, values removed elsewhere go (values only this process changed are kept)."""
         stored = session._stored
         site = session.site
+        skipped = 0
         for name, data in fields.items():
-            if not name or stored.get(name) == data:
+            if stored.get(name) == data:
                 continue
+            skipped += 1  # until it is in ``stored``
             try:
                 value = self.codec.decode(session.uid, name, data, session, site)
             except ForgedField as error:
@@ -214,9 +232,12 @@ class SessionSharing:
                 continue
             set_field(session, name, value)
             stored[name] = data
-        for name in [n for n in stored if n not in fields]:
-            unset_field(session, name)
-            del stored[name]
+            skipped -= 1
+        # Every field read is in ``stored`` now (but those skipped): more means some went.
+        if len(stored) > len(fields) - skipped:
+            for name in [n for n in stored if n not in fields]:
+                unset_field(session, name)
+                del stored[name]
 
     # -- at the end of the request --------------------------------------------------------
 
@@ -250,39 +271,53 @@ class SessionSharing:
     def _commit(self, request: Any, complete: Callable[[], None]) -> None:
         # Once only: what follows sends the response with the class's own methods.
         del request.finish, request._write_whole
+        insecure, secure = request._insecureSession, request._secureSession
         try:
-            found = [self._changes(s) for s in _sessions_of(request)]
+            if secure is None or insecure is None:  # the usual case: one session
+                write = self._changes(insecure if secure is None else secure)
+                writes = [] if write is None else [write]
+            else:
+                writes = [w for w in (self._changes(insecure), self._changes(secure)) if w]
         except UnstorableValue as error:
             error_log.error("%s (request %r); nothing of it was stored", error, request)
             _fail(request, 500, str(error), complete)
             return
-        writes = [w for w in found if w is not None]
         if not writes:
             complete()
             return
-        # Eager: a store that answers without waiting (SQLite) completes the response here.
-        saving = ensureDeferred(self._save_all(writes))
+        saves = [
+            self.store.save_unchecked(session.uid, changed, removed, session.sessionTimeout)
+            for session, changed, removed in writes
+        ]
+        saving = saves[0] if len(saves) == 1 else gatherResults(saves, consumeErrors=True)
         saving.addBoth(self._saved, request, writes, complete)
 
-    def _changes(self, session: Session) -> tuple[Session, dict[str, bytes], list[str]] | None:
-        if session.expired:
+    def _changes(
+        self, session: Session | None
+    ) -> tuple[Session, dict[str, bytes], list[str]] | None:
+        if session is None or session._expired:
             return None
-        encode = self.codec.encode
+        codec = self.codec
         site = session.site
-        current = {
-            name: encode(session.uid, name, value, session, site)
-            for name, value in field_values(session).items()
-        }
+        uid = session.uid
         stored = session._stored
-        changed = {n: d for n, d in current.items() if stored.get(n) != d}
-        removed = [n for n in stored if n not in current]
+        values = field_values(session)
+        changed: dict[str, bytes] = {}
+        pickle, holds = codec.pickle, codec.holds
+        known = 0  # values the store has (changed or not)
+        for name, value in values.items():
+            payload = pickle(name, value, session, site)
+            data = stored.get(name)
+            if data is not None:
+                known += 1
+                # Unchanged values are compared unsigned: only what changed gets a signature.
+                if holds(data, payload):
+                    continue
+            changed[name] = codec.sign(uid, name, payload)
+        removed = [n for n in stored if n not in values] if len(stored) > known else []
         if not changed and not removed and not session._unsaved:
             return None
         return session, changed, removed
-
-    async def _save_all(self, writes: list[tuple[Session, dict[str, bytes], list[str]]]) -> None:
-        for session, changed, removed in writes:
-            await self.store.save(session.uid, changed, removed, session.sessionTimeout)
 
     def _saved(
         self,
@@ -292,7 +327,9 @@ class SessionSharing:
         complete: Callable[[], None],
     ) -> None:
         if isinstance(outcome, Failure):
-            reason = outcome.value
+            if isinstance(outcome.value, FirstError):  # several sessions saved at once
+                outcome = outcome.value.subFailure
+            reason = self.store.unavailable(outcome).value
             _fail(request, 503, f"the session could not be stored: {reason}", complete)
             return
         for session, changed, removed in writes:
@@ -318,8 +355,12 @@ class SessionSharing:
         self.store.remaining(session.uid).addCallbacks(then, unknown)
 
 
-def _sessions_of(request: Any) -> list[Session]:
-    return [s for s in (request._insecureSession, request._secureSession) if s is not None]
+def _keep(fields: dict[str, bytes] | None, loaded: dict[bytes, Any], uid: bytes) -> None:
+    loaded[uid] = fields
+
+
+def _nothing(result: object) -> None:
+    return None
 
 
 def _complete(

@@ -84,8 +84,7 @@ def _sqlite(url: str, runtime_dir: str | None, max_sessions: int) -> SessionStor
 
 
 def _redis(url: str, scheme: str) -> SessionStore:
-    # Imported here: redis-py takes some 0.1 s to import, which a site without Redis
-    # should not pay at every start.
+    # Imported here: a site without Redis does not load the Redis client and hiredis.
     from treadle.web._redis_store import RedisStore
 
     parts = urlsplit(url)
