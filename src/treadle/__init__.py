@@ -20,9 +20,15 @@ with ``treadle`` in its imports:
 - ``treadle._cli`` — the ``treadle web`` and ``treadle run`` commands, on top of everything.
 
 No module imports from a package above its own, nor from a module that imports it back.
+
+The modules of the per-request path run compiled (mypyc) when the install could build them,
+as pure Python otherwise or with ``TREADLE_PURE_PYTHON=1``: ``treadle.compiled`` tells which
+(see :mod:`treadle._compiled`).
 """
 
-__all__ = ["__version__"]
+from treadle._compiled import compiled
+
+__all__ = ["__version__", "compiled"]
 
 #: The version of treadle: the one place it is written (``pyproject.toml`` reads it here,
 #: and the ``Server`` header is made from it).

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 __all__ = ["TimerHeap"]
 
 #: Stale entries tolerated before the heap is considered for a rebuild.
-_REBUILD_AFTER = 64
+_REBUILD_AFTER: Final = 64
 
 
 class Owner(Protocol):

@@ -44,7 +44,7 @@ __all__ = [
 
 # Responses are always labelled HTTP/1.1, the highest version we speak (RFC 9110 §6.2);
 # an HTTP/1.0 client is still answered with a body framing it understands (see below).
-_STATUS_LINES: dict[int, bytes] = {
+_STATUS_LINES: Final[dict[int, bytes]] = {
     code: b"HTTP/1.1 %d %s\r\n" % (code, phrase) for code, phrase in RESPONSES.items()
 }
 
@@ -70,6 +70,14 @@ class Framing(Enum):
     CLOSE = "close"  # body ends when the connection closes (HTTP/1.0 streaming)
 
 
+# The members as module constants: compiled code reads these as C variables, where
+# ``Framing.CHUNKED`` is an attribute lookup on the enum class.
+NO_BODY: Final = Framing.NONE
+LENGTH: Final = Framing.LENGTH
+CHUNKED: Final = Framing.CHUNKED
+CLOSE_DELIMITED: Final = Framing.CLOSE
+
+
 def response_framing(http11: bool, method: bytes, code: int, length_known: bool) -> Framing:
     """Choose the framing of a response body.
 
@@ -83,12 +91,12 @@ def response_framing(http11: bool, method: bytes, code: int, length_known: bool)
         length_known: A ``Content-Length`` is (or will be) sent.
     """
     if method == b"HEAD" or code < 200 or code == 204 or code == 304:
-        return Framing.NONE
+        return NO_BODY
     if length_known:
-        return Framing.LENGTH
+        return LENGTH
     if http11:
-        return Framing.CHUNKED
-    return Framing.CLOSE
+        return CHUNKED
+    return CLOSE_DELIMITED
 
 
 def keeps_connection(keep_alive: bool, framing: Framing, connection: list[bytes] | None) -> bool:
@@ -103,7 +111,7 @@ def keeps_connection(keep_alive: bool, framing: Framing, connection: list[bytes]
         connection: The ``Connection`` field values the application set on the response,
             if any: ``close`` among them closes.
     """
-    if not keep_alive or framing is Framing.CLOSE:
+    if not keep_alive or framing is CLOSE_DELIMITED:
         return False
     return connection is None or not any(b"close" in value.lower() for value in connection)
 
@@ -124,35 +132,45 @@ def chunk(data: bytes) -> bytes:
 
 #: The server's name and version: the ``Server`` field of every response and
 #: ``treadle.web.server.version``.
-SERVER_NAME = b"treadle/" + __version__.encode("ascii")
-SERVER_LINE = b"Server: " + SERVER_NAME + b"\r\n"
-
-_date_second = 0
-_date_line = b""
-_server_and_date = b""
+SERVER_NAME: Final = b"treadle/" + __version__.encode("ascii")
+SERVER_LINE: Final = b"Server: " + SERVER_NAME + b"\r\n"
 
 
-def _refresh_date(now: int) -> None:
-    global _date_second, _date_line, _server_and_date
-    _date_second = now
-    _date_line = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
-    _server_and_date = SERVER_LINE + _date_line
+class _DateLines:
+    """The ``Date`` line of the current second, and ``Server`` with it (made once a second)."""
+
+    __slots__ = ("both", "date", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.date = b""
+        self.both = b""
+
+    def refresh(self, now: int) -> None:
+        self.second = now
+        self.date = b"Date: " + formatdate(now, usegmt=True).encode("ascii") + b"\r\n"
+        self.both = SERVER_LINE + self.date
+
+
+_DATE: Final = _DateLines()
 
 
 def date_header() -> bytes:
     """Return ``Date: ...\\r\\n`` for now, formatted at most once a second (IMF-fixdate)."""
     now = int(time.time())
-    if now != _date_second:
-        _refresh_date(now)
-    return _date_line
+    lines = _DATE
+    if now != lines.second:
+        lines.refresh(now)
+    return lines.date
 
 
 def server_and_date() -> bytes:
     """Return the ``Server`` and ``Date`` lines together (the usual case, one lookup)."""
     now = int(time.time())
-    if now != _date_second:
-        _refresh_date(now)
-    return _server_and_date
+    lines = _DATE
+    if now != lines.second:
+        lines.refresh(now)
+    return lines.both
 
 
 # -- request heads: what the limits count ------------------------------------------------------
@@ -179,7 +197,7 @@ def field_line_size(name: bytes, value: bytes) -> int:
 
 #: Framing bytes one chunk may carry for free: a size of 16 hex digits (the most llhttp
 #: accepts before it reports an overflow of 2**64) and two CRLFs (RFC 9112 §7.1).
-CHUNK_FRAMING_ALLOWANCE = 20
+CHUNK_FRAMING_ALLOWANCE: Final = 20
 
 
 def chunk_framing_budget(chunks: int, extensions: int, trailers: int) -> int:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 __all__ = [
     "ABORT",
     "ABORTED",
@@ -166,6 +168,9 @@ AFTER_HEAD: Final = TRANSITIONS[HEAD_DONE]
 AFTER_COMPLETE: Final = TRANSITIONS[COMPLETE]
 
 
+# An exception class of its own kind for mypyc (it compiles subclasses of Exception, not of
+# RuntimeError, as native classes): raised only on a bug, never on the hot path.
+@mypyc_attr(native_class=False)
 class ChannelStateError(RuntimeError):
     """A move the state machine does not allow: a bug in treadle, never the client's doing."""
 

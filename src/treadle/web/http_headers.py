@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import overload
 
+from mypy_extensions import mypyc_attr
+
 __all__ = ["Headers", "InvalidHeaderName"]
 
 
@@ -83,6 +85,7 @@ def _encode_value(value: str | bytes) -> bytes:
     return value
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Headers:
     """Case-insensitive header multimap.
 
@@ -103,7 +106,9 @@ class Headers:
     @classmethod
     def _from_raw(cls, raw: dict[bytes, list[bytes]]) -> Headers:
         """Wrap an already lowercased dict without copying it (the parser's fast path)."""
-        headers = cls.__new__(cls)
+        # Made through __init__ (an empty dict, dropped at once): a class mypyc compiles
+        # has no way around it.
+        headers = cls()
         headers._raw = raw
         return headers
 
