@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import (  # the harness's helpers, beside this file
+from procs import (  # the harness's helpers, beside this file
     CLIENT_CPU,
     PEER_PYTHON,
     SERVER_CPU,

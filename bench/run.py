@@ -54,17 +54,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procs import (  # beside this file: what run.py and protocols.py both use
+    CLIENT_CPU,
+    PEER_PYTHON,
+    SERVER_CPU,
+    VENV,
+    memory_kib,
+    process_tree,
+    raise_nofile,
+)
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 APPS = BENCH / "apps"
 LUA = BENCH / "lua"
-VENV = BENCH / ".venv-peers"
-PEER_PYTHON = VENV / "bin" / "python"
 RESULTS = BENCH / "results"
 
 HOST = "127.0.0.1"
-SERVER_CPU = "0"
-CLIENT_CPU = "1"
 
 
 def _workers_cpus() -> str:
@@ -333,24 +340,6 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def raise_nofile() -> int:
-    """Raise RLIMIT_NOFILE as far as allowed (children, servers and wrk, inherit it)."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    try:
-        nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
-    except OSError:
-        nr_open = hard
-    for want in (nr_open, 1 << 20, 1 << 17, 1 << 16):
-        if want <= hard:
-            break
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
-            return want
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 def port_is_free(port: int) -> bool:
     """True when nothing listens on the port and a server could bind it (with SO_REUSEADDR)."""
     with socket.socket() as probe:
@@ -382,31 +371,6 @@ class Ports:
         raise RuntimeError(f"no free port in {self.base}..{self.base + 1999}")
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def process_tree(pid: int) -> list[int]:
-    """The pid and all its descendants (granian runs its worker as a child process)."""
-    children = _children_map()
-    tree, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        tree.append(p)
-        todo.extend(children.get(p, []))
-    return tree
-
-
 def cpu_ticks(pids: list[int]) -> int:
     """utime + stime, in clock ticks, summed over the processes (all their threads)."""
     total = 0
@@ -432,21 +396,6 @@ def children_ticks() -> int:
     """CPU time of this process's reaped children (wrk), in clock ticks."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return round((usage.ru_utime + usage.ru_stime) * CLK_TCK)
-
-
-def memory_kib(pids: list[int], key: str) -> int:
-    """A /proc/PID/status value in KiB (VmRSS, VmHWM), summed over the processes."""
-    total = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith(key + ":"):
-                total += int(line.split()[1])
-                break
-    return total
 
 
 # --------------------------------------------------------------------------------------------
