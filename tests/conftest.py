@@ -6,8 +6,9 @@ The server's loop runs in its own thread, so test code can use blocking clients
 stdlib asyncio loop and uvloop (the ``loop_kind`` parameter).
 
 Helpers many test files share live here too: :func:`wait_for` (poll a condition with a
-deadline), :func:`host_port`, :func:`raw_request`, and the :class:`Hello` and :class:`Held`
-resources.
+deadline) and :func:`eventually` (its async form), :func:`run_scenario` (a coroutine in a
+fresh loop, with a deadline), :func:`host_port`, :func:`raw_request`, and the :class:`Hello`
+and :class:`Held` resources.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,9 @@ try:
     LOOP_KINDS = ["asyncio", "uvloop"]
 except ImportError:  # pragma: no cover
     LOOP_KINDS = ["asyncio"]
+
+# The throwaway redis-server (fixture ``redis_server``) of the Redis client's and store's tests.
+pytest_plugins = ("tests.redis_server",)
 
 
 class ServerThread:
@@ -123,6 +127,29 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.005)
+
+
+def run_scenario(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``scenario()`` (a coroutine, or a Deferred) in a fresh loop and return its result,
+    failing the test if it takes longer than :data:`DEADLINE`."""
+
+    async def main() -> Any:
+        return await asyncio.wait_for(scenario(), DEADLINE)
+
+    return asyncio.run(main())
+
+
+async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
+    """Await ``condition()`` every few milliseconds until it is true and return that, or fail
+    the test at the deadline."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        result = await condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {DEADLINE} s waiting for {what}")
+        await asyncio.sleep(0.01)
 
 
 def host_port(url: str) -> tuple[str, int]:

@@ -9,18 +9,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import shutil
 import ssl
 import subprocess
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from tests.conftest import DEADLINE
-from tests.test_redis_store import RedisServer
+from tests.conftest import DEADLINE, run_scenario
+from tests.redis_server import REDIS_SERVER, RedisServer
 from treadle.internet.defer import Deferred
 from treadle.web._redis_client import (
     RedisClient,
@@ -31,29 +29,6 @@ from treadle.web._redis_client import (
 )
 
 redis = pytest.importorskip("redis")
-
-REDIS_SERVER = shutil.which("redis-server")
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    directory = tempfile.mkdtemp(prefix="treadle-resp-")
-    server = RedisServer(REDIS_SERVER, directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        return await asyncio.wait_for(scenario(), DEADLINE)
-
-    return asyncio.run(main())
 
 
 def client_for(url: str) -> RedisClient:
@@ -116,7 +91,7 @@ def test_the_commands_of_one_loop_turn_go_out_in_one_write(redis_server: RedisSe
         assert answers == [b"OK"] * 50 + [b"%d" % n for n in range(50)]
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_replies_reach_their_callers_in_order(redis_server: RedisServer) -> None:
@@ -133,7 +108,7 @@ def test_replies_reach_their_callers_in_order(redis_server: RedisServer) -> None
         assert counts == [list(range(1, 41))] * 8
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_several_commands_sent_as_one_answer_with_the_chosen_reply(
@@ -147,7 +122,7 @@ def test_several_commands_sent_as_one_answer_with_the_chosen_reply(
         assert await client.call(b"GET", b"x") == b"2"  # the dropped replies were consumed
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_an_error_reply_fails_only_its_own_command(redis_server: RedisServer) -> None:
@@ -163,7 +138,7 @@ def test_an_error_reply_fails_only_its_own_command(redis_server: RedisServer) ->
         assert client.connected  # an error reply is no reason to drop the connection
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_the_reply_of_a_cancelled_command_is_dropped_not_handed_on() -> None:
@@ -183,7 +158,7 @@ def test_the_reply_of_a_cancelled_command_is_dropped_not_handed_on() -> None:
             assert await client.call(b"PING") == 0  # a new write: numbered from 0 again
             await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 # -- connections --------------------------------------------------------------------------------
@@ -205,7 +180,7 @@ def test_a_command_after_redis_restarted_opens_a_new_connection(
         assert await client.call(b"GET", b"k") == b"2"
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_server_that_never_answers_is_given_up_after_the_reply_timeout() -> None:
@@ -218,7 +193,7 @@ def test_a_server_that_never_answers_is_given_up_after_the_reply_timeout() -> No
             assert time.monotonic() - started < 2
             assert not client.connected
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_server_sending_garbage_loses_its_connection() -> None:
@@ -229,7 +204,7 @@ def test_a_server_sending_garbage_loses_its_connection() -> None:
                 await client.call(b"PING")
             assert not client.connected
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_close_fails_what_waits_and_a_later_command_reconnects() -> None:
@@ -248,7 +223,7 @@ def test_close_fails_what_waits_and_a_later_command_reconnects() -> None:
             with pytest.raises(RedisConnectionError):
                 await again
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -271,7 +246,7 @@ def test_a_forked_child_opens_its_own_connection(redis_server: RedisServer) -> N
         assert await whoami() == parent_id  # the child left the parent's connection alone
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 # -- logging in ---------------------------------------------------------------------------------
@@ -291,7 +266,7 @@ def test_a_password_and_a_database_are_used(redis_server: RedisServer) -> None:
         with pytest.raises(RedisConnectionError, match="cannot log in"):
             await wrong.call(b"GET", b"here")
 
-    run(scenario)
+    run_scenario(scenario)
     assert raw.get(b"here") == b"1"
     raw.close()
 
@@ -306,7 +281,7 @@ def test_an_acl_user_logs_in_with_its_name(redis_server: RedisServer) -> None:
         assert await client.call(b"ACL", b"WHOAMI") == b"ann"
         await client.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_tls_with_the_url_s_certificate_authority(tmp_path: Any) -> None:
@@ -344,7 +319,7 @@ def test_tls_with_the_url_s_certificate_authority(tmp_path: Any) -> None:
             with pytest.raises(RedisConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.call(b"PING")
 
-        run(scenario)
+        run_scenario(scenario)
     finally:
         process.terminate()
         process.wait(DEADLINE)
@@ -406,7 +381,7 @@ def test_a_client_outliving_its_loop_connects_again_in_the_next(
     async def ping() -> Any:
         return await client.call(b"PING")
 
-    assert run(ping) == b"PONG"  # the connection stays open as the loop ends
-    assert run(ping) == b"PONG"
-    run(client.close)
+    assert run_scenario(ping) == b"PONG"  # the connection stays open as the loop ends
+    assert run_scenario(ping) == b"PONG"
+    run_scenario(client.close)
     gc.collect()  # the dropped connections' warnings, here where they are expected

@@ -4,135 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import DEADLINE, wait_for
+from tests.conftest import DEADLINE, eventually, run_scenario
+from tests.redis_server import RedisServer
 
 redis = pytest.importorskip("redis")
 
 from treadle.web._redis_store import RedisStore, describe_url  # noqa: E402
 from treadle.web._session_store import GuardedStore, SessionStoreUnavailable  # noqa: E402
-
-REDIS_SERVER = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class RedisServer:
-    """A throwaway ``redis-server`` on a free port and a Unix socket, keeping nothing on disk."""
-
-    def __init__(self, executable: str, directory: str) -> None:
-        self.executable = executable
-        self.directory = directory
-        self.port = free_port()
-        self.socket_path = os.path.join(directory, "redis.sock")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server (on the same port and socket as before) and wait until it answers."""
-        options = {
-            "port": str(self.port),
-            "bind": "127.0.0.1",
-            "unixsocket": self.socket_path,
-            "unixsocketperm": "700",
-            "save": "",  # nothing on disk: a restart starts empty
-            "appendonly": "no",
-            "dir": self.directory,
-            "logfile": os.path.join(self.directory, "redis.log"),
-        }
-        argv = [self.executable]
-        for name, value in options.items():
-            argv += [f"--{name}", value]
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        wait_for(self._answers, "redis-server to answer")
-
-    def _answers(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            pytest.fail(f"redis-server exited with {self.process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        """Stop the server and wait until it has exited."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)  # in case a test left it paused
-            self.process.terminate()
-            self.process.wait(DEADLINE)
-        self.process = None
-
-    def pause(self) -> None:
-        """Freeze the server: connections stay open and nothing is answered."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def client(self) -> Any:
-        """A blocking redis-py client, to look at what the store wrote."""
-        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=DEADLINE)
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI installs it")
-    # A short directory: a Unix socket path must fit in about 100 bytes.
-    directory = tempfile.mkdtemp(prefix="treadle-redis-")
-    server = RedisServer(REDIS_SERVER, directory)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``scenario()`` (a coroutine, or a store call's Deferred) in a fresh loop."""
-
-    async def main() -> Any:
-        return await scenario()
-
-    return asyncio.run(main())
-
-
-async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Await ``condition()`` every few milliseconds until it is true, or fail at the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = await condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {DEADLINE} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
 
 # -- the store --------------------------------------------------------------------------------
 
@@ -154,7 +37,7 @@ def test_a_saved_session_loads_with_its_fields(redis_server: RedisServer) -> Non
         assert await store.remaining(b"s1") is None
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_every_key_has_a_ttl_that_load_pushes_ahead(redis_server: RedisServer) -> None:
@@ -170,7 +53,7 @@ def test_every_key_has_a_ttl_that_load_pushes_ahead(redis_server: RedisServer) -
         assert remaining is not None and 95 < remaining <= 100
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     assert raw.keys() == [b"treadle:session:s1"]
     raw.close()
 
@@ -187,7 +70,7 @@ def test_a_session_with_a_short_timeout_expires(redis_server: RedisServer) -> No
         assert await store.load(b"s1", 0.2) is None
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_concurrent_saves_of_one_session_lose_no_field(redis_server: RedisServer) -> None:
@@ -208,7 +91,7 @@ def test_concurrent_saves_of_one_session_lose_no_field(redis_server: RedisServer
         await first.close()
         await second.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_prefix_keeps_sites_apart(redis_server: RedisServer) -> None:
@@ -220,7 +103,7 @@ def test_a_prefix_keeps_sites_apart(redis_server: RedisServer) -> None:
         await one.close()
         await two.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_unix_socket_urls_work(redis_server: RedisServer) -> None:
@@ -230,7 +113,7 @@ def test_unix_socket_urls_work(redis_server: RedisServer) -> None:
         assert await store.load(b"s1", 60) == {"a:x": b"1"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     raw = redis.Redis(unix_socket_path=redis_server.socket_path, db=3)
     assert raw.exists(b"treadle:session:s1") == 1
     raw.close()
@@ -248,7 +131,7 @@ def test_a_password_in_the_url_is_used_and_never_shown(redis_server: RedisServer
         assert await store.load(b"s1", 60) == {"a:x": b"1"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 @pytest.mark.parametrize(
@@ -310,7 +193,7 @@ def test_a_stopped_redis_fails_fast_logs_once_and_recovers(
         assert await store.load(b"s2", 60) == {"a:y": b"2"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     down, up = outage_lines(caplog)
     assert len(down) == 1 and len(up) == 1
     assert redis_server.url.removesuffix("/0") in down[0]
@@ -345,7 +228,7 @@ def test_a_hung_redis_fails_within_the_deadline_and_recovers(
         assert await eventually(answers, "the store to answer again") == {"a:y": b"2"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     down, up = outage_lines(caplog)
     assert len(down) == 1 and len(up) == 1
 

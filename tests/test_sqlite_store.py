@@ -10,13 +10,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import DEADLINE
+from tests.conftest import DEADLINE, eventually, run_scenario
 from treadle.web import _sqlite_store as sqlite_store
 from treadle.web._session_store import GuardedStore, SessionStoreUnavailable
 from treadle.web._sqlite_store import SQLiteStore
@@ -30,27 +29,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``scenario()`` (a coroutine, or a store call's Deferred) in a fresh loop."""
-
-    async def main() -> Any:
-        return await scenario()
-
-    return asyncio.run(main())
-
-
-async def eventually(condition: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Await ``condition()`` every few milliseconds until it is true, or fail at the deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        result = await condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {DEADLINE} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -70,7 +48,7 @@ def test_a_saved_session_loads_with_its_fields(path: Path) -> None:
         assert await store.load(b"s2", 60) is None
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_delete_forgets_the_session_and_tolerates_unknown_ids(path: Path) -> None:
@@ -83,7 +61,7 @@ def test_delete_forgets_the_session_and_tolerates_unknown_ids(path: Path) -> Non
         assert await store.remaining(b"s1") is None
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_the_file_is_private_and_its_description_names_it(path: Path) -> None:
@@ -124,7 +102,7 @@ def test_a_session_expires_timeout_after_its_last_use(path: Path) -> None:
         assert await store.remaining(b"s1") is None
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_load_soon_after_the_last_push_does_not_write(path: Path) -> None:
@@ -141,7 +119,7 @@ def test_a_load_soon_after_the_last_push_does_not_write(path: Path) -> None:
         assert await store.remaining(b"s1") == pytest.approx(100)
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_saving_an_expired_session_starts_it_afresh(path: Path) -> None:
@@ -155,7 +133,7 @@ def test_saving_an_expired_session_starts_it_afresh(path: Path) -> None:
         assert await store.load(b"s1", 10) == {"a:new": b"2"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_session_with_a_short_timeout_expires_in_real_time(path: Path) -> None:
@@ -171,7 +149,7 @@ def test_a_session_with_a_short_timeout_expires_in_real_time(path: Path) -> None
         assert await store.load(b"s1", 0.2) is None
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_purge_removes_expired_sessions_only(path: Path) -> None:
@@ -192,7 +170,7 @@ def test_purge_removes_expired_sessions_only(path: Path) -> None:
         assert db.execute("SELECT sessions FROM counts").fetchone() == (1,)
         db.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 # -- the bound --------------------------------------------------------------------------------
@@ -218,7 +196,7 @@ def test_past_the_bound_the_least_recently_used_sessions_go_first(path: Path) ->
         assert db.execute("SELECT COUNT(*) FROM fields").fetchone() == (1,)  # a's only
         db.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_the_bound_holds_under_a_flood_of_new_sessions(path: Path) -> None:
@@ -233,7 +211,7 @@ def test_the_bound_holds_under_a_flood_of_new_sessions(path: Path) -> None:
         assert db.execute("SELECT sessions FROM counts").fetchone() == (49,)
         db.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 # -- several processes ------------------------------------------------------------------------
@@ -274,7 +252,7 @@ def test_a_session_written_in_one_process_is_read_in_another(path: Path) -> None
         await store.save(b"s1", {"a:count": b"7"}, (), 60)
         await store.close()
 
-    run(write)
+    run_scenario(write)
     reader = child(path, "read", "s1", "-", "0")
     out, _ = reader.communicate(timeout=DEADLINE)
     assert reader.returncode == 0
@@ -291,7 +269,7 @@ def test_a_session_written_in_one_process_is_read_in_another(path: Path) -> None
         finally:
             await store.close()
 
-    assert run(read) == {"a:from_child": b"0", "a:shared": b"a:from_child"}
+    assert run_scenario(read) == {"a:from_child": b"0", "a:shared": b"a:from_child"}
 
 
 def test_processes_writing_one_session_at_once_lose_no_field(path: Path) -> None:
@@ -314,7 +292,7 @@ def test_processes_writing_one_session_at_once_lose_no_field(path: Path) -> None
         finally:
             await store.close()
 
-    fields = run(read)
+    fields = run_scenario(read)
     assert fields["a:p1"] == fields["a:p2"] == b"%d" % (rounds - 1)
     assert fields["a:shared"] in (b"a:p1", b"a:p2")
 
@@ -338,7 +316,7 @@ def test_a_lock_held_by_another_process_never_blocks_the_loop(path: Path) -> Non
         assert await store.load(b"s1", 60) == {"a:x": b"1"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     assert released.wait(DEADLINE)
     other.close()
 
@@ -360,7 +338,7 @@ def test_a_lock_held_too_long_becomes_an_outage_of_the_guarded_store(
         other.execute("COMMIT")
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     other.close()
 
 
@@ -372,19 +350,19 @@ def test_a_forked_worker_opens_its_own_connections(path: Path) -> None:
     async def save(uid: bytes) -> None:
         await store.save(uid, {"a:by": uid}, (), 60)
 
-    run(lambda: save(b"parent"))
+    run_scenario(lambda: save(b"parent"))
     pid = os.fork()
     if pid == 0:  # the worker: report through the exit status only
         try:
-            run(lambda: save(b"child"))
-            ok = run(lambda: store.load(b"parent", 60)) == {"a:by": b"parent"}
+            run_scenario(lambda: save(b"child"))
+            ok = run_scenario(lambda: store.load(b"parent", 60)) == {"a:by": b"parent"}
             os._exit(0 if ok else 1)
         finally:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert run(lambda: store.load(b"child", 60)) == {"a:by": b"child"}
-    run(store.close)
+    assert run_scenario(lambda: store.load(b"child", 60)) == {"a:by": b"child"}
+    run_scenario(store.close)
 
 
 # -- batches ----------------------------------------------------------------------------------
@@ -422,7 +400,7 @@ def test_the_calls_of_one_loop_turn_share_one_transaction(path: Path) -> None:
         ]
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_batch_mixing_kinds_of_calls_answers_each(path: Path) -> None:
@@ -449,7 +427,7 @@ def test_a_batch_mixing_kinds_of_calls_answers_each(path: Path) -> None:
         assert await store.remaining(b"old") == pytest.approx(10)
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_a_save_pushes_the_expiry_only_when_it_is_due(path: Path) -> None:
@@ -469,7 +447,7 @@ def test_a_save_pushes_the_expiry_only_when_it_is_due(path: Path) -> None:
         assert await store.load(b"s1", 100) == {"a:y": b"4"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_the_write_ahead_log_starts_over_under_steady_writes(
@@ -493,7 +471,7 @@ def test_the_write_ahead_log_starts_over_under_steady_writes(
         assert frames < writes  # each write added a frame at least: it started over
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
 
 
 def test_writes_stay_in_order_while_one_batch_waits_in_the_thread(path: Path) -> None:
@@ -513,7 +491,7 @@ def test_writes_stay_in_order_while_one_batch_waits_in_the_thread(path: Path) ->
         assert await store.load(b"s1", 60) == {"a:x": b"2"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
     other.close()
 
 
@@ -527,4 +505,4 @@ def test_calls_cancelled_before_their_batch_are_not_run(path: Path) -> None:
         assert await store.load(b"s1", 60) == {"a:x": b"0"}
         await store.close()
 
-    run(scenario)
+    run_scenario(scenario)
