@@ -301,6 +301,7 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
     lifespan: AppLifespan | None = None
     try:
         site, what = make_site(options)
+        logs.attach_access_log(site)
         if options.asgi is not None:
             # Start-up before the ports open, as uvicorn: no request meets an unready app.
             lifespan = AppLifespan(site.resource)

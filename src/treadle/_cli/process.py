@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from treadle._cli.errors import StartupError
 from treadle._cli.options import WebOptions
@@ -29,30 +29,41 @@ access_log = logging.getLogger("treadle.access")
 
 
 class Logging:
-    """The process's log setup: errors to stderr, the access log where asked; undoable."""
+    """The process's log setup: errors to stderr, the access log where asked; undoable.
+
+    Attributes:
+        access_stream: Where the site writes its access log (standard output or the
+            ``--logfile`` file), None with ``--no-access-log``; see :meth:`attach_access_log`.
+    """
 
     def __init__(self, options: WebOptions) -> None:
         self._undo: list[tuple[logging.Logger, logging.Handler | None, int, bool]] = []
+        self._owned_stream: IO[str] | None = None
+        self._flush_access_log: Callable[[], None] | None = None
+        self.access_stream: IO[str] | None = None
         errors = logging.StreamHandler(sys.stderr)
         errors.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
         self._attach(root, errors, logging.INFO, root.propagate)
+        # The site writes its lines itself (Site.logToStream: batched, no LogRecord per
+        # request); the logger is silenced so that nothing else reports them twice.
+        self._attach(access_log, None, logging.CRITICAL + 1, False)
         if not options.access_log:
-            # No handler and a level above CRITICAL: Site.log sees the logger disabled and
-            # does not even format the line.
-            self._attach(access_log, None, logging.CRITICAL + 1, False)
             return
-        stream: logging.Handler
         if options.logfile == "-":
-            stream = logging.StreamHandler(sys.stdout)
-        else:
-            try:
-                stream = logging.FileHandler(options.logfile, encoding="utf-8")
-            except OSError as e:
-                self.close()
-                raise StartupError(f"--logfile {options.logfile}: {e.strerror or e}") from None
-        stream.setFormatter(logging.Formatter("%(message)s"))
-        self._attach(access_log, stream, logging.INFO, False)
+            self.access_stream = sys.stdout
+            return
+        try:
+            self._owned_stream = open(options.logfile, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            self.close()
+            raise StartupError(f"--logfile {options.logfile}: {e.strerror or e}") from None
+        self.access_stream = self._owned_stream
+
+    def attach_access_log(self, site: Site) -> None:
+        """Have ``site`` write its access log where the options said (nothing if nowhere)."""
+        if self.access_stream is not None:
+            self._flush_access_log = site.logToStream(self.access_stream).flush
 
     def _attach(
         self, logger: logging.Logger, handler: logging.Handler | None, level: int, propagate: bool
@@ -72,6 +83,13 @@ class Logging:
             logger.setLevel(level)
             logger.propagate = propagate
         self._undo.clear()
+        if self._flush_access_log is not None:
+            self._flush_access_log()  # the lines of the loop's last turn
+            self._flush_access_log = None
+        if self._owned_stream is not None:
+            self._owned_stream.close()
+            self._owned_stream = None
+        self.access_stream = None
 
 
 class PidFile:

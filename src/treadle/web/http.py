@@ -32,6 +32,7 @@ from urllib.parse import unquote_to_bytes
 from zope.interface import alsoProvides, classImplements
 
 from treadle.internet._timers import TimerHeap
+from treadle.web._access_log import AccessLogWriter
 from treadle.web._channel import READ_AHEAD as READ_AHEAD
 from treadle.web._channel import HTTPChannel
 from treadle.web._channel_interface import (
@@ -193,6 +194,8 @@ def _escape_table() -> dict[int, str]:
 
 
 _ESCAPES: Final = _escape_table()
+# The bytes a log field keeps as they are: printable ASCII but the backslash and the quote.
+_PLAIN: Final = bytes(b for b in range(0x20, 0x7F) if b not in b'\\"')
 
 
 def _escape(value: bytes | str) -> str:
@@ -203,6 +206,8 @@ def _escape(value: bytes | str) -> str:
     break the quoting. ``str`` is encoded as UTF-8 first (Twisted raises on non-ASCII).
     """
     data = value.encode("utf-8") if isinstance(value, str) else value
+    if not data.translate(None, _PLAIN):
+        return data.decode("ascii")  # nothing to escape: the common case, at C speed
     return data.decode("latin-1").translate(_ESCAPES)
 
 
@@ -340,7 +345,7 @@ class HTTPFactory:
         self.timeOut = timeout
         self.logPath = logPath
         self._logFormatter = logFormatter or combinedLogFormatter
-        self._logFile: IO[str] | None = None
+        self._logFile: AccessLogWriter | None = None
         self._reactor = reactor
         #: The reactor given to the factory (Twisted's ``site.reactor``), else treadle's.
         self.reactor = reactor if reactor is not None else _default_reactor()
@@ -413,13 +418,34 @@ class HTTPFactory:
     def doStart(self) -> None:
         """Called when a port starts listening with this factory."""
         if self.logPath is not None and self._logFile is None:
-            self._logFile = open(self.logPath, "a", buffering=1)  # noqa: SIM115
+            stream = open(self.logPath, "a", encoding="utf-8")  # noqa: SIM115
+            self._logFile = AccessLogWriter(stream, owns_stream=True)
 
     def doStop(self) -> None:
-        """Called when a port using this factory stops listening."""
-        if self._logFile is not None:
+        """Called when a port using this factory stops listening: the access log is written
+        out, and the file of ``logPath`` closed."""
+        log = self._logFile
+        if log is not None:
+            log.close()
+            if log.owns_stream:
+                self._logFile = None
+
+    def logToStream(self, stream: IO[str]) -> AccessLogWriter:
+        """Write the access log to ``stream`` (standard output, an open file) from now on,
+        instead of ``logPath`` or the ``treadle.access`` logger.
+
+        Lines are written in batches, one write per turn of the event loop (see
+        :mod:`treadle.web._access_log`); the stream is flushed, never closed, when the
+        factory stops. ``treadle web`` logs this way.
+
+        Returns:
+            The writer: its ``flush()`` writes what is queued at once (before the stream is
+            closed, say).
+        """
+        if self._logFile is not None and self._logFile.owns_stream:
             self._logFile.close()
-            self._logFile = None
+        writer = self._logFile = AccessLogWriter(stream)
+        return writer
 
     startFactory = doStart
     stopFactory = doStop
