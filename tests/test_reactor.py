@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextvars
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import threading
 import pytest
 
 from treadle.internet import reactor
+from treadle.internet._gcpolicy import DEFAULT_THRESHOLDS, SERVING_THRESHOLDS
 from treadle.internet._reactor import DEFAULT_BACKLOG, Reactor, new_event_loop
 from treadle.internet.base import DelayedCall
 from treadle.internet.error import AlreadyCalled, AlreadyCancelled, CannotListenError
@@ -260,6 +263,52 @@ def test_run_and_stop_standalone_the_twisted_way() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == "['running', 'later', 'shutdown']"
+
+
+def _thresholds_seen_by_run(prelude: str, env: dict[str, str] | None = None) -> list[object]:
+    """gc thresholds in a child interpreter: before run(), while it runs, after it returns."""
+    program = (
+        textwrap.dedent(
+            """
+        import gc
+        from treadle.internet import reactor
+        %s
+        seen = [gc.get_threshold()]
+        reactor.callWhenRunning(lambda: seen.append(gc.get_threshold()))
+        reactor.callLater(0.01, reactor.stop)
+        reactor.run()
+        seen.append(gc.get_threshold())
+        print(seen)
+        """
+        )
+        % prelude
+    )
+    child_env = {k: v for k, v in os.environ.items() if k != "TREADLE_GC"}
+    child_env.update(env or {})
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=child_env,
+    )
+    return ast.literal_eval(result.stdout.strip())  # type: ignore[no-any-return]
+
+
+def test_run_raises_the_collectors_default_thresholds_while_serving() -> None:
+    assert _thresholds_seen_by_run("") == [
+        DEFAULT_THRESHOLDS,
+        SERVING_THRESHOLDS,
+        DEFAULT_THRESHOLDS,
+    ]
+
+
+def test_run_keeps_thresholds_the_program_chose_or_when_told_to() -> None:
+    own = (1000, 5, 5)
+    assert _thresholds_seen_by_run("gc.set_threshold(1000, 5, 5)") == [own, own, own]
+    kept = _thresholds_seen_by_run("", {"TREADLE_GC": "default"})
+    assert kept == [DEFAULT_THRESHOLDS] * 3
 
 
 def test_run_refuses_inside_a_running_loop() -> None:

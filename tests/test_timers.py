@@ -198,7 +198,7 @@ def test_add_at_keeps_the_time_given() -> None:
     log: list[tuple[str, float]] = []
     owner = Owner(clock, log, "x")
     heap.add_at(owner, 2.5)
-    assert owner._handle[0] == 2.5
+    assert owner._handle.when == 2.5
     clock.advance(2.4)
     assert log == []
     clock.advance(0.1)

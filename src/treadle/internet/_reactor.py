@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from zope.interface import implementer
 
 from treadle.internet._connector import Connector
+from treadle.internet._gcpolicy import serving_thresholds
 from treadle.internet._process import EMPTY_ENVIRONMENT, Process, spawn_process
 from treadle.internet._timers import Entry, TimerHeap
 from treadle.internet._transport import Connection, context_of
@@ -346,8 +347,8 @@ class Reactor:
     def _cancel_call(self, call: DelayedCall) -> None:
         assert isinstance(call, _LoopDelayedCall)
         handle = call._handle
-        if type(handle) is list:
-            handle[3].discard(call)
+        if type(handle) is Entry:
+            handle.heap.discard(call)
         elif handle is not None:
             handle.cancel()  # type: ignore[union-attr]  # a ready handle
             call._handle = None
@@ -563,7 +564,8 @@ class Reactor:
             loop.call_soon(_call_and_log, f, args, kw, f)
         self._crashed = False
         try:
-            loop.run_forever()
+            with serving_thresholds():
+                loop.run_forever()
         finally:
             self.running = False
             for sig in handled:

@@ -4,7 +4,7 @@ A loop timer per pending call (``loop.call_later``) costs a TimerHandle, a libuv
 Context, some 450 to 600 bytes of which the cyclic GC tracks three objects. Two kinds of calls
 wait by the thousand in a server: ``reactor.callLater`` (every ``deferLater`` of a pending
 response) and each connection's timeout check. Both are kept in a :class:`TimerHeap`
-instead: an entry is one tuple in a heap, under a single timer armed for the earliest.
+instead: an entry is one small object in a heap, under a single timer armed for the earliest.
 
 Entries are kept in the heap's own clock (:attr:`TimerHeap.now`); the loop timer is only given
 a delay, and is a wake-up: an entry runs once that clock has reached its time (less the
@@ -38,10 +38,34 @@ class Owner(Protocol):
     def _due(self) -> None: ...
 
 
-# [time due, sequence number, owner or None once discarded, heap]; the sequence number keeps
-# owners due at the same time in scheduling order and the entries comparable (a list, so
-# that discarding can drop the owner).
-Entry = list[Any]
+class Entry:
+    """One owner's place in a :class:`TimerHeap`: its time due, and the owner until discarded.
+
+    A class with slots rather than the list ``[when, seq, owner, heap]`` it replaces: compiled,
+    its time and sequence number are native fields, so an entry is one object of some 70 bytes
+    where the list, its float and its int took some 140 (two entries wait per pending
+    ``deferLater`` response: its call's and its connection's timeout check).
+
+    Args:
+        when: The time due, in the heap's clock.
+        seq: The heap's sequence number: owners due at the same time run in scheduling order.
+        owner: What runs; None once discarded.
+        heap: The heap holding the entry (so that its owner's cancellation finds it).
+    """
+
+    __slots__ = ("heap", "owner", "seq", "when")
+
+    def __init__(self, when: float, seq: int, owner: Any, heap: TimerHeap) -> None:
+        self.when = when
+        self.seq = seq
+        self.owner: Any = owner
+        self.heap = heap
+
+    def __lt__(self, other: Entry) -> bool:
+        """Earlier due first; at the same time, scheduled first."""
+        if self.when != other.when:
+            return self.when < other.when
+        return self.seq < other.seq
 
 
 class TimerHeap:
@@ -109,7 +133,7 @@ class TimerHeap:
         ``time``) runs by that very number rather than by a second reading of the clock.
         """
         self._seq += 1
-        entry = [when, self._seq, owner, self]
+        entry = Entry(when, self._seq, owner, self)
         owner._handle = entry
         heapq.heappush(self._heap, entry)
         # While the heap runs its entries, it arms the timer for whatever is earliest once
@@ -119,19 +143,19 @@ class TimerHeap:
 
     def discard(self, owner: Owner) -> None:
         """Forget ``owner``'s entry (cancelled, or about to be scheduled again)."""
-        entry = owner._handle
+        entry: Entry = owner._handle
         owner._handle = None
-        entry[2] = None
+        entry.owner = None
         self._stale += 1
         heap = self._heap
         if self._stale > _REBUILD_AFTER and self._stale * 2 > len(heap):
-            heap[:] = [entry for entry in heap if entry[2] is not None]
+            heap[:] = [live for live in heap if live.owner is not None]
             heapq.heapify(heap)
             self._stale = 0
 
     def pending(self) -> list[Any]:
         """The owners of the entries still due to run, earliest first."""
-        return [entry[2] for entry in sorted(self._heap) if entry[2] is not None]
+        return [entry.owner for entry in sorted(self._heap) if entry.owner is not None]
 
     def __len__(self) -> int:
         """Entries held, stale ones included."""
@@ -159,15 +183,15 @@ class TimerHeap:
         try:
             while heap:
                 entry = heap[0]
-                when = entry[0]
+                when = entry.when
                 # The slack is for entries already waiting. One an owner adds in this pass
                 # runs in it only if already due: were the slack granted again, an owner that
                 # reschedules itself a little ahead would run over and over (with a clock that
                 # stands still for a millisecond, as libuv's, until that clock moves on).
-                if when > end or (when > now and entry[1] > last_seq):
+                if when > end or (when > now and entry.seq > last_seq):
                     break
                 heapq.heappop(heap)
-                owner = entry[2]
+                owner = entry.owner
                 if owner is None:
                     self._stale -= 1
                     continue
@@ -176,4 +200,4 @@ class TimerHeap:
         finally:
             self._running = False
             if heap:
-                self._arm(heap[0][0])
+                self._arm(heap[0].when)

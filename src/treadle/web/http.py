@@ -360,6 +360,7 @@ class HTTPFactory:
         self._shutdown_callbacks: set[Callable[[], object]] = set()
         # The deadlines of the channels on one loop (or test clock), shared by them.
         self._deadlines: TimerHeap | None = None
+        self._soon: Callable[[Callable[[], object]], object] = _soon_on(None)  # set with it
         self._limits: tuple[tuple[int, ...], Limits] | None = None
 
     @property
@@ -492,12 +493,13 @@ class HTTPFactory:
                 # A connection's timeout may run a millisecond early (slack), and a wake-up
                 # that comes earlier still waits a whole loop tick rather than spinning.
                 deadlines = TimerHeap(source, source.call_later, source.time, 0.001, 0.001)
+                # Made once: a bound method per connection is 64 bytes each keeps.
+                self._soon = source.call_soon
             else:
                 deadlines = TimerHeap(source, clock.callLater, clock.seconds)
+                self._soon = _soon_on(clock)
             self._deadlines = deadlines
-        if clock is None:
-            return deadlines, source.call_soon
-        return deadlines, _soon_on(clock)
+        return deadlines, self._soon
 
     def connection_opened(self, channel: HTTPChannel) -> bool:
         """Count a new connection; False when ``maxConnections`` are open already."""
