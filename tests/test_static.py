@@ -623,6 +623,51 @@ def test_processors(serve: Serve, tree: Path) -> None:
     assert all(registry is f.registry for _, registry in seen)
 
 
+def test_remembered_processor_entries_keep_their_calling_convention(
+    serve: Serve, tree: Path
+) -> None:
+    """Repeated requests (the remembered entry's path) call each processor as the first
+    did: ``stat=`` only for a processor that declares ``acceptsStat``."""
+    calls: list[tuple[str, object]] = []
+
+    def plain(path: str, registry: Registry) -> Data:
+        calls.append(("plain", None))
+        return Data(b"plain", "text/plain")
+
+    def with_stat(path: str, registry: Registry, *, stat: os.stat_result | None = None) -> Data:
+        calls.append(("with_stat", stat))
+        return Data(b"with stat", "text/plain")
+
+    with_stat.acceptsStat = True  # type: ignore[attr-defined]
+    (tree / "b.stat").write_bytes(b"")
+    f = File(str(tree))
+    f.processors = {".rpy": plain, ".stat": with_stat}
+    base = serve(f)
+    for _ in range(3):
+        assert get(base, "/script.rpy").content == b"plain"
+        assert get(base, "/b.stat").content == b"with stat"
+    assert [name for name, _ in calls] == ["plain", "with_stat"] * 3
+    stats = [st for name, st in calls if name == "with_stat"]
+    assert stats[0] is None  # the first visit walks the slow path
+    assert all(isinstance(st, os.stat_result) for st in stats[1:])
+    last = stats[-1]
+    assert isinstance(last, os.stat_result) and last.st_ino == os.stat(tree / "b.stat").st_ino
+
+
+def test_small_file_answers_keep_each_files_content_type(serve: Serve, tree: Path) -> None:
+    """The same small file, answered from memory, carries the type of the File serving it."""
+    plain = serve(File(str(tree)))
+    octets = serve(File(str(tree), defaultType="application/octet-stream"))
+    for _ in range(3):  # the first answer reads the file, later ones come from memory
+        assert get(plain, "/blob.unknownext").headers["content-type"] == (
+            "text/html; charset=utf-8"
+        )
+        assert get(octets, "/blob.unknownext").headers["content-type"] == (
+            "application/octet-stream"
+        )
+        assert get(plain, "/page.html").headers["content-type"] == "text/html; charset=utf-8"
+
+
 # -- path safety -------------------------------------------------------------------------------
 
 TRAVERSALS = [

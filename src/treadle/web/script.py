@@ -178,7 +178,8 @@ def ResourceScript(
         The script's ``resource``; or, if the script raised or assigned none, a resource
         answering 500 (the details are logged to ``treadle.error``).
     """
-    path = os.fsdecode(path)
+    if not isinstance(path, str):  # static.File hands over text: no call for it
+        path = os.fsdecode(path)
     scanner = CacheScanner(path, registry)
     namespace: dict[str, Any] = {
         "__builtins__": script_builtins(),
@@ -188,8 +189,14 @@ def ResourceScript(
         "cache": scanner.cache,
         "recache": scanner.recache,
     }
+    # _compiled(path, stat)'s hit, written out: a stat handed over is the usual case.
+    code: CodeType | None = None
+    if stat is not None:
+        entry = _code_cache.get(path)
+        if entry is not None and entry[0] == (stat.st_mtime_ns, stat.st_size):
+            code = entry[1]
     try:
-        exec(_compiled(path, stat), namespace)
+        exec(code if code is not None else _compiled(path, stat), namespace)
     except AlreadyCached as e:
         cached: ResourceLike = e.args[0]
         return cached

@@ -166,9 +166,26 @@ class Data(Resource):
     render_HEAD = render_GET
 
 
-# What File.getChild remembers of an entry: its path, and the File serving it or the
-# processor to call for it (exactly one of the two).
-_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], ResourceLike] | None"]
+# What File.getChild remembers of an entry: its path, the File serving it or the processor
+# to call for it (exactly one of the two), and whether that processor takes ``stat=``
+# (decided once, not looked up on the processor per request).
+_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], ResourceLike] | None", bool]
+
+# content_type_value(ctype) per MIME type, as sent on every small-file answer (lowering and
+# testing the type each time cost about as much as the rest of the header block).
+_content_types: dict[str, bytes] = {}
+_MAX_CONTENT_TYPES: Final = 256
+
+
+def _content_type(ctype: str) -> bytes:
+    """``content_type_value(ctype)``, remembered (the set of types a site serves is small)."""
+    value = _content_types.get(ctype)
+    if value is None:
+        value = content_type_value(ctype)
+        if len(_content_types) >= _MAX_CONTENT_TYPES:
+            _content_types.clear()
+        _content_types[ctype] = value
+    return value
 
 
 class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see below
@@ -408,7 +425,8 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         processor = self._processor_for(os.path.splitext(child)[1])
         similar = None if processor is not None else self.createSimilarFile(child)
         if not is_link and type(self).createSimilarFile is File.createSimilarFile:
-            self._remember_child(path, (child, similar, processor))
+            accepts_stat = bool(getattr(processor, "acceptsStat", False))
+            self._remember_child(path, (child, similar, processor, accepts_stat))
         if processor is not None:
             return processor(child, self.registry)
         assert similar is not None
@@ -423,7 +441,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         not repeated. The result is handed to the child's render, which then needs no
         ``stat`` of its own.
         """
-        path, similar, processor = known
+        path, similar, processor, accepts_stat = known
         try:
             st = os.lstat(path)
         except (OSError, ValueError):
@@ -431,10 +449,11 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         if stat.S_ISLNK(st.st_mode):
             return None
         if similar is not None:
-            similar._hand_stat(request, st)
+            # similar._hand_stat(request, st), written out: this runs on every request.
+            similar._lstat = None if request is None else (request.postpath, st)
             return similar
         assert processor is not None
-        if getattr(processor, "acceptsStat", False):
+        if accepts_stat:
             # A processor that says it takes the entry's stat (ResourceScript does) is
             # handed this lstat, which saves it a system call per request.
             return processor(path, self.registry, stat=st)  # type: ignore[call-arg]
@@ -477,7 +496,13 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         """
         if self.type is None:
             self._find_type()
-        st = self._stat_for(request)
+        # self._stat_for(request), written out: this runs on every request for a file.
+        taken = self._lstat
+        st = None
+        if taken is not None:
+            self._lstat = None
+            if taken[0] is request.postpath:
+                st = taken[1]
         if st is None:
             try:
                 st = os.stat(self.path)
@@ -571,7 +596,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         headers[b"last-modified"] = [cached.last_modified]
         headers[b"accept-ranges"] = [b"bytes"]
         # In the order plan_body sets them, so a cached answer is byte for byte the same.
-        headers[b"content-type"] = [content_type_value(self.type or self.defaultType)]
+        headers[b"content-type"] = [_content_type(self.type or self.defaultType)]
         if self.encoding:
             headers[b"content-encoding"] = [self.encoding.encode("latin-1")]
         if request.method == b"HEAD":
