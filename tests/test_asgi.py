@@ -333,6 +333,52 @@ def test_keep_alive_and_pipelining(serve: Any) -> None:
     assert answer.count(b"HTTP/1.1 200 OK") == 5
 
 
+def connection_echo() -> App:
+    """Answers each request with its scope's scheme, client host and server, as JSON."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        shown = [scope["scheme"], scope["client"][0], list(scope["server"])]
+        await start(send, headers=[(b"content-type", b"application/json")])
+        await send({"type": "http.response.body", "body": json.dumps(shown).encode()})
+
+    return app
+
+
+def test_a_proxied_request_on_a_kept_connection_has_its_own_client(serve: Any) -> None:
+    # The connection's scheme, client and server are kept for its requests; one a trusted
+    # proxy describes differently gets the proxy's view, and the next the connection's again.
+    url = serve(mount(connection_echo()), proxyHeaders="127.0.0.1")
+    plain = b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n"
+    proxied = (
+        b"GET /app HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n"
+        b"X-Forwarded-Proto: https\r\n\r\n"
+    )
+    last = b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = raw_request(url, plain + proxied + last)
+    bodies = [json.loads(part.partition(b"\r\n\r\n")[2]) for part in answer.split(b"HTTP/1.1 ")[1:]]
+    host, port = host_port(url)
+    assert bodies == [
+        ["http", "127.0.0.1", [host, port]],
+        ["https", "203.0.113.9", [host, port]],
+        ["http", "127.0.0.1", [host, port]],
+    ]
+
+
+class AlwaysSecureRequest(Request):
+    """A request class of a program's own, saying every request came over TLS."""
+
+    def isSecure(self) -> bool:
+        return True
+
+
+def test_a_request_class_of_its_own_is_asked(serve: Any) -> None:
+    url = serve(Site(mount(connection_echo()), requestFactory=AlwaysSecureRequest))
+    request = b"GET /app HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer = raw_request(url, request + last)
+    assert answer.count(b'["https", "127.0.0.1"') == 2
+
+
 def test_statuses_without_bodies(serve: Any, client: httpx.Client) -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
         await start(send, int(scope["query_string"]), [])

@@ -34,9 +34,9 @@ from typing import Final
 
 __all__ = ["COMPILED_MODULES", "PURE_ENV", "compiled", "source_digest"]
 
-#: The modules mypyc compiles, lowest layer first: the HTTP/1.1 channel's state machine and
-#: its parser glue, the wire-level request, framing, headers and status tables, and the
-#: deadline heap. ``setup.py`` reads this list.
+#: The modules mypyc compiles, lowest layer first: the deadline heap, the HTTP/1.1 channel's
+#: state machine and its parser glue, the wire-level request, framing, headers and status
+#: tables, the WebSocket frame codec, and the ASGI request cycle. ``setup.py`` reads this list.
 COMPILED_MODULES: Final = (
     "treadle.internet._timers",
     "treadle.web._status",
@@ -46,6 +46,10 @@ COMPILED_MODULES: Final = (
     "treadle.web._parser",
     "treadle.web._channel_core",
     "treadle.web._request_core",
+    "treadle.web._websocket_frames",
+    "treadle.web._asgi_scope",
+    "treadle.web._asgi_calls",
+    "treadle.web._asgi_http",
 )
 
 #: The environment variable that forces pure Python when set to anything but ``""``/``0``.

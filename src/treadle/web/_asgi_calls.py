@@ -16,12 +16,13 @@ oldest, does what a timer per request would, for a dict insertion and a deletion
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from treadle.internet._timers import TimerHeap
 
-__all__ = ["Calls", "Served", "Starting"]
+__all__ = ["Calls", "Heading", "Served", "Starting"]
 
 # How early the start timeout may fire (the deadline heap's own slack): nothing can tell.
 _START_SLACK: Final = 0.001
@@ -33,6 +34,13 @@ class Starting(Protocol):
 
     def start_timed_out(self, timeout: float | None) -> None:
         """No start within ``timeout`` seconds: fail the call."""
+
+
+class Heading(Protocol):
+    """What :class:`Calls` needs of a call that started its response."""
+
+    def send_head(self) -> None:
+        """Send the head if no body went out with it yet."""
 
 
 class Served(Protocol):
@@ -58,10 +66,12 @@ class Calls:
 
     __slots__ = (
         "_handle",
+        "_heads",
         "_timeout",
         "call_soon",
         "deadlines",
         "done",
+        "loop",
         "running",
         "served",
         "task_name",
@@ -76,9 +86,14 @@ class Calls:
         running: set[asyncio.Task[Any]],
     ) -> None:
         self.served = served
+        #: The loop the calls run on.
+        self.loop = loop
         self.deadlines = deadlines
         self.running = running
         self.call_soon = loop.call_soon
+        # Calls that started their response in this turn of the loop; their heads go out,
+        # if no body took them first, in one callback at the next turn (not one each).
+        self._heads: list[Heading] = []
         #: What the calls' tasks are named.
         self.task_name = f"ASGI {served.name}"
         self._handle: Any = None  # our entry in ``deadlines``
@@ -112,6 +127,23 @@ class Calls:
             waiting[cycle] = self.deadlines.now() + timeout
             if self._handle is None:
                 self.deadlines.add_at(self, next(iter(waiting.values())))
+
+    def head_soon(self, cycle: Heading) -> None:
+        """Send ``cycle``'s head at the next turn of the loop, unless a body took it first."""
+        heads = self._heads
+        if not heads:
+            self.call_soon(self._send_heads)
+        heads.append(cycle)
+
+    def _send_heads(self) -> None:
+        heads, self._heads = self._heads, []
+        for cycle in heads:
+            try:
+                cycle.send_head()
+            except Exception:  # one failing head must not keep the others back
+                logging.getLogger("treadle.error").exception(
+                    "ASGI application %s: sending a response head failed", self.name
+                )
 
     def started(self, cycle: Starting) -> None:
         """``cycle`` started its response (or ended): it has no start timeout any more."""

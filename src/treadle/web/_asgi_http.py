@@ -39,7 +39,10 @@ returns ``http.disconnect``, ``send()`` raises :class:`ClientDisconnected` (an `
 as spec 2.4 asks), and an application still running ``disconnect_grace`` seconds later is
 cancelled.
 
-What a request costs (this is the hot path of ``treadle web --asgi``). The application
+What a request costs (this is the hot path of ``treadle web --asgi``). This module, the
+scope's (:mod:`~treadle.web._asgi_scope`) and the calls' (:mod:`~treadle.web._asgi_calls`)
+run compiled (mypyc), and :func:`serve` is the body of ``ASGIResource.render`` for a
+request whose lifespan start-up is done. The application
 runs in an asyncio Task of its own, as the specification's world expects: anyio (under
 Starlette and FastAPI) keys its cancel scopes and task groups to the current task, and a
 call that outlives its response (background tasks) must be cancellable on its own. Running
@@ -58,6 +61,9 @@ is cut instead:
 - the start timeout of every call of a resource is one entry in an insertion-ordered dict
   (:class:`~treadle.web._asgi_calls.Calls`: every call gets the same timeout, so the
   oldest is due first) under a single timer, rather than a timer entry per request;
+- a start whose body does not follow in the same step has its head sent at the next turn
+  of the loop by one callback for all the calls that started in that turn
+  (:meth:`~treadle.web._asgi_calls.Calls.head_soon`), not by a callback each;
 - the header fields are checked once per distinct name (:mod:`~treadle.web._asgi_scope`);
   the checked dict becomes the request's ``responseHeaders`` as it is, and a start and its
   last body leave through the request's one-write response (what ``finish()`` does with a
@@ -67,13 +73,17 @@ is cut instead:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import traceback
 from collections.abc import Awaitable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
-from treadle.web._asgi_scope import response_fields
-from treadle.web._asgi_types import Message
+from mypy_extensions import mypyc_attr
+
+from treadle.web._asgi_scope import http_scope, response_fields
+from treadle.web._asgi_types import Application, Message
 from treadle.web._html import processing_failed_page, traceback_page
 from treadle.web.http_headers import Headers
 
@@ -86,6 +96,7 @@ __all__ = [
     "ClientDisconnected",
     "HTTPCycle",
     "ProtocolError",
+    "serve",
 ]
 
 error_log = logging.getLogger("treadle.error")
@@ -102,10 +113,14 @@ FAILED: Final = 3  # the application broke the protocol or raised; answered alre
 GONE: Final = 4  # the client left before the response was complete
 
 
+# Exceptions stay Python classes when the module is compiled (mypyc makes no native
+# subclass of a builtin exception).
+@mypyc_attr(native_class=False)
 class ClientDisconnected(ConnectionError):
     """Raised by ``send()`` once the client has gone away (an ``OSError``, as ASGI 2.4 asks)."""
 
 
+@mypyc_attr(native_class=False)
 class ProtocolError(RuntimeError):
     """Raised by ``send()`` into an application that broke the ASGI HTTP protocol."""
 
@@ -308,7 +323,7 @@ class HTTPCycle:
         self._state = STARTED
         calls = self._calls
         calls.waiting.pop(self, None)
-        calls.call_soon(self._send_head)
+        calls.head_soon(self)
 
     def _status(self, status: object) -> int:
         """``status`` as an int, or the protocol error it is."""
@@ -317,7 +332,7 @@ class HTTPCycle:
         self._violate(f"sent http.response.start with the status {status!r}")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send_head(self) -> None:
+    def send_head(self) -> None:
         """The loop turned after the start and no body came: send the head alone (the body
         follows chunked, unless the application declared its length)."""
         request = self.request
@@ -499,6 +514,29 @@ class HTTPCycle:
     def _where(self) -> str:
         request = self.request
         return f"{request.method.decode('latin-1')} {request.uri.decode('latin-1')}"
+
+
+def serve(app: Application, request: Request, calls: Calls, state: dict[str, Any]) -> HTTPCycle:
+    """Call ``app`` for ``request`` (its lifespan start-up done) and start its task: the body
+    of ``ASGIResource.render`` for the usual request, here to run compiled.
+
+    Returns:
+        The request's cycle.
+    """
+    cycle = HTTPCycle(request, calls)
+    request.registerProducer(cycle, True)
+    if cycle._state != WAITING:
+        return cycle  # the client left already
+    scope = http_scope(request, state)
+    try:
+        call = app(scope, cycle.receive, cycle.send)
+        if type(call) is not CoroutineType and not inspect.isawaitable(call):
+            raise TypeError(f"it returned {type(call).__name__}, not an awaitable")
+    except Exception as e:  # not an ASGI 3 callable, or one that raised at once
+        cycle.refuse(e)
+        return cycle
+    cycle.begin(calls.loop, call)
+    return cycle
 
 
 def _caused_by_leaving(error: BaseException) -> bool:

@@ -4,11 +4,16 @@ Both run once per request, so both are written for the usual case: a resource at
 whose path has no percent-escape takes the request's path as it is, and a header name is
 checked (a token, lowercased, not a field of the connection) once per distinct name, the
 result kept in a bounded table, while each value is scanned for CR, LF and NUL every time.
+What a connection's requests share (``scheme``, ``client``, ``server``) is computed for its
+first request and kept on its channel, unless a request says otherwise (a trusted proxy's
+headers, ``setHost``, or a request class answering ``isSecure``/``getHost``/
+``getClientAddress`` its own way).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+import contextlib
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from treadle.web._asgi_types import Scope
 
@@ -36,10 +41,18 @@ _NAMES_KEPT: Final = 1024
 # Bytes are searched for as ints: a bytes needle (b"%" in path) goes through the buffer
 # protocol, after a TypeError raised (with its message formatted) and cleared inside.
 _PERCENT: Final = 37
+_QUESTION: Final = 63
 _CR: Final = 13
 _LF: Final = 10
 _NUL: Final = 0
 
+
+# What a connection's requests share in their scope: (scheme, client, server).
+Parts: TypeAlias = "tuple[str, tuple[str, int] | None, tuple[Any, int | None]]"
+# The attribute of a channel keeping its Parts.
+_KEPT: Final = "_asgi_scope_parts"
+# Request classes to whether they answer isSecure/getHost/getClientAddress as treadle's own.
+_STOCK: dict[type, bool] = {}
 
 # The scope of the usual request, copied and then changed where a request differs: a copy of
 # a dict is a copy of its table, where a dict built from a literal of this size inserts each
@@ -84,9 +97,8 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         scope["root_path"], scope["path"] = _paths(prepath, request.postpath)
     scope["raw_path"] = raw_path
     uri = request.uri
-    query = uri.find(b"?")
-    if query >= 0:
-        scope["query_string"] = uri[query + 1 :]
+    if _QUESTION in uri:
+        scope["query_string"] = uri[uri.find(b"?") + 1 :]
     method = request.method
     if method != b"GET":
         scope["method"] = _METHODS.get(method) or method.decode("latin-1")
@@ -95,23 +107,62 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         scope["http_version"] = (
             _VERSIONS.get(version) or version.decode("latin-1").partition("/")[2]
         )
-    if request.isSecure():
-        scope["scheme"] = "https"
-    peer = request.getClientAddress()
-    peer_host = getattr(peer, "host", None)
-    if peer_host is not None:
-        scope["client"] = (peer_host, peer.port)  # type: ignore[union-attr]
-    host = request.getHost()
-    host_host = getattr(host, "host", None)
-    scope["server"] = (
-        (host_host, host.port)  # type: ignore[union-attr]
-        if host_host is not None
-        else (getattr(host, "name", None), None)
-    )
+    scope["scheme"], scope["client"], scope["server"] = _connection_parts(request)
     scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}
     scope["headers"] = _header_list(request.requestHeaders._raw)
     scope["state"] = dict(state)
     return scope
+
+
+def _connection_parts(request: Request) -> Parts:
+    """``(scheme, client, server)`` of ``request``: computed once per connection and kept on
+    its channel, unless a proxy (``proxyHeaders``) or ``setHost`` changed them for this
+    request, or the request's class answers ``isSecure``/``getHost``/``getClientAddress``
+    its own way."""
+    cls = type(request)
+    stock = _STOCK.get(cls)
+    if stock is None:
+        stock = _STOCK[cls] = _is_stock(cls)
+    if (
+        not stock  # first: a class of a program's own may have none of the fields below
+        or request._forwarded_client is not None
+        or request._forwarded_secure is not None
+        or request._forced_host is not None
+        or request._forced_secure
+    ):
+        return _parts_of(request)
+    wire = request._wire
+    parts: Parts | None = getattr(wire, _KEPT, None)
+    if parts is None:
+        parts = _parts_of(request)
+        # A wire with no room for it (slots) gets them computed each time.
+        with contextlib.suppress(AttributeError):
+            setattr(wire, _KEPT, parts)
+    return parts
+
+
+def _is_stock(cls: type) -> bool:
+    """Whether ``cls`` answers the connection's questions as treadle's own Request does."""
+    from treadle.web._request import Request as Stock
+
+    return all(
+        getattr(cls, name, None) is getattr(Stock, name)
+        for name in ("isSecure", "getHost", "getClientAddress")
+    )
+
+
+def _parts_of(request: Request) -> Parts:
+    """``(scheme, client, server)`` of ``request``, asked of it."""
+    scheme = "https" if request.isSecure() else "http"
+    peer: Any = request.getClientAddress()
+    peer_host = getattr(peer, "host", None)
+    client = (peer_host, peer.port) if peer_host is not None else None
+    host: Any = request.getHost()
+    host_host = getattr(host, "host", None)
+    server = (
+        (host_host, host.port) if host_host is not None else (getattr(host, "name", None), None)
+    )
+    return scheme, client, server
 
 
 def _header_list(raw: dict[bytes, list[bytes]]) -> list[tuple[bytes, bytes]]:
@@ -160,7 +211,11 @@ def response_fields(headers: Iterable[Any]) -> tuple[dict[bytes, list[bytes]], i
         if type(value) is not bytes or _CR in value or _LF in value or _NUL in value:
             raise _bad_value(lowered, value)
         if lowered:  # else a field of the connection, dropped
-            raw.setdefault(lowered, []).append(value)
+            values = raw.get(lowered)
+            if values is None:
+                raw[lowered] = [value]
+            else:
+                values.append(value)
     declared = raw.get(b"content-length")
     if declared is None:
         return raw, None

@@ -52,10 +52,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 from collections.abc import Callable
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, Final
 
 from zope.interface import implementer
@@ -63,8 +61,22 @@ from zope.interface import implementer
 from treadle.internet._timers import TimerHeap
 from treadle.web._app_import import import_application
 from treadle.web._asgi_calls import Calls
-from treadle.web._asgi_http import BODY_CHUNK, ClientDisconnected, HTTPCycle, ProtocolError
-from treadle.web._asgi_lifespan import FAILED, IDLE, LIFESPAN_MODES, Lifespan, LifespanFailure
+from treadle.web._asgi_http import (
+    BODY_CHUNK,
+    ClientDisconnected,
+    HTTPCycle,
+    ProtocolError,
+    serve,
+)
+from treadle.web._asgi_lifespan import (
+    FAILED,
+    IDLE,
+    LIFESPAN_MODES,
+    RUNNING,
+    UNSUPPORTED,
+    Lifespan,
+    LifespanFailure,
+)
 from treadle.web._asgi_scope import http_scope
 from treadle.web._asgi_types import Application, Receive, Scope, Send
 from treadle.web._asgi_websocket import WebSocketCycle, is_websocket, websocket_scope
@@ -89,6 +101,9 @@ __all__ = [
 ]
 
 error_log = logging.getLogger("treadle.error")
+
+# The lifespan phases in which requests are served at once (Lifespan.ready, inline).
+READY: Final = (RUNNING, UNSUPPORTED)
 
 #: Seconds an application has to send ``http.response.start`` (nginx's ``proxy_read_timeout``
 #: for the first byte of an upstream's answer is the same 60 s).
@@ -174,22 +189,16 @@ class ASGIResource:
             calls = self._calls_on(loop)
         if b"upgrade" in request.requestHeaders._raw and is_websocket(request):
             return self._render_websocket(request, loop, calls.deadlines)
+        lifespan = self._lifespan
+        if lifespan.phase in READY:
+            serve(self.app, request, calls, lifespan.state)
+            return NOT_DONE_YET
         cycle = HTTPCycle(request, calls)
         request.registerProducer(cycle, True)
         if not cycle.waiting:
             return NOT_DONE_YET  # the client left already
-        scope = http_scope(request, self._lifespan.state)
-        if not self._lifespan.ready:
-            cycle.begin(loop, self._after_startup(scope, cycle.receive, cycle.send, cycle.refuse))
-            return NOT_DONE_YET
-        try:
-            call = self.app(scope, cycle.receive, cycle.send)
-            if type(call) is not CoroutineType and not inspect.isawaitable(call):
-                raise TypeError(f"it returned {type(call).__name__}, not an awaitable")
-        except Exception as e:  # not an ASGI 3 callable, or one that raised at once
-            cycle.refuse(e)
-            return NOT_DONE_YET
-        cycle.begin(loop, call)
+        scope = http_scope(request, lifespan.state)
+        cycle.begin(loop, self._after_startup(scope, cycle.receive, cycle.send, cycle.refuse))
         return NOT_DONE_YET
 
     def _calls_on(self, loop: asyncio.AbstractEventLoop) -> Calls:
