@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import textwrap
 
 import matplotlib
 
@@ -67,7 +68,8 @@ def main(json_path: str, png_path: str) -> None:
                 label += f"  ({reference} {multiple:.2f}x)"
             ax.text(value + top * 0.01, y, label, va="center", fontsize=8)
         ax.set_xlim(0, top * 1.45)
-        ax.set_title(meta["title"], fontsize=9, loc="left")
+        # Long titles wrap rather than run into the neighbouring panel's.
+        ax.set_title(textwrap.fill(meta["title"], 80), fontsize=9, loc="left")
         default_unit = "MB/s" if metric == "mbps" else "requests/s"
         ax.set_xlabel(meta.get("unit", default_unit).replace("req/s", "requests/s"), fontsize=8)
         ax.tick_params(labelsize=8)
