@@ -176,6 +176,28 @@ def test_a_call_runs_in_the_context_it_was_scheduled_in() -> None:
     assert asyncio.run(main()) == ["first", "second"]
 
 
+def test_calls_scheduled_from_an_empty_context_each_run_in_one_of_their_own() -> None:
+    # The calls keep no copy of an empty context: what one sets must still not reach the other.
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        def record(value: str) -> None:
+            seen.append(var.get())
+            var.set(value)
+            if len(seen) == 2:
+                done.set()
+
+        for value in ("set by the first", "set by the second"):
+            contextvars.Context().run(reactor.callLater, 0.01, record, value)
+        await asyncio.wait_for(done.wait(), 10)
+        return [*seen, var.get()]
+
+    assert asyncio.run(main()) == ["unset", "unset", "unset"]
+
+
 def test_a_failing_timed_call_does_not_stop_the_ones_due_with_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

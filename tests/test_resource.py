@@ -161,3 +161,25 @@ def test_allow_lists_every_render_method_whatever_its_case() -> None:
             return b""
 
     assert _computeAllowedMethods(Odd()) == [b"HEAD", b"GET", b"fred"]
+
+
+def test_a_leaf_root_sees_its_paths_as_lists_it_can_change(serve: Any) -> None:
+    class Root(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> bytes:
+            postpath = request.postpath
+            postpath.append(b"added")  # Twisted's attributes are changed in place
+            kept = request.postpath is postpath and request.postpath[-1] == b"added"
+            request.prepath.append(b"p")
+            paths = (request.prepath, request.postpath, request.sitepath)
+            return repr((kept, *(type(p).__name__ for p in paths), *paths)).encode()
+
+    url = serve(Root())
+    with httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/").text == repr(
+            (True, "list", "list", "list", [b"p"], [b"", b"added"], [])
+        )
+        assert client.get("/a/b").text == repr(
+            (True, "list", "list", "list", [b"p"], [b"a", b"b", b"added"], [])
+        )

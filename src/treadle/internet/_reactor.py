@@ -131,8 +131,9 @@ class _LoopDelayedCall(DelayedCall):
     __slots__ = ("_context", "_handle")
     # The ready handle of a callLater(0), or the call's current entry in its TimerHeap.
     _handle: asyncio.Handle | Entry | None
-    # The context it was scheduled in, where it runs (as with loop.call_later).
-    _context: contextvars.Context
+    # A copy of the context it was scheduled in, where it runs (as with loop.call_later);
+    # None when that context held no variable (see _keep_context).
+    _context: contextvars.Context | None
 
     def __call__(self) -> None:
         self.called = True
@@ -140,7 +141,22 @@ class _LoopDelayedCall(DelayedCall):
         _call_and_log(self.func, self.args, self.kw, self)
 
     def _due(self) -> None:
-        self._context.run(self)
+        context = self._context
+        if context is None:
+            # A copy of an empty context is a fresh one: made now rather than kept while
+            # the call waited.
+            context = contextvars.Context()
+        context.run(self)
+
+
+def _keep_context() -> contextvars.Context | None:
+    """The copy of the current context a timed call keeps, or None where it is empty.
+
+    The usual server sets no context variable, and a copy is 64 bytes per waiting call (a
+    pending ``deferLater`` response among them); an empty one is made when the call runs.
+    """
+    context = contextvars.copy_context()
+    return context if len(context) else None
 
 
 class ListeningPort:
@@ -327,7 +343,7 @@ class Reactor:
         if delay <= 0:
             call._handle = loop.call_soon(call)
         else:
-            call._context = contextvars.copy_context()
+            call._context = _keep_context()
             # Due by the call's own time, not by a second reading of some clock.
             self._timers_of(loop).add_at(call, call.time)
         return call
@@ -360,7 +376,7 @@ class Reactor:
         if call.time <= self._now():
             call._handle = loop.call_soon(call)
         else:
-            call._context = contextvars.copy_context()
+            call._context = _keep_context()
             self._timers_of(loop).add_at(call, call.time)
 
     def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:

@@ -125,11 +125,17 @@ _KNOWN_METHODS: Final = frozenset(
 def _postpath(path: bytes) -> list[bytes]:
     """The percent-decoded segments of ``path`` (the root ``/`` is handled by the caller)."""
     segments = path[1:].split(b"/")
-    if b"%" in path:
+    # (find() rather than ``in``: a bytes ``in`` first tries its operand as an int, and
+    # raising and clearing that TypeError costs more than the search.)
+    if path.find(b"%") >= 0:
         return [unquote_path_segment(s) for s in segments]
     # split() leaves room for a dozen items; a request waiting for its response keeps the
     # list, so an exact copy is kept instead.
     return segments[:]
+
+
+#: ``postpath`` of a request for the site's root, until read: the most asked-for path.
+_ROOT_SEGMENTS: Final[tuple[bytes, ...]] = (b"",)
 
 
 @implementer(IRequest)
@@ -149,7 +155,12 @@ class Request(ResourceRequestHelpers, http.Request):
         sitepath: The segments before the site's root (empty unless the site is nested).
     """
 
-    __slots__ = ("_pending", "postpath", "prepath", "site", "sitepath")
+    # The three paths are made lists only when first read: until then a tuple stands for
+    # each (shared, empty or the root's), so that a request waiting for its response with
+    # no one having read them keeps no list of its own (three lists: 176 bytes of the
+    # ~4 KiB a pending request costs). Once read, a path is that same list for good, so
+    # mutating it (prepath.append, postpath.pop) works as on Twisted's attributes.
+    __slots__ = ("_pending", "_postpath", "_prepath", "_sitepath", "site")
 
     sendsServerAndDate = True
 
@@ -173,10 +184,46 @@ class Request(ResourceRequestHelpers, http.Request):
         except AttributeError:
             # A channel of Twisted's making (a test's DummyChannel) names only its site.
             self.site = channel.site
-        self.prepath: list[bytes] = []
-        self.postpath: list[bytes] = []
-        self.sitepath: list[bytes] = []
+        self._prepath: list[bytes] | tuple[bytes, ...] = ()
+        self._postpath: list[bytes] | tuple[bytes, ...] = ()
+        self._sitepath: list[bytes] | tuple[bytes, ...] = ()
         self._pending: Any = None
+
+    @property
+    def prepath(self) -> list[bytes]:
+        """Path segments already consumed by traversal."""
+        value = self._prepath
+        if type(value) is not list:
+            value = self._prepath = list(value)
+        return value
+
+    @prepath.setter
+    def prepath(self, value: list[bytes]) -> None:
+        self._prepath = value
+
+    @property
+    def postpath(self) -> list[bytes]:
+        """Path segments not yet consumed (a leaf resource sees the rest here)."""
+        value = self._postpath
+        if type(value) is not list:
+            value = self._postpath = list(value)
+        return value
+
+    @postpath.setter
+    def postpath(self, value: list[bytes]) -> None:
+        self._postpath = value
+
+    @property
+    def sitepath(self) -> list[bytes]:
+        """The segments before the site's root (empty unless the site is nested)."""
+        value = self._sitepath
+        if type(value) is not list:
+            value = self._sitepath = list(value)
+        return value
+
+    @sitepath.setter
+    def sitepath(self, value: list[bytes]) -> None:
+        self._sitepath = value
 
     def _parses_forms(self) -> bool:
         """As the request was told, else as its site says (``Site(parsePOSTFormSubmission=)``)."""
@@ -208,11 +255,11 @@ class Request(ResourceRequestHelpers, http.Request):
         sharing = site.sessionSharing
         if sharing is not None and self._loading is None and self._load_sessions(sharing):
             return
-        if self.prepath:
-            self.prepath = []
+        if self._prepath:
+            self._prepath = ()
         path = self.path
         if path == b"/":
-            self.postpath = [b""]  # the site's root, the most asked-for path
+            self._postpath = _ROOT_SEGMENTS  # the site's root, the most asked-for path
         elif path == b"*":
             self._answer_asterisk()
             return
@@ -584,9 +631,12 @@ class Site(http.HTTPFactory):
         See :func:`traverse` for children given as Deferreds or awaitables.
         """
         request.site = self
-        # A fresh request's sitepath is an empty list already: copying an empty prepath would
-        # only replace it with another one.
-        if request.prepath or getattr(request, "sitepath", True):
+        # A fresh request's sitepath is empty already: copying an empty prepath would only
+        # replace it with another one (and make lists of paths no one may read).
+        if isinstance(request, Request):
+            if request._prepath or request._sitepath:
+                request.sitepath = request.prepath[:]
+        elif request.prepath or getattr(request, "sitepath", True):
             request.sitepath = request.prepath[:]
         return traverse(self.resource, request)
 
@@ -644,14 +694,18 @@ def traverse(resource: Any, request: Request) -> ResourceLike:
     Returns:
         The resource to render.
     """
-    postpath = request.postpath
-    prepath = request.prepath
     try:
-        # isLeaf is tested first so that the last resource reached is tested too.
-        while not resource.isLeaf and postpath:
-            segment = postpath.pop(0)
-            prepath.append(segment)
-            resource = resource.getChildWithDefault(segment, request)
+        # isLeaf is tested first so that the last resource reached is tested too. The paths
+        # are read only past a leaf root: reading them makes them lists (see Request).
+        if not resource.isLeaf:
+            postpath = request.postpath
+            prepath = request.prepath
+            while postpath:
+                segment = postpath.pop(0)
+                prepath.append(segment)
+                resource = resource.getChildWithDefault(segment, request)
+                if resource.isLeaf:
+                    break
     except AttributeError:
         # Deferreds and coroutines have no isLeaf: the loop test itself finds them, so the
         # synchronous walk runs no extra check at all.
