@@ -1410,3 +1410,135 @@ def test_addSlash_is_deprecated() -> None:
     request.uri = b"http://example.com/dir?x=1"
     with pytest.warns(DeprecationWarning, match="addSlash was deprecated in Twisted 16.0.0"):
         assert static.addSlash(request) == b"http://example.com/dir/?x=1"
+
+
+# -- the cached answer's header block ------------------------------------------------------
+
+
+def _without_date(raw: bytes) -> bytes:
+    return b"\r\n".join(line for line in raw.split(b"\r\n") if not line.startswith(b"Date: "))
+
+
+def test_cached_answer_is_byte_for_byte_the_uncached_one(serve: Serve, tree: Path) -> None:
+    """The fast path's prepared head equals what the field-by-field path writes."""
+    base = serve(File(str(tree)))
+    raw_get(base, b"/hello.txt")  # read and cached
+    fast = raw_get(base, b"/hello.txt")
+    # A validator that does not match takes the general path (_respond, setHeader).
+    slow = raw_get(base, b"/hello.txt", extra=b'If-None-Match: "nope"\r\n')
+    assert status_of(fast) == status_of(slow) == 200
+    assert _without_date(fast) == _without_date(slow)
+    assert fast.endswith(b"\r\n\r\nhello, world\n")
+
+
+def test_cached_answer_headers_follow_changes_of_the_file(serve: Serve, tree: Path) -> None:
+    """Rewriting a cached file gives new ETag, Last-Modified, length and body at once."""
+    base = serve(File(str(tree)))
+    hello = tree / "hello.txt"
+    os.utime(hello, (1_000_000_000, 1_000_000_000))
+    raw_get(base, b"/hello.txt")
+    before = raw_get(base, b"/hello.txt")  # from the cache, with its prepared fields
+    hello.write_bytes(b"a longer and different body\n")
+    os.utime(hello, (1_700_000_000, 1_700_000_000))
+    after = raw_get(base, b"/hello.txt")
+    again = raw_get(base, b"/hello.txt")  # the new contents cached, fields prepared anew
+    st = os.stat(hello)
+    for raw in (after, again):
+        fields = head_of(raw)
+        assert fields[b"etag"] == _conditional.strong_etag(st)
+        assert fields[b"last-modified"] == b"Tue, 14 Nov 2023 22:13:20 GMT"
+        assert fields[b"content-length"] == b"28"
+        assert raw.endswith(b"\r\n\r\na longer and different body\n")
+    assert head_of(before)[b"last-modified"] == b"Sun, 09 Sep 2001 01:46:40 GMT"
+    assert head_of(before)[b"etag"] != head_of(after)[b"etag"]
+
+
+def test_cached_answer_follows_a_change_of_type(serve: Serve, tree: Path) -> None:
+    root = File(str(tree))
+    base = serve(root)
+    raw_get(base, b"/hello.txt")
+    assert head_of(raw_get(base, b"/hello.txt"))[b"content-type"] == b"text/plain; charset=utf-8"
+    child = root.getChild(b"hello.txt", None)  # type: ignore[arg-type]
+    assert isinstance(child, File)
+    child.type = "application/x-other"
+    child.encoding = "gzip"
+    fields = head_of(raw_get(base, b"/hello.txt"))
+    assert fields[b"content-type"] == b"application/x-other"
+    assert fields[b"content-encoding"] == b"gzip"
+
+
+class _Rewrapping(Resource):
+    """Renders a File, then changes the response's fields as a wrapping resource may."""
+
+    isLeaf = True
+
+    def __init__(self, inner: File, change: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.change = change
+
+    def render_GET(self, request: Any) -> bytes:
+        body: bytes = self.inner.render(request)
+        self.change(request)
+        return body
+
+
+@pytest.mark.parametrize(
+    ("change", "present", "absent"),
+    [
+        (
+            lambda r: r.setHeader(b"content-type", b"text/x-changed"),
+            [b"Content-Type: text/x-changed"],
+            [b"text/plain"],
+        ),
+        (lambda r: r.setHeader(b"x-extra", b"1"), [b"X-Extra: 1", b"Accept-Ranges: bytes"], []),
+        (
+            lambda r: r.responseHeaders.addRawHeader(b"etag", b'"second"'),
+            [b'ETag: "second"'],
+            [],
+        ),
+        (lambda r: r.responseHeaders.removeHeader(b"accept-ranges"), [b"ETag: "], [b"Accept-"]),
+        (lambda r: r.setHeader(b"connection", b"close"), [b"Connection: close"], []),
+    ],
+    ids=["type-replaced", "field-added", "value-appended", "field-removed", "connection"],
+)
+def test_fields_changed_after_a_cached_render_are_sent(
+    serve: Serve,
+    tree: Path,
+    change: Callable[[Any], None],
+    present: list[bytes],
+    absent: list[bytes],
+) -> None:
+    """The prepared block is used only while the table holds exactly its fields."""
+    inner = File(str(tree / "hello.txt"))
+    base = serve(_Rewrapping(inner, change))
+    raw_get(base, b"/")  # cached
+    raw = raw_get(base, b"/")
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    for line in present:
+        assert line in head
+    for line in absent:
+        assert line not in head
+    assert head.count(b"Content-Type: ") == 1
+    assert head.count(b"ETag: ") == (2 if b'"second"' in present[0] else 1)
+    assert raw.endswith(b"\r\n\r\nhello, world\n")
+
+
+def test_prepared_fields_hold_exactly_their_own() -> None:
+    from treadle.web._request_core import PreparedFields
+
+    etag, ctype = b'"1-2-3"', b"text/plain"
+    fields = PreparedFields((b"etag", b"content-type"), (etag, ctype))
+    assert fields.block == b'ETag: "1-2-3"\r\nContent-Type: text/plain\r\n'
+    assert fields.has_type and not fields.has_length
+    assert fields.holds_exactly({b"etag": [etag], b"content-type": [ctype]})
+    # Another order, another value object, two values, one more or one less field: no.
+    assert not fields.holds_exactly({b"content-type": [ctype], b"etag": [etag]})
+    assert not fields.holds_exactly({b"etag": [b'"1-2-3"x'[:-1]], b"content-type": [ctype]})
+    assert not fields.holds_exactly({b"etag": [etag, etag], b"content-type": [ctype]})
+    assert not fields.holds_exactly({b"etag": [etag], b"content-type": [ctype], b"x": [b""]})
+    assert not fields.holds_exactly({b"etag": [etag]})
+    with pytest.raises(ValueError):
+        PreparedFields((b"date",), (b"x",))
+    with pytest.raises(ValueError):
+        PreparedFields((b"etag",), ())

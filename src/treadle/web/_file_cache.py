@@ -35,7 +35,9 @@ class SmallFileCache:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._size = 0
-        self._entries: dict[str, tuple[tuple[int, int, int, int], CachedFile]] = {}
+        #: Path -> ((device, inode, size, mtime_ns), contents): read by File.render_GET
+        #: directly on its fast path (the same test as :meth:`get`). Never replaced.
+        self.entries: dict[str, tuple[tuple[int, int, int, int], CachedFile]] = {}
 
     @staticmethod
     def _key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -43,7 +45,7 @@ class SmallFileCache:
 
     def get(self, path: str, st: os.stat_result) -> CachedFile | None:
         """The cached contents of ``path`` if ``st`` still describes them."""
-        entry = self._entries.get(path)
+        entry = self.entries.get(path)
         # _key(st), written out: this runs on every request for a small file.
         if entry is None or entry[0] != (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns):
             return None
@@ -53,14 +55,14 @@ class SmallFileCache:
         """Remember ``body`` as the contents of ``path`` described by ``st``."""
         if len(body) != st.st_size:
             return  # the file changed while being read
-        old = self._entries.pop(path, None)
+        old = self.entries.pop(path, None)
         if old is not None:
             self._size -= len(old[1].body)
         if self._size + len(body) > self._limit:
-            self._entries.clear()
+            self.entries.clear()
             self._size = 0
         cached = CachedFile(body, strong_etag(st), http_date(modified_at(st)), b"%d" % len(body))
-        self._entries[path] = (self._key(st), cached)
+        self.entries[path] = (self._key(st), cached)
         self._size += len(body)
 
 

@@ -39,7 +39,9 @@ for the same name costs one ``lstat``, which confirms the entry is still there a
 link (anything else takes the full path above again), and is handed to the child's render
 as its ``stat``. A small file's bytes are kept with their ``ETag`` and ``Last-Modified`` by
 (device, inode, size, mtime_ns), so a plain ``GET`` of it (no ``Range``, no validators)
-costs that one system call and no open, read or header validation.
+costs that one system call and no open, read or header validation; its header fields are
+encoded once per file (:class:`~treadle.web._request_core.PreparedFields`) and written as one
+block unless something changes them before the head is sent.
 
 Differences from Twisted: a directory without its slash gets ``301`` (Twisted: ``302``) with
 a relative ``Location`` (``./name/``, query kept) that cannot be turned into an off-site
@@ -65,6 +67,7 @@ import os
 import stat
 import warnings
 from collections.abc import Callable, Sequence
+from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import IO, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -89,6 +92,7 @@ from treadle.web._mime import (
     loadMimeTypes,
 )
 from treadle.web._registry import Registry
+from treadle.web._request_core import PreparedFields, prepared_answer
 from treadle.web._safe_paths import FS_ENCODING, Located, child_name, is_within, path_text
 from treadle.web._sendfile import FileSender, read_exact
 from treadle.web._static_producers import (
@@ -167,9 +171,16 @@ class Data(Resource):
 
 
 # What File.getChild remembers of an entry: its path, the File serving it or the processor
-# to call for it (exactly one of the two), and whether that processor takes ``stat=``
-# (decided once, not looked up on the processor per request).
-_KnownChild = tuple[str, "File | None", "Callable[[str, Registry], ResourceLike] | None", bool]
+# to call for it (exactly one of the two), whether that processor takes ``stat=`` (decided
+# once, not looked up on the processor per request), and the path encoded for lstat (given
+# bytes, it does not encode the path on every request).
+_KnownChild = tuple[
+    str, "File | None", "Callable[[str, Registry], ResourceLike] | None", bool, bytes
+]
+
+# The fields a cached answer carries, and what they were built from: the cached contents,
+# the File's type and its encoding (compared by identity: a change builds them again).
+_Prepared = tuple[CachedFile, str | None, str | None, PreparedFields]
 
 # content_type_value(ctype) per MIME type, as sent on every small-file answer (lowering and
 # testing the type each time cost about as much as the rest of the header block).
@@ -186,6 +197,30 @@ def _content_type(ctype: str) -> bytes:
             _content_types.clear()
         _content_types[ctype] = value
     return value
+
+
+# Per File class: whether it reads a file the way File does (openForReading, getFileSize and
+# open all File's own), so that a file's bytes may be served from the small-file cache.
+# Decided once per class, as the class is first rendered: a class whose methods are
+# replaced after that keeps the first verdict.
+_reads_plainly: dict[type, bool] = {}
+_MAX_CLASSES: Final = 256
+
+
+def _decide_reads_plainly(cls: type[File]) -> bool:
+    """Whether ``cls`` reads files as :class:`File` does; remembered in ``_reads_plainly``."""
+    plainly = (
+        cls.openForReading is File.openForReading
+        and cls.getFileSize is File.getFileSize
+        # An open() replaced on the instance is seen by openForReading on a first read
+        # (whose result is then not cached); the instance's __dict__ is not read per
+        # request, as that would slow every later attribute access on the File.
+        and cls.open is _FILEPATH_OPEN
+    )
+    if len(_reads_plainly) >= _MAX_CLASSES:
+        _reads_plainly.clear()
+    _reads_plainly[cls] = plainly
+    return plainly
 
 
 class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see below
@@ -242,6 +277,8 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
     # Children met before (see getChild), and the lstat traversal took for a request.
     _children: dict[bytes, _KnownChild] | None = None
     _lstat: tuple[list[bytes], os.stat_result] | None = None
+    # The header fields of the cached answer last sent (see render_GET).
+    _prepared: _Prepared | None = None
 
     def __init__(
         self,
@@ -373,6 +410,39 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
                 return path + ext
         return None
 
+    def getChildWithDefault(self, path: bytes, request: Request) -> ResourceLike:
+        """Return the static child ``path`` (``putChild``) if there is one, else ``getChild``'s.
+
+        Resource's, with the case of an entry met before (see :meth:`getChild`) written out
+        here: it runs for every request below a directory.
+        """
+        child = self.children.get(path)
+        if child is not None:
+            return child
+        children = self._children
+        if children is not None:
+            known = children.get(path)
+            if known is not None:
+                # self._known_child(known, request) for the commonest entry, a file:
+                # one lstat confirms it is still there and still no link.
+                similar = known[1]
+                if similar is not None:
+                    try:
+                        st = os.lstat(known[4])
+                    except (OSError, ValueError):
+                        pass  # gone: getChild answers 404 or finds a sibling
+                    else:
+                        if not S_ISLNK(st.st_mode):
+                            similar._lstat = None if request is None else (request.postpath, st)
+                            return similar
+                else:
+                    found = self._known_child(known, request)
+                    if found is not None:
+                        return found
+                # Entries are remembered only while getChild is File's own: this is it.
+                return self._find_child(path, request)
+        return self.getChild(path, request)
+
     def getChild(self, path: bytes, request: Request) -> ResourceLike:
         """Return the resource for entry ``path`` of this directory.
 
@@ -397,6 +467,10 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
                 found = self._known_child(known, request)
                 if found is not None:
                     return found
+        return self._find_child(path, request)
+
+    def _find_child(self, path: bytes, request: Request) -> ResourceLike:
+        """:meth:`getChild` for an entry not remembered, or one to check afresh."""
         if not isinstance(path, bytes):
             raise TypeError(f"path segment must be bytes, not {type(path).__name__}: {path!r}")
         if not os.path.isdir(self.path):
@@ -424,9 +498,17 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
             return self.forbidden
         processor = self._processor_for(os.path.splitext(child)[1])
         similar = None if processor is not None else self.createSimilarFile(child)
-        if not is_link and type(self).createSimilarFile is File.createSimilarFile:
+        cls = type(self)
+        if (
+            not is_link
+            and cls.createSimilarFile is File.createSimilarFile
+            # getChildWithDefault answers remembered entries without calling getChild:
+            # only when that is File's own, which would answer the same.
+            and cls.getChild is File.getChild
+        ):
             accepts_stat = bool(getattr(processor, "acceptsStat", False))
-            self._remember_child(path, (child, similar, processor, accepts_stat))
+            known = (child, similar, processor, accepts_stat, os.fsencode(child))
+            self._remember_child(path, known)
         if processor is not None:
             return processor(child, self.registry)
         assert similar is not None
@@ -441,9 +523,9 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         not repeated. The result is handed to the child's render, which then needs no
         ``stat`` of its own.
         """
-        path, similar, processor, accepts_stat = known
+        path, similar, processor, accepts_stat, encoded = known
         try:
-            st = os.lstat(path)
+            st = os.lstat(encoded)
         except (OSError, ValueError):
             return None  # gone: the slow path answers 404 or finds a sibling
         if stat.S_ISLNK(st.st_mode):
@@ -487,6 +569,16 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
 
     # -- rendering --------------------------------------------------------------------------
 
+    def render(self, request: Request) -> bytes | int:
+        """Dispatch to ``render_<METHOD>`` as :meth:`Resource.render` does.
+
+        GET, what files are asked for, is dispatched without the lookup by name.
+        """
+        if request.method == b"GET":
+            return self.render_GET(request)
+        result: bytes | int = Resource.render(self, request)
+        return result
+
     def render_GET(self, request: Request) -> bytes | int:
         """Answer with the file (or part of it), a 304, a redirect or an error page.
 
@@ -510,28 +602,45 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
                 return _render(self.forbidden, request)
             except (OSError, ValueError):  # missing, ELOOP, ENAMETOOLONG, embedded NUL...
                 return _render(self.childNotFound, request)
-        if stat.S_ISDIR(st.st_mode):
-            if request.path.endswith(b"/"):  # already the directory URL: no redirect loop
-                return _render(self._index_or_listing(request), request)
-            return self.redirect(request)
-        if not stat.S_ISREG(st.st_mode):
+        mode = st.st_mode
+        if not S_ISREG(mode):
+            if S_ISDIR(mode):
+                if request.path.endswith(b"/"):  # already the directory URL: no redirect loop
+                    return _render(self._index_or_listing(request), request)
+                return self.redirect(request)
             return _render(self.forbidden, request)
         cls = type(self)
-        cacheable = (
-            st.st_size <= SMALL_BODY
-            and cls.openForReading is File.openForReading
-            and cls.getFileSize is File.getFileSize
-            # An open() replaced on the instance is seen by openForReading on a first read
-            # (whose result is then not cached); self.__dict__ is not read here, as that
-            # would slow every later attribute access on this File.
-            and cls.open is _FILEPATH_OPEN
-        )
+        reads_plainly = _reads_plainly.get(cls)
+        if reads_plainly is None:
+            reads_plainly = _decide_reads_plainly(cls)
+        cacheable = reads_plainly and st.st_size <= SMALL_BODY
         if cacheable:
-            cached = small_files.get(self.path, st)
-            if cached is not None:
-                plain = request.requestHeaders._raw.keys().isdisjoint(_CONDITIONAL_HEADERS)
-                if plain and isinstance(request, ServerRequest):
-                    return self._send_cached(request, cached)
+            # small_files.get(self.path, st), written out: this runs on every request.
+            entry = small_files.entries.get(self.path)
+            if entry is not None and entry[0] == (
+                st.st_dev,
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+            ):
+                cached = entry[1]
+                if isinstance(request, ServerRequest):
+                    # A plain GET/HEAD (no validators, no Range) gets the headers _respond
+                    # would set, in the same order, encoded once per file (_prepared_for).
+                    prepared = self._prepared
+                    if (
+                        prepared is None
+                        or prepared[0] is not cached
+                        or prepared[1] is not self.type
+                        or prepared[2] is not self.encoding
+                    ):
+                        prepared = self._prepared_for(cached)
+                    # (For a GET the body is returned whole: the server frames it.)
+                    answer = prepared_answer(
+                        request, prepared[3], _CONDITIONAL_HEADERS, cached.body, cached.length
+                    )
+                    if answer is not None:
+                        return answer
                 return self._respond(request, io.BytesIO(cached.body), st)
         try:
             file = self.openForReading()
@@ -584,25 +693,24 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         self._lstat = None
         return taken[1] if taken[0] is request.postpath else None
 
-    def _send_cached(self, request: Request, cached: CachedFile) -> bytes:
-        """Answer a plain GET/HEAD (no validators, no Range) from the small-file cache.
-
-        The same headers :meth:`_respond` sets, written straight into the response's
-        header table: every value here was built by this module, so none needs the checks
-        ``setHeader`` applies to values from elsewhere.
-        """
-        headers = request.responseHeaders._raw
-        headers[b"etag"] = [cached.etag]
-        headers[b"last-modified"] = [cached.last_modified]
-        headers[b"accept-ranges"] = [b"bytes"]
-        # In the order plan_body sets them, so a cached answer is byte for byte the same.
-        headers[b"content-type"] = [_content_type(self.type or self.defaultType)]
+    def _prepared_for(self, cached: CachedFile) -> _Prepared:
+        """The header fields of a cached answer of this file, encoded once (see
+        :class:`~treadle.web._request_core.PreparedFields`), remembered on this ``File``
+        for as long as the cached contents and the file's type and encoding hold."""
+        # In the order plan_body sets them: byte for byte _respond's answer.
+        names: tuple[bytes, ...] = (b"etag", b"last-modified", b"accept-ranges", b"content-type")
+        values: tuple[bytes, ...] = (
+            cached.etag,
+            cached.last_modified,
+            b"bytes",
+            _content_type(self.type or self.defaultType),
+        )
         if self.encoding:
-            headers[b"content-encoding"] = [self.encoding.encode("latin-1")]
-        if request.method == b"HEAD":
-            headers[b"content-length"] = [cached.length]
-            return b""
-        return cached.body  # the server frames it with its length
+            names += (b"content-encoding",)
+            values += (self.encoding.encode("latin-1"),)
+        prepared = (cached, self.type, self.encoding, PreparedFields(names, values))
+        self._prepared = prepared
+        return prepared
 
     render_HEAD = render_GET
 
