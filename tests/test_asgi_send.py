@@ -9,6 +9,7 @@ import asyncio
 import inspect
 import logging
 import threading
+from collections import UserDict
 from typing import Any
 
 import httpx
@@ -209,3 +210,21 @@ def test_http2_streams_get_the_http_scope_and_both_kinds_of_response(serve: Any)
     assert whole.http_version == streamed.http_version == "HTTP/2"
     assert whole.text == "end" and streamed.text == "abend"
     assert versions == ["2", "2"]
+
+
+def test_messages_as_other_mappings_and_fields_as_lists_are_served(serve: Any) -> None:
+    """ASGI asks for dicts and pairs, but a mapping of another class and two-item lists are
+    read as well as the dicts and tuples that frameworks send."""
+
+    class Message(UserDict[str, Any]):
+        pass
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        headers = [[b"content-type", b"text/plain"], [b"content-length", b"2"], (b"x-a", b"1")]
+        await send(Message(type="http.response.start", status=200, headers=headers))
+        await send(Message(type="http.response.body", body=b"ok"))
+
+    answer = raw_request(serve(mount(app)), GET)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == b"ok"
+    assert b"\r\nContent-Type: text/plain\r\n" in head and b"\r\nX-A: 1" in head

@@ -464,7 +464,7 @@ def test_the_access_log_says_http2(tmp_path: Any) -> None:
     assert '"GET /logged HTTP/2" 200 18' in log.read_text()
 
 
-def test_request_trailers_are_dropped() -> None:
+def test_request_trailers_are_kept_apart_from_the_headers() -> None:
     seen: list[Request] = []
 
     class Look(Resource):
@@ -480,6 +480,7 @@ def test_request_trailers_are_dropped() -> None:
     client.pump()
     assert bytes(client.responses[sid].body) == b"ok"
     assert not seen[0].requestHeaders.hasHeader(b"x-checksum")
+    assert seen[0].requestTrailers.getRawHeaders(b"x-checksum") == [b"abc"]
     assert seen[0].content.read() == b"data"
 
 

@@ -65,8 +65,9 @@ def test_version_and_keep_alive_with_and_without_a_connection_field(
     field = b"" if connection is None else b"Connection: " + connection + b"\r\n"
     sink = parse(b"GET /a HTTP/" + version + b"\r\nHost: x\r\n" + field + b"\r\n")
     assert sink.events == ["begun", "head invite=False", "message"]
-    method, target, is_http11, headers, body, keeps = sink.messages[0]
+    method, target, is_http11, headers, body, keeps, trailers = sink.messages[0]
     assert (method, target, is_http11, keeps, body) == (b"GET", b"/a", http11, keep_alive, None)
+    assert trailers is None
     assert headers[b"host"] == [b"x"]
 
 
@@ -98,3 +99,14 @@ def test_a_body_is_reported_as_it_arrives_and_handed_over_whole() -> None:
     assert sink.events == ["begun", "head invite=False", "body", "message"]
     content = sink.messages[0][4]
     assert content is not None and content.read() == b"hello"
+
+
+def test_trailer_fields_are_handed_over_apart_from_the_headers() -> None:
+    chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"
+    sink = parse(
+        chunked + b"0\r\nX-Sum: 1\r\nHost: evil\r\nX-Sum: 2\r\n\r\n" + chunked + b"0\r\n\r\n"
+    )
+    first, second = sink.messages
+    assert first[3][b"host"] == [b"x"] and b"x-sum" not in first[3]
+    assert first[6] == {b"x-sum": [b"1", b"2"], b"host": [b"evil"]}
+    assert second[6] is None  # a chunked body without trailer fields

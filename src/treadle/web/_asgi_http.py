@@ -34,6 +34,13 @@ if it was, and one line on ``treadle.error`` names the application and what it d
 application that catches it and goes on gets the same error again, and no further log
 line.
 
+Trailers. The scope advertises the ``http.response.trailers`` extension. A start with
+``"trailers": True`` keeps the response open after its last ``http.response.body`` until an
+``http.response.trailers`` with ``more_trailers`` false; their fields (checked as a start's,
+and refused when they may not be trailers) become the request's ``responseTrailers``, sent
+as :mod:`treadle.web._trailers` says (on HTTP/2, and after a chunked HTTP/1.1 body; dropped
+where the response cannot carry them).
+
 The client leaving. The cycle (the request's producer) is stopped: a pending ``receive()``
 returns ``http.disconnect``, ``send()`` raises :class:`ClientDisconnected` (an ``OSError``,
 as spec 2.4 asks), and an application still running ``disconnect_grace`` seconds later is
@@ -150,6 +157,8 @@ class HTTPCycle:
     _waiter: asyncio.Future[None] | None = None  # a receive() waiting for the end
     _raised: ProtocolError | None = None
     _logged = False
+    # Trailers: 0 none announced; 1 announced, the last body still to come; 2 awaited.
+    _trailing = 0
     _handle: Any = None  # our entry in the deadline heap (the disconnect grace)
     task: asyncio.Task[Any] | None = None
 
@@ -256,20 +265,31 @@ class HTTPCycle:
             ProtocolError: The message breaks the ASGI HTTP protocol (the request is answered
                 with a 500 page, or cut short, and the error logged).
         """
-        try:
-            kind = message["type"]
-        except (KeyError, TypeError):
-            kind = None
+        if type(message) is dict:
+            # (The usual message: compiled, a dict's own look-ups rather than a mapping's
+            # methods called by name.)
+            fields: dict[str, Any] = message
+            kind: object = fields.get("type")
+        else:
+            try:
+                kind = message["type"]
+            except (KeyError, TypeError):
+                kind = None
+            fields = {}
         state = self._state
-        if kind == "http.response.body" and state == STARTED:
-            body = message.get("body", b"")
+        if kind == "http.response.body" and state == STARTED and self._trailing < 2:
+            if not fields:
+                fields = dict(message)
+            body = fields.get("body", b"")
             if type(body) is not bytes:
                 body = self._as_bytes(body)
-            if message.get("more_body", False):
+            if fields.get("more_body", False):
                 return self._more_body(body)
             self._last_body(body)
         elif kind == "http.response.start" and state == WAITING:
-            self._start(message)
+            self._start(fields if fields else dict(message))
+        elif kind == "http.response.trailers" and state == STARTED and self._trailing:
+            self._trailers(fields if fields else dict(message))
         else:
             self._out_of_turn(kind, state)
         return self._calls.done
@@ -292,9 +312,15 @@ class HTTPCycle:
                 if state == STARTED
                 else "sent http.response.start after its response was complete"
             )
+        if kind == "http.response.trailers":
+            self._violate(
+                "sent http.response.trailers after its response was complete"
+                if state == DONE
+                else "sent http.response.trailers not announced by its http.response.start"
+            )
         self._violate(f"sent {kind!r}, which is no ASGI HTTP response message")
 
-    def _start(self, message: Message) -> None:
+    def _start(self, message: dict[str, Any]) -> None:
         """Put the status and header fields on the request; the head goes out with the
         body, or at the next turn of the loop if no body comes before."""
         status = message.get("status")
@@ -318,6 +344,8 @@ class HTTPCycle:
         if b"content-type" not in raw:
             # As uvicorn: no type of the server's choosing on the application's response.
             request.defaultContentType = None
+        if message.get("trailers", False):
+            self._trailing = 1
         if declared is not None and status != 204 and status != 304 and request.method != b"HEAD":
             self._remaining = declared
         self._state = STARTED
@@ -351,6 +379,11 @@ class HTTPCycle:
                 request.unregisterProducer()
                 self._fail(f"sent {remaining - len(body)} bytes less than its Content-Length")
                 return
+        if self._trailing:
+            self._trailing = 2  # the response ends with its trailers
+            if body:
+                request.write(body)
+            return
         self._state = DONE
         if self._waiter is not None:
             self._wake()
@@ -363,6 +396,27 @@ class HTTPCycle:
             request.finish()
         # After the finish: the request lets go of its producer without telling the
         # channel, which forgot it as the response ended.
+        request.unregisterProducer()
+
+    def _trailers(self, message: Message) -> None:
+        """``http.response.trailers``: add its fields to the request's; the last ends it."""
+        if self._trailing == 1:
+            self._violate("sent http.response.trailers before its last http.response.body")
+        request = self.request
+        try:
+            raw, _ = response_fields(message.get("headers", ()))
+            trailers = request.responseTrailers
+            for name, values in raw.items():
+                for value in values:
+                    trailers.addRawHeader(name, value)
+        except (TypeError, ValueError) as e:
+            self._violate(f"sent http.response.trailers with a field it may not carry ({e})")
+        if message.get("more_trailers", False):
+            return
+        self._state = DONE
+        if self._waiter is not None:
+            self._wake()
+        request.finish()
         request.unregisterProducer()
 
     async def _more_body(self, body: bytes) -> None:

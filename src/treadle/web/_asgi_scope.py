@@ -16,6 +16,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 from treadle.web._asgi_types import Scope
+from treadle.web._request_core import RequestCore
+from treadle.web.http_headers import Headers
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -35,9 +37,19 @@ _DROPPED: Final = frozenset({b"transfer-encoding", b"keep-alive", b"te", b"trail
 # RFC 9110 §5.6.2: field-name = token.
 _TOKEN: Final = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # Names checked already, as the application spelt them: their lowercase form, or b"" for a
-# field of the connection (dropped). Bounded: an application may make names up.
-_NAMES: dict[bytes, bytes] = {}
+# field of the connection (dropped). Bounded: an application may make names up. (Final: the
+# compiled build keeps a final module variable in a C static, where it looks any other up in
+# the module's dict at each use.)
+_NAMES: Final[dict[bytes, bytes]] = {}
 _NAMES_KEPT: Final = 1024
+# Field values checked already (no CR, LF or NUL): a set look-up, where the three searches
+# are a call each. Bounded: values vary more than names (dates, cookies), and past the bound
+# a value is searched each time.
+_CLEAN: Final[set[bytes]] = set()
+_VALUES_KEPT: Final = 4096
+# Content-Length values met already, to their number (a response's length repeats: int() of
+# bytes costs several times a dict look-up). Bounded as _NAMES.
+_LENGTHS: Final[dict[bytes, int]] = {}
 # Bytes are searched for as ints: a bytes needle (b"%" in path) goes through the buffer
 # protocol, after a TypeError raised (with its message formatted) and cleared inside.
 _PERCENT: Final = 37
@@ -49,10 +61,12 @@ _NUL: Final = 0
 
 # What a connection's requests share in their scope: (scheme, client, server).
 Parts: TypeAlias = "tuple[str, tuple[str, int] | None, tuple[Any, int | None]]"
-# The attribute of a channel keeping its Parts.
-_KEPT: Final = "_asgi_scope_parts"
-# Request classes to whether they answer isSecure/getHost/getClientAddress as treadle's own.
-_STOCK: dict[type, bool] = {}
+# The attribute of a channel keeping the scope its requests start from (_TEMPLATE with the
+# connection's scheme, client and server in it).
+_KEPT: Final = "_asgi_scope_template"
+# Request classes to whether they answer isSecure/getHost/getClientAddress as treadle's own
+# (and are treadle's request, whose fields the compiled build may read directly).
+_STOCK: Final[dict[type, bool]] = {}
 
 # The scope of the usual request, copied and then changed where a request differs: a copy of
 # a dict is a copy of its table, where a dict built from a literal of this size inserts each
@@ -71,7 +85,12 @@ _TEMPLATE: Final[dict[str, Any]] = {
     "client": None,
     "server": None,
     "state": None,
+    "extensions": None,
 }
+
+
+# The scope's "asgi" entry (copied: each request gets its own).
+_ASGI: Final[dict[str, str]] = {"version": "3.0", "spec_version": "2.4"}
 
 
 def http_scope(request: Request, state: dict[str, Any]) -> Scope:
@@ -87,8 +106,28 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         request: The request being rendered.
         state: The lifespan state; the scope gets a shallow copy.
     """
-    scope = _TEMPLATE.copy()
-    raw_path = request.path
+    cls = type(request)
+    stock = _STOCK.get(cls)
+    if stock is None:
+        stock = _STOCK[cls] = _is_stock(cls)
+    if stock:
+        # treadle's own request: its fields read directly (compiled, a struct read each, where
+        # an attribute of a request typed as the public class is looked up by name).
+        core: RequestCore = request
+        raw_path = core.path
+        uri = core.uri
+        method = core.method
+        version = core.clientproto
+        fields: Headers = core.requestHeaders
+        scope = _connection_scope(core)
+    else:
+        raw_path = request.path
+        uri = request.uri
+        method = request.method
+        version = request.clientproto
+        fields = request.requestHeaders
+        scope = _TEMPLATE.copy()
+        scope["scheme"], scope["client"], scope["server"] = _parts_of(request)
     prepath = request.prepath
     if not prepath and _PERCENT not in raw_path:
         # At the root, nothing consumed and nothing to decode: the path is the request's.
@@ -96,62 +135,58 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
     else:
         scope["root_path"], scope["path"] = _paths(prepath, request.postpath)
     scope["raw_path"] = raw_path
-    uri = request.uri
     if _QUESTION in uri:
         scope["query_string"] = uri[uri.find(b"?") + 1 :]
-    method = request.method
     if method != b"GET":
         scope["method"] = _METHODS.get(method) or method.decode("latin-1")
-    version = request.clientproto
     if version != b"HTTP/1.1":
         scope["http_version"] = (
             _VERSIONS.get(version) or version.decode("latin-1").partition("/")[2]
         )
-    scope["scheme"], scope["client"], scope["server"] = _connection_parts(request)
-    scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}
-    scope["headers"] = _header_list(request.requestHeaders._raw)
-    scope["state"] = dict(state)
+    scope["asgi"] = _ASGI.copy()  # (a copy of a table, where a literal inserts each entry)
+    scope["headers"] = _header_list(fields._raw)
+    scope["state"] = state.copy()
+    # Response trailers (``http.response.trailers``: see treadle.web._asgi_http).
+    scope["extensions"] = {"http.response.trailers": {}}
     return scope
 
 
-def _connection_parts(request: Request) -> Parts:
-    """``(scheme, client, server)`` of ``request``: computed once per connection and kept on
-    its channel, unless a proxy (``proxyHeaders``) or ``setHost`` changed them for this
-    request, or the request's class answers ``isSecure``/``getHost``/``getClientAddress``
-    its own way."""
-    cls = type(request)
-    stock = _STOCK.get(cls)
-    if stock is None:
-        stock = _STOCK[cls] = _is_stock(cls)
+def _connection_scope(request: RequestCore) -> dict[str, Any]:
+    """A copy of the scope ``request``'s connection starts from: ``_TEMPLATE`` with its
+    ``scheme``, ``client`` and ``server``, computed once per connection and kept on its
+    channel, unless a proxy (``proxyHeaders``) or ``setHost`` changed them for this request."""
     if (
-        not stock  # first: a class of a program's own may have none of the fields below
-        or request._forwarded_client is not None
+        request._forwarded_client is not None
         or request._forwarded_secure is not None
         or request._forced_host is not None
         or request._forced_secure
     ):
-        return _parts_of(request)
+        scope = _TEMPLATE.copy()
+        scope["scheme"], scope["client"], scope["server"] = _parts_of(request)
+        return scope
     wire = request._wire
-    parts: Parts | None = getattr(wire, _KEPT, None)
-    if parts is None:
-        parts = _parts_of(request)
+    kept: dict[str, Any] | None = getattr(wire, _KEPT, None)
+    if kept is None:
+        kept = _TEMPLATE.copy()
+        kept["scheme"], kept["client"], kept["server"] = _parts_of(request)
         # A wire with no room for it (slots) gets them computed each time.
         with contextlib.suppress(AttributeError):
-            setattr(wire, _KEPT, parts)
-    return parts
+            setattr(wire, _KEPT, kept)
+    return kept.copy()
 
 
 def _is_stock(cls: type) -> bool:
-    """Whether ``cls`` answers the connection's questions as treadle's own Request does."""
+    """Whether ``cls`` is treadle's request, answering the connection's questions as its own
+    Request does."""
     from treadle.web._request import Request as Stock
 
-    return all(
+    return issubclass(cls, RequestCore) and all(
         getattr(cls, name, None) is getattr(Stock, name)
         for name in ("isSecure", "getHost", "getClientAddress")
     )
 
 
-def _parts_of(request: Request) -> Parts:
+def _parts_of(request: Any) -> Parts:
     """``(scheme, client, server)`` of ``request``, asked of it."""
     scheme = "https" if request.isSecure() else "http"
     peer: Any = request.getClientAddress()
@@ -204,24 +239,47 @@ def response_fields(headers: Iterable[Any]) -> tuple[dict[bytes, list[bytes]], i
             response), or a ``Content-Length`` is not a number or disagrees with another.
     """
     raw: dict[bytes, list[bytes]] = {}
-    for name, value in headers:
+    length_value = b""  # the last Content-Length value
+    lengths = 0  # how many Content-Length values
+    for field in headers:
+        if type(field) is tuple and len(field) == 2:
+            # The usual pair (Starlette's): indexed, where unpacking an object of unknown
+            # type iterates over it.
+            name = field[0]
+            value = field[1]
+        else:
+            name, value = field
         lowered = _NAMES.get(name)
         if lowered is None:
             lowered = _check_name(name)
-        if type(value) is not bytes or _CR in value or _LF in value or _NUL in value:
+        if type(value) is not bytes:
             raise _bad_value(lowered, value)
+        if value not in _CLEAN:
+            if _CR in value or _LF in value or _NUL in value:
+                raise _bad_value(lowered, value)
+            if len(_CLEAN) < _VALUES_KEPT:
+                _CLEAN.add(value)
         if lowered:  # else a field of the connection, dropped
             values = raw.get(lowered)
             if values is None:
                 raw[lowered] = [value]
             else:
                 values.append(value)
-    declared = raw.get(b"content-length")
-    if declared is None:
+            if lowered == b"content-length":
+                length_value = value
+                lengths += 1
+    if not lengths:
         return raw, None
-    if len(declared) == 1 and declared[0].isdigit():
-        return raw, int(declared[0])
-    return raw, _content_length(declared)
+    if lengths == 1:
+        length = _LENGTHS.get(length_value)
+        if length is not None:
+            return raw, length
+        if length_value.isdigit():
+            length = int(length_value)
+            if len(_LENGTHS) < _NAMES_KEPT:
+                _LENGTHS[length_value] = length
+            return raw, length
+    return raw, _content_length(raw[b"content-length"])
 
 
 def _bad_value(name: bytes, value: object) -> Exception:

@@ -395,8 +395,14 @@ class H2Connection(asyncio.Protocol):
         self._close()
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        """Request trailers are counted (by h2, against the header list size) and dropped, as
-        the HTTP/1.1 parser drops them: never merged into the request's fields."""
+        """Request trailers (bounded by h2 against the header list size, and here by the
+        trailer limit, as HTTP/1.1 bounds them: 431 beyond) become the request's
+        ``requestTrailers``, never merged into its fields."""
+        stream = self._streams.get(event.stream_id)
+        if stream is None or stream.phase != ARRIVING:
+            return
+        if not stream.receive_trailers(event.headers, self._limits.trailers):
+            stream.refuse(431)
 
     # -- floods ---------------------------------------------------------------------------------
 

@@ -14,8 +14,11 @@ it never chunks a body, so the body bytes are the content itself; the head is re
 HTTP/2 fields once, in :func:`response_fields`, dropping the connection-specific fields
 HTTP/2 forbids (RFC 9113 §8.2.2). Output waits in the stream until the connection sends it:
 headers at once, DATA frames as flow control allows (RFC 9113 §5.2), the last of them
-carrying END_STREAM. Above :data:`~treadle.web._h2_limits.STREAM_HIGH_WATER` bytes held, a
-streaming producer is paused and ``drain()`` waits; below the low-water mark they go on.
+carrying END_STREAM, or, when the request has ``responseTrailers`` to send, a HEADERS frame
+of trailer fields after the last DATA frame carrying it (see :mod:`treadle.web._trailers`;
+request trailers become the request's ``requestTrailers``). Above
+:data:`~treadle.web._h2_limits.STREAM_HIGH_WATER` bytes held, a streaming producer is paused
+and ``drain()`` waits; below the low-water mark they go on.
 
 A stream moves through :data:`ARRIVING` (the body is arriving), :data:`READY` (the request is
 complete; it is answered once the connection's read is over), :data:`ANSWERING` (the request
@@ -35,6 +38,7 @@ from typing import IO, Any, ClassVar, Final, Protocol
 from treadle.internet.error import ConnectionAborted, ConnectionDone
 from treadle.web._h2_fields import CONNECTION_FIELDS, error_fields, response_fields
 from treadle.web._h2_limits import STREAM_HIGH_WATER, STREAM_LOW_WATER, STREAM_SPOOL_SIZE
+from treadle.web._trailers import FORBIDDEN, h2_fields, received
 from treadle.web.http_headers import Headers
 
 __all__ = [
@@ -134,6 +138,7 @@ class H2Stream:
         "_producer",
         "_producer_paused",
         "_streaming",
+        "_trailers",
         "blocked_since",
         "call_soon",
         "factory",
@@ -171,6 +176,8 @@ class H2Stream:
         self._fields = fields
         self._body: IO[bytes] | None = None
         self._body_size = 0
+        # The request's trailer fields, from their arrival until the request is made.
+        self._trailers: dict[bytes, list[bytes]] | None = None
         self.request: Any = None
         self.phase = ARRIVING
         self.inbound_done = False
@@ -208,6 +215,27 @@ class H2Stream:
         self._body_size = size
         return True
 
+    def receive_trailers(self, fields: list[tuple[bytes, bytes]], limit: int) -> bool:
+        """Keep the request's trailer fields (h2 checked them as header fields: lowercased,
+        no pseudo-fields); False (nothing kept) when they pass ``limit`` bytes, counted as
+        HTTP/1.1 counts a trailer section. Fields that may not be trailers are dropped."""
+        size = 0
+        trailers: dict[bytes, list[bytes]] = {}
+        for name, value in fields:
+            size += len(name) + len(value) + 4  # as the field line ``name: value`` CRLF
+            if name in FORBIDDEN:
+                continue
+            values = trailers.get(name)
+            if values is None:
+                trailers[name] = [value]
+            else:
+                values.append(value)
+        if size > limit:
+            return False
+        if trailers:
+            self._trailers = trailers
+        return True
+
     def start(self) -> None:
         """Make the request and answer it (the connection calls this once the body is in)."""
         self.phase = ANSWERING
@@ -216,6 +244,10 @@ class H2Stream:
         if self._body is not None:
             request.content = self._body
             self._body = None
+        trailers = self._trailers
+        if trailers is not None:
+            self._trailers = None
+            received(request, trailers)
         try:
             # Twisted's entry point: the request takes the version as given, so it frames
             # its body for no HTTP/1.1 client (no chunks) and reports HTTP/2.
@@ -352,13 +384,17 @@ class H2Stream:
             return False
         sid = self.stream_id
         ending = phase == FINISHING
+        # Response trailers go last, in a HEADERS frame of their own carrying END_STREAM;
+        # without them the last DATA (or HEADERS) frame carries it.
+        trailers = h2_fields(self.request) if ending else None
+        closing = ending and trailers is None
         out = self._out
         head = self._head
         if head is not None:
             self._head = None
             if ending and not out:
-                conn.send_headers(sid, head, end_stream=True)
-                self._ended(conn)
+                conn.send_headers(sid, head, end_stream=closing)
+                self._end(conn, trailers)
                 return False
             conn.send_headers(sid, head)
         elif not self._head_written:
@@ -366,25 +402,32 @@ class H2Stream:
                 return False  # the head is still being written
             # Finished without writing a head (Twisted's interface only): an empty 200.
             self._head_written = True
-            conn.send_headers(sid, [(b":status", b"200")], end_stream=not out)
+            conn.send_headers(sid, [(b":status", b"200")], end_stream=closing and not out)
             if not out:
-                self._ended(conn)
+                self._end(conn, trailers)
                 return False
         if out:
             window = conn.local_flow_control_window(sid)
             if window > 0:
-                self._send_data(conn, window, ending)
+                self._send_data(conn, window, closing)
             if self._out_size <= STREAM_LOW_WATER:
                 self._resume_producer()
             if out:
                 return True
             if ending:
-                self._ended(conn)  # the last DATA frame carried END_STREAM
+                self._end(conn, trailers)  # else the last DATA frame carried END_STREAM
             return False
         if ending:
-            conn.end_stream(sid)
-            self._ended(conn)
+            if trailers is None:
+                conn.end_stream(sid)
+            self._end(conn, trailers)
         return False
+
+    def _end(self, conn: Any, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        """The response's last DATA is out: send its trailers, if any, ending the stream."""
+        if trailers is not None:
+            conn.send_headers(self.stream_id, trailers, end_stream=True)
+        self._ended(conn)
 
     def _send_data(self, conn: Any, window: int, ending: bool) -> None:
         """DATA frames from the queued body, up to ``window`` bytes; small writes are joined."""

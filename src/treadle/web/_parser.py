@@ -30,7 +30,9 @@ coding that is not the last one (also split over two field lines); chunk sizes w
   lone ``chunked`` (``gzip, chunked``, ``identity``): 501;
 - an Upgrade or CONNECT request with a body (httptools makes llhttp skip it): 501;
 - trailing whitespace in field values (llhttp keeps it): removed, as RFC 9112 §5 says;
-- trailer fields (httptools reports them as headers): counted and dropped.
+- trailer fields (httptools reports them as headers): counted against the trailer limit
+  and kept apart from the headers (the request's ``requestTrailers``, see
+  :mod:`treadle.web._trailers`), never merged into them.
 
 Not checked (llhttp accepts, treadle answers them as HTTP/1.x): several spaces between the
 parts of the request line (RFC 9112 §3 allows that leniency), ``RTSP/1.0`` and ``ICE/1.0``
@@ -64,7 +66,6 @@ from treadle.web._framing import (
 )
 
 __all__ = [
-    "DROPPED",
     "FEED_SLICE",
     "MAX_SPARE_PARSERS",
     "SPARE_PARSERS",
@@ -90,10 +91,21 @@ _MIN_FIELD_SIZE: Final = 5
 _COUNT_EVERY: Final = 2048
 #: The first byte of an origin-form target (``/path``), the usual form.
 _SLASH: Final = ord("/")
+#: The target of a request for the site's root.
+_ROOT_TARGET: Final = b"/"
 
 #: A complete request as the channel queues it: ``(method, target, http11, headers, body,
-#: keep_alive)``. A plain tuple: one is made per request, and a tuple is the cheapest object.
-Message = tuple[bytes, bytes, bool, dict[bytes, list[bytes]], IO[bytes] | None, bool]
+#: keep_alive, trailers)`` (``trailers``: the trailer fields of a chunked body, None when
+#: there are none). A plain tuple: one is made per request, and a tuple is the cheapest object.
+Message = tuple[
+    bytes,
+    bytes,
+    bool,
+    dict[bytes, list[bytes]],
+    IO[bytes] | None,
+    bool,
+    dict[bytes, list[bytes]] | None,
+]
 
 
 class Refused(Exception):
@@ -173,18 +185,6 @@ class MessageSink(Protocol):
         ...
 
 
-class _Dropped(dict[bytes, list[bytes]]):
-    """Takes the trailer fields httptools reports, and keeps none of them."""
-
-    def __setitem__(self, key: bytes, value: list[bytes]) -> None:
-        pass
-
-
-#: Where trailer fields go: they are counted and dropped, never merged into the headers
-#: (RFC 9110 §6.5.1).
-DROPPED: Final = _Dropped()
-
-
 class Parser:
     """An httptools parser and the request it is parsing, lent to one channel at a time.
 
@@ -216,6 +216,7 @@ class Parser:
         "sink",
         "target",
         "trailer_owner",
+        "trailers",
         "version",
         "wire",
     )
@@ -228,8 +229,10 @@ class Parser:
         self.target = b""
         self.version = "1.1"
         self.headers: dict[bytes, list[bytes]] = {}
-        # The headers of a chunked request, while its chunks send trailers to DROPPED.
+        # The headers of a chunked request, while its chunks send trailer fields to
+        # ``trailers`` (made for each chunked request: never merged, RFC 9110 §6.5.1).
         self.trailer_owner: dict[bytes, list[bytes]] | None = None
+        self.trailers: dict[bytes, list[bytes]] | None = None
         self.head_size = 0
         self.repeats = 0
         # Bytes of the current message that no callback counted (see count_read).
@@ -304,7 +307,10 @@ class Parser:
 
     def on_url(self, url: bytes) -> None:
         # Called once per read the target spans; the method is already parsed.
-        url = self.target = self.target + url
+        url = self.target + url
+        # The site's root, the most asked-for target, as one object: a request waiting for
+        # its response then keeps no bytes of its own for it (nor for its path).
+        self.target = url = _ROOT_TARGET if url == _ROOT_TARGET else url
         method = self.llhttp.get_method()
         # httptools makes new bytes per call: the usual methods are kept as one object each.
         method = self.method = _METHODS.get(method, method)
@@ -355,9 +361,15 @@ class Parser:
         host = headers.get(b"host")
         # An HTTP/1.1 request without Host is served, as Twisted (and most Python servers)
         # do, though RFC 9112 §3.2 says 400: getRequestHostname() then gives our address.
-        if host is not None and host != self.host_seen:  # the list compare checks "exactly one" too
-            _check_host(host)
-            self.host_seen = [host[0]]  # a copy: the request may change its own
+        if host is not None:
+            seen = self.host_seen
+            if host != seen:  # the list compare checks "exactly one" too
+                _check_host(host)
+                self.host_seen = [host[0]]  # a copy: the request may change its own
+            else:
+                # The value checked before, as one object: a pending request keeps no copy.
+                assert seen is not None
+                host[0] = seen[0]
         if self.target[0] != _SLASH:  # not origin-form: rare
             self._check_target()
         body = False
@@ -392,9 +404,11 @@ class Parser:
 
     def on_chunk_header(self) -> None:
         # Between a chunk's size line and its end come only data and, after the last one,
-        # the trailer fields: these go to DROPPED.
+        # the trailer fields: these go to their own dict.
         self.chunks += 1
-        self.headers = DROPPED
+        trailers = self.trailers
+        assert trailers is not None  # set by _check_chunked before any chunk
+        self.headers = trailers
 
     def on_chunk_complete(self) -> None:
         headers = self.trailer_owner
@@ -406,7 +420,13 @@ class Parser:
         if content is not None:
             content.seek(0)
             self.body = None
-        headers = self.headers if self.trailer_owner is None else self.trailer_owner
+        trailers: dict[bytes, list[bytes]] | None = None
+        headers = self.trailer_owner
+        if headers is None:
+            headers = self.headers
+        else:
+            trailers = self.trailers or None
+            self.trailers = None  # the request's now, if any
         self._complete(
             (
                 self.method,
@@ -415,6 +435,7 @@ class Parser:
                 headers,
                 content,
                 self.llhttp.should_keep_alive(),
+                trailers,
             )
         )
 
@@ -473,9 +494,10 @@ class Parser:
         self._check_body_allowed()
         self.chunks = 0
         self.wire = 0
-        # Trailer fields arrive through on_header; they are dropped and counted from here
-        # against the trailer limit.
+        # Trailer fields arrive through on_header; they are kept apart and counted from
+        # here against the trailer limit.
         self.trailer_owner = self.headers
+        self.trailers = {}
         self.head_size = self.limits.size_check - self.limits.trailers
         return True
 

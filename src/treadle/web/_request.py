@@ -53,6 +53,9 @@ class Request(RequestHelpers, RequestCore):
         clientproto: ``b"HTTP/1.1"`` or ``b"HTTP/1.0"``.
         requestHeaders: The request's :class:`~treadle.web.http_headers.Headers`.
         responseHeaders: Headers to send; change them before the first ``write``.
+        requestTrailers: Trailer fields the client sent after the body (treadle's own, as
+            is ``responseTrailers``: see :mod:`treadle.web._trailers`).
+        responseTrailers: Trailer fields to send after the body; set them before ``finish``.
         code: Response status code (200 unless set).
         finished: True once ``finish()`` completed.
         startedWriting: True once the status line and headers were sent.

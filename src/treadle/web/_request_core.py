@@ -53,15 +53,96 @@ from treadle.web._framing import (
 from treadle.web._hand_channel import HandChannel
 from treadle.web._parser import Message
 from treadle.web._status import INTERNAL_SERVER_ERROR, NOT_FOUND
+from treadle.web._trailers import LAST_CHUNK, received, trailer_section
 from treadle.web.http_headers import Headers, canonical_name
 
-__all__ = ["RequestCore"]
+__all__ = ["PreparedFields", "RequestCore", "prepared_answer"]
 
 error_log = logging.getLogger("treadle.error")
 
 CRLF: Final = b"\r\n"
 #: What a response without headers of its own reads (never written to).
 _NO_HEADERS: Final[dict[bytes, list[bytes]]] = {}
+
+
+class PreparedFields:
+    """Response header fields that many responses carry alike, encoded once as a block.
+
+    A resource that answers request after request with the same fields (a static file:
+    its ``ETag``, ``Last-Modified``, ``Content-Type``...) builds one of these per set of
+    values, stores those fields in the response's header table as usual, and hands it to
+    the request as ``_prepared_fields``. When the head is written, the block replaces the
+    per-field encoding if, and only if, the table then holds exactly these fields, in this
+    order, with these very value objects: anything changed since (a field added, removed,
+    set again or appended to) makes the head be built field by field, as for any response.
+
+    Args:
+        names: Lowercased field names, in the order the resource stores them; never
+            ``connection``, ``server`` or ``date`` (the head writer decides those itself).
+        values: The one value of each field, in the same order.
+    """
+
+    __slots__ = ("block", "has_length", "has_type", "names", "values")
+
+    def __init__(self, names: tuple[bytes, ...], values: tuple[bytes, ...]) -> None:
+        if len(names) != len(values):
+            raise ValueError("one value per name")
+        for name in names:
+            if name in (b"connection", b"server", b"date"):
+                raise ValueError(f"{name!r} cannot be prepared")
+        self.names = names
+        self.values = values
+        self.block = b"".join(
+            canonical_name(name) + b": " + value + CRLF
+            for name, value in zip(names, values, strict=True)
+        )
+        self.has_length = b"content-length" in names
+        self.has_type = b"content-type" in names
+
+    def holds_exactly(self, raw: dict[bytes, list[bytes]]) -> bool:
+        """Whether header table ``raw`` holds just these fields, in order, each once."""
+        names = self.names
+        if len(raw) != len(names):
+            return False
+        values = self.values
+        for i, (name, field) in enumerate(raw.items()):
+            if name != names[i] or len(field) != 1 or field[0] is not values[i]:
+                return False
+        return True
+
+
+def prepared_answer(
+    request: RequestCore,
+    fields: PreparedFields,
+    unless: frozenset[bytes],
+    body: bytes,
+    length: bytes,
+) -> bytes | None:
+    """Set ``fields`` on a GET or HEAD's response; return what to render, ``body`` or ``b""``.
+
+    Returns None, having done nothing, when the request carries any of the header fields
+    named in ``unless`` (lowercased: validators, ``Range``), which call for another answer.
+    Otherwise each field is stored in the response's header table as ``setHeader`` would
+    (replacing any value, without its checks: prepared values were built by the caller);
+    a HEAD also gets ``Content-Length: length`` and an empty body, and a GET whose table
+    held nothing before is handed ``fields`` to write as one block (see
+    :class:`PreparedFields`).
+    """
+    asked = request.requestHeaders._raw
+    for name in unless:
+        if name in asked:
+            return None
+    raw = request.responseHeaders._raw
+    method = request.method
+    if not raw and method == b"GET":
+        request._prepared_fields = fields
+    values = fields.values
+    for i, name in enumerate(fields.names):
+        raw[name] = [values[i]]
+    if method == b"HEAD":
+        raw[b"content-length"] = [length]
+        return b""
+    return body
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -113,11 +194,17 @@ class RequestCore:
     # What setHost forced: the address getHost reports, and TLS for isSecure.
     _forced_host: IPv4Address | IPv6Address | None = None
     _forced_secure = False
+    # Set once the request's responseTrailers were made or assigned (treadle.web._trailers):
+    # all the per-request path reads of trailers (a byte beside the one above, compiled).
+    _trailing = False
     # What trusted proxies said (see use_forwarded): the client, and whether it used TLS.
     _forwarded_client: IPv4Address | IPv6Address | None = None
     _forwarded_secure: bool | None = None
     # Twisted's parsePOSTFormSubmission as given (None: the default, which is to parse).
     _parse_forms: bool | None = None
+    # Field lines encoded ahead of time for the header table this response may end up with
+    # (see PreparedFields); used only if the table then holds exactly those fields.
+    _prepared_fields: PreparedFields | None = None
 
     def __init__(
         self,
@@ -171,7 +258,7 @@ class RequestCore:
         An exception escaping ``process()`` is answered with a 500 page (or, once the
         response started, by ending it short) and logged.
         """
-        method, uri, http11, headers, content, keep_alive = message
+        method, uri, http11, headers, content, keep_alive, trailers = message
         self.method = method
         self.uri = uri
         self._http11 = http11
@@ -180,6 +267,8 @@ class RequestCore:
         self.requestHeaders._raw = headers
         self._content = content
         self._keep_alive = keep_alive
+        if trailers is not None:
+            received(self, trailers)
         if uri[:1] == b"/":
             q = uri.find(b"?")
             self.path = uri if q < 0 else uri[:q]
@@ -332,7 +421,7 @@ class RequestCore:
         elif self._framing is CHUNKED:
             transport = self._transport()
             assert transport is not None
-            transport.write(b"0\r\n\r\n")
+            transport.write(trailer_section(self) if self._trailing else LAST_CHUNK)
         elif self._framing is None:
             # The resource set startedWriting and wrote its own head: we cannot tell
             # where its body ends, so neither can the client unless the connection closes.
@@ -504,30 +593,44 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
     raw = _NO_HEADERS if headers is None else headers._raw
     # (Most responses set no header of their own: then no field is looked up at all.)
     fields = bool(raw)
+    # Fields prepared as one block (see PreparedFields): when the table holds exactly those,
+    # what the checks below would look up is known from the block, and no line is built.
+    block: bytes | None = None
+    has_type = False
+    prepared = request._prepared_fields
+    if fields and prepared is not None and prepared.holds_exactly(raw):
+        block = prepared.block
+        explicit_length = prepared.has_length
+        has_type = prepared.has_type
+    else:
+        explicit_length = fields and b"content-length" in raw
+        has_type = fields and b"content-type" in raw
     code = request.code
-    explicit_length = fields and b"content-length" in raw
-    framing = response_framing(
-        request._http11, request.method, code, length is not None or explicit_length
-    )
+    known = length is not None or explicit_length
+    if known and request._trailing and not explicit_length and _wants_trailers(request):
+        known = False  # only a chunked body carries trailers (see treadle.web._trailers)
+    framing = response_framing(request._http11, request.method, code, known)
     request._framing = framing
     http1 = request._http1
     persistent = keeps_reading(http1) if http1 is not None else request._wire.persistent
     keeps = request._keep_alive = keeps_connection(
-        request._keep_alive and persistent, framing, raw.get(b"connection") if fields else None
+        request._keep_alive and persistent,
+        framing,
+        raw.get(b"connection") if fields and block is None else None,
     )
     message = request.code_message
     line = _STATUS_LINES.get(code) if message is None else None
     lines = [line or status_line(code, message)]
     public: Any = request  # (class attributes of the public class and its subclasses)
     if public.sendsServerAndDate:
-        if not fields or (b"server" not in raw and b"date" not in raw):
+        if not fields or block is not None or (b"server" not in raw and b"date" not in raw):
             lines.append(server_and_date())
         else:
             if b"server" not in raw:
                 lines.append(SERVER_LINE)
             if b"date" not in raw:
                 lines.append(date_header())
-    if not fields or b"content-type" not in raw:
+    if not has_type:
         default_type = public.defaultContentType
         # Twisted's rule: every response gets the default type but a 204, a 304 and one
         # whose Content-Length field says 0 (a HEAD response too, though it has no body).
@@ -537,7 +640,9 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
             and not (explicit_length and raw[b"content-length"][0].strip() == b"0")
         ):
             lines.append(_HEAD_LINES.content_type(default_type))
-    if fields:
+    if block is not None:
+        lines.append(block)
+    elif fields:
         for name, values in raw.items():
             if name == b"connection":
                 continue  # ours says what the connection does (keeps_connection)
@@ -549,16 +654,18 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
         for cookie in cookies:
             lines.append(b"Set-Cookie: " + cookie + CRLF)
     if not explicit_length:
-        if length is not None:
-            # RFC 9110 §8.6: never in a 1xx or 204; in a 304 only the real size would do.
-            if code >= 200 and code != 204 and (length or code != 304):
-                lines.append(_HEAD_LINES.content_length(length))
-        elif framing is CHUNKED:
+        if framing is CHUNKED:
             lines.append(b"Transfer-Encoding: chunked\r\n")
+        # RFC 9110 §8.6: never in a 1xx or 204; in a 304 only the real size would do.
+        elif length is not None and code >= 200 and code != 204 and (length or code != 304):
+            lines.append(_HEAD_LINES.content_length(length))
     lines.append(HEAD_ENDS[keeps][request._http11])
     if body and framing is not NO_BODY:
         request.sentLength = len(body)
         lines.append(chunk(body) if framing is CHUNKED else body)
+    if length is not None and framing is CHUNKED:
+        # A whole body chunked for its trailers: it ends here, trailers included.
+        lines.append(trailer_section(request))
     transport: Any = (
         http1.asyncio_transport if http1 is not None else request._wire.asyncio_transport
     )
@@ -618,6 +725,14 @@ def _complete(request: RequestCore) -> None:
         wire = request._wire
         wire.factory.log(request)
         wire.request_done(request, request._keep_alive)
+
+
+def _wants_trailers(request: RequestCore) -> bool:
+    """Whether ``request`` (an HTTP/1.1 one) has response trailers to send. They are held by
+    the Python class (:class:`~treadle.web._request_helpers.RequestHelpers`), not a field of
+    the compiled one, so that a request without them is no larger."""
+    trailers: Any = getattr(request, "_response_trailers", None)
+    return request._http11 and trailers is not None and bool(trailers._raw)
 
 
 def _as_bytes(data: object) -> bytes:

@@ -1,5 +1,6 @@
 """What Twisted's ``http.Request`` offers besides the wire: conditional requests and Basic
-credentials.
+credentials; and treadle's trailer fields (``requestTrailers``, ``responseTrailers``: see
+:mod:`treadle.web._trailers`).
 
 :class:`RequestHelpers` is a base of :class:`treadle.web.http.Request` (and so of
 ``server.Request``). Its state lives in class attributes that a call overrides on the
@@ -21,16 +22,16 @@ from email.utils import formatdate, mktime_tz, parsedate_tz
 from typing import TYPE_CHECKING, Any
 
 from treadle.web._status import CACHED, NOT_MODIFIED, PRECONDITION_FAILED
-
-if TYPE_CHECKING:
-    from treadle.web.http_headers import Headers
+from treadle.web._trailers import TrailerHeaders, check_names
+from treadle.web.http_headers import Headers
 
 __all__ = ["RequestHelpers"]
 
 
 class RequestHelpers:
-    """Conditional requests (``setLastModified``, ``setETag``) and Basic credentials
-    (``getUser``, ``getPassword``) of a request.
+    """Conditional requests (``setLastModified``, ``setETag``), Basic credentials
+    (``getUser``, ``getPassword``) and trailer fields (``requestTrailers``,
+    ``responseTrailers``) of a request.
 
     Attributes:
         lastModified: The time given to :meth:`setLastModified` (whole seconds), or None.
@@ -42,10 +43,13 @@ class RequestHelpers:
     lastModified: int | None = None
     etag: bytes | None = None
     _credentials: tuple[bytes, bytes] | None = None
+    _request_trailers: Headers | None = None
+    _response_trailers: Headers | None = None
 
     if TYPE_CHECKING:  # provided by the request class this is a base of
         method: bytes
         requestHeaders: Headers
+        _trailing: bool  # a field of the compiled core, read on its per-request path
 
         def setHeader(self, name: str | bytes, value: str | bytes) -> None: ...
 
@@ -153,6 +157,44 @@ class RequestHelpers:
     def getPassword(self) -> bytes:
         """Return the password of a Basic ``Authorization`` header (b"" if none or invalid)."""
         return self._basic_credentials()[1]
+
+    # -- trailer fields ---------------------------------------------------------------------
+
+    @property
+    def requestTrailers(self) -> Headers:
+        """Trailer fields the client sent after the body (empty when none; see
+        :mod:`treadle.web._trailers`)."""
+        trailers = self._request_trailers
+        if trailers is None:
+            trailers = self._request_trailers = Headers()  # type: ignore[misc]  # as above
+        return trailers
+
+    @requestTrailers.setter
+    def requestTrailers(self, value: Headers) -> None:
+        self._request_trailers = value  # type: ignore[misc]  # the request has a __dict__
+
+    @property
+    def responseTrailers(self) -> Headers:
+        """Trailer fields to send after the response body; fill them before ``finish()``.
+
+        A :class:`~treadle.web._trailers.TrailerHeaders`, refusing fields that may not be
+        trailers. Sent on HTTP/2 and after a chunked HTTP/1.1 body, dropped where the
+        response cannot carry them (see :mod:`treadle.web._trailers`).
+
+        Raises:
+            ValueError: (Setting) a field of the ``Headers`` given may not be a trailer.
+        """
+        trailers = self._response_trailers
+        if trailers is None:
+            trailers = self._response_trailers = TrailerHeaders()  # type: ignore[misc]
+            self._trailing = True  # type: ignore[misc]  # a field of the compiled core
+        return trailers
+
+    @responseTrailers.setter
+    def responseTrailers(self, value: Headers) -> None:
+        check_names(value)
+        self._response_trailers = value  # type: ignore[misc]  # the request has a __dict__
+        self._trailing = True  # type: ignore[misc]  # a field of the compiled core
 
 
 def _entity_tags(values: list[bytes]) -> list[bytes]:

@@ -174,7 +174,8 @@ class InterfaceRequest:
 
     def receive_message(self, message: Any) -> None:
         """Hand over a parsed request (see the class docstring)."""
-        method, uri, http11, headers, content, _keep_alive = message
+        # (Trailer fields are not handed over: Twisted's request interface has none.)
+        method, uri, http11, headers, content, _keep_alive, _trailers = message
         request = self.request
         version = b"HTTP/1.1" if http11 else b"HTTP/1.0"
         received = request.requestHeaders
