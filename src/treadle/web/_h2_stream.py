@@ -38,7 +38,7 @@ from typing import IO, Any, ClassVar, Final, Protocol
 from treadle.internet.error import ConnectionAborted, ConnectionDone
 from treadle.web._h2_fields import CONNECTION_FIELDS, error_fields, response_fields
 from treadle.web._h2_limits import STREAM_HIGH_WATER, STREAM_LOW_WATER, STREAM_SPOOL_SIZE
-from treadle.web._trailers import FORBIDDEN, h2_fields, received
+from treadle.web._trailers import h2_fields, received
 from treadle.web.http_headers import Headers
 
 __all__ = [
@@ -218,13 +218,12 @@ class H2Stream:
     def receive_trailers(self, fields: list[tuple[bytes, bytes]], limit: int) -> bool:
         """Keep the request's trailer fields (h2 checked them as header fields: lowercased,
         no pseudo-fields); False (nothing kept) when they pass ``limit`` bytes, counted as
-        HTTP/1.1 counts a trailer section. Fields that may not be trailers are dropped."""
+        HTTP/1.1 counts a trailer section. Fields that may not be trailers are dropped by
+        :func:`~treadle.web._trailers.received`, as for HTTP/1.1."""
         size = 0
         trailers: dict[bytes, list[bytes]] = {}
         for name, value in fields:
             size += len(name) + len(value) + 4  # as the field line ``name: value`` CRLF
-            if name in FORBIDDEN:
-                continue
             values = trailers.get(name)
             if values is None:
                 trailers[name] = [value]
