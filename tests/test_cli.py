@@ -1036,3 +1036,35 @@ def test_wsgi_application(run: Callable[..., Treadle], tmp_path: Path) -> None:
     assert bad.returncode == 1
     assert bad.stderr.startswith("treadle: error: --wsgi nosuchmodule:app")
     assert "Traceback" not in bad.stderr
+
+
+def test_a_sigterm_sent_the_moment_the_port_opens_shuts_down_gracefully(site: Path) -> None:
+    # A process manager may signal as soon as the port accepts: the stop signals must be
+    # handled from before the port opens (the start-up work after it once left a window in
+    # which SIGTERM killed the process outright, status -15).
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "treadle", "web", "--path", str(site)),
+            *("--listen", f"tcp:{port}:interface=127.0.0.1", "--no-access-log"),
+        ],
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            assert proc.poll() is None, "treadle web exited before listening"
+            assert time.monotonic() < deadline, "treadle web never listened"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                pass  # not listening yet: try again at once, to signal at the earliest
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(DEADLINE) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=DEADLINE)

@@ -299,6 +299,7 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
     pidfile: PidFile | None = None
     site: Site | None = None
     lifespan: AppLifespan | None = None
+    signals = contextlib.ExitStack()
     try:
         site, what = make_site(options)
         logs.attach_access_log(site)
@@ -306,6 +307,11 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
             # Start-up before the ports open, as uvicorn: no request meets an unready app.
             lifespan = AppLifespan(site.resource)
             lifespan.start()
+        # The stop signals are ours from before the ports open: one sent as soon as the
+        # server listens is held until the loop runs (when ``shutdown`` exists), then shuts
+        # down gracefully, instead of killing the process outright.
+        stopping: list[Shutdown] = []
+        signals.enter_context(stop_signals_handled(lambda signum: stopping[0].on_signal(signum)))
         where = []
         for endpoint in options.listen:
             port = listen(endpoint, site, reuse_port)
@@ -316,16 +322,17 @@ def serve(options: WebOptions, out: IO[str] | None = None, reuse_port: bool = Fa
         if options.pidfile is not None:
             pidfile = PidFile(options.pidfile)
         shutdown = Shutdown(site, ports, options.grace, lifespan)
+        stopping.append(shutdown)
         # Modules, the site and its resources live as long as the process: freezing them
         # keeps every later collection to what requests create (with thousands of pending
         # responses, full collections walking the start-up heap cost ~10 % of the CPU).
         gc.collect()
         gc.freeze()
         print(f"treadle {__version__} serving {what} on {', '.join(where)}", file=out, flush=True)
-        with stop_signals_handled(shutdown.on_signal):
-            reactor.run(installSignalHandlers=False)
+        reactor.run(installSignalHandlers=False)
         return shutdown.exit_code
     finally:
+        signals.close()
         for port in ports:
             port.stopListening()
         for path in sockets:

@@ -272,10 +272,12 @@ class Shutdown:
 def stop_signals_handled(on_signal: Callable[[int], object]) -> Iterator[None]:
     """While the reactor runs, SIGINT and SIGTERM call ``on_signal(signum)`` on its loop.
 
-    The signals are held back until the loop runs: before the handler is set, one would
+    The signals are held back until the reactor runs: before the handler is set, one would
     kill the process outright, and uvloop drops one that arrives after the handler is set
-    but before the loop runs. (A worker of ``--workers`` starts with them blocked already,
-    see :mod:`treadle._cli.workers`.) Everything is undone on leaving.
+    but before the loop runs. Entered before the server starts listening, it covers the
+    moment a process manager may signal as soon as the port accepts. (A worker of
+    ``--workers`` starts with them blocked already, see :mod:`treadle._cli.workers`.)
+    Everything is undone on leaving.
     """
     loop = reactor.loop
     stop_signals = {signal.SIGINT, signal.SIGTERM}
@@ -288,7 +290,9 @@ def stop_signals_handled(on_signal: Callable[[int], object]) -> Iterator[None]:
             loop.add_signal_handler(signum, on_signal, signum)
             handled.append(signum)
     if can_mask:
-        loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, stop_signals)
+        # When the reactor runs, not the loop: starting up (listening, an ASGI lifespan)
+        # runs the loop for a moment, and a signal let through then would be dropped.
+        reactor.callWhenRunning(signal.pthread_sigmask, signal.SIG_UNBLOCK, stop_signals)
     try:
         yield
     finally:

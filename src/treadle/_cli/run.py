@@ -291,17 +291,14 @@ class _Stopper:
             reactor.stop()
 
 
-def _run_reactor(stopper: _Stopper) -> None:
+def _run_reactor() -> None:
     try:
-        # Our handlers, not the reactor's: they stay in place while the services stop.
-        with stop_signals_handled(stopper.on_signal):
-            reactor.run(installSignalHandlers=False)
+        reactor.run(installSignalHandlers=False)
     finally:
         close_loop(reactor.loop)
 
 
-def _start(application: Any, what: str) -> _Stopper:
-    root: Any = service.IService(application)
+def _start(application: Any, root: Any, what: str, stopper: _Stopper) -> None:
     try:
         root.privilegedStartService()
         _switch_user(application)
@@ -313,9 +310,7 @@ def _start(application: Any, what: str) -> _Stopper:
         raise StartupError(
             f"{what}: starting the application failed: {type(e).__name__}: {e}"
         ) from None
-    stopper = _Stopper(root)
     reactor.addSystemEventTrigger("before", "shutdown", stopper.before_shutdown)
-    return stopper
 
 
 def _log_observer_of(application: Any) -> Any:
@@ -362,10 +357,16 @@ def run(options: RunOptions, logs: _Logging | None = None) -> int:
         application = _application_from_plugin(options)
         what = f"plugin {options.subCommand}"
     pidfile = PidFile(options["pidfile"]) if options["pidfile"] is not None else None
+    root: Any = service.IService(application)
+    stopper = _Stopper(root)
     try:
-        stopper = _start(application, what)
-        log.info("treadle %s running %s (pid %d).", __version__, what, os.getpid())
-        _run_reactor(stopper)
+        # Our handlers, not the reactor's: they stay in place while the services stop. Set
+        # before the services start: a SIGTERM sent as soon as the application listens is
+        # held until the loop runs, then stops it gracefully, instead of killing it outright.
+        with stop_signals_handled(stopper.on_signal):
+            _start(application, root, what, stopper)
+            log.info("treadle %s running %s (pid %d).", __version__, what, os.getpid())
+            _run_reactor()
         log.info("Server shut down.")
         return stopper.exit_code
     finally:
