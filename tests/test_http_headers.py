@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from treadle.web.http_headers import Headers, InvalidHeaderName, canonical_name
+from treadle.web.resource import Resource
+from treadle.web.server import Request
+
+from .conftest import raw_request
 
 
 def test_case_insensitive_and_ordered() -> None:
@@ -74,3 +80,73 @@ def test_repr_shows_canonical_names_and_the_class() -> None:
         "Headers({b'X-Foo': [b'bar\\xe1', b'baz']})"
     )
     assert repr(Funny({"etag": ["v"]})) == "Funny({b'ETag': [b'v']})"
+
+
+# -- a request's headers, as a resource sees them over a real socket ---------------------------
+# (The parser hands them over as a flat list, turned into a table only when changed or listed
+# whole: every reading must give what the table would.)
+
+
+class ReadsHeaders(Resource):
+    """Reads the request's headers every way a resource can, before and after changing them."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        received = request.requestHeaders
+        seen: list[object] = [
+            received.getRawHeaders(b"X-Twice"),
+            received.getRawHeaders("x-twice"),
+            received.getRawHeaders(b"x-missing", [b"default"]),
+            received.hasHeader(b"HOST"),
+            received.hasHeader("x-missing"),
+            request.getHeader(b"x-twice"),
+            request.getCookie(b"b"),
+            request.getRequestHostname(),
+        ]
+        # A value the caller changes is its own copy: the headers stay as they were.
+        got = received.getRawHeaders(b"x-twice")
+        assert got is not None
+        got.append(b"mine")
+        seen.append(received.getRawHeaders(b"x-twice"))
+        seen.append([(name, list(values)) for name, values in received.getAllRawHeaders()])
+        received.addRawHeader(b"x-twice", b"3")
+        received.removeHeader(b"cookie")
+        seen.append(received.getRawHeaders(b"x-twice"))
+        seen.append(received.hasHeader(b"cookie"))
+        seen.append(request.getAllHeaders())
+        return repr(seen).encode()
+
+
+def test_a_request_reads_its_headers_the_same_every_way(serve: Callable[..., str]) -> None:
+    url = serve(ReadsHeaders())
+    reply = raw_request(
+        url,
+        b"GET / HTTP/1.1\r\nHost: example.com:80\r\nX-Twice: 1\r\nCookie: a=1; b=2\r\n"
+        b"x-twice: 2\r\nConnection: close\r\n\r\n",
+    )
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    body = reply.split(b"\r\n\r\n", 1)[1]
+    all_raw = [
+        (b"Host", [b"example.com:80"]),
+        (b"X-Twice", [b"1", b"2"]),
+        (b"Cookie", [b"a=1; b=2"]),
+        (b"Connection", [b"close"]),
+    ]
+    after = {b"host": b"example.com:80", b"x-twice": b"3", b"connection": b"close"}
+    expected = [
+        [b"1", b"2"],
+        ["1", "2"],
+        [b"default"],
+        True,
+        False,
+        b"2",
+        b"2",
+        b"example.com",
+        [b"1", b"2"],
+        all_raw,
+        [b"1", b"2", b"3"],
+        False,
+        after,
+    ]
+    assert body == repr(expected).encode()

@@ -68,7 +68,9 @@ def test_version_and_keep_alive_with_and_without_a_connection_field(
     method, target, is_http11, headers, body, keeps, trailers = sink.messages[0]
     assert (method, target, is_http11, keeps, body) == (b"GET", b"/a", http11, keep_alive, None)
     assert trailers is None
-    assert headers[b"host"] == [b"x"]
+    # The fields flat, as read: name, value, ... with names lowercased.
+    expected = [b"host", b"x"] + ([] if connection is None else [b"connection", connection])
+    assert headers == expected
 
 
 @pytest.mark.parametrize("version", [b"0.9", b"2.0"])
@@ -107,6 +109,37 @@ def test_trailer_fields_are_handed_over_apart_from_the_headers() -> None:
         chunked + b"0\r\nX-Sum: 1\r\nHost: evil\r\nX-Sum: 2\r\n\r\n" + chunked + b"0\r\n\r\n"
     )
     first, second = sink.messages
-    assert first[3][b"host"] == [b"x"] and b"x-sum" not in first[3]
+    assert first[3] == [b"host", b"x", b"transfer-encoding", b"chunked"]
     assert first[6] == {b"x-sum": [b"1", b"2"], b"host": [b"evil"]}
     assert second[6] is None  # a chunked body without trailer fields
+
+
+def test_field_names_are_lowercased_and_values_kept_in_arrival_order() -> None:
+    sink = parse(
+        b"GET / HTTP/1.1\r\nHOST: x\r\nX-A: 1\r\nAccept: */*\r\nx-a: 2 \r\nX-Odd-Name: v\r\n\r\n"
+    )
+    assert sink.messages[0][3] == [
+        b"host",
+        b"x",
+        b"x-a",
+        b"1",
+        b"accept",
+        b"*/*",
+        b"x-a",
+        b"2",
+        b"x-odd-name",
+        b"v",
+    ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [b"Host: x\r\nhost: x\r\n", b"Host: x\r\nHOST: y\r\n", b"Host: a b\r\n"],
+)
+def test_more_than_one_host_or_an_invalid_one_is_refused(fields: bytes) -> None:
+    assert refusal(b"GET / HTTP/1.1\r\n" + fields + b"\r\n") == 400
+
+
+def test_an_absolute_form_target_replaces_every_host_field() -> None:
+    sink = parse(b"GET http://example.com:8080/p HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n")
+    assert sink.messages[0][3] == [b"x-a", b"1", b"host", b"example.com:8080"]

@@ -144,7 +144,7 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
             _VERSIONS.get(version) or version.decode("latin-1").partition("/")[2]
         )
     scope["asgi"] = _ASGI.copy()  # (a copy of a table, where a literal inserts each entry)
-    scope["headers"] = _header_list(fields._raw)
+    scope["headers"] = fields._pairs()
     scope["state"] = state.copy()
     # Response trailers (``http.response.trailers``: see treadle.web._asgi_http).
     scope["extensions"] = {"http.response.trailers": {}}
@@ -198,18 +198,6 @@ def _parts_of(request: Any) -> Parts:
         (host_host, host.port) if host_host is not None else (getattr(host, "name", None), None)
     )
     return scheme, client, server
-
-
-def _header_list(raw: dict[bytes, list[bytes]]) -> list[tuple[bytes, bytes]]:
-    """The request's header fields as ASGI pairs (the names are lowercase already: the
-    parser's dict is read directly, as the public ``getAllRawHeaders`` would capitalise
-    them only for us to lower them again). A loop, not a comprehension, which in Python
-    3.11 makes and calls a function of its own."""
-    headers = []
-    for name, values in raw.items():
-        for value in values:
-            headers.append((name, value))
-    return headers
 
 
 def _paths(prepath: list[bytes], postpath: list[bytes]) -> tuple[str, str]:

@@ -54,7 +54,7 @@ _FORBIDDEN: Final = b"<html><body><h1>403 Forbidden</h1></body></html>"
 def is_websocket(request: Request) -> bool:
     """Whether ``request`` asks for a WebSocket on a channel that can hand its connection
     over (HTTP/1.1; other requests, with ``Upgrade`` or not, get the ``http`` scope)."""
-    upgrade = request.requestHeaders._raw.get(b"upgrade")
+    upgrade = request.requestHeaders._get(b"upgrade")
     if not upgrade or b"websocket" not in upgrade[-1].lower():
         return False
     channel = request.channel

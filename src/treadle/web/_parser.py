@@ -64,6 +64,7 @@ from treadle.web._framing import (
     transfer_coding_error,
     valid_host,
 )
+from treadle.web.http_headers import _table_of
 
 __all__ = [
     "FEED_SLICE",
@@ -94,14 +95,16 @@ _SLASH: Final = ord("/")
 #: The target of a request for the site's root.
 _ROOT_TARGET: Final = b"/"
 
-#: A complete request as the channel queues it: ``(method, target, http11, headers, body,
-#: keep_alive, trailers)`` (``trailers``: the trailer fields of a chunked body, None when
-#: there are none). A plain tuple: one is made per request, and a tuple is the cheapest object.
+#: A complete request as the channel queues it: ``(method, target, http11, fields, body,
+#: keep_alive, trailers)`` (``fields``: the header fields, flat: name, value, name, value, ...
+#: with names lowercased, as :meth:`~treadle.web.http_headers.Headers._adopt_fields` takes
+#: them; ``trailers``: the trailer fields of a chunked body, None when there are none). A
+#: plain tuple: one is made per request, and a tuple is the cheapest object.
 Message = tuple[
     bytes,
     bytes,
     bool,
-    dict[bytes, list[bytes]],
+    list[bytes],
     IO[bytes] | None,
     bool,
     dict[bytes, list[bytes]] | None,
@@ -206,13 +209,12 @@ class Parser:
         "body",
         "body_size",
         "chunks",
+        "fields",
         "head_size",
-        "headers",
         "host_seen",
         "limits",
         "llhttp",
         "method",
-        "repeats",
         "sink",
         "target",
         "trailer_owner",
@@ -228,13 +230,13 @@ class Parser:
         self.method = b"GET"
         self.target = b""
         self.version = "1.1"
-        self.headers: dict[bytes, list[bytes]] = {}
-        # The headers of a chunked request, while its chunks send trailer fields to
+        # The field lines read so far, flat: name, value, ... (names lowercased).
+        self.fields: list[bytes] = []
+        # The header fields of a chunked request, while its chunks send trailer fields to
         # ``trailers`` (made for each chunked request: never merged, RFC 9110 §6.5.1).
-        self.trailer_owner: dict[bytes, list[bytes]] | None = None
-        self.trailers: dict[bytes, list[bytes]] | None = None
+        self.trailer_owner: list[bytes] | None = None
+        self.trailers: list[bytes] | None = None
         self.head_size = 0
-        self.repeats = 0
         # Bytes of the current message that no callback counted (see count_read).
         self.wire = 0
         self.chunks = 0
@@ -242,7 +244,7 @@ class Parser:
         self.body_size = 0
         # The last Host value found valid: most requests repeat it, and it is then not
         # checked again. (Valid is valid on any connection: it survives lending.)
-        self.host_seen: list[bytes] | None = None
+        self.host_seen: bytes | None = None
 
     def discard(self) -> None:
         """Drop a parser stopped inside a message (or after a refusal): never reused.
@@ -298,9 +300,8 @@ class Parser:
 
     def on_message_begin(self) -> None:
         self.target = b""
-        self.headers = {}
+        self.fields = []
         self.trailer_owner = None
-        self.repeats = 0
         self.wire = 0
         self.body_size = 0
         self._begun()
@@ -331,18 +332,38 @@ class Parser:
         key = _FIELD_NAMES.get(name)
         if key is None:
             key = name.lower()
-        headers = self.headers
-        values = headers.get(key)
-        if values is None:
-            headers[key] = [value]
-        else:
-            values.append(value)
-            self.repeats += 1
+        fields = self.fields
+        fields.append(key)
+        fields.append(value)
 
     def on_headers_complete(self) -> None:
-        headers = self.headers
+        fields = self.fields
         llhttp = self.llhttp
-        if b"connection" not in headers and llhttp.should_keep_alive():
+        # One pass over the fields for the few that decide how the request is read.
+        connection = False
+        host = -1  # where the (last) Host value is
+        hosts = 0
+        coded = False
+        length = -1
+        expect = -1
+        expects = 0
+        for i in range(0, len(fields), 2):
+            role = _ROLES.get(fields[i], 0)
+            if not role:
+                continue
+            if role == _HOST:
+                host = i + 1
+                hosts += 1
+            elif role == _CONNECTION:
+                connection = True
+            elif role == _CONTENT_LENGTH:
+                length = i + 1  # llhttp refuses a second one
+            elif role == _TRANSFER_ENCODING:
+                coded = True
+            elif role == _EXPECT:
+                expect = i + 1
+                expects += 1
+        if not connection and llhttp.should_keep_alive():
             # Of the versions llhttp passes (0.9, 1.0, 1.1, 2.0), only HTTP/1.1 keeps the
             # connection without a Connection field (RFC 9112 §9.3, llhttp's own rule): the
             # usual request is known to be 1.1 without asking httptools, which formats the
@@ -358,31 +379,31 @@ class Parser:
         if self.head_size > self.limits.count_check:
             # Fewer bytes than _MIN_FIELD_SIZE per allowed field cannot hold too many fields.
             self._check_count(0)
-        host = headers.get(b"host")
         # An HTTP/1.1 request without Host is served, as Twisted (and most Python servers)
         # do, though RFC 9112 §3.2 says 400: getRequestHostname() then gives our address.
-        if host is not None:
+        if hosts:
             seen = self.host_seen
-            if host != seen:  # the list compare checks "exactly one" too
-                _check_host(host)
-                self.host_seen = [host[0]]  # a copy: the request may change its own
+            if hosts != 1:
+                raise Refused(400, "more than one Host field")
+            if fields[host] != seen:
+                if not valid_host(fields[host]):
+                    raise Refused(400, "invalid Host field")
+                self.host_seen = fields[host]
             else:
                 # The value checked before, as one object: a pending request keeps no copy.
                 assert seen is not None
-                host[0] = seen[0]
+                fields[host] = seen
         if self.target[0] != _SLASH:  # not origin-form: rare
             self._check_target()
         body = False
-        if b"transfer-encoding" in headers:
+        if coded:
             body = self._check_chunked(version == "1.1")
-        length = headers.get(b"content-length")
-        if length is not None:
-            body = self._check_length(length[0])
+        if length >= 0:
+            body = self._check_length(fields[length])
         invite = False
-        expect = headers.get(b"expect")
-        if expect is not None and version == "1.1":
+        if expect >= 0 and version == "1.1":
             # RFC 9110 §10.1.1: an HTTP/1.0 request's expectation MUST be ignored.
-            if len(expect) != 1 or expect[0].lower() != b"100-continue":
+            if expects != 1 or fields[expect].lower() != b"100-continue":
                 raise Refused(417, "unsupported expectation")
             invite = body  # no content, nothing to invite
         self._head_done(invite)
@@ -408,12 +429,12 @@ class Parser:
         self.chunks += 1
         trailers = self.trailers
         assert trailers is not None  # set by _check_chunked before any chunk
-        self.headers = trailers
+        self.fields = trailers
 
     def on_chunk_complete(self) -> None:
-        headers = self.trailer_owner
-        assert headers is not None  # set by _check_chunked before any chunk
-        self.headers = headers
+        fields = self.trailer_owner
+        assert fields is not None  # set by _check_chunked before any chunk
+        self.fields = fields
 
     def on_message_complete(self) -> None:
         content = self.body
@@ -421,18 +442,19 @@ class Parser:
             content.seek(0)
             self.body = None
         trailers: dict[bytes, list[bytes]] | None = None
-        headers = self.trailer_owner
-        if headers is None:
-            headers = self.headers
+        fields = self.trailer_owner
+        if fields is None:
+            fields = self.fields
         else:
-            trailers = self.trailers or None
-            self.trailers = None  # the request's now, if any
+            if self.trailers:
+                trailers = _table_of(self.trailers)
+            self.trailers = None
         self._complete(
             (
                 self.method,
                 self.target,
                 self.version == "1.1",
-                headers,
+                fields,
                 content,
                 self.llhttp.should_keep_alive(),
                 trailers,
@@ -470,7 +492,7 @@ class Parser:
         self._check_count(1)
 
     def _check_count(self, pending: int) -> None:
-        fields = len(self.headers) + self.repeats + pending
+        fields = len(self.fields) // 2 + pending
         if fields > self.limits.fields:
             raise Refused(431, "too many header fields")
 
@@ -484,11 +506,20 @@ class Parser:
         if target != b"*" and method != b"CONNECT":
             # RFC 9112 §3.2.2: an origin server MUST ignore the Host field and use the
             # target's authority instead; it is what request.getRequestHostname() returns.
-            self.headers[b"host"] = [absolute_form_authority(target)]
+            fields = self.fields
+            kept = [
+                fields[i + j]
+                for i in range(0, len(fields), 2)
+                if fields[i] != b"host"
+                for j in (0, 1)
+            ]
+            kept.append(b"host")
+            kept.append(absolute_form_authority(target))
+            self.fields = kept
 
     def _check_chunked(self, http11: bool) -> bool:
         """Vet a request with Transfer-Encoding; return True (a body follows)."""
-        error = transfer_coding_error(self.headers[b"transfer-encoding"], http11)
+        error = transfer_coding_error(_values_of(self.fields, b"transfer-encoding"), http11)
         if error is not None:
             raise Refused(*error)
         self._check_body_allowed()
@@ -496,8 +527,8 @@ class Parser:
         self.wire = 0
         # Trailer fields arrive through on_header; they are kept apart and counted from
         # here against the trailer limit.
-        self.trailer_owner = self.headers
-        self.trailers = {}
+        self.trailer_owner = self.fields
+        self.trailers = []
         self.head_size = self.limits.size_check - self.limits.trailers
         return True
 
@@ -516,7 +547,7 @@ class Parser:
 
     def _check_body_allowed(self) -> None:
         # llhttp flags an upgrade for "Connection: upgrade" with Upgrade, or for CONNECT.
-        if (b"upgrade" in self.headers or self.method == b"CONNECT") and (
+        if (_values_of(self.fields, b"upgrade") or self.method == b"CONNECT") and (
             self.llhttp.should_upgrade()
         ):
             # httptools tells llhttp to skip the body of an Upgrade (or CONNECT) request;
@@ -567,9 +598,21 @@ SPARE_PARSERS: Final[list[Parser]] = []
 MAX_SPARE_PARSERS: Final = 1024
 
 
-def _check_host(values: list[bytes]) -> None:
-    """Refuse more than one Host or an invalid one (RFC 9112 §3.2: 400)."""
-    if len(values) != 1:
-        raise Refused(400, "more than one Host field")
-    if not valid_host(values[0]):
-        raise Refused(400, "invalid Host field")
+# What on_headers_complete looks for among the fields.
+_HOST: Final = 1
+_CONNECTION: Final = 2
+_CONTENT_LENGTH: Final = 3
+_TRANSFER_ENCODING: Final = 4
+_EXPECT: Final = 5
+_ROLES: Final[dict[bytes, int]] = {
+    b"host": _HOST,
+    b"connection": _CONNECTION,
+    b"content-length": _CONTENT_LENGTH,
+    b"transfer-encoding": _TRANSFER_ENCODING,
+    b"expect": _EXPECT,
+}
+
+
+def _values_of(fields: list[bytes], key: bytes) -> list[bytes]:
+    """Every value of ``key`` (lowercased) among flat fields, in order."""
+    return [fields[i + 1] for i in range(0, len(fields), 2) if fields[i] == key]

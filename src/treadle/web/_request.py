@@ -173,7 +173,7 @@ class Request(RequestHelpers, RequestCore):
     def _parse_args(self) -> dict[bytes, list[bytes]]:
         q = self.uri.find(b"?")
         args: dict[bytes, list[bytes]] = parse_urlencoded(self.uri[q + 1 :]) if q >= 0 else {}
-        ctype = self.requestHeaders._raw.get(b"content-type")
+        ctype = self.requestHeaders._get(b"content-type")
         if ctype is None or self._content is None or self.method != b"POST":
             return args
         if self._parses_forms():
@@ -199,7 +199,7 @@ class Request(RequestHelpers, RequestCore):
         cookies = self._cookies_in
         if cookies is None:
             cookies = self._cookies_in = {}
-            for header in self.requestHeaders._raw.get(b"cookie", ()):
+            for header in self.requestHeaders._get(b"cookie") or ():
                 for pair in header.split(b";"):
                     name, sep, value = pair.lstrip().partition(b"=")
                     if sep:
@@ -325,7 +325,7 @@ class Request(RequestHelpers, RequestCore):
 
     def getRequestHostname(self) -> bytes:
         """Return the host the client asked for (``Host`` without port), else our address."""
-        host = self.requestHeaders._raw.get(b"host")
+        host = self.requestHeaders._get(b"host")
         if host:
             value = host[0]
             if value.startswith(b"["):  # IPv6 literal: [::1]:8080

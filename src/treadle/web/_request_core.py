@@ -128,9 +128,9 @@ def prepared_answer(
     held nothing before is handed ``fields`` to write as one block (see
     :class:`PreparedFields`).
     """
-    asked = request.requestHeaders._raw
+    asked = request.requestHeaders
     for name in unless:
-        if name in asked:
+        if asked._has(name):
             return None
     raw = request.responseHeaders._raw
     method = request.method
@@ -264,7 +264,7 @@ class RequestCore:
         self._http11 = http11
         if not http11:
             self.clientproto = b"HTTP/1.0"
-        self.requestHeaders._raw = headers
+        self.requestHeaders._adopt_fields(headers)
         self._content = content
         self._keep_alive = keep_alive
         if trailers is not None:

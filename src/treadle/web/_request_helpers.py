@@ -78,9 +78,9 @@ class RequestHelpers:
             self.setHeader(b"last-modified", formatdate(when, usegmt=True).encode("ascii"))
         if self.method != b"GET" and self.method != b"HEAD":
             return None
-        raw = self.requestHeaders._raw
-        since = raw.get(b"if-modified-since")
-        if not since or b"if-none-match" in raw:
+        received = self.requestHeaders
+        since = received._get(b"if-modified-since")
+        if not since or received._has(b"if-none-match"):
             return None
         # Old browsers append "; length=..." to the date.
         parsed = parsedate_tz(since[-1].split(b";", 1)[0].decode("latin-1"))
@@ -112,14 +112,14 @@ class RequestHelpers:
         if etag:
             self.etag = etag  # type: ignore[misc]  # the request has a __dict__
             self.setHeader(b"etag", etag)
-        raw = self.requestHeaders._raw
-        wanted = raw.get(b"if-match")
+        received = self.requestHeaders
+        wanted = received._get(b"if-match")
         if wanted is not None:
             tags = _entity_tags(wanted)
             if b"*" not in tags and (not etag or etag.startswith(b"W/") or etag not in tags):
                 self.setResponseCode(PRECONDITION_FAILED)
                 return CACHED
-        unwanted = raw.get(b"if-none-match")
+        unwanted = received._get(b"if-none-match")
         if unwanted is not None:
             tags = _entity_tags(unwanted)
             if b"*" in tags or (etag and _weak(etag) in {_weak(t) for t in tags}):
@@ -134,7 +134,7 @@ class RequestHelpers:
         credentials = self._credentials
         if credentials is None:
             credentials = (b"", b"")
-            header = self.requestHeaders._raw.get(b"authorization")
+            header = self.requestHeaders._get(b"authorization")
             if header:
                 scheme, _, encoded = header[-1].strip().partition(b" ")
                 if scheme.lower() == b"basic":

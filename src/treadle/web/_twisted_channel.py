@@ -36,7 +36,7 @@ from treadle.python.failure import Failure
 from treadle.web._channel_transport import TwistedTransportAdapter
 from treadle.web._parser import Limits
 from treadle.web._state import DONE, UPGRADED
-from treadle.web.http_headers import Headers
+from treadle.web.http_headers import Headers, _table_of
 
 __all__ = [
     "NO_TIMEOUT",
@@ -179,11 +179,12 @@ class InterfaceRequest:
         request = self.request
         version = b"HTTP/1.1" if http11 else b"HTTP/1.0"
         received = request.requestHeaders
-        for name, values in headers.items():
+        table = _table_of(headers)
+        for name, values in table.items():
             received.setRawHeaders(name, values)
         request.parseCookies()
         self.channel.checkPersistence(request, version)
-        length = headers.get(b"content-length")
+        length = table.get(b"content-length")
         request.gotLength(int(length[0]) if length else None)
         if content is not None:
             try:

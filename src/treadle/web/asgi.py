@@ -187,7 +187,7 @@ class ASGIResource:
         calls = self._http_calls
         if calls is None or calls.deadlines.source is not loop:
             calls = self._calls_on(loop)
-        if b"upgrade" in request.requestHeaders._raw and is_websocket(request):
+        if request.requestHeaders._has(b"upgrade") and is_websocket(request):
             return self._render_websocket(request, loop, calls.deadlines)
         lifespan = self._lifespan
         if lifespan.phase in READY:

@@ -1,0 +1,65 @@
+"""Instructions per request on the hot path, counted by callgrind (deterministic, no sockets).
+
+Feeds ``-n`` requests of one kind to a channel over a discarding transport (as
+``test_hotpath.py`` does), after a warm-up. Run it twice under callgrind and divide the
+difference by the difference in requests::
+
+    for n in 1000 6000; do
+        PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$n \\
+            python bench/micro/instructions.py --kind hello -n $n
+    done
+    # instructions per request: (total(6000) - total(1000)) / 5000, "totals" in callgrind_annotate
+
+``--kind``: ``hello`` (wrk's request), ``browser`` (a 7-field browser request with a query),
+``headers`` (the browser request to a resource that reads three of its fields).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from test_hotpath import BROWSER_GET, WRK_GET, Hello, channel_for  # noqa: E402
+
+from treadle.web.resource import Resource  # noqa: E402
+from treadle.web.server import Request  # noqa: E402
+
+
+class ReadsHeaders(Resource):
+    """Reads three request fields, as a typical page does (host, user agent, a cookie)."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.getHeader(b"user-agent")
+        request.getHeader(b"accept-language")
+        request.getCookie(b"a")
+        return b"Hello, world!"
+
+
+KINDS = {
+    "hello": (Hello, WRK_GET),
+    "browser": (Hello, BROWSER_GET),
+    "headers": (ReadsHeaders, BROWSER_GET),
+}
+
+
+def main() -> None:
+    """Feed the requests."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kind", choices=sorted(KINDS), default="hello")
+    ap.add_argument("-n", type=int, default=1000)
+    opts = ap.parse_args()
+    resource, data = KINDS[opts.kind]
+    channel = channel_for(resource())
+    for _ in range(500):  # warm-up: caches, specialisation
+        channel.data_received(data)
+    for _ in range(opts.n):
+        channel.data_received(data)
+
+
+if __name__ == "__main__":
+    main()
