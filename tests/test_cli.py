@@ -7,6 +7,7 @@ no test measures how long anything took.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -869,13 +870,7 @@ def test_systemd_socket_not_passed(site: Path) -> None:
 
 def test_examples_delayed_program_answers() -> None:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "delayed.py"), str(port)],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with child([sys.executable, str(EXAMPLES / "delayed.py"), str(port)]) as proc:
 
         def answer() -> httpx.Response | None:
             try:
@@ -889,6 +884,14 @@ def test_examples_delayed_program_answers() -> None:
         assert response.text == "<html><body>Thank you for waiting.</body></html>"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(DEADLINE) == 0
+
+
+@contextlib.contextmanager
+def child(argv: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process (output captured), killed if it still runs when the block ends."""
+    proc = subprocess.Popen(argv, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -1043,16 +1046,9 @@ def test_a_sigterm_sent_the_moment_the_port_opens_shuts_down_gracefully(site: Pa
     # handled from before the port opens (the start-up work after it once left a window in
     # which SIGTERM killed the process outright, status -15).
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "treadle", "web", "--path", str(site)),
-            *("--listen", f"tcp:{port}:interface=127.0.0.1", "--no-access-log"),
-        ],
-        env=child_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    argv = [sys.executable, "-m", "treadle", "web", "--path", str(site)]
+    argv += ["--listen", f"tcp:{port}:interface=127.0.0.1", "--no-access-log"]
+    with child(argv) as proc:
         deadline = time.monotonic() + DEADLINE
         while True:
             assert proc.poll() is None, "treadle web exited before listening"
@@ -1064,7 +1060,3 @@ def test_a_sigterm_sent_the_moment_the_port_opens_shuts_down_gracefully(site: Pa
                 pass  # not listening yet: try again at once, to signal at the earliest
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(DEADLINE) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=DEADLINE)

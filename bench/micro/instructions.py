@@ -11,7 +11,8 @@ difference by the difference in requests::
     # instructions per request: (total(6000) - total(1000)) / 5000, "totals" in callgrind_annotate
 
 ``--kind``: ``hello`` (wrk's request), ``browser`` (a 7-field browser request with a query),
-``headers`` (the browser request to a resource that reads three of its fields).
+``headers`` (the browser request to a resource that reads three of its fields), ``static``
+(wrk's request for a 1 KiB file served by ``static.File``, as ``treadle web --path`` does).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from test_hotpath import BROWSER_GET, WRK_GET, Hello, channel_for  # noqa: E402
+from test_hotpath import BROWSER_GET, WRK_GET, Hello, channel_for
 
-from treadle.web.resource import Resource  # noqa: E402
-from treadle.web.server import Request  # noqa: E402
+from treadle.web.resource import Resource
+from treadle.web.server import Request
+from treadle.web.static import File
 
 
 class ReadsHeaders(Resource):
@@ -40,10 +43,19 @@ class ReadsHeaders(Resource):
         return b"Hello, world!"
 
 
+def static_root() -> Resource:
+    """A directory holding the benchmark's 1 KiB file, served as ``treadle web --path``."""
+    root = tempfile.mkdtemp(prefix="treadle-instructions-")
+    with open(os.path.join(root, "1k.bin"), "wb") as f:
+        f.write(b"x" * 1024)
+    return File(root)
+
+
 KINDS = {
     "hello": (Hello, WRK_GET),
     "browser": (Hello, BROWSER_GET),
     "headers": (ReadsHeaders, BROWSER_GET),
+    "static": (static_root, WRK_GET.replace(b"GET / ", b"GET /1k.bin ")),
 }
 
 
