@@ -266,7 +266,20 @@ class Request(ResourceRequestHelpers, http.Request):
         else:
             self.postpath = _postpath(path)
         try:
-            self.render(self.site.getResourceFor(self))
+            root = site.resource
+            leaf = root.isLeaf
+        except AttributeError:
+            leaf = False  # (a Deferred or awaitable root: the walk waits for it)
+        try:
+            if leaf and type(site).getResourceFor is _GET_RESOURCE_FOR:
+                # A leaf at the root (an ASGI or WSGI application, say): the walk would
+                # stop where it starts, so it is not taken; what getResourceFor would
+                # also do is done here (the site is this request's already).
+                if self._sitepath:
+                    self._sitepath = ()
+                self.render(root)
+            else:
+                self.render(site.getResourceFor(self))
         except Exception:
             self.processingFailed(sys.exc_info()[1])
 
@@ -665,6 +678,10 @@ class Site(http.HTTPFactory):
             KeyError: No live session has that id.
         """
         return self.sessions[uid]
+
+
+#: The stock traversal: a site whose class keeps it has a leaf root rendered without a walk.
+_GET_RESOURCE_FOR: Final = Site.getResourceFor
 
 
 # -- traversal ------------------------------------------------------------------------------
