@@ -154,6 +154,9 @@ def main() -> None:
     if args.measure is None:
         run(args.count, args.check)
         return
+    if not _compiled() and os.environ.get("TREADLE_PURE_PYTHON", "") in ("", "0"):
+        # A stale build: the figures would be pure Python's.
+        sys.exit("treadle is not running compiled: rebuild (pip install -e .) first")
     n1, n2 = args.measure
     where = args.keep or tempfile.mkdtemp(prefix="asgi-cg-")
     i1 = callgrind(n1, f"{where}/cg.{n1}", [])

@@ -91,7 +91,9 @@ from mypy_extensions import mypyc_attr
 
 from treadle.web._asgi_scope import http_scope, response_fields
 from treadle.web._asgi_types import Application, Message
+from treadle.web._channel_core import ChannelCore
 from treadle.web._html import processing_failed_page, traceback_page
+from treadle.web._request_core import RequestCore, _complete, _start_response
 from treadle.web.http_headers import Headers
 
 if TYPE_CHECKING:
@@ -160,6 +162,9 @@ class HTTPCycle:
     # Trailers: 0 none announced; 1 announced, the last body still to come; 2 awaited.
     _trailing = 0
     _handle: Any = None  # our entry in the deadline heap (the disconnect grace)
+    # The request as treadle's own (see _direct_request), whose fields are then read and set
+    # directly; None for a request of another kind, asked through its methods.
+    _core: RequestCore | None = None
     task: asyncio.Task[Any] | None = None
 
     def __init__(self, request: Request, calls: Calls) -> None:
@@ -332,11 +337,23 @@ class HTTPCycle:
             self._violate(f"sent http.response.start with a malformed header ({e})")
             raise AssertionError("unreachable") from None  # pragma: no cover
         request = self.request
-        request.setResponseCode(status)
-        headers = request.responseHeaders
-        if not headers._raw:
+        core = self._core
+        if core is not None:
+            # What setResponseCode(status) and the responseHeaders property do, on the fields.
+            core.code = status
+            core.code_message = None
+            headers: Headers | None = core._response_headers
+            method = core.method
+        else:
+            request.setResponseCode(status)
+            headers = request.responseHeaders
+            method = request.method
+        if headers is None or not headers._raw:
             # Checked and lowercased as Headers keeps them: taken as they are.
-            request.responseHeaders = Headers._from_raw(raw)
+            if core is not None:
+                core._response_headers = Headers._from_raw(raw)
+            else:
+                request.responseHeaders = Headers._from_raw(raw)
         else:  # set before the application ran (by a resource wrapping this one)
             for name, values in raw.items():
                 for value in values:
@@ -346,7 +363,7 @@ class HTTPCycle:
             request.defaultContentType = None
         if message.get("trailers", False):
             self._trailing = 1
-        if declared is not None and status != 204 and status != 304 and request.method != b"HEAD":
+        if declared is not None and status != 204 and status != 304 and method != b"HEAD":
             self._remaining = declared
         self._state = STARTED
         calls = self._calls
@@ -387,15 +404,22 @@ class HTTPCycle:
         self._state = DONE
         if self._waiter is not None:
             self._wake()
+        core = self._core
+        if core is not None and not core.startedWriting:
+            # The request's own one-write response (what finish() does with a body held),
+            # called as its _write_whole would be; then, as unregisterProducer does once the
+            # request finished, the request lets go of its producer without telling the
+            # channel, which forgot it as the response ended.
+            _start_response(core, body, len(body))
+            _complete(core)
+            core.producer = None
+            return
         if not request.startedWriting:
-            # The request's own one-write response: what finish() does with a body held.
             request._write_whole(body)
         else:
             if body:
                 request.write(body)
             request.finish()
-        # After the finish: the request lets go of its producer without telling the
-        # channel, which forgot it as the response ended.
         request.unregisterProducer()
 
     def _trailers(self, message: Message) -> None:
@@ -578,7 +602,31 @@ def serve(app: Application, request: Request, calls: Calls, state: dict[str, Any
         The request's cycle.
     """
     cycle = HTTPCycle(request, calls)
-    request.registerProducer(cycle, True)
+    core = _direct_request(request)
+    if core is not None:
+        cycle._core = core
+        channel = core._http1
+        if (
+            channel is not None
+            and core.producer is None
+            and core._held is None
+            and not core.finished
+            and not core._disconnected
+            and channel._producer is None
+            and channel.asyncio_transport is not None
+            and _direct_channel(channel)
+        ):
+            # What request.registerProducer(cycle, True) does, and then the channel's: the
+            # usual case of both, on their fields.
+            core.producer = cycle
+            channel._producer = cycle
+            channel._producer_streaming = True
+            if channel._writing_paused:
+                cycle.pauseProducing()
+        else:
+            request.registerProducer(cycle, True)
+    else:
+        request.registerProducer(cycle, True)
     if cycle._state != WAITING:
         return cycle  # the client left already
     scope = http_scope(request, state)
@@ -591,6 +639,55 @@ def serve(app: Application, request: Request, calls: Calls, state: dict[str, Any
         return cycle
     cycle.begin(calls.loop, call)
     return cycle
+
+
+# Request and channel classes to whether the cycle may act on their fields directly.
+_DIRECT_REQUESTS: Final[dict[type, bool]] = {}
+_DIRECT_CHANNELS: Final[dict[type, bool]] = {}
+# What a request class must take as treadle's Request has them, for the cycle to set its
+# fields rather than call these (a subclass overriding one is called, as ever).
+_REQUEST_METHODS: Final = (
+    "registerProducer",
+    "unregisterProducer",
+    "setResponseCode",
+    "responseHeaders",
+    "write",
+    "finish",
+    "_write_whole",
+    "_start_response",
+    "_complete",
+)
+
+
+def _direct_request(request: object) -> RequestCore | None:
+    """``request`` as treadle's request, when its class answers the cycle's calls as treadle's
+    own :class:`~treadle.web.server.Request` does; None otherwise."""
+    cls = type(request)
+    direct = _DIRECT_REQUESTS.get(cls)
+    if direct is None:
+        from treadle.web.server import Request as Stock
+
+        direct = issubclass(cls, RequestCore) and all(
+            getattr(cls, name, None) is getattr(Stock, name) for name in _REQUEST_METHODS
+        )
+        _DIRECT_REQUESTS[cls] = direct
+    if direct:
+        core: RequestCore = request  # type: ignore[assignment]
+        return core
+    return None
+
+
+def _direct_channel(channel: ChannelCore) -> bool:
+    """Whether ``channel``'s class registers producers as treadle's HTTP/1.1 channel does."""
+    cls = type(channel)
+    direct = _DIRECT_CHANNELS.get(cls)
+    if direct is None:
+        from treadle.web._channel import HTTPChannel
+
+        direct = _DIRECT_CHANNELS[cls] = (
+            getattr(cls, "registerProducer", None) is HTTPChannel.registerProducer
+        )
+    return direct
 
 
 def _caused_by_leaving(error: BaseException) -> bool:

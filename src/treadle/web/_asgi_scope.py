@@ -120,6 +120,9 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         version = core.clientproto
         fields: Headers = core.requestHeaders
         scope = _connection_scope(core)
+        # The slot behind the prepath property, which would make a list of the empty
+        # tuple standing for it until it is read.
+        consumed: Any = request._prepath
     else:
         raw_path = request.path
         uri = request.uri
@@ -128,12 +131,12 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         fields = request.requestHeaders
         scope = _TEMPLATE.copy()
         scope["scheme"], scope["client"], scope["server"] = _parts_of(request)
-    prepath = request.prepath
-    if not prepath and _PERCENT not in raw_path:
+        consumed = request.prepath
+    if not consumed and _PERCENT not in raw_path:
         # At the root, nothing consumed and nothing to decode: the path is the request's.
         scope["path"] = raw_path.decode("utf-8", "replace")
     else:
-        scope["root_path"], scope["path"] = _paths(prepath, request.postpath)
+        scope["root_path"], scope["path"] = _paths(request.prepath, request.postpath)
     scope["raw_path"] = raw_path
     if _QUESTION in uri:
         scope["query_string"] = uri[uri.find(b"?") + 1 :]
@@ -177,10 +180,15 @@ def _connection_scope(request: RequestCore) -> dict[str, Any]:
 
 def _is_stock(cls: type) -> bool:
     """Whether ``cls`` is treadle's request, answering the connection's questions as its own
-    Request does."""
+    Request does, with the paths of its resource layer's (:class:`treadle.web.server.Request`)."""
     from treadle.web._request import Request as Stock
+    from treadle.web.server import Request as Traversed
 
-    return issubclass(cls, RequestCore) and all(
+    return (
+        issubclass(cls, RequestCore)
+        and getattr(cls, "prepath", None) is Traversed.prepath
+        and getattr(cls, "_prepath", None) is vars(Traversed)["_prepath"]
+    ) and all(
         getattr(cls, name, None) is getattr(Stock, name)
         for name in ("isSecure", "getHost", "getClientAddress")
     )
