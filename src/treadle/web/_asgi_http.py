@@ -95,6 +95,7 @@ from treadle.web._channel_core import ChannelCore
 from treadle.web._html import processing_failed_page, traceback_page
 from treadle.web._request_core import RequestCore, _complete, _start_response
 from treadle.web.http_headers import Headers
+from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
     from treadle.web._asgi_calls import Calls
@@ -105,6 +106,7 @@ __all__ = [
     "ClientDisconnected",
     "HTTPCycle",
     "ProtocolError",
+    "Rendering",
     "serve",
 ]
 
@@ -120,6 +122,14 @@ STARTED: Final = 1  # started; the body is going out
 DONE: Final = 2  # the last body went out (the call may still run: background tasks)
 FAILED: Final = 3  # the application broke the protocol or raised; answered already
 GONE: Final = 4  # the client left before the response was complete
+
+
+# The lifespan phases in which requests are served at once (see treadle.web._asgi_lifespan;
+# not imported: that module is plain Python, and these are read at each request).
+_RUNNING: Final = "running"
+_UNSUPPORTED: Final = "unsupported"
+# What render returns (kept as the object it is: the resource layer compares by identity).
+_NOT_DONE_YET: Final[object] = NOT_DONE_YET
 
 
 # Exceptions stay Python classes when the module is compiled (mypyc makes no native
@@ -592,6 +602,61 @@ class HTTPCycle:
     def _where(self) -> str:
         request = self.request
         return f"{request.method.decode('latin-1')} {request.uri.decode('latin-1')}"
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
+class Rendering:
+    """The per-request part of :class:`~treadle.web.asgi.ASGIResource` (its base class):
+    ``render``, compiled, so that a request reaches :func:`serve` without a Python frame of
+    the resource's own. The rest of the resource (what ``render`` defers to below) is plain
+    Python, in the subclass.
+
+    Attributes:
+        app: The ASGI application.
+    """
+
+    app: Application
+    # The application's lifespan (treadle.web._asgi_lifespan.Lifespan), set by the subclass.
+    _lifespan: Any
+    # The calls on the loop serving the last request (see ASGIResource._calls_on).
+    _http_calls: Calls | None = None
+
+    def render(self, request: Request) -> Any:
+        """Start the application for ``request``; the response follows from its messages.
+
+        Returns:
+            ``NOT_DONE_YET``.
+        """
+        loop = asyncio.get_running_loop()
+        calls = self._http_calls
+        if calls is None or calls.deadlines.source is not loop:
+            calls = self._calls_on(loop)
+        core = _direct_request(request)
+        fields = core.requestHeaders if core is not None else request.requestHeaders
+        if fields._has(b"upgrade"):
+            return self._render_upgrade(request, loop, calls)
+        lifespan = self._lifespan
+        phase = lifespan.phase
+        if phase == _RUNNING or phase == _UNSUPPORTED:
+            serve(self.app, request, calls, lifespan.state)
+            return _NOT_DONE_YET
+        return self._render_waiting(request, loop, calls)
+
+    def _calls_on(self, loop: asyncio.AbstractEventLoop) -> Calls:
+        """The calls of the application on ``loop`` (made, and kept, by the subclass)."""
+        raise NotImplementedError
+
+    def _render_upgrade(
+        self, request: Request, loop: asyncio.AbstractEventLoop, calls: Calls
+    ) -> Any:
+        """Render a request asking to upgrade its connection (the subclass's)."""
+        raise NotImplementedError
+
+    def _render_waiting(
+        self, request: Request, loop: asyncio.AbstractEventLoop, calls: Calls
+    ) -> Any:
+        """Render a request that came before the lifespan start-up is done (the subclass's)."""
+        raise NotImplementedError
 
 
 def serve(app: Application, request: Request, calls: Calls, state: dict[str, Any]) -> HTTPCycle:

@@ -66,6 +66,7 @@ from treadle.web._asgi_http import (
     ClientDisconnected,
     HTTPCycle,
     ProtocolError,
+    Rendering,
     serve,
 )
 from treadle.web._asgi_lifespan import (
@@ -125,7 +126,7 @@ def describe(app: object) -> str:
 
 
 @implementer(IResource)
-class ASGIResource:
+class ASGIResource(Rendering):
     """A leaf resource that answers every request below it with an ASGI 3 application.
 
     Args:
@@ -164,9 +165,9 @@ class ASGIResource:
         self.name = name if name is not None else describe(app)
         self.startTimeout = startTimeout
         self.websocketLimits = websocketLimits if websocketLimits is not None else WebSocketLimits()
-        self._lifespan = Lifespan(app, self.name, lifespan, lifespanTimeout)
+        self._lifespan: Lifespan = Lifespan(app, self.name, lifespan, lifespanTimeout)
         self._calls: set[asyncio.Task[Any]] = set()
-        self._http_calls: Calls | None = None
+        self._http_calls = None
         self._shutdown_trigger: Any = None
         self._lazy_start: asyncio.Future[None] | None = None
 
@@ -177,22 +178,27 @@ class ASGIResource:
 
     # -- serving ---------------------------------------------------------------------------
 
-    def render(self, request: Request) -> int:
-        """Start the application for ``request``; the response follows from its messages.
+    # render(request), the usual request's way in, is Rendering's (compiled): it starts the
+    # application at once when the lifespan start-up is done, and defers to the methods
+    # below otherwise.
 
-        Returns:
-            ``NOT_DONE_YET``.
-        """
-        loop = asyncio.get_running_loop()
-        calls = self._http_calls
-        if calls is None or calls.deadlines.source is not loop:
-            calls = self._calls_on(loop)
-        if request.requestHeaders._has(b"upgrade") and is_websocket(request):
+    def _render_upgrade(
+        self, request: Request, loop: asyncio.AbstractEventLoop, calls: Calls
+    ) -> int:
+        """A request with an ``Upgrade`` field: a WebSocket handshake, or the usual request."""
+        if is_websocket(request):
             return self._render_websocket(request, loop, calls.deadlines)
         lifespan = self._lifespan
         if lifespan.phase in READY:
             serve(self.app, request, calls, lifespan.state)
             return NOT_DONE_YET
+        return self._render_waiting(request, loop, calls)
+
+    def _render_waiting(
+        self, request: Request, loop: asyncio.AbstractEventLoop, calls: Calls
+    ) -> int:
+        """A request that came before the lifespan start-up is done: served after it."""
+        lifespan = self._lifespan
         cycle = HTTPCycle(request, calls)
         request.registerProducer(cycle, True)
         if not cycle.waiting:
