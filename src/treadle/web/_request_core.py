@@ -646,9 +646,13 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
         for name, values in raw.items():
             if name == b"connection":
                 continue  # ours says what the connection does (keeps_connection)
-            cname = canonical_name(name)
+            # "Name: " made once per name, and each line left in pieces for the join
+            # (where three concatenations would make three bytes objects per line).
+            prefix = _HEAD_LINES.field_prefix(name)
             for value in values:
-                lines.append(cname + b": " + value + CRLF)
+                lines.append(prefix)
+                lines.append(value)
+                lines.append(CRLF)
     cookies = request._cookies
     if cookies:
         for cookie in cookies:
@@ -679,11 +683,21 @@ class _HeadLines:
     once the table is full, rather than kept.
     """
 
-    __slots__ = ("_lengths", "_types")
+    __slots__ = ("_lengths", "_prefixes", "_types")
 
     def __init__(self) -> None:
         self._types: dict[bytes, bytes] = {}
         self._lengths: dict[int, bytes] = {}
+        self._prefixes: dict[bytes, bytes] = {}
+
+    def field_prefix(self, name: bytes) -> bytes:
+        """``Name: `` for the lowercase field name ``name``."""
+        prefix = self._prefixes.get(name)
+        if prefix is None:
+            prefix = canonical_name(name) + b": "
+            if len(self._prefixes) < _HEAD_LINES_KEPT:
+                self._prefixes[name] = prefix
+        return prefix
 
     def content_type(self, value: bytes) -> bytes:
         line = self._types.get(value)
