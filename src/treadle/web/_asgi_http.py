@@ -128,6 +128,8 @@ GONE: Final = 4  # the client left before the response was complete
 # not imported: that module is plain Python, and these are read at each request).
 _RUNNING: Final = "running"
 _UNSUPPORTED: Final = "unsupported"
+# (A final module variable: a C static compiled, where asyncio.Task is looked up each time.)
+_Task: Final = asyncio.Task
 # What render returns (kept as the object it is: the resource layer compares by identity).
 _NOT_DONE_YET: Final[object] = NOT_DONE_YET
 
@@ -187,7 +189,7 @@ class HTTPCycle:
         if loop.get_task_factory() is None:
             # Named as it is made: a task made unnamed formats a name of its own ("Task-N",
             # which loop.create_task does before naming it).
-            task = asyncio.Task(self.call(call), loop=loop, name=calls.task_name)
+            task = _Task(self.call(call), loop=loop, name=calls.task_name)
         else:
             task = loop.create_task(self.call(call), name=calls.task_name)
         self.task = task

@@ -123,6 +123,8 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         # The slot behind the prepath property, which would make a list of the empty
         # tuple standing for it until it is read.
         consumed: Any = request._prepath
+        # The core's path is its target itself when the target has no query: no search.
+        queried = uri is not raw_path
     else:
         raw_path = request.path
         uri = request.uri
@@ -132,13 +134,15 @@ def http_scope(request: Request, state: dict[str, Any]) -> Scope:
         scope = _TEMPLATE.copy()
         scope["scheme"], scope["client"], scope["server"] = _parts_of(request)
         consumed = request.prepath
-    if not consumed and _PERCENT not in raw_path:
+        queried = True
+    if consumed or _PERCENT in raw_path:
+        scope["root_path"], scope["path"] = _paths(request.prepath, request.postpath)
+        scope["raw_path"] = raw_path
+    elif raw_path != b"/":  # (the template's paths are the root's)
         # At the root, nothing consumed and nothing to decode: the path is the request's.
         scope["path"] = raw_path.decode("utf-8", "replace")
-    else:
-        scope["root_path"], scope["path"] = _paths(request.prepath, request.postpath)
-    scope["raw_path"] = raw_path
-    if _QUESTION in uri:
+        scope["raw_path"] = raw_path
+    if queried and _QUESTION in uri:
         scope["query_string"] = uri[uri.find(b"?") + 1 :]
     if method != b"GET":
         scope["method"] = _METHODS.get(method) or method.decode("latin-1")
