@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from treadle.internet._timers import TimerHeap
+    from treadle.web._asgi_http import HTTPCycle
 
-__all__ = ["Calls", "Heading", "Served", "Starting"]
+__all__ = ["Calls", "Served", "Starting"]
 
 # How early the start timeout may fire (the deadline heap's own slack): nothing can tell.
 _START_SLACK: Final = 0.001
@@ -34,13 +35,6 @@ class Starting(Protocol):
 
     def start_timed_out(self, timeout: float | None) -> None:
         """No start within ``timeout`` seconds: fail the call."""
-
-
-class Heading(Protocol):
-    """What :class:`Calls` needs of a call that started its response."""
-
-    def send_head(self) -> None:
-        """Send the head if no body went out with it yet."""
 
 
 class Served(Protocol):
@@ -67,6 +61,7 @@ class Calls:
     __slots__ = (
         "_handle",
         "_heads",
+        "_send_heads_soon",
         "_timeout",
         "call_soon",
         "deadlines",
@@ -93,7 +88,10 @@ class Calls:
         self.call_soon = loop.call_soon
         # Calls that started their response in this turn of the loop; their heads go out,
         # if no body took them first, in one callback at the next turn (not one each).
-        self._heads: list[Heading] = []
+        # (Typed as the cycles they are: each one's send_head is then called directly.)
+        self._heads: list[HTTPCycle] = []
+        # Bound once: call_soon is given it at each turn of the loop with a start in it.
+        self._send_heads_soon = self._send_heads
         #: What the calls' tasks are named.
         self.task_name = f"ASGI {served.name}"
         self._handle: Any = None  # our entry in ``deadlines``
@@ -128,11 +126,11 @@ class Calls:
             if self._handle is None:
                 self.deadlines.add_at(self, next(iter(waiting.values())))
 
-    def head_soon(self, cycle: Heading) -> None:
+    def head_soon(self, cycle: HTTPCycle) -> None:
         """Send ``cycle``'s head at the next turn of the loop, unless a body took it first."""
         heads = self._heads
         if not heads:
-            self.call_soon(self._send_heads)
+            self.call_soon(self._send_heads_soon)
         heads.append(cycle)
 
     def _send_heads(self) -> None:

@@ -130,6 +130,7 @@ _RUNNING: Final = "running"
 _UNSUPPORTED: Final = "unsupported"
 # (A final module variable: a C static compiled, where asyncio.Task is looked up each time.)
 _Task: Final = asyncio.Task
+_running_loop: Final = asyncio.get_running_loop
 # What render returns (kept as the object it is: the resource layer compares by identity).
 _NOT_DONE_YET: Final[object] = NOT_DONE_YET
 
@@ -629,7 +630,7 @@ class Rendering:
         Returns:
             ``NOT_DONE_YET``.
         """
-        loop = asyncio.get_running_loop()
+        loop = _running_loop()
         calls = self._http_calls
         if calls is None or calls.deadlines.source is not loop:
             calls = self._calls_on(loop)
