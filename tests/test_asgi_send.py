@@ -17,10 +17,10 @@ import pytest
 
 from treadle.web.asgi import ASGIResource
 from treadle.web.resource import Resource
-from treadle.web.server import Request
+from treadle.web.server import Request, Site
 
 from .conftest import DEADLINE, raw_request, wait_for
-from .test_asgi import Scope, error_lines, mount, start
+from .test_asgi import Scope, error_lines, mount, scope_echo, start
 
 GET = b"GET /app HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
@@ -228,3 +228,75 @@ def test_messages_as_other_mappings_and_fields_as_lists_are_served(serve: Any) -
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == b"ok"
     assert b"\r\nContent-Type: text/plain\r\n" in head and b"\r\nX-A: 1" in head
+
+
+# -- what the cycle sets on treadle's own request, and what it still asks of others ------------
+
+
+class CountingRequest(Request):
+    """A request class overriding what the cycle otherwise does on the request's fields."""
+
+    calls: list[str] = []
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.calls.append("registerProducer")
+        super().registerProducer(producer, streaming)
+
+    def setResponseCode(self, code: int, message: Any = None) -> None:
+        self.calls.append(f"setResponseCode {code}")
+        super().setResponseCode(code, message)
+
+    def unregisterProducer(self) -> None:
+        self.calls.append("unregisterProducer")
+        super().unregisterProducer()
+
+
+async def answers_201(scope: Scope, receive: Any, send: Any) -> None:
+    await start(send, 201)
+    await send({"type": "http.response.body", "body": b"made"})
+
+
+def test_a_request_class_overriding_the_response_methods_is_called(serve: Any) -> None:
+    CountingRequest.calls = []
+    url = serve(Site(mount(answers_201), requestFactory=CountingRequest))
+    answer = raw_request(url, GET)
+    assert answer.startswith(b"HTTP/1.1 201 Created") and answer.endswith(b"made")
+    assert CountingRequest.calls == [
+        "registerProducer",
+        "setResponseCode 201",
+        "unregisterProducer",
+    ]
+
+
+def test_a_channel_class_registering_producers_its_own_way_is_called(serve: Any) -> None:
+    from treadle.web.http import HTTPChannel
+
+    registered: list[Any] = []
+
+    class Channel(HTTPChannel):
+        def registerProducer(self, producer: Any, streaming: bool) -> None:
+            registered.append((type(producer).__name__, streaming))
+            super().registerProducer(producer, streaming)
+
+    site = Site(mount(answers_201))
+    site.protocol = Channel
+    answer = raw_request(serve(site), GET)
+    assert answer.startswith(b"HTTP/1.1 201 Created") and answer.endswith(b"made")
+    assert registered == [("HTTPCycle", True)]
+
+
+def test_the_scope_of_requests_for_the_root(serve: Any, client: httpx.Client) -> None:
+    seen: list[Scope] = []
+    url = serve(ASGIResource(scope_echo(seen), lifespan="off"))
+    for target in ("/", "/?a=1", "/x%20y?q", "/%C3%A9/"):
+        assert client.get(url + target).status_code == 200
+    assert [(s["root_path"], s["path"], s["raw_path"], s["query_string"]) for s in seen] == [
+        ("", "/", b"/", b""),
+        ("", "/", b"/", b"a=1"),
+        ("", "/x y", b"/x%20y", b"q"),
+        ("", "/\u00e9/", b"/%C3%A9/", b""),
+    ]
+    # Every request has a scope of its own, nothing shared but what cannot change.
+    first, second = seen[0], seen[1]
+    for key in ("asgi", "headers", "state", "extensions"):
+        assert first[key] is not second[key]

@@ -519,3 +519,61 @@ def test_traversal_walks_through_a_missing_child() -> None:
     assert isinstance(found, NoResource)
     assert (request.prepath, request.postpath) == ([b"a", b"b", b"c", b""], [])
     assert request.childLink(b"x") == b"x"
+
+
+class PathsSeen(Resource):
+    """A leaf recording the paths traversal left it."""
+
+    isLeaf = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[list[bytes], list[bytes], list[bytes]]] = []
+
+    def render_GET(self, request: Request) -> bytes:
+        self.seen.append((request.prepath, request.postpath, request.sitepath))
+        return b"seen"
+
+
+def test_a_leaf_at_the_root_sees_the_whole_path() -> None:
+    # A leaf root is rendered without a walk: the paths are what the walk would leave.
+    leaf = PathsSeen()
+    channel, transport = connect(Site(leaf))
+    for target in (b"/", b"/a/b", b"/a%20b/", b"/?q=1"):
+        channel.data_received(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert transport.value().count(b"200 OK") == 4
+    assert leaf.seen == [
+        ([], [b""], []),
+        ([], [b"a", b"b"], []),
+        ([], [b"a b", b""], []),
+        ([], [b""], []),
+    ]
+
+
+def test_a_site_class_finding_resources_its_own_way_is_asked_for_a_leaf_root() -> None:
+    asked: list[bytes] = []
+    elsewhere = PathsSeen()
+
+    class Redirecting(Site):
+        def getResourceFor(self, request: Request) -> Any:
+            asked.append(request.path)
+            return elsewhere
+
+    leaf = PathsSeen()
+    channel, transport = connect(Redirecting(leaf))
+    channel.data_received(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert asked == [b"/x"] and len(elsewhere.seen) == 1 and leaf.seen == []
+    assert b"200 OK" in transport.value()
+
+
+def test_a_root_that_is_no_resource_yet_is_waited_for() -> None:
+    # A Deferred root has no isLeaf: the walk takes it, and renders what it gives.
+    from treadle.internet.defer import Deferred
+
+    leaf = PathsSeen()
+    pending: Deferred[Any] = Deferred()
+    channel, transport = connect(Site(pending))  # type: ignore[arg-type]
+    channel.data_received(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert transport.value() == b""
+    pending.callback(leaf)
+    assert b"200 OK" in transport.value() and leaf.seen == [([], [b"a"], [])]

@@ -640,7 +640,7 @@ class Rendering:
             return self._render_upgrade(request, loop, calls)
         lifespan = self._lifespan
         phase = lifespan.phase
-        if phase == _RUNNING or phase == _UNSUPPORTED:
+        if phase in (_RUNNING, _UNSUPPORTED):
             serve(self.app, request, calls, lifespan.state)
             return _NOT_DONE_YET
         return self._render_waiting(request, loop, calls)
