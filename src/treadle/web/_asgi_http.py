@@ -641,7 +641,7 @@ class Rendering:
         lifespan = self._lifespan
         phase = lifespan.phase
         if phase in (_RUNNING, _UNSUPPORTED):
-            serve(self.app, request, calls, lifespan.state)
+            _serve(self.app, request, core, calls, lifespan.state)
             return _NOT_DONE_YET
         return self._render_waiting(request, loop, calls)
 
@@ -669,8 +669,18 @@ def serve(app: Application, request: Request, calls: Calls, state: dict[str, Any
     Returns:
         The request's cycle.
     """
+    return _serve(app, request, _direct_request(request), calls, state)
+
+
+def _serve(
+    app: Application,
+    request: Request,
+    core: RequestCore | None,
+    calls: Calls,
+    state: dict[str, Any],
+) -> HTTPCycle:
+    """:func:`serve`, given what :func:`_direct_request` says of ``request``."""
     cycle = HTTPCycle(request, calls)
-    core = _direct_request(request)
     if core is not None:
         cycle._core = core
         channel = core._http1
@@ -727,11 +737,28 @@ _REQUEST_METHODS: Final = (
 )
 
 
+class _LastSeen:
+    """The request and channel classes met last, and what was found of them: a server sees
+    the same two classes request after request (an identity test, not a table look-up)."""
+
+    request_type: object = None
+    request_direct = False
+    channel_type: object = None
+    channel_direct = False
+
+
+_LAST: Final = _LastSeen()
+
+
 def _direct_request(request: object) -> RequestCore | None:
     """``request`` as treadle's request, when its class answers the cycle's calls as treadle's
     own :class:`~treadle.web.server.Request` does; None otherwise."""
     cls = type(request)
-    direct = _DIRECT_REQUESTS.get(cls)
+    last = _LAST
+    if cls is last.request_type:
+        direct: bool | None = last.request_direct
+    else:
+        direct = _DIRECT_REQUESTS.get(cls)
     if direct is None:
         from treadle.web.server import Request as Stock
 
@@ -739,6 +766,8 @@ def _direct_request(request: object) -> RequestCore | None:
             getattr(cls, name, None) is getattr(Stock, name) for name in _REQUEST_METHODS
         )
         _DIRECT_REQUESTS[cls] = direct
+    last.request_type = cls
+    last.request_direct = direct
     if direct:
         core: RequestCore = request  # type: ignore[assignment]
         return core
@@ -748,6 +777,9 @@ def _direct_request(request: object) -> RequestCore | None:
 def _direct_channel(channel: ChannelCore) -> bool:
     """Whether ``channel``'s class registers producers as treadle's HTTP/1.1 channel does."""
     cls = type(channel)
+    last = _LAST
+    if cls is last.channel_type:
+        return last.channel_direct
     direct = _DIRECT_CHANNELS.get(cls)
     if direct is None:
         from treadle.web._channel import HTTPChannel
@@ -755,6 +787,8 @@ def _direct_channel(channel: ChannelCore) -> bool:
         direct = _DIRECT_CHANNELS[cls] = (
             getattr(cls, "registerProducer", None) is HTTPChannel.registerProducer
         )
+    last.channel_type = cls
+    last.channel_direct = direct
     return direct
 
 
