@@ -268,8 +268,10 @@ class Request(ResourceRequestHelpers, http.Request):
         try:
             root = site.resource
             leaf = root.isLeaf
-        except AttributeError:
-            leaf = False  # (a Deferred or awaitable root: the walk waits for it)
+        except Exception:
+            # A Deferred or awaitable root has no isLeaf: the walk waits for it. (Anything
+            # else raised here is met again by the walk, and answered as its error.)
+            leaf = False
         try:
             if leaf and type(site).getResourceFor is _GET_RESOURCE_FOR:
                 # A leaf at the root (an ASGI or WSGI application, say): the walk would
