@@ -300,3 +300,38 @@ def test_the_scope_of_requests_for_the_root(serve: Any, client: httpx.Client) ->
     first, second = seen[0], seen[1]
     for key in ("asgi", "headers", "state", "extensions"):
         assert first[key] is not second[key]
+
+
+class OwnFinish(Resource):
+    """Wraps an ASGI resource, giving each request instance its own finish and _write_whole
+    first (as the shared-session store does to store a session before the response ends)."""
+
+    def __init__(self, inner: ASGIResource) -> None:
+        super().__init__()
+        self.inner = inner
+        self.isLeaf = True
+        self.calls: list[str] = []
+
+    def render(self, request: Request) -> Any:
+        stock_finish, stock_whole = request.finish, request._write_whole
+
+        def finish() -> None:
+            self.calls.append("finish")
+            del request.finish
+            stock_finish()
+
+        def write_whole(body: bytes) -> None:
+            self.calls.append(f"_write_whole {body!r}")
+            del request._write_whole
+            stock_whole(body)
+
+        request.finish = finish  # type: ignore[method-assign]
+        request._write_whole = write_whole  # type: ignore[method-assign]
+        return self.inner.render(request)
+
+
+def test_a_request_instance_with_its_own_finish_is_called(serve: Any) -> None:
+    wrapper = OwnFinish(ASGIResource(answers_201, lifespan="off"))
+    answer = raw_request(serve(Site(wrapper)), GET.replace(b"/app", b"/"))
+    assert answer.startswith(b"HTTP/1.1 201 Created") and answer.endswith(b"made")
+    assert wrapper.calls == ["_write_whole b'made'"]

@@ -735,6 +735,7 @@ _REQUEST_METHODS: Final = (
     "_start_response",
     "_complete",
 )
+_REQUEST_METHOD_NAMES: Final = frozenset(_REQUEST_METHODS)
 
 
 class _LastSeen:
@@ -768,10 +769,15 @@ def _direct_request(request: object) -> RequestCore | None:
         _DIRECT_REQUESTS[cls] = direct
     last.request_type = cls
     last.request_direct = direct
-    if direct:
-        core: RequestCore = request  # type: ignore[assignment]
-        return core
-    return None
+    if not direct:
+        return None
+    # An instance may carry its own of these methods too (the shared-session store gives a
+    # request its own finish and _write_whole): then they are called, as for a subclass.
+    own = getattr(request, "__dict__", None)
+    if own and not _REQUEST_METHOD_NAMES.isdisjoint(own):
+        return None
+    core: RequestCore = request  # type: ignore[assignment]
+    return core
 
 
 def _direct_channel(channel: ChannelCore) -> bool:
