@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -944,3 +945,49 @@ def test_set_host_on_a_secure_connection_omits_the_default_port() -> None:
     assert request.requestHeaders.getRawHeaders(b"host") == [b"example.com"]
     request.setHost(b"example.com", 80)
     assert request.requestHeaders.getRawHeaders(b"host") == [b"example.com:80"]
+
+
+# -- the access log: asked only when it may write ------------------------------------------------
+# (A factory with the stock log, no log file and the "treadle.access" logger off at INFO is not
+# called for each request; every other case must still be.)
+
+
+def _get_twice(url: str) -> None:
+    for _ in range(2):
+        assert raw_request(
+            url, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ).startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_access_logger_turned_on_while_serving_logs_the_next_request(
+    serve: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("treadle.access")
+    url = serve(Site(Hello()))
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        _get_twice(url)  # off: learnt from the logger, then known
+        assert not [r for r in caplog.records if r.name == "treadle.access"]
+        caplog.set_level(logging.INFO, logger="treadle.access")
+        _get_twice(url)
+    finally:
+        logger.setLevel(level)
+    lines = [r.getMessage() for r in caplog.records if r.name == "treadle.access"]
+    assert len(lines) == 2 and all('"GET / HTTP/1.1" 200' in line for line in lines)
+
+
+def test_a_log_of_the_sites_own_is_called_with_the_access_log_off(
+    serve: Callable[..., str],
+) -> None:
+    logged: list[bytes] = []
+
+    class OwnLog(Site):
+        def log(self, request: Request) -> None:
+            logged.append(b"class " + request.uri)
+
+    _get_twice(serve(OwnLog(Hello())))
+    site = Site(Hello())
+    site.log = lambda request: logged.append(b"instance " + request.uri)  # type: ignore[method-assign]
+    _get_twice(serve(site))
+    assert logged == [b"class /", b"class /", b"instance /", b"instance /"]

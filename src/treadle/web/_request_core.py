@@ -721,6 +721,50 @@ _HEAD_LINES_KEPT: Final = 1024
 _HEAD_LINES: Final = _HeadLines()
 
 
+class _QuietLog:
+    """What tells, without calling it, that a factory's ``log`` would write nothing.
+
+    Calling the stock ``HTTPFactory.log`` (Python) to learn that the access log is off cost
+    about 1,500 instructions per request. :mod:`treadle.web.http`, above this module,
+    registers that method and its logger (see :func:`register_quiet_log`); a factory whose
+    class or instance has a ``log`` of its own, or a log file, is always called.
+    """
+
+    stock: Any = None  # HTTPFactory.log
+    # The logger's own record of the levels it was asked about (``isEnabledFor`` fills it,
+    # and logging clears it whenever levels change): False at INFO means the log is off.
+    levels: dict[int, bool] | None = None
+    cls: object = None  # the factory class met last...
+    plain = False  # ...and whether it keeps the stock log
+
+
+_QUIET: Final = _QuietLog()
+
+
+def register_quiet_log(stock: Any, logger: logging.Logger) -> None:
+    """Name the stock ``HTTPFactory.log`` and the logger it writes to (see :class:`_QuietLog`)."""
+    _QUIET.stock = stock
+    levels = getattr(logger, "_cache", None)
+    _QUIET.levels = levels if isinstance(levels, dict) else None
+    _QUIET.cls = None
+
+
+def _logs_nothing(factory: Any) -> bool:
+    """Whether ``factory.log(request)`` would write nothing, known without calling it: the
+    stock method, no log file, and the logger known to be off at INFO. (Unknown: the log is
+    called, and asking the logger records the answer for the next request.)"""
+    quiet = _QUIET
+    cls = type(factory)
+    if cls is not quiet.cls:
+        quiet.cls = cls
+        quiet.plain = quiet.stock is not None and getattr(cls, "log", None) is quiet.stock
+    levels = quiet.levels
+    if not quiet.plain or levels is None or levels.get(logging.INFO) is not False:
+        return False
+    own = getattr(factory, "__dict__", None)
+    return own is not None and "log" not in own and own.get("_logFile") is None
+
+
 def _complete(request: RequestCore) -> None:
     """Bookkeeping once the last byte is handed to the transport."""
     request.finished = True
@@ -733,7 +777,9 @@ def _complete(request: RequestCore) -> None:
             d.callback(None)
     http1 = request._http1
     if http1 is not None:
-        http1.factory.log(request)
+        factory = http1.factory
+        if not _logs_nothing(factory):
+            factory.log(request)
         answered(http1, request, request._keep_alive)
     else:
         wire = request._wire

@@ -45,6 +45,7 @@ from treadle.web._helpers import __all__ as _HELPER_NAMES
 from treadle.web._parser import SPOOL_SIZE as SPOOL_SIZE
 from treadle.web._parser import Limits
 from treadle.web._request import Request
+from treadle.web._request_core import register_quiet_log
 from treadle.web._status import *  # noqa: F403  # the status codes, re-exported
 from treadle.web._status import __all__ as _STATUS_NAMES
 from treadle.web._twisted_channel import NO_TIMEOUT, gives_class_settings
@@ -573,6 +574,11 @@ class HTTPFactory:
             self._logFile.write(self._logFormatter(_log_timestamp(self._reactor), request) + "\n")
         elif access_log.isEnabledFor(logging.INFO):
             access_log.info("%s", self._logFormatter(_log_timestamp(self._reactor), request))
+
+
+# Requests answered by a factory with this log, no log file and the access log off are not
+# made to call it (see treadle.web._request_core._QuietLog).
+register_quiet_log(HTTPFactory.log, access_log)
 
 
 @functools.lru_cache(maxsize=32)
