@@ -12,7 +12,8 @@ difference by the difference in requests::
 
 ``--kind``: ``hello`` (wrk's request), ``browser`` (a 7-field browser request with a query),
 ``headers`` (the browser request to a resource that reads three of its fields), ``static``
-(wrk's request for a 1 KiB file served by ``static.File``, as ``treadle web --path`` does).
+(wrk's request for a 1 KiB file served by ``static.File``, as ``treadle web --path`` does),
+``pipelined`` (16 of wrk's requests in one read: divide by 16 for one request).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ KINDS = {
     "browser": (Hello, BROWSER_GET),
     "headers": (ReadsHeaders, BROWSER_GET),
     "static": (static_root, WRK_GET.replace(b"GET / ", b"GET /1k.bin ")),
+    "pipelined": (Hello, WRK_GET * 16),
 }
 
 
