@@ -21,9 +21,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from treadle.internet._timers import TimerHeap
-    from treadle.web._asgi_http import HTTPCycle
 
-__all__ = ["Calls", "Served", "Starting"]
+__all__ = ["Calls", "Heading", "Served", "Starting"]
 
 # How early the start timeout may fire (the deadline heap's own slack): nothing can tell.
 _START_SLACK: Final = 0.001
@@ -35,6 +34,19 @@ class Starting(Protocol):
 
     def start_timed_out(self, timeout: float | None) -> None:
         """No start within ``timeout`` seconds: fail the call."""
+
+
+class Heading:
+    """What :class:`Calls` needs of a call that started its response: its ``send_head``.
+
+    A base class (:class:`~treadle.web._asgi_http.HTTPCycle` is one), not a Protocol:
+    compiled, the heads are then sent by direct calls, and this module needs no import of
+    the cycle's (which imports this one).
+    """
+
+    def send_head(self) -> None:
+        """Send the head if no body went out with it yet."""
+        raise NotImplementedError
 
 
 class Served(Protocol):
@@ -88,8 +100,8 @@ class Calls:
         self.call_soon = loop.call_soon
         # Calls that started their response in this turn of the loop; their heads go out,
         # if no body took them first, in one callback at the next turn (not one each).
-        # (Typed as the cycles they are: each one's send_head is then called directly.)
-        self._heads: list[HTTPCycle] = []
+        # (Typed as Heading, a native class: each one's send_head is then called directly.)
+        self._heads: list[Heading] = []
         # Bound once: call_soon is given it at each turn of the loop with a start in it.
         self._send_heads_soon = self._send_heads
         #: What the calls' tasks are named.
@@ -126,7 +138,7 @@ class Calls:
             if self._handle is None:
                 self.deadlines.add_at(self, next(iter(waiting.values())))
 
-    def head_soon(self, cycle: HTTPCycle) -> None:
+    def head_soon(self, cycle: Heading) -> None:
         """Send ``cycle``'s head at the next turn of the loop, unless a body took it first."""
         heads = self._heads
         if not heads:

@@ -89,6 +89,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import mypyc_attr
 
+from treadle.web._asgi_calls import Calls, Heading
 from treadle.web._asgi_scope import http_scope, response_fields
 from treadle.web._asgi_types import Application, Message
 from treadle.web._channel_core import ChannelCore
@@ -98,7 +99,6 @@ from treadle.web.http_headers import Headers
 from treadle.web.server import NOT_DONE_YET
 
 if TYPE_CHECKING:
-    from treadle.web._asgi_calls import Calls
     from treadle.web.server import Request
 
 __all__ = [
@@ -147,7 +147,7 @@ class ProtocolError(RuntimeError):
     """Raised by ``send()`` into an application that broke the ASGI HTTP protocol."""
 
 
-class HTTPCycle:
+class HTTPCycle(Heading):
     """The ``receive``/``send`` pair of one request, and its streaming producer (registered
     to learn, through ``stopProducing``, that the client left).
 
