@@ -64,7 +64,7 @@ from treadle.web._framing import (
     transfer_coding_error,
     valid_host,
 )
-from treadle.web.http_headers import _table_of
+from treadle.web.http_headers import _table_of, _values_in
 
 __all__ = [
     "FEED_SLICE",
@@ -519,7 +519,9 @@ class Parser:
 
     def _check_chunked(self, http11: bool) -> bool:
         """Vet a request with Transfer-Encoding; return True (a body follows)."""
-        error = transfer_coding_error(_values_of(self.fields, b"transfer-encoding"), http11)
+        codings = _values_in(self.fields, b"transfer-encoding")
+        assert codings is not None  # (on_headers_complete saw the field)
+        error = transfer_coding_error(codings, http11)
         if error is not None:
             raise Refused(*error)
         self._check_body_allowed()
@@ -547,7 +549,7 @@ class Parser:
 
     def _check_body_allowed(self) -> None:
         # llhttp flags an upgrade for "Connection: upgrade" with Upgrade, or for CONNECT.
-        if (_values_of(self.fields, b"upgrade") or self.method == b"CONNECT") and (
+        if (_values_in(self.fields, b"upgrade") is not None or self.method == b"CONNECT") and (
             self.llhttp.should_upgrade()
         ):
             # httptools tells llhttp to skip the body of an Upgrade (or CONNECT) request;
@@ -611,8 +613,3 @@ _ROLES: Final[dict[bytes, int]] = {
     b"transfer-encoding": _TRANSFER_ENCODING,
     b"expect": _EXPECT,
 }
-
-
-def _values_of(fields: list[bytes], key: bytes) -> list[bytes]:
-    """Every value of ``key`` (lowercased) among flat fields, in order."""
-    return [fields[i + 1] for i in range(0, len(fields), 2) if fields[i] == key]

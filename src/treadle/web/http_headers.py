@@ -146,14 +146,7 @@ class Headers:
         fields = self._fields
         if fields is None:
             return self._raw.get(key)
-        found: list[bytes] | None = None
-        for i in range(0, len(fields), 2):
-            if fields[i] == key:
-                if found is None:
-                    found = [fields[i + 1]]
-                else:
-                    found.append(fields[i + 1])
-        return found
+        return _values_in(fields, key)
 
     def _pairs(self) -> list[tuple[bytes, bytes]]:
         """Every field as a ``(lowercased name, value)`` pair: as received for a request's
@@ -254,6 +247,19 @@ class Headers:
         the name of the class (a subclass shows its own)."""
         shown = {canonical_name(name): values for name, values in self._raw.items()}
         return f"{type(self).__name__}({shown!r})"
+
+
+def _values_in(fields: list[bytes], key: bytes) -> list[bytes] | None:
+    """Every value of ``key`` (lowercased) among flat fields (name, value, ...), in order;
+    None when there is none (no list made for it)."""
+    found: list[bytes] | None = None
+    for i in range(0, len(fields), 2):
+        if fields[i] == key:
+            if found is None:
+                found = [fields[i + 1]]
+            else:
+                found.append(fields[i + 1])
+    return found
 
 
 def _table_of(fields: list[bytes]) -> dict[bytes, list[bytes]]:
