@@ -13,7 +13,8 @@ difference by the difference in requests::
 ``--kind``: ``hello`` (wrk's request), ``browser`` (a 7-field browser request with a query),
 ``headers`` (the browser request to a resource that reads three of its fields), ``static``
 (wrk's request for a 1 KiB file served by ``static.File``, as ``treadle web --path`` does),
-``pipelined`` (16 of wrk's requests in one read: divide by 16 for one request).
+``pipelined`` (16 of wrk's requests in one read: divide by 16 for one request), ``rpy``
+(wrk's request for the benchmark's ``.rpy`` script, which runs again for every request).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from test_hotpath import BROWSER_GET, WRK_GET, Hello, channel_for
 
+from treadle.web import script
 from treadle.web.resource import Resource
 from treadle.web.server import Request
 from treadle.web.static import File
@@ -52,12 +54,26 @@ def static_root() -> Resource:
     return File(root)
 
 
+def rpy_root() -> Resource:
+    """A directory holding the benchmark's ``.rpy`` script, served as ``treadle web --path``."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from run import RPY_FILE, RPY_SOURCE
+
+    root = tempfile.mkdtemp(prefix="treadle-instructions-")
+    with open(os.path.join(root, RPY_FILE), "w") as f:
+        f.write(RPY_SOURCE)
+    files = File(root)
+    files.processors = {".rpy": script.ResourceScript}
+    return files
+
+
 KINDS = {
     "hello": (Hello, WRK_GET),
     "browser": (Hello, BROWSER_GET),
     "headers": (ReadsHeaders, BROWSER_GET),
     "static": (static_root, WRK_GET.replace(b"GET / ", b"GET /1k.bin ")),
     "pipelined": (Hello, WRK_GET * 16),
+    "rpy": (rpy_root, WRK_GET.replace(b"GET / ", b"GET /hello.rpy ")),
 }
 
 
