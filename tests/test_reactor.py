@@ -287,6 +287,50 @@ def test_run_and_stop_standalone_the_twisted_way() -> None:
     assert result.stdout.strip() == "['running', 'later', 'shutdown']"
 
 
+def test_nothing_is_served_before_the_reactor_runs() -> None:
+    """A request waiting when ``run()`` starts meets the start-up already done, as in Twisted.
+
+    The client connects and sends before ``run()``; more ports open after that. Opening a
+    port before the loop runs must not run the loop (which would accept and answer the
+    waiting request before ``callWhenRunning`` had its turn).
+    """
+    program = textwrap.dedent(
+        """
+        import socket
+        from treadle.internet import reactor
+        from treadle.web import resource, server
+
+        order = []
+
+        class Page(resource.Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                order.append("render")
+                reactor.callLater(0, reactor.stop)
+                return repr(order).encode()
+
+        site = server.Site(Page())
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        client = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=30)
+        client.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        for _ in range(5):
+            reactor.listenTCP(0, site, interface="127.0.0.1")
+        reactor.callWhenRunning(order.append, "running")
+        reactor.callLater(10, reactor.stop)  # (a request answered too early stops nothing)
+        reactor.run()
+        reply = b""
+        while chunk := client.recv(65536):
+            reply += chunk
+        print(reply.split(b"\\r\\n\\r\\n", 1)[1].decode())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "['running', 'render']"
+
+
 def _thresholds_seen_by_run(prelude: str, env: dict[str, str] | None = None) -> list[object]:
     """gc thresholds in a child interpreter: before run(), while it runs, after it returns."""
     program = (

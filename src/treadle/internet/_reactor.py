@@ -162,7 +162,10 @@ def _keep_context() -> contextvars.Context | None:
 class ListeningPort:
     """A listening socket returned by ``listenTCP``/``listenUNIX``/``listenSSL``.
 
-    The socket is bound and listening when this object exists; serving starts with the loop.
+    The socket is bound and listening when this object exists (clients can connect, and the
+    kernel queues them); accepting them starts with the loop. A port opened before the loop
+    runs does not run it: as in Twisted, nothing is served before ``reactor.run()`` has
+    fired its start-up triggers and ``callWhenRunning`` calls.
     """
 
     def __init__(
@@ -183,6 +186,8 @@ class ListeningPort:
         self.factory = factory
         self._server: asyncio.base_events.Server | None = None
         self._starting: asyncio.Future[Any] | None = None
+        # The loop's first turn starts serving a port opened before the loop ran.
+        self._start_handle: asyncio.Handle | None = None
         self._closed = False
         self._host = from_sockname(sock.getsockname())
         # As Twisted's numPorts: a factory serving several ports starts with the first and
@@ -192,16 +197,26 @@ class ListeningPort:
         start = getattr(factory, "doStart", None)
         if start is not None and count == 0:
             start()
+        self._backlog = backlog
+        self._ssl_context = ssl_context
         loop = reactor._get_loop()
-
-        coro = loop.create_server(
-            _protocol_factory_of(factory), sock=sock, backlog=backlog, ssl=ssl_context
-        )
         if loop.is_running():
-            self._starting = asyncio.ensure_future(coro, loop=loop)
-            self._starting.add_done_callback(self._started)
+            self._start_serving(loop)
         else:
-            self._server = loop.run_until_complete(coro)
+            # Not run_until_complete(create_server): running the loop a moment here would
+            # accept, and answer, requests already waiting before the program's start-up.
+            self._start_handle = loop.call_soon(self._start_serving, loop)
+
+    def _start_serving(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._start_handle = None
+        coro = loop.create_server(
+            _protocol_factory_of(self.factory),
+            sock=self.socket,
+            backlog=self._backlog,
+            ssl=self._ssl_context,
+        )
+        self._starting = asyncio.ensure_future(coro, loop=loop)
+        self._starting.add_done_callback(self._started)
 
     def _started(self, fut: asyncio.Future[Any]) -> None:
         self._starting = None
@@ -230,6 +245,10 @@ class ListeningPort:
             self._closed = True
             if self._server is not None:
                 self._server.close()
+            elif self._start_handle is not None:
+                self._start_handle.cancel()
+                self._start_handle = None
+                self.socket.close()
             elif self._starting is not None:
                 self._starting.cancel()
                 self.socket.close()
@@ -723,18 +742,17 @@ class Reactor:
     ) -> None:
         """Serve ``factory`` on a connected socket the process already has.
 
-        The descriptor is duplicated: the caller keeps its own and may close it.
+        The descriptor is duplicated: the caller keeps its own and may close it. Adopted
+        before the loop runs, the connection is served from the loop's first turn (as a
+        port is: see :class:`ListeningPort`).
         """
         sock = socket.socket(addressFamily, socket.SOCK_STREAM, fileno=os.dup(fileDescriptor))
         sock.setblocking(False)
         loop = self._get_loop()
-        coro = loop.connect_accepted_socket(_protocol_factory_of(factory), sock)
         if loop.is_running():
-            adopting = asyncio.ensure_future(coro, loop=loop)
-            _adopting.add(adopting)
-            adopting.add_done_callback(_adopting.discard)
+            _adopt(loop, factory, sock)
         else:
-            loop.run_until_complete(coro)
+            loop.call_soon(_adopt, loop, factory, sock)
 
     def adoptDatagramPort(
         self, fileDescriptor: int, addressFamily: Any, protocol: Any, maxPacketSize: int = 8192
@@ -858,6 +876,15 @@ def _bind_tcp(interface: str, port: int, backlog: int, reuse_port: bool) -> sock
         raise CannotListenError(interface, port, e) from e
     sock.setblocking(False)
     return sock
+
+
+def _adopt(loop: asyncio.AbstractEventLoop, factory: Any, sock: socket.socket) -> None:
+    """Serve ``factory`` on the connected ``sock`` (``adoptStreamConnection``)."""
+    adopting = asyncio.ensure_future(
+        loop.connect_accepted_socket(_protocol_factory_of(factory), sock), loop=loop
+    )
+    _adopting.add(adopting)
+    adopting.add_done_callback(_adopting.discard)
 
 
 def _call_and_log(
