@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import heapq
 import importlib
 import itertools
+import logging
 import math
 import types
 import warnings
@@ -445,6 +447,119 @@ def test_defer_later_cancelled_from_its_own_callable_keeps_the_result() -> None:
     out = results_of(d)
     clock.advance(1)
     assert out == ["done"]
+
+
+# -- deferLater on the reactor: waiting in its heap of timed calls ---------------------------
+
+
+def run_on_reactor(main: Callable[[Any], Any]) -> Any:
+    """``main(reactor)`` on a fresh reactor's running loop; what it returns."""
+    reactor = _reactor.Reactor()
+
+    async def runner() -> Any:
+        return await main(reactor)
+
+    loop = new_event_loop()
+    try:
+        return loop.run_until_complete(runner())
+    finally:
+        loop.close()
+
+
+def test_defer_later_on_the_reactor_runs_its_call_after_the_delay() -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main(reactor: Any) -> tuple[Any, float, float]:
+        var.set("scheduling")
+        start = reactor.seconds()
+        d = deferLater(reactor, 0.05, lambda a, b: (a + b, var.get()), 1, b=2)
+        var.set("changed after")
+        pending = reactor.getDelayedCalls()
+        result = await d
+        return result, reactor.seconds() - start, pending[0].getTime() - start
+
+    result, waited, due = run_on_reactor(main)
+    # The call ran in the context it was scheduled in, as callLater's calls do.
+    assert result == (3, "scheduling")
+    assert waited >= 0.05 and due == pytest.approx(0.05, abs=0.01)
+
+
+def test_defer_later_on_the_reactor_is_listed_and_cancelled_like_a_delayed_call() -> None:
+    async def main(reactor: Any) -> None:
+        ran: list[int] = []
+        d = deferLater(reactor, 30, ran.append, 1)
+        out = results_of(d)
+        (call,) = reactor.getDelayedCalls()
+        assert isinstance(call, DelayedCall) and call.active()
+        assert reactor.getDelayedCalls() == [call]  # the same object each time
+        d.cancel()  # the Deferred's cancel cancels its call
+        assert not call.active() and call.cancelled
+        assert reactor.getDelayedCalls() == []
+        assert isinstance(out[0], Failure) and out[0].check(CancelledError)
+        with pytest.raises(AlreadyCancelled):
+            call.cancel()
+        assert ran == []
+
+    run_on_reactor(main)
+
+
+def test_defer_later_on_the_reactor_obeys_its_listed_delayed_call() -> None:
+    async def main(reactor: Any) -> None:
+        # Cancelling the listed call stops the call; as in Twisted, the Deferred never fires.
+        stopped = deferLater(reactor, 30, lambda: "never")
+        out = results_of(stopped)
+        (call,) = reactor.getDelayedCalls()
+        call.cancel()
+        assert reactor.getDelayedCalls() == [] and out == []
+        # Resetting it moves the call: from half a minute to now.
+        moved = deferLater(reactor, 30, lambda: "moved")
+        (call,) = reactor.getDelayedCalls()
+        call.reset(0.01)
+        assert await moved == "moved"
+        assert call.called and not call.active()
+        with pytest.raises(AlreadyCalled):
+            call.delay(1)
+        # Delaying it pushes the call back, behind another due in between.
+        order: list[str] = []
+        late = deferLater(reactor, 0.01, order.append, "delayed")
+        (call,) = reactor.getDelayedCalls()
+        call.delay(0.03)
+        await deferLater(reactor, 0.02, order.append, "between")
+        await late
+        assert order == ["between", "delayed"]
+
+    run_on_reactor(main)
+
+
+def test_defer_later_uses_a_call_later_that_was_replaced() -> None:
+    # A program (or a test) that intercepts the reactor's callLater sees deferLater's calls.
+    async def main(reactor: Any) -> list[float]:
+        seen: list[float] = []
+        real = reactor.callLater
+
+        def intercepting(delay: float, f: Any, *args: Any, **kw: Any) -> Any:
+            seen.append(delay)
+            return real(delay, f, *args, **kw)
+
+        reactor.callLater = intercepting
+        assert await deferLater(reactor, 0.01, lambda: "done") == "done"
+        return seen
+
+    assert run_on_reactor(main) == [0.01]
+
+
+def test_a_failing_defer_later_call_on_the_reactor_is_logged_and_spares_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Firing a Deferred a second time raises: the heap logs it and runs the calls after it.
+    async def main(reactor: Any) -> str:
+        early = deferLater(reactor, 0.01, lambda: "late")
+        early.callback("early")  # fired by hand before its time
+        return await deferLater(reactor, 0.02, lambda: "next")  # type: ignore[no-any-return]
+
+    with caplog.at_level(logging.ERROR, logger="treadle.error"):
+        assert run_on_reactor(main) == "next"
+    assert any("Unhandled error" in r.getMessage() for r in caplog.records)
 
 
 # -- LoopingCall: counting, and one call per interval -----------------------------------------

@@ -73,6 +73,21 @@ log = logging.getLogger("treadle.error")
 DEFAULT_BACKLOG = 2048
 
 
+class TimedOwner(Protocol):
+    """What :meth:`Reactor._call_owner_later` schedules: an owner of the reactor's heap."""
+
+    _handle: Any
+    _context: contextvars.Context | None
+
+    def _due(self) -> None:
+        """The time came: run (in ``_context``), logging rather than raising an error."""
+        ...
+
+    def _delayed_call(self) -> DelayedCall:
+        """The DelayedCall that ``getDelayedCalls`` shows for this pending owner."""
+        ...
+
+
 class ServerFactory(Protocol):
     """What ``listenTCP`` needs of a factory: Twisted's ``buildProtocol(addr)``.
 
@@ -367,6 +382,26 @@ class Reactor:
             self._timers_of(loop).add_at(call, call.time)
         return call
 
+    def _call_owner_later(self, owner: TimedOwner, delay: float) -> bool:
+        """Run ``owner._due()`` ``delay`` seconds from now, as ``callLater`` would run a call.
+
+        For treadle's own timed objects (``deferLater``'s Deferred): the owner waits in the
+        reactor's heap itself, with no DelayedCall and argument tuple beside it (some 170
+        bytes per pending call). Its time is kept in the same clock, ``owner._context`` gets
+        the context to run in (None for an empty one), and :meth:`getDelayedCalls` shows it
+        through ``owner._delayed_call()``.
+
+        Returns:
+            False, scheduling nothing, where ``callLater`` must be used instead: a delay of
+            0 or less (a ready handle, in callLater's order), or a ``callLater`` replaced on
+            the reactor's class or instance (a program or a test intercepting calls).
+        """
+        if delay <= 0 or type(self).callLater is not Reactor.callLater or "callLater" in vars(self):
+            return False
+        owner._context = _keep_context()
+        self._timers_of(self._get_loop()).add_at(owner, self._now() + delay)
+        return True
+
     def _timers_of(self, loop: asyncio.AbstractEventLoop) -> TimerHeap:
         timers = self._timers
         if timers is None or timers.source is not loop:
@@ -530,7 +565,12 @@ class Reactor:
     def getDelayedCalls(self) -> list[DelayedCall]:
         """Return the calls scheduled with a delay and not yet run or cancelled."""
         timers = self._timers
-        return [] if timers is None else timers.pending()
+        if timers is None:
+            return []
+        return [
+            owner if isinstance(owner, DelayedCall) else owner._delayed_call()
+            for owner in timers.pending()
+        ]
 
     def resolve(self, name: str, timeout: Sequence[int] = (1, 3, 11, 45)) -> Any:
         """Look up the IPv4 address of ``name``.

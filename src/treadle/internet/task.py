@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import contextvars
 import inspect
+import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterable
@@ -66,6 +68,9 @@ __all__ = [
     "deferLater",
     "react",
 ]
+
+#: Where an error of a timed call is logged, as the reactor logs its calls' errors.
+_error_log = logging.getLogger("treadle.error")
 
 
 class _ReactorTime(Protocol):
@@ -196,7 +201,11 @@ def deferLater(
         d._callable = callable
         d._args = args
         d._kw = kw or None
-    d._delayed = clock.callLater(delay, _fire_later, d)
+    # On treadle's reactor the Deferred waits in the reactor's heap of timed calls itself;
+    # elsewhere (a test Clock, a reactor of another kind) through the clock's callLater.
+    schedule = getattr(clock, "_call_owner_later", None)
+    if schedule is None or not schedule(d, delay):
+        d._handle = clock.callLater(delay, _fire_later, d)
     return d
 
 
@@ -206,20 +215,54 @@ class _LaterDeferred(Deferred[Any]):
     Twisted's closures (a callback running ``callable``, a canceller closing over the timer,
     a bound ``callback``) would be some twenty objects per pending call, each surviving until
     the timer fires; slots on the Deferred itself hold the same state.
+
+    ``_handle`` is what the Deferred waits on: the DelayedCall of ``clock.callLater``, or, on
+    treadle's reactor, its own entry in the reactor's heap of timed calls (see
+    ``Reactor._call_owner_later``), which spares a DelayedCall per pending call. The reactor's
+    ``getDelayedCalls()`` then shows a DelayedCall made when asked for (``_view``), kept in
+    step with the Deferred: cancelling, resetting or delaying it acts on the pending call.
     """
 
-    __slots__ = ("_args", "_callable", "_delayed", "_kw")
+    __slots__ = ("_args", "_callable", "_context", "_handle", "_kw", "_view")
 
     def __init__(self, canceller: Callable[[Deferred[Any]], None]) -> None:
         super().__init__(canceller)
         self._callable: Callable[..., Any] | None = None
         self._args: tuple[Any, ...] = ()
         self._kw: dict[str, Any] | None = None
-        self._delayed: DelayedCall | None = None
+        # A DelayedCall, an entry of the reactor's heap, or None once fired or cancelled.
+        self._handle: Any = None
+        # The context the call runs in (None for a fresh, empty one), on the reactor's heap.
+        self._context: contextvars.Context | None = None
+        self._view: DelayedCall | None = None
+
+    def _due(self) -> None:
+        """The reactor's heap says the time came (the heap already cleared ``_handle``)."""
+        view = self._view
+        if view is not None:
+            view.called = True
+        context, self._context = self._context, None
+        if context is None:
+            context = contextvars.Context()
+        try:
+            context.run(_fire_later, self)
+        except Exception:
+            # As a failing callLater call is: logged, and the heap goes on with the others.
+            _error_log.exception("Unhandled error in %r", self)
+
+    def _delayed_call(self) -> DelayedCall:
+        """The DelayedCall standing for this pending call in ``reactor.getDelayedCalls()``."""
+        view = self._view
+        if view is None:
+            entry: Any = self._handle
+            view = self._view = DelayedCall(
+                entry.when, _fire_later, (self,), {}, _cancel_view, _reset_view, entry.heap.now
+            )
+        return view
 
 
 def _fire_later(d: _LaterDeferred) -> None:
-    d._delayed = None  # the timer refers to d: no cycle is left behind
+    d._handle = None  # the timer refers to d: no cycle is left behind
     callable = d._callable
     if callable is not None:
         # As in Twisted, ``callable`` runs as the first callback of the chain: its exception
@@ -239,11 +282,38 @@ def _call_ignoring_result(
 
 def _cancel_later(d: Deferred[Any]) -> None:
     assert isinstance(d, _LaterDeferred)
-    delayed, d._delayed = d._delayed, None
-    if delayed is not None:
-        delayed.cancel()
-        d._callable = d._kw = None
-        d._args = ()
+    handle = d._handle
+    if handle is None:
+        return
+    if isinstance(handle, DelayedCall):
+        d._handle = None
+        handle.cancel()
+    else:  # its entry in the reactor's heap
+        handle.heap.discard(d)
+        d._context = None
+        view = d._view
+        if view is not None:
+            view.cancelled = True
+    d._callable = d._kw = None
+    d._args = ()
+
+
+def _cancel_view(view: DelayedCall) -> None:
+    """``cancel()`` of the DelayedCall shown for a pending deferLater: the call never runs
+    (and, as in Twisted, the Deferred never fires)."""
+    d: _LaterDeferred = view.args[0]
+    if d._handle is not None:
+        d._handle.heap.discard(d)
+    d._context = None
+
+
+def _reset_view(view: DelayedCall) -> None:
+    """``reset()``/``delay()`` of the DelayedCall shown for a pending deferLater."""
+    d: _LaterDeferred = view.args[0]
+    entry: Any = d._handle
+    heap = entry.heap
+    heap.discard(d)
+    heap.add_at(d, view.time)
 
 
 class LoopingCall:
