@@ -148,20 +148,21 @@ class ChannelCore:
         self._state: int = IDLE
         # Lent from SPARE_PARSERS while a request is arriving (see LentParser).
         self._parser: LentParser | None = None
-        # A list, not a deque: it holds at most maxPipelined items, and an empty deque
-        # costs some 600 bytes per connection.
-        self._queue: list[Message | Rejection] = []
+        # Requests parsed and not yet answered: a list made when one arrives and dropped once
+        # emptied (a deque costs some 600 bytes; even an empty list, kept by every idle or
+        # waiting connection, 56), holding at most maxPipelined items.
+        self._queue: list[Message | Rejection] | None = None
         self._active: Any = None  # the ChannelRequest being answered
         # True while _dispatch runs, so a request finished inside it does not dispatch again.
         self._dispatching: bool = False
         self._reading_paused: bool = False
         self._writing_paused: bool = False
+        self._producer_streaming: bool = False  # (beside the other flags: one word for all)
         self._paused_at: float = 0.0
         self._unsent: int = -1
         self._buffered: int = 0
         self._drain_waiter: asyncio.Future[None] | None = None
         self._producer: Any = None
-        self._producer_streaming: bool = False
         # This connection's entry in the loop's TimerHeap of connection deadlines.
         self._handle: Any = None
         self._head_started: float = 0.0
@@ -310,10 +311,10 @@ class ChannelCore:
 
     def _drop_queue(self) -> None:
         """Forget queued requests, closing any body spooled to a temporary file."""
-        for item in self._queue:
+        queue, self._queue = self._queue, None
+        for item in queue or ():
             if isinstance(item, tuple) and item[4] is not None:  # a spooled body
                 item[4].close()
-        self._queue.clear()
 
     def _reject(self, code: int, reason: str) -> None:
         """Stop parsing; answer ``code`` after the requests already queued, then close."""
@@ -321,7 +322,7 @@ class ChannelCore:
         self._pause_reading()
         if self._parser is not None:
             self._parser.close_body()
-        self._queue.append(Rejection(code, reason))
+        _enqueue(self, Rejection(code, reason))
 
     # -- flow control and timers ------------------------------------------------------------
 
@@ -474,10 +475,18 @@ def _message_received(channel: ChannelCore, message: Message) -> None:
         channel._state = state
     else:
         channel._enter(LAST)
-    queue = channel._queue
-    queue.append(message)
+    queue = _enqueue(channel, message)
     if keep_alive and len(queue) >= channel.factory.maxPipelined:
         channel._pause_reading()
+
+
+def _enqueue(channel: ChannelCore, item: Message | Rejection) -> list[Message | Rejection]:
+    """Queue ``item`` to be answered in its turn; the queue."""
+    queue = channel._queue
+    if queue is None:
+        queue = channel._queue = []
+    queue.append(item)
+    return queue
 
 
 # -- the hottest steps, as functions (compiled code calls them directly) ---------------------
@@ -532,11 +541,13 @@ def _dispatch(channel: ChannelCore) -> None:
         return
     channel._dispatching = True
     try:
-        queue = channel._queue
         # While the client reads nothing (writing paused), answering more pipelined
         # requests would only grow the transport's buffer: resume_writing resumes here.
-        while channel._active is None and queue and not channel._writing_paused:
+        # (The queue is read each time round: a request answered here may queue a refusal.)
+        while channel._active is None and (queue := channel._queue) and not channel._writing_paused:
             item = queue.pop(0)
+            if not queue:
+                channel._queue = None
             if not isinstance(item, tuple):  # (a Message is a tuple)
                 channel._send_rejection(item)
                 return
@@ -558,10 +569,16 @@ def _dispatch(channel: ChannelCore) -> None:
         and channel._active is None
         and channel._state < DONE
         and not channel._writing_paused  # the client reads nothing: no more requests
-        and len(channel._queue) < channel.factory.maxPipelined
+        and _queued(channel) < channel.factory.maxPipelined
     ):
         channel._buffered = 0
         channel._resume_reading()
+
+
+def _queued(channel: ChannelCore) -> int:
+    """How many requests wait to be answered."""
+    queue = channel._queue
+    return 0 if queue is None else len(queue)
 
 
 def answered(channel: ChannelCore, request: Any, keeps: bool) -> None:

@@ -45,7 +45,7 @@ class ChannelExtras:
     # attributes and methods, which must not be hidden).
     _drop_queue: Callable[[], None]
     _dispatch: Callable[[], None]
-    _queue: list[Any]
+    _queue: list[Any] | None
     _reading_paused: bool
     _paused_at: float
     _parser: Any

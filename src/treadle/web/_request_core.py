@@ -191,12 +191,8 @@ class RequestCore:
     producer: Any = None
     # What a program assigned to ``transport`` (Twisted's is a plain attribute).
     _assigned_transport: Any = None
-    # What setHost forced: the address getHost reports, and TLS for isSecure.
+    # What setHost forced: the address getHost reports (TLS for isSecure: _forced_secure).
     _forced_host: IPv4Address | IPv6Address | None = None
-    _forced_secure = False
-    # Set once the request's responseTrailers were made or assigned (treadle.web._trailers):
-    # all the per-request path reads of trailers (a byte beside the one above, compiled).
-    _trailing = False
     # What trusted proxies said (see use_forwarded): the client, and whether it used TLS.
     _forwarded_client: IPv4Address | IPv6Address | None = None
     _forwarded_secure: bool | None = None
@@ -205,6 +201,12 @@ class RequestCore:
     # Field lines encoded ahead of time for the header table this response may end up with
     # (see PreparedFields); used only if the table then holds exactly those fields.
     _prepared_fields: PreparedFields | None = None
+    # The flags come last here and first in __init__: compiled, each is a byte, and kept
+    # together they share one word where, scattered among pointers, each took a word.
+    _forced_secure = False
+    # Set once the request's responseTrailers were made or assigned (treadle.web._trailers):
+    # all the per-request path reads of trailers.
+    _trailing = False
 
     def __init__(
         self,
@@ -212,6 +214,11 @@ class RequestCore:
         queued: object = None,
         parsePOSTFormSubmission: bool | None = None,
     ) -> None:
+        self._http11 = True
+        self._keep_alive = True
+        self.finished = False
+        self.startedWriting = False
+        self._disconnected = False
         # (Any: a channel of any kind, None once the connection is lost.)
         self.channel: Any = channel
         if parsePOSTFormSubmission is not None:
@@ -232,21 +239,16 @@ class RequestCore:
         self.uri = b"/"
         self.path = b"/"
         self.clientproto = b"HTTP/1.1"
-        self._http11 = True
-        self._keep_alive = True
         self.requestHeaders = Headers()
         # Made on first use: most responses set no header and no cookie of their own.
         self._response_headers: Headers | None = None
         self._content: IO[bytes] | None = None
         self._cookies: list[bytes] | None = None
         self.code = 200
-        self.finished = False
-        self.startedWriting = False
         self.sentLength = 0
         # None until the head is sent: a resource that sets startedWriting itself writes
         # its own head, and its writes then go out as they are (Twisted's behaviour).
         self._framing: Framing | None = None
-        self._disconnected = False
         self._notifications: list[Deferred[None]] | None = None
         self._held: list[bytes] | None = None
 

@@ -295,7 +295,7 @@ class TwistedChannelMixin:
     asyncio_transport: Any
     call_soon: Any
     _active: Any
-    _queue: list[Any]
+    _queue: list[Any] | None
     _state: int
     _limits: Any
     _settings: Any
@@ -540,7 +540,7 @@ class TwistedChannelMixin:
         if (
             self._active is None
             and self._state < DONE
-            and len(self._queue) < self.factory.maxPipelined
+            and len(self._queue or ()) < self.factory.maxPipelined
         ):
             channel._resume_reading()
 
