@@ -38,6 +38,8 @@ async def lifespan(app):
     print("app: startup", flush=True)
     if STARTUP == "fail":
         raise RuntimeError("the database is down")
+    if STARTUP == "slow":
+        await asyncio.sleep(0.5)
     yield {"greeting": "hello"}
     print("app: shutdown", flush=True)
     if SHUTDOWN == "fail":
@@ -83,6 +85,29 @@ def treadle() -> Iterator[Callable[..., Treadle]]:
 def app_dir(tmp_path: Path) -> Path:
     (tmp_path / "starapp.py").write_text(STARLETTE_APP)
     return tmp_path
+
+
+def test_with_workers_the_startup_line_comes_once_every_worker_listens(
+    treadle: Callable[..., Treadle], app_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each worker runs the application's start-up (half a second here) before it listens: a
+    # client that connects as soon as the line is printed is answered, never refused.
+    monkeypatch.setenv("APP_STARTUP", "slow")
+    server = treadle(
+        "--asgi",
+        "starapp:app",
+        "--listen",
+        "tcp:0:interface=127.0.0.1",
+        "--workers",
+        "2",
+        "--no-access-log",
+        cwd=app_dir,
+    )
+    assert " with 2 workers on " in server.started()
+    for _ in range(4):
+        assert get(server.url + "/").text == "hello from /"
+    server.signal(signal.SIGTERM)
+    assert server.finish() == 0
 
 
 def test_the_option() -> None:

@@ -8,11 +8,14 @@ nothing is passed between processes, so a worker serves exactly as a single proc
 A ``systemd:`` socket needs no reservation: it exists already, and every worker inherits it
 across the fork and serves it, the kernel spreading connections among them.
 
-Supervision runs without polling: SIGCHLD, SIGTERM and SIGINT are blocked and collected with
-``sigwaitinfo``. A worker that dies is replaced (unless workers keep dying right after
-starting, which means they cannot start at all: then the supervisor gives up). The first
-SIGTERM/SIGINT is passed to every worker, which drains its connections within the grace
-period; a second one is passed on too, and the workers stop at once.
+The startup line is printed once every worker listens: each first worker writes its own line
+to a pipe when its ports are open, and the supervisor waits for them (looking every 50 ms
+for a worker that exited or a stop signal meanwhile). From then on supervision runs without
+polling: SIGCHLD, SIGTERM and SIGINT are blocked and collected with ``sigwaitinfo``. A
+worker that dies is replaced (unless workers keep dying right after starting, which means
+they cannot start at all: then the supervisor gives up). The first SIGTERM/SIGINT is passed
+to every worker, which drains its connections within the grace period; a second one is
+passed on too, and the workers stop at once.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import ctypes
 import dataclasses
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -105,8 +109,9 @@ def run_workers(
     Args:
         options: Options whose ports were fixed by :func:`reserve_ports`.
         serve: Runs one worker: ``serve(options, out, reuse_port)`` returns its exit status.
-        announce: Called once the workers are forked (the startup line): from then on a
-            stop signal is passed on to them, never fatal to the supervisor itself.
+        announce: Called once every worker listens (the startup line; a worker that
+            exited first is not waited for): from then on a stop signal is passed on to
+            them, never fatal to the supervisor itself.
 
     Returns:
         0 when every worker exited cleanly (drained after a signal); 1 when workers could
@@ -119,6 +124,10 @@ def run_workers(
     stopping = 0
     status = 0
 
+    # Each first worker writes its start-up line here once it listens (serve() prints it
+    # then): the supervisor announces the server only when all of them do.
+    ready: list[int] = list(os.pipe())
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:  # the worker
@@ -129,8 +138,8 @@ def run_workers(
             _die_with_parent()
             code = 1
             try:
-                with open(os.devnull, "w") as quiet:
-                    code = serve(options, quiet, True)
+                with _startup_output(ready) as out:
+                    code = serve(options, out, True)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
             finally:
@@ -140,6 +149,12 @@ def run_workers(
     try:
         for _ in range(options.workers):
             spawn()
+        os.close(ready[1])
+        try:
+            _wait_until_listening(ready[0], list(workers))
+        finally:
+            os.close(ready[0])
+            ready.clear()  # workers started later write nowhere
         announce()
         while workers:
             info = signal.sigwaitinfo(_SIGNALS)
@@ -171,6 +186,46 @@ def run_workers(
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
     return status
+
+
+def _startup_output(ready: list[int]) -> IO[str]:
+    """Where a worker prints its startup line: the supervisor's pipe ``ready`` (read end,
+    write end) for the first workers, nowhere for those started later (``ready`` empty)."""
+    if not ready:
+        return open(os.devnull, "w")
+    os.close(ready[0])
+    return os.fdopen(ready[1], "w")
+
+
+def _wait_until_listening(fd: int, pids: list[int]) -> None:
+    """Wait until each of the workers ``pids`` listens (wrote a line to ``fd``) or exited.
+
+    So the startup line is true when printed: a client that connects on reading it is
+    accepted, never refused by a port no worker listens on yet. A stop signal ends the
+    wait (the supervision loop then handles it). While waiting, exits and signals are
+    looked at every 50 ms: they are blocked, for ``sigwaitinfo``, and so cannot wake
+    ``select``; a worker that exited is looked at without being reaped, which stays the
+    supervision loop's to do.
+    """
+    stop = {signal.SIGTERM, signal.SIGINT}
+    lines = 0
+    while lines + sum(1 for pid in pids if _exited(pid)) < len(pids):
+        if signal.sigpending() & stop:
+            return
+        readable, _, _ = select.select([fd], [], [], 0.05)
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:  # every worker closed its end: none is left to wait for
+                return
+            lines += chunk.count(b"\n")
+
+
+def _exited(pid: int) -> bool:
+    """Whether child ``pid`` has exited, leaving it to be reaped."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 def _die_with_parent() -> None:
