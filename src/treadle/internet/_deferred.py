@@ -534,7 +534,14 @@ class Deferred(Generic[_T]):
                     break
                 current._running_callbacks = True
                 try:
-                    result = fn(current.result, *args, **(kw or {}))
+                    # Most callbacks take the result alone: spare them the general call,
+                    # which builds an argument tuple and a keyword dict each time.
+                    if kw:
+                        result = fn(current.result, *args, **kw)
+                    elif args:
+                        result = fn(current.result, *args)
+                    else:
+                        result = fn(current.result)
                 except _PROPAGATE:
                     raise
                 except BaseException:
