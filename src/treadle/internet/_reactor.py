@@ -260,14 +260,12 @@ class ListeningPort:
             self._closed = True
             if self._server is not None:
                 self._server.close()
-            elif self._start_handle is not None:
-                self._start_handle.cancel()
-                self._start_handle = None
-                self.socket.close()
-            elif self._starting is not None:
-                self._starting.cancel()
-                self.socket.close()
-            else:
+            else:  # not serving yet: whatever would start it is called off
+                if self._start_handle is not None:
+                    self._start_handle.cancel()
+                    self._start_handle = None
+                if self._starting is not None:
+                    self._starting.cancel()
                 self.socket.close()
             if isinstance(self._host, UNIXAddress) and self._host.name and self._owns_path:
                 with contextlib.suppress(OSError):

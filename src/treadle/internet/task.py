@@ -289,8 +289,7 @@ def _cancel_later(d: Deferred[Any]) -> None:
         d._handle = None
         handle.cancel()
     else:  # its entry in the reactor's heap
-        handle.heap.discard(d)
-        d._context = None
+        _leave_heap(d)
         view = d._view
         if view is not None:
             view.cancelled = True
@@ -301,9 +300,14 @@ def _cancel_later(d: Deferred[Any]) -> None:
 def _cancel_view(view: DelayedCall) -> None:
     """``cancel()`` of the DelayedCall shown for a pending deferLater: the call never runs
     (and, as in Twisted, the Deferred never fires)."""
-    d: _LaterDeferred = view.args[0]
-    if d._handle is not None:
-        d._handle.heap.discard(d)
+    _leave_heap(view.args[0])
+
+
+def _leave_heap(d: _LaterDeferred) -> None:
+    """Take ``d``'s pending call out of the reactor's heap (nothing if it ran already)."""
+    entry: Any = d._handle
+    if entry is not None:
+        entry.heap.discard(d)
     d._context = None
 
 
