@@ -548,6 +548,18 @@ def test_defer_later_uses_a_call_later_that_was_replaced() -> None:
     assert run_on_reactor(main) == [0.01]
 
 
+def test_defer_later_on_a_mock_clock_calls_its_call_later() -> None:
+    from unittest import mock
+
+    clock = mock.Mock()
+    out = results_of(deferLater(clock, 5, lambda: "x"))
+    clock.callLater.assert_called_once()
+    delay, f, *args = clock.callLater.call_args.args
+    assert delay == 5 and out == []
+    f(*args)  # what the clock would run when the time comes
+    assert out == ["x"]
+
+
 def test_a_failing_defer_later_call_on_the_reactor_is_logged_and_spares_the_others(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -203,8 +203,9 @@ def deferLater(
         d._kw = kw or None
     # On treadle's reactor the Deferred waits in the reactor's heap of timed calls itself;
     # elsewhere (a test Clock, a reactor of another kind) through the clock's callLater.
+    # (``is not True``: a mock standing for the clock answers any name with a truthy mock.)
     schedule = getattr(clock, "_call_owner_later", None)
-    if schedule is None or not schedule(d, delay):
+    if schedule is None or schedule(d, delay) is not True:
         d._handle = clock.callLater(delay, _fire_later, d)
     return d
 
