@@ -1070,7 +1070,7 @@ class Shrunk(File):
 
 
 @pytest.mark.parametrize("strategy", ["native", "copy"])
-def test_file_shrinking_mid_transfer_aborts(
+def test_file_shrinking_mid_transfer_closes_after_its_bytes(
     serve: Serve, tree: Path, big: bytes, strategy: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if strategy == "copy":

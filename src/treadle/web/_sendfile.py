@@ -15,8 +15,9 @@ are sent zero-copy by the first of these that the loop and transport allow:
    them — TLS, or a file object without a descriptor.
 
 The task is cancelled when the client goes away (``notifyFinish`` errback), the file is
-closed in every case, and a file that shrinks under a transfer aborts the connection (the
-promised ``Content-Length`` can no longer be met).
+closed in every case, and a file that shrinks under a transfer closes the connection once
+the bytes it still had are sent (the promised ``Content-Length`` can no longer be met: the
+client sees a short body, every byte of it the file's).
 """
 
 from __future__ import annotations
@@ -249,8 +250,11 @@ class FileSender:
             self._abort()
             return
         except _FileShrank:
-            error_log.warning("file shrank while being sent; connection aborted (%r)", request)
-            self._abort()
+            error_log.warning("file shrank while being sent; connection closed (%r)", request)
+            # Closed, not aborted: what is already written still reaches the client.
+            transport = request.asyncio_transport
+            if not self.lost and transport is not None:
+                transport.close()
             return
         except Exception:
             error_log.exception("error sending a file for %r", request)
