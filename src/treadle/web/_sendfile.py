@@ -252,9 +252,7 @@ class FileSender:
         except _FileShrank:
             error_log.warning("file shrank while being sent; connection closed (%r)", request)
             # Closed, not aborted: what is already written still reaches the client.
-            transport = request.asyncio_transport
-            if not self.lost and transport is not None:
-                transport.close()
+            self._abort(flush=True)
             return
         except Exception:
             error_log.exception("error sending a file for %r", request)
@@ -263,9 +261,13 @@ class FileSender:
         if not self.lost and not request.finished:
             request.finish()
 
-    def _abort(self) -> None:
+    def _abort(self, *, flush: bool = False) -> None:
         # The head is out, so no error page is possible: cut the connection so the client
-        # sees a short body rather than waiting for bytes that will never come.
+        # sees a short body rather than waiting for bytes that will never come (``flush``:
+        # after what is already written, rather than dropping it).
         transport = self.request.asyncio_transport
         if not self.lost and transport is not None:
-            transport.abort()
+            if flush:
+                transport.close()
+            else:
+                transport.abort()
