@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import math
 import weakref
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from treadle.internet._timers import TimerHeap
+from treadle.internet._timers import SoonBatch, TimerHeap
 from treadle.internet.task import Clock
 
 
@@ -203,3 +204,86 @@ def test_add_at_keeps_the_time_given() -> None:
     assert log == []
     clock.advance(0.1)
     assert log == [("x", 2.5)]
+
+
+class SoonOwner:
+    """Records that it ran; raises if told to."""
+
+    def __init__(self, log: list[str], name: str, fail: bool = False) -> None:
+        self.log = log
+        self.name = name
+        self.fail = fail
+
+    def _run_soon(self) -> None:
+        self.log.append(self.name)
+        if self.fail:
+            raise ValueError(self.name)
+
+
+def test_a_soon_batch_runs_a_turn_s_owners_in_order_from_one_loop_callback() -> None:
+    loop = asyncio.new_event_loop()
+    scheduled: list[object] = []
+
+    def call_soon(callback: Callable[[], object]) -> object:
+        scheduled.append(callback)
+        return loop.call_soon(callback)
+
+    try:
+        log: list[str] = []
+        batch = SoonBatch(call_soon)
+        for name in "abc":
+            batch.add(SoonOwner(log, name))
+        assert log == [] and len(scheduled) == 1
+        loop.run_until_complete(asyncio.sleep(0))
+        assert log == ["a", "b", "c"]
+        batch.add(SoonOwner(log, "d"))  # a later turn schedules its own callback
+        loop.run_until_complete(asyncio.sleep(0))
+        assert log == ["a", "b", "c", "d"] and len(scheduled) == 2
+    finally:
+        loop.close()
+
+
+def test_a_soon_batch_called_with_a_callback_is_the_loops_call_soon() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        ran: list[str] = []
+        handle = SoonBatch(loop.call_soon)(lambda: ran.append("x"))
+        assert isinstance(handle, asyncio.Handle)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert ran == ["x"]
+    finally:
+        loop.close()
+
+
+def test_a_discarded_soon_owner_does_not_run() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        log: list[str] = []
+        batch = SoonBatch(loop.call_soon)
+        first, last = SoonOwner(log, "first"), SoonOwner(log, "last")
+        batch.add(first)
+        batch.add(last)
+        batch.discard(first)  # not the last added: kept (running it twice is harmless)
+        batch.discard(last)
+        loop.run_until_complete(asyncio.sleep(0))
+        assert log == ["first"]
+    finally:
+        loop.close()
+
+
+def test_a_failing_soon_owner_is_reported_and_the_rest_run_at_the_next_turn() -> None:
+    loop = asyncio.new_event_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        log: list[str] = []
+        batch = SoonBatch(loop.call_soon)
+        batch.add(SoonOwner(log, "a"))
+        batch.add(SoonOwner(log, "b", fail=True))
+        batch.add(SoonOwner(log, "c"))
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(asyncio.sleep(0))
+        assert log == ["a", "b", "c"]
+        assert [str(e["exception"]) for e in errors] == ["b"]
+    finally:
+        loop.close()

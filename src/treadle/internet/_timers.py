@@ -16,6 +16,13 @@ Cancelling or rescheduling empties the entry (:meth:`TimerHeap.discard`), so the
 no reference to a cancelled owner (a closed connection is freed at once); the empty entry is
 skipped when it comes up, and the heap is rebuilt without empty entries once they are the
 majority. When an entry is due, the heap clears ``owner._handle`` and calls ``owner._due()``.
+
+Calls "soon" (at the loop's next turn) have the same cost, a Handle and a Context each, and a
+server makes one per streamed response: a response written and finished in one callback
+holds its first bytes for a turn (see :meth:`~treadle.web._request_core.RequestCore.write`).
+When thousands of pending responses come due together, their Handles lived together until
+the turn ended, some 300 bytes each of peak memory. A :class:`SoonBatch` runs every owner it
+was given in a turn from one loop callback, and keeps nothing per owner but a list slot.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-__all__ = ["TimerHeap"]
+__all__ = ["SoonBatch", "TimerHeap"]
 
 #: Stale entries tolerated before the heap is considered for a rebuild.
 _REBUILD_AFTER: Final = 64
@@ -36,6 +43,12 @@ class Owner(Protocol):
     _handle: Any
 
     def _due(self) -> None: ...
+
+
+class SoonOwner(Protocol):
+    """What a :class:`SoonBatch` runs."""
+
+    def _run_soon(self) -> None: ...
 
 
 class Entry:
@@ -201,3 +214,62 @@ class TimerHeap:
             self._running = False
             if heap:
                 self._arm(heap[0].when)
+
+
+class SoonBatch:
+    """``call_soon`` for one loop, which can also run many owners from one loop callback.
+
+    Called with a callback, it is the loop's ``call_soon`` (the callback keeps its own Handle
+    and context). :meth:`add` is for treadle's own deferred work that runs no application
+    code: the owners added during a turn run in the order added, from a single callback
+    scheduled by the first of them, so they share that callback's context.
+
+    Args:
+        call_soon: The loop's ``call_soon``, or a test clock's equivalent.
+    """
+
+    __slots__ = ("_call_soon", "_owners")
+
+    def __init__(self, call_soon: Callable[[Callable[[], object]], object]) -> None:
+        self._call_soon = call_soon
+        self._owners: list[Any] | None = None
+
+    def __call__(self, callback: Callable[[], object]) -> object:
+        """Run ``callback`` at the loop's next turn, as the loop's ``call_soon`` does."""
+        return self._call_soon(callback)
+
+    def add(self, owner: SoonOwner) -> None:
+        """Call ``owner._run_soon()`` at the loop's next turn."""
+        owners = self._owners
+        if owners is None:
+            self._owners = [owner]
+            self._call_soon(self._run)
+        else:
+            owners.append(owner)
+
+    def discard(self, owner: SoonOwner) -> None:
+        """Forget ``owner`` if it is the last one added (the case worth the cost of a look)."""
+        owners = self._owners
+        if owners and owners[-1] is owner:
+            owners.pop()
+
+    def _run(self) -> None:
+        # Owners added while these run wait for the next turn, under a callback of their own.
+        owners = self._owners
+        self._owners = None
+        if owners is None:
+            return
+        for i, owner in enumerate(owners):
+            try:
+                owner._run_soon()
+            except BaseException:
+                # The loop reports the error as any callback's; the owners not yet run go
+                # on at the next turn rather than being dropped.
+                rest = owners[i + 1 :]
+                if rest:
+                    if self._owners is None:
+                        self._owners = rest
+                        self._call_soon(self._run)
+                    else:
+                        self._owners[:0] = rest
+                raise

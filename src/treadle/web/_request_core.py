@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from mypy_extensions import mypyc_attr
 
+from treadle.internet._timers import SoonBatch
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from treadle.internet.defer import Deferred, fail, succeed
 from treadle.python.failure import Failure
@@ -380,7 +381,11 @@ class RequestCore:
             # Content-Length, in one system call, instead of chunked in two.
             self._held = [data]
             self.startedWriting = True
-            self._wire.call_soon(self.flush_held)
+            soon = self._wire.call_soon
+            if isinstance(soon, SoonBatch):
+                soon.add(self)  # no Handle, Context and bound method per response
+            else:
+                soon(self.flush_held)
             return
         if not data:
             return
@@ -415,6 +420,11 @@ class RequestCore:
         held = self._held
         if held is not None:
             self._held = None
+            soon = self._wire.call_soon
+            if isinstance(soon, SoonBatch):
+                # Leave the batch at once (it is almost always the last one added): a burst
+                # of responses finishing together would otherwise keep each alive till its end.
+                soon.discard(self)
             self.startedWriting = False
             self._write_whole(b"".join(held))
             return
@@ -445,6 +455,10 @@ class RequestCore:
             return
         self.startedWriting = False
         _start_response(self, b"".join(held), None)
+
+    def _run_soon(self) -> None:
+        """What a :class:`~treadle.internet._timers.SoonBatch` runs: :meth:`flush_held`."""
+        self.flush_held()
 
     def _write_whole(self, body: bytes) -> None:
         """Send the complete response with ``body`` in one write, then finish (fast path)."""

@@ -31,7 +31,7 @@ from urllib.parse import unquote_to_bytes
 
 from zope.interface import alsoProvides, classImplements
 
-from treadle.internet._timers import TimerHeap
+from treadle.internet._timers import SoonBatch, TimerHeap
 from treadle.web._access_log import AccessLogWriter
 from treadle.web._channel import READ_AHEAD as READ_AHEAD
 from treadle.web._channel import HTTPChannel
@@ -361,7 +361,7 @@ class HTTPFactory:
         self._shutdown_callbacks: set[Callable[[], object]] = set()
         # The deadlines of the channels on one loop (or test clock), shared by them.
         self._deadlines: TimerHeap | None = None
-        self._soon: Callable[[Callable[[], object]], object] = _soon_on(None)  # set with it
+        self._soon = SoonBatch(_soon_on(None))  # set with it
         self._limits: tuple[tuple[int, ...], Limits] | None = None
 
     @property
@@ -470,7 +470,7 @@ class HTTPFactory:
             cached = self._limits = (values, Limits(*values))
         return cached[1]
 
-    def timing(self) -> tuple[TimerHeap, Callable[[Callable[[], object]], object]]:
+    def timing(self) -> tuple[TimerHeap, SoonBatch]:
         """Return the deadline heap channels share and how they run a callback "soon".
 
         One heap per loop (or test clock), shared by its connections: a connection's timer
@@ -495,10 +495,10 @@ class HTTPFactory:
                 # that comes earlier still waits a whole loop tick rather than spinning.
                 deadlines = TimerHeap(source, source.call_later, source.time, 0.001, 0.001)
                 # Made once: a bound method per connection is 64 bytes each keeps.
-                self._soon = source.call_soon
+                self._soon = SoonBatch(source.call_soon)
             else:
                 deadlines = TimerHeap(source, clock.callLater, clock.seconds)
-                self._soon = _soon_on(clock)
+                self._soon = SoonBatch(_soon_on(clock))
             self._deadlines = deadlines
         return deadlines, self._soon
 
