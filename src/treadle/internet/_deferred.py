@@ -223,9 +223,7 @@ class Deferred(Generic[_T]):
         "__weakref__",
         "_canceller",
         "_chained_to",
-        "_debug_info",
         "_running_callbacks",
-        "_suppress_already_called",
         "callbacks",
         "called",
         "paused",
@@ -233,6 +231,13 @@ class Deferred(Generic[_T]):
     )
 
     result: Any
+
+    # Rarely set, so class attributes rather than slots: a pending Deferred is 16 bytes
+    # smaller, and the instance dictionary is made only where one is set (debugging, and a
+    # Deferred cancelled without a canceller).
+    _debug_info: DebugInfo | None = None
+    # Cancelled without a canceller: the late result of the abandoned work is to be ignored.
+    _suppress_already_called = False
 
     #: Record creation and firing stacks, and capture variables in Failures (see
     #: :func:`setDebugging`; a class attribute, as in Twisted, that code may also set).
@@ -244,9 +249,7 @@ class Deferred(Generic[_T]):
         self.paused = 0
         self._canceller = canceller
         self._chained_to: Deferred[Any] | None = None
-        self._debug_info: DebugInfo | None = None
         self._running_callbacks = False
-        self._suppress_already_called = False
         if self.debug:
             info = self._debug_info = DebugInfo()
             info.creator = traceback.format_stack()[:-1]

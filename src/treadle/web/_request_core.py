@@ -146,6 +146,41 @@ def prepared_answer(
     return body
 
 
+class _Rare:
+    """The state of a request that few requests have, kept apart from the request itself.
+
+    Eight fields that one request in many sets (a reason phrase of its own, a transport
+    assigned by the program, ``setHost``, what a trusted proxy reported, the reason the
+    connection was lost, ...) would cost each request 64 bytes; held here, they cost one
+    pointer until set. :class:`RequestCore` reads and sets them through properties.
+    """
+
+    __slots__ = (
+        "assigned_transport",
+        "code_message",
+        "forced_host",
+        "forwarded_client",
+        "forwarded_secure",
+        "lost_reason",
+        "parse_forms",
+        "queued",
+    )
+
+    def __init__(self) -> None:
+        self.queued: object = 0
+        self.code_message: bytes | None = None
+        self.lost_reason: Exception | None = None
+        # What a program assigned to ``transport`` (Twisted's is a plain attribute).
+        self.assigned_transport: Any = None
+        # What setHost forced: the address getHost reports (TLS: the request's _forced_secure).
+        self.forced_host: IPv4Address | IPv6Address | None = None
+        # What trusted proxies said (see use_forwarded): the client, and whether it used TLS.
+        self.forwarded_client: IPv4Address | IPv6Address | None = None
+        self.forwarded_secure: bool | None = None
+        # Twisted's parsePOSTFormSubmission as given (None: the default, which is to parse).
+        self.parse_forms: bool | None = None
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)
 class RequestCore:
     """The per-request path of :class:`~treadle.web.http.Request` (see the module docstring).
@@ -183,25 +218,15 @@ class RequestCore:
 
     # Rarely set: class-level defaults keep a request cheap to create in pure Python (set
     # values go to the instance dict); compiled, they are fields set when one is made.
-    queued = 0
-    code_message: bytes | None = None
     _args: dict[bytes, list[bytes]] | None = None
     _cookies_in: dict[bytes, bytes] | None = None
-    _lost_reason: Exception | None = None
     #: The producer registered through :meth:`registerProducer` (None when none).
     producer: Any = None
-    # What a program assigned to ``transport`` (Twisted's is a plain attribute).
-    _assigned_transport: Any = None
-    # What setHost forced: the address getHost reports (TLS for isSecure: _forced_secure).
-    _forced_host: IPv4Address | IPv6Address | None = None
-    # What trusted proxies said (see use_forwarded): the client, and whether it used TLS.
-    _forwarded_client: IPv4Address | IPv6Address | None = None
-    _forwarded_secure: bool | None = None
-    # Twisted's parsePOSTFormSubmission as given (None: the default, which is to parse).
-    _parse_forms: bool | None = None
     # Field lines encoded ahead of time for the header table this response may end up with
     # (see PreparedFields); used only if the table then holds exactly those fields.
     _prepared_fields: PreparedFields | None = None
+    # What few requests set (see _Rare), made when the first of it is set.
+    _rare: _Rare | None = None
     # The flags come last here and first in __init__: compiled, each is a byte, and kept
     # together they share one word where, scattered among pointers, each took a word.
     _forced_secure = False
@@ -252,6 +277,90 @@ class RequestCore:
         self._framing: Framing | None = None
         self._notifications: list[Deferred[None]] | None = None
         self._held: list[bytes] | None = None
+
+    # -- the rarely set state (held by _Rare) ----------------------------------------------
+
+    def _rare_state(self) -> _Rare:
+        rare = self._rare
+        if rare is None:
+            rare = self._rare = _Rare()
+        return rare
+
+    @property
+    def queued(self) -> object:
+        """Twisted's deprecated flag for a request waiting behind another: 0 unless set."""
+        rare = self._rare
+        return 0 if rare is None else rare.queued
+
+    @queued.setter
+    def queued(self, value: object) -> None:
+        if value != 0 or self._rare is not None:
+            self._rare_state().queued = value
+
+    @property
+    def code_message(self) -> bytes | None:
+        """The reason phrase given to :meth:`setResponseCode` (None: the code's standard one)."""
+        rare = self._rare
+        return None if rare is None else rare.code_message
+
+    @code_message.setter
+    def code_message(self, value: bytes | None) -> None:
+        if value is not None or self._rare is not None:
+            self._rare_state().code_message = value
+
+    @property
+    def _lost_reason(self) -> Exception | None:
+        rare = self._rare
+        return None if rare is None else rare.lost_reason
+
+    @_lost_reason.setter
+    def _lost_reason(self, value: Exception | None) -> None:
+        self._rare_state().lost_reason = value
+
+    @property
+    def _assigned_transport(self) -> Any:
+        rare = self._rare
+        return None if rare is None else rare.assigned_transport
+
+    @_assigned_transport.setter
+    def _assigned_transport(self, value: Any) -> None:
+        self._rare_state().assigned_transport = value
+
+    @property
+    def _forced_host(self) -> IPv4Address | IPv6Address | None:
+        rare = self._rare
+        return None if rare is None else rare.forced_host
+
+    @_forced_host.setter
+    def _forced_host(self, value: IPv4Address | IPv6Address | None) -> None:
+        self._rare_state().forced_host = value
+
+    @property
+    def _forwarded_client(self) -> IPv4Address | IPv6Address | None:
+        rare = self._rare
+        return None if rare is None else rare.forwarded_client
+
+    @_forwarded_client.setter
+    def _forwarded_client(self, value: IPv4Address | IPv6Address | None) -> None:
+        self._rare_state().forwarded_client = value
+
+    @property
+    def _forwarded_secure(self) -> bool | None:
+        rare = self._rare
+        return None if rare is None else rare.forwarded_secure
+
+    @_forwarded_secure.setter
+    def _forwarded_secure(self, value: bool | None) -> None:
+        self._rare_state().forwarded_secure = value
+
+    @property
+    def _parse_forms(self) -> bool | None:
+        rare = self._rare
+        return None if rare is None else rare.parse_forms
+
+    @_parse_forms.setter
+    def _parse_forms(self, value: bool | None) -> None:
+        self._rare_state().parse_forms = value
 
     # -- arrival ---------------------------------------------------------------------------
 
