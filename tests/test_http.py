@@ -13,6 +13,7 @@ from treadle.internet.address import IPv4Address
 from treadle.internet.error import ConnectionAborted
 from treadle.internet.task import Clock
 from treadle.python.failure import Failure
+from treadle.web._channel_core import CORK_MAX
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
 from treadle.web.testing import StringTransport, connect, request_bytes
@@ -991,3 +992,73 @@ def test_a_log_of_the_sites_own_is_called_with_the_access_log_off(
     site.log = lambda request: logged.append(b"instance " + request.uri)  # type: ignore[method-assign]
     _get_twice(serve(site))
     assert logged == [b"class /", b"class /", b"instance /", b"instance /"]
+
+
+# -- pipelined responses written together ------------------------------------------------------
+
+
+class Sized(Resource):
+    """``/big`` answers with a body larger than a held-back response may be."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        if request.path == b"/big":
+            return b"x" * (CORK_MAX + 1)
+        return b"small " + request.path
+
+
+def test_small_pipelined_responses_go_out_in_one_write() -> None:
+    channel, transport = connect(Site(Hello()))
+    channel.data_received(b"".join(request_bytes(target=f"/{i}") for i in range(16)))
+    assert len(transport.written) == 1  # one send for the batch, not sixteen
+    assert [r[2] for r in parse_responses(transport.value())] == [
+        b"hello /%d" % i for i in range(16)
+    ]
+
+
+def test_a_large_response_takes_the_held_ones_with_it_in_order() -> None:
+    channel, transport = connect(Site(Sized()))
+    channel.data_received(
+        request_bytes(target="/a") + request_bytes(target="/big") + request_bytes(target="/c")
+    )
+    bodies = [r[2] for r in parse_responses(transport.value())]
+    assert bodies == [b"small /a", b"x" * (CORK_MAX + 1), b"small /c"]
+    # /a waited for /big and left with it; /c, the last, went alone.
+    assert len(transport.written) == 2
+    assert transport.written[0].endswith(b"x" * (CORK_MAX + 1))
+
+
+def test_held_responses_go_out_when_the_next_request_stays_pending() -> None:
+    held = Held(immediate={b"/a": b"a", b"/c": b"c"})
+    channel, transport = connect(Site(held))
+    channel.data_received(
+        request_bytes(target="/a") + request_bytes(target="/slow") + request_bytes(target="/c")
+    )
+    assert [r[2] for r in parse_responses(transport.value())] == [b"a"]
+    held.pending[0].write(b"slow")
+    held.pending[0].finish()
+    assert [r[2] for r in parse_responses(transport.value())] == [b"a", b"slow", b"c"]
+
+
+@pytest.mark.parametrize("path", [b"/raw", b"/lose"])
+def test_writing_through_the_request_transport_comes_after_held_responses(path: bytes) -> None:
+    channel, transport = connect(Site(Dropper()))
+    channel.data_received(request_bytes(target="/first") + request_bytes(target=path.decode()))
+    data = transport.value()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+    _, _, rest = data.partition(b"\r\n\r\n")
+    assert rest.startswith(b"ok")  # the first response, whole, before anything of the second
+    second = rest[2:]
+    if path == b"/raw":
+        assert second == b"HTTP/1.1 299 Raw\r\nContent-Length: 3\r\n\r\nraw"
+    else:
+        assert second.startswith(b"HTTP/1.1 200 OK\r\n") and second.endswith(b"\r\npartial\r\n")
+    assert transport.closed
+
+
+def test_an_abort_in_a_pipeline_still_sends_the_responses_finished_before_it() -> None:
+    channel, transport = connect(Site(Dropper()))
+    channel.data_received(request_bytes(target="/first") + request_bytes(target="/abort"))
+    assert [r[2] for r in parse_responses(transport.value())] == [b"ok"]
+    assert transport.aborted

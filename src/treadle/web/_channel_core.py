@@ -26,6 +26,16 @@ how the limits are counted (exactly where a callback sees the bytes, to within t
 :data:`~treadle.web._parser.FEED_SLICE` bytes elsewhere) is in :mod:`treadle.web._parser`;
 timeouts, the minimum body rate among them, in :mod:`treadle.web._channel_timeouts`.
 
+Pipelined responses are written together: while :func:`_dispatch` answers a request with
+more queued behind it, a small whole response (head and body in one piece) is held in
+``_corked`` rather than written, and the held responses go to the transport in one write
+when the batch ends, when a response that is not small and whole comes, or before anything
+else is written or the connection closes (:func:`flush_corked` is called on every other way
+out: the request's transport, a producer, a refusal, ``100 Continue``, an upgrade, closing
+and aborting). Sixteen pipelined requests then cost one ``send`` instead of sixteen, which
+was half their CPU time. Only responses already finished are held, so no application code
+waits on it, and at most ``maxPipelined`` of them at :data:`CORK_MAX` bytes each.
+
 Compiled, the public class is a Python subclass of :class:`ChannelCore`, so a program's own
 channel classes and attributes behave as Python's. The core calls the mixins' methods
 through stubs the mixins override, and its hottest steps are module functions (:func:`_feed`,
@@ -90,6 +100,10 @@ error_log = logging.getLogger("treadle.error")
 
 _CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
+#: The largest response (head and body) held back in a pipelined batch: the syscall a batch
+#: saves matters for small responses, and larger ones keep the transport's flow control.
+CORK_MAX: Final = 8192
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)
 class ChannelCore:
@@ -106,6 +120,7 @@ class ChannelCore:
         "_body_started",
         "_buffered",
         "_connected_at",
+        "_corked",
         "_deadlines",
         "_dispatching",
         "_drain_waiter",
@@ -155,6 +170,8 @@ class ChannelCore:
         self._active: Any = None  # the ChannelRequest being answered
         # True while _dispatch runs, so a request finished inside it does not dispatch again.
         self._dispatching: bool = False
+        # Whole responses of a pipelined batch not yet written (see the module docstring).
+        self._corked: list[bytes] | None = None
         self._reading_paused: bool = False
         self._writing_paused: bool = False
         self._producer_streaming: bool = False  # (beside the other flags: one word for all)
@@ -339,6 +356,14 @@ class ChannelCore:
                 # A body held back by our own pause: its clocks start again from here.
                 self._body_started = self._last_activity = self._now()
 
+    def uncork(self) -> None:
+        """Write the whole responses held back in a pipelined batch (see the module docstring).
+
+        Whatever writes to the connection other than the per-request path calls this first.
+        """
+        if self._corked is not None:
+            flush_corked(self)
+
     def _close(self) -> None:
         """Close the connection once the transport has flushed what it holds.
 
@@ -349,6 +374,8 @@ class ChannelCore:
             return  # aborted or gone already
         self._last_activity = self._now()
         self._unsent = -1
+        if self._corked is not None:
+            flush_corked(self)
         if self.asyncio_transport is not None:
             self.asyncio_transport.close()
 
@@ -451,6 +478,8 @@ def _head_received(channel: ChannelCore, invite: bool) -> None:
     elif channel._active is None and not channel._queue:
         channel._enter(HEAD_DONE)
         assert channel.asyncio_transport is not None
+        if channel._corked is not None:
+            flush_corked(channel)
         channel.asyncio_transport.write(_CONTINUE_LINE)
     else:
         channel._enter(AWAIT_INVITE)  # owed once the responses before it are out
@@ -564,6 +593,8 @@ def _dispatch(channel: ChannelCore) -> None:
                     return
     finally:
         channel._dispatching = False
+        if channel._corked is not None:
+            flush_corked(channel)
     if (
         channel._reading_paused
         and channel._active is None
@@ -573,6 +604,19 @@ def _dispatch(channel: ChannelCore) -> None:
     ):
         channel._buffered = 0
         channel._resume_reading()
+
+
+def flush_corked(channel: ChannelCore) -> None:
+    """Write the responses held back while a pipelined batch is answered, in one piece.
+
+    Called whenever ``channel._corked`` is not None and anything else is about to be written
+    (or the connection closed); cheap to call when nothing is held.
+    """
+    corked = channel._corked
+    channel._corked = None
+    transport = channel.asyncio_transport
+    if corked and transport is not None:
+        transport.write(b"".join(corked))
 
 
 def _queued(channel: ChannelCore) -> int:
@@ -599,6 +643,8 @@ def answered(channel: ChannelCore, request: Any, keeps: bool) -> None:
         return
     if channel._state == CONTINUE and not queue and channel.asyncio_transport is not None:
         channel._enter(INVITED)
+        if channel._corked is not None:
+            flush_corked(channel)
         channel.asyncio_transport.write(_CONTINUE_LINE)
     if not channel._dispatching:
         channel._buffered = 0

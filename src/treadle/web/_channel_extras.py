@@ -58,6 +58,7 @@ class ChannelExtras:
     _enter: Callable[[int], int]
     _close: Callable[[], None]
     _resume_reading: Callable[[], None]
+    uncork: Callable[[], None]
     factory: Any
     asyncio_transport: Any
     _twisted_transport: Any
@@ -249,6 +250,7 @@ class ChannelExtras:
         transport = self.asyncio_transport
         if transport is None:
             return
+        self.uncork()
         transport.write(refusal(rejection.code))
         can_write_eof = getattr(transport, "can_write_eof", None)
         if rejection.code in (408, 503) or can_write_eof is None or not can_write_eof():
@@ -320,6 +322,9 @@ class ChannelExtras:
         :class:`~treadle.internet.error.ConnectionAborted`.
         """
         if self._enter(ABORT) == ABORTED and self.asyncio_transport is not None:
+            # Responses of a pipelined batch held back were finished: they go out first, as
+            # they would have had each been written at once.
+            self.uncork()
             self.asyncio_transport.abort()
 
     def abortConnection(self) -> None:

@@ -29,6 +29,7 @@ class SwitchingMixin:
     _enter: Callable[[int], int]
     _pause_reading: Callable[[], None]
     _resume_reading: Callable[[], None]
+    uncork: Callable[[], None]
     factory: Any
     asyncio_transport: Any
     requestFactory: Callable[[Any], Any]
@@ -106,6 +107,7 @@ class SwitchingMixin:
         if parser is not None:
             parser.discard()
         held, self._upgrade = self._upgrade, protocol
+        self.uncork()
         transport.write(head)
         self._resume_reading()
         protocol.connection_made(transport)

@@ -105,9 +105,11 @@ class ChannelTransport(Transport):
 
     def write(self, data: bytes) -> None:
         """Send ``data`` after what the response being answered wrote so far."""
-        active = self.channel._active
+        channel = self.channel
+        active = channel._active
         if active is not None:
             active.flush_held()
+        channel.uncork()  # responses of a pipelined batch held back go first
         super().write(data)
 
     def loseConnection(self) -> None:

@@ -225,8 +225,7 @@ class Request(RequestHelpers, RequestCore):
         :meth:`write`) are sent first, so that writing to the transport directly keeps the
         order.
         """
-        if self._held is not None:
-            self.flush_held()
+        self.flush_held()
         assigned = self._assigned_transport
         if assigned is not None:
             return assigned  # type: ignore[no-any-return]  # whatever the program assigned
@@ -242,8 +241,7 @@ class Request(RequestHelpers, RequestCore):
         """The connection's asyncio transport (None once it is lost), for asyncio's own API
         (``loop.sendfile``, ``get_write_buffer_size``); held bytes are sent first, as for
         :attr:`transport`."""
-        if self._held is not None:
-            self.flush_held()
+        self.flush_held()
         transport: asyncio.Transport | None = self._wire.asyncio_transport
         return transport
 

@@ -36,7 +36,13 @@ from treadle.internet._timers import SoonBatch
 from treadle.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from treadle.internet.defer import Deferred, fail, succeed
 from treadle.python.failure import Failure
-from treadle.web._channel_core import ChannelCore, answered, keeps_reading
+from treadle.web._channel_core import (
+    CORK_MAX,
+    ChannelCore,
+    answered,
+    flush_corked,
+    keeps_reading,
+)
 from treadle.web._framing import (
     _STATUS_LINES,
     CHUNKED,
@@ -462,9 +468,17 @@ class RequestCore:
     # -- writing ----------------------------------------------------------------------------
 
     def _transport(self) -> Any:
-        """The asyncio transport the response goes to (None once the connection is lost)."""
+        """The asyncio transport the response goes to (None once the connection is lost).
+
+        Responses of a pipelined batch held back are written first: what the caller writes
+        comes after them.
+        """
         http1 = self._http1
-        return http1.asyncio_transport if http1 is not None else self._wire.asyncio_transport
+        if http1 is None:
+            return self._wire.asyncio_transport
+        if http1._corked is not None:
+            flush_corked(http1)
+        return http1.asyncio_transport
 
     def write(self, data: bytes | str) -> None:
         """Append ``data`` to the response body (``str`` is encoded as UTF-8).
@@ -556,6 +570,9 @@ class RequestCore:
         closing, and reading :attr:`transport` or registering a producer calls it too, so
         bytes written earlier always go out first.
         """
+        http1 = self._http1
+        if http1 is not None and http1._corked is not None:
+            flush_corked(http1)  # earlier responses of a pipelined batch go first
         held = self._held
         if held is None:
             return
@@ -795,10 +812,24 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
     if length is not None and framing is CHUNKED:
         # A whole body chunked for its trailers: it ends here, trailers included.
         lines.append(trailer_section(request))
+    data = b"".join(lines)
+    if http1 is not None:
+        # Pipelined: a small whole response with another request queued behind it waits to
+        # go out with the next ones (see treadle.web._channel_core).
+        cork = length is not None and http1._dispatching and http1._queue and len(data) <= CORK_MAX
+        corked = http1._corked
+        if corked is not None:
+            corked.append(data)
+            if not cork:
+                flush_corked(http1)
+            return
+        if cork:
+            http1._corked = [data]
+            return
     transport: Any = (
         http1.asyncio_transport if http1 is not None else request._wire.asyncio_transport
     )
-    transport.write(b"".join(lines))
+    transport.write(data)
 
 
 class _HeadLines:

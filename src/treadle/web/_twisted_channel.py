@@ -499,6 +499,8 @@ class TwistedChannelMixin:
         if active is not None:
             active.flush_held()
         if self.asyncio_transport is not None:
+            channel: Any = self
+            channel.uncork()
             self.asyncio_transport.write(data)
 
     def writeSequence(self, iovec: list[bytes]) -> None:
