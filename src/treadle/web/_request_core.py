@@ -611,8 +611,9 @@ class RequestCore:
     def notifyFinish(self) -> Deferred[None]:
         """Return a Deferred that fires when this request's story ends.
 
-        It fires with None once ``finish()`` handed the last byte to the transport, or
-        errbacks with :class:`~treadle.internet.error.ConnectionDone` /
+        It fires with None once ``finish()`` handed the last byte to the transport (or, for
+        a small response answering one of several pipelined requests, to the batch the
+        channel writes before the loop's next turn), or errbacks with :class:`~treadle.internet.error.ConnectionDone` /
         :class:`~treadle.internet.error.ConnectionLost` if the client went away first (a
         :class:`~treadle.internet.error.ConnectionAborted` when the server cut it off).
         Called after either happened, it returns an already-fired Deferred (Twisted's never
