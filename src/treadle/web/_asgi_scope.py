@@ -162,11 +162,14 @@ def _connection_scope(request: RequestCore) -> dict[str, Any]:
     """A copy of the scope ``request``'s connection starts from: ``_TEMPLATE`` with its
     ``scheme``, ``client`` and ``server``, computed once per connection and kept on its
     channel, unless a proxy (``proxyHeaders``) or ``setHost`` changed them for this request."""
-    if (
-        request._forwarded_client is not None
-        or request._forwarded_secure is not None
-        or request._forced_host is not None
-        or request._forced_secure
+    rare = request._rare
+    if request._forced_secure or (
+        rare is not None
+        and (
+            rare.forwarded_client is not None
+            or rare.forwarded_secure is not None
+            or rare.forced_host is not None
+        )
     ):
         scope = _TEMPLATE.copy()
         scope["scheme"], scope["client"], scope["server"] = _parts_of(request)

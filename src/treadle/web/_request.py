@@ -182,7 +182,7 @@ class Request(RequestHelpers, RequestCore):
 
     def _parses_forms(self) -> bool:
         """Whether a POST form body is read into :attr:`args` (``parsePOSTFormSubmission``)."""
-        return self._parse_forms is not False
+        return self._rare_view().parse_forms is not False
 
     @property
     def _parsePOSTFormSubmission(self) -> bool:
@@ -226,7 +226,7 @@ class Request(RequestHelpers, RequestCore):
         order.
         """
         self.flush_held()
-        assigned = self._assigned_transport
+        assigned = self._rare_view().assigned_transport
         if assigned is not None:
             return assigned  # type: ignore[no-any-return]  # whatever the program assigned
         channel = self.channel
@@ -234,7 +234,7 @@ class Request(RequestHelpers, RequestCore):
 
     @transport.setter
     def transport(self, value: Any) -> None:
-        self._assigned_transport = value
+        self._rare_state().assigned_transport = value
 
     @property
     def asyncio_transport(self) -> asyncio.Transport | None:
@@ -265,9 +265,9 @@ class Request(RequestHelpers, RequestCore):
             return
         if view.client is not None:
             kind = IPv6Address if ":" in view.client else IPv4Address
-            self._forwarded_client = kind("TCP", view.client, view.client_port)
+            self._rare_state().forwarded_client = kind("TCP", view.client, view.client_port)
         secure = self.isSecure() if view.scheme is None else view.scheme == "https"
-        self._forwarded_secure = secure
+        self._rare_state().forwarded_secure = secure
         if view.host is not None:
             name, port = _host_and_port(view.host, view.port, secure)
             self.setHost(name, port, secure)
@@ -281,7 +281,7 @@ class Request(RequestHelpers, RequestCore):
 
     def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
         """Return the local address the request arrived on (or the one ``setHost`` gave)."""
-        forced = self._forced_host
+        forced = self._rare_view().forced_host
         return forced if forced is not None else self._wire.host_address()
 
     def setHost(self, host: bytes, port: int, ssl: bool = False) -> None:
@@ -302,7 +302,7 @@ class Request(RequestHelpers, RequestCore):
         text = name.decode("ascii")
         is_v6 = b":" in name
         address = IPv6Address if is_v6 else IPv4Address
-        self._forced_host = address("TCP", text, port)
+        self._rare_state().forced_host = address("TCP", text, port)
         header = b"[" + name + b"]" if is_v6 else name
         self._forced_secure = ssl
         # The default port is the scheme's the request ends up with: a request that
@@ -313,7 +313,7 @@ class Request(RequestHelpers, RequestCore):
 
     def isSecure(self) -> bool:
         """Return True when the connection is TLS (or ``setHost`` or a trusted proxy said so)."""
-        forwarded = self._forwarded_secure
+        forwarded = self._rare_view().forwarded_secure
         if forwarded is not None:
             return forwarded or self._forced_secure
         if self._forced_secure:

@@ -158,7 +158,8 @@ class _Rare:
     Eight fields that one request in many sets (a reason phrase of its own, a transport
     assigned by the program, ``setHost``, what a trusted proxy reported, the reason the
     connection was lost, ...) would cost each request 64 bytes; held here, they cost one
-    pointer until set. :class:`RequestCore` reads and sets them through properties.
+    pointer until set. The request reads them from ``_rare_view()`` and sets them on
+    ``_rare_state()``; Twisted's public ``queued`` and ``code_message`` are properties.
     """
 
     __slots__ = (
@@ -185,6 +186,10 @@ class _Rare:
         self.forwarded_secure: bool | None = None
         # Twisted's parsePOSTFormSubmission as given (None: the default, which is to parse).
         self.parse_forms: bool | None = None
+
+
+#: What a request that set none of the rare state reads (see RequestCore._rare_view).
+_NO_RARE: Final = _Rare()
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)
@@ -254,7 +259,7 @@ class RequestCore:
         # (Any: a channel of any kind, None once the connection is lost.)
         self.channel: Any = channel
         if parsePOSTFormSubmission is not None:
-            self._parse_forms = parsePOSTFormSubmission
+            self._rare_state().parse_forms = parsePOSTFormSubmission
         # What the request talks to: the channel itself (treadle's HTTP/1.1 channel, or a
         # class saying it serves as a wire, as an HTTP/2 stream does), or, for a channel of
         # the program's own making (driving a request by hand), an adapter to Twisted's
@@ -286,7 +291,13 @@ class RequestCore:
 
     # -- the rarely set state (held by _Rare) ----------------------------------------------
 
+    def _rare_view(self) -> _Rare:
+        """The rarely set state, to read: a shared empty one when none was set."""
+        rare = self._rare
+        return _NO_RARE if rare is None else rare
+
     def _rare_state(self) -> _Rare:
+        """The rarely set state, to set: made on first use (never write to _rare_view's)."""
         rare = self._rare
         if rare is None:
             rare = self._rare = _Rare()
@@ -313,60 +324,6 @@ class RequestCore:
     def code_message(self, value: bytes | None) -> None:
         if value is not None or self._rare is not None:
             self._rare_state().code_message = value
-
-    @property
-    def _lost_reason(self) -> Exception | None:
-        rare = self._rare
-        return None if rare is None else rare.lost_reason
-
-    @_lost_reason.setter
-    def _lost_reason(self, value: Exception | None) -> None:
-        self._rare_state().lost_reason = value
-
-    @property
-    def _assigned_transport(self) -> Any:
-        rare = self._rare
-        return None if rare is None else rare.assigned_transport
-
-    @_assigned_transport.setter
-    def _assigned_transport(self, value: Any) -> None:
-        self._rare_state().assigned_transport = value
-
-    @property
-    def _forced_host(self) -> IPv4Address | IPv6Address | None:
-        rare = self._rare
-        return None if rare is None else rare.forced_host
-
-    @_forced_host.setter
-    def _forced_host(self, value: IPv4Address | IPv6Address | None) -> None:
-        self._rare_state().forced_host = value
-
-    @property
-    def _forwarded_client(self) -> IPv4Address | IPv6Address | None:
-        rare = self._rare
-        return None if rare is None else rare.forwarded_client
-
-    @_forwarded_client.setter
-    def _forwarded_client(self, value: IPv4Address | IPv6Address | None) -> None:
-        self._rare_state().forwarded_client = value
-
-    @property
-    def _forwarded_secure(self) -> bool | None:
-        rare = self._rare
-        return None if rare is None else rare.forwarded_secure
-
-    @_forwarded_secure.setter
-    def _forwarded_secure(self, value: bool | None) -> None:
-        self._rare_state().forwarded_secure = value
-
-    @property
-    def _parse_forms(self) -> bool | None:
-        rare = self._rare
-        return None if rare is None else rare.parse_forms
-
-    @_parse_forms.setter
-    def _parse_forms(self, value: bool | None) -> None:
-        self._rare_state().parse_forms = value
 
     # -- arrival ---------------------------------------------------------------------------
 
@@ -436,7 +393,7 @@ class RequestCore:
     def getClientAddress(self) -> IPv4Address | IPv6Address | UNIXAddress:
         """Return the address of the client: the peer of the connection, or, behind a
         trusted proxy (``--proxy-headers``), the client the proxy reported."""
-        forwarded = self._forwarded_client
+        forwarded = self._rare_view().forwarded_client
         return forwarded if forwarded is not None else self._wire.peer_address()
 
     # -- shaping the response ---------------------------------------------------------------
@@ -613,15 +570,17 @@ class RequestCore:
 
         It fires with None once ``finish()`` handed the last byte to the transport (or, for
         a small response answering one of several pipelined requests, to the batch the
-        channel writes before the loop's next turn), or errbacks with :class:`~treadle.internet.error.ConnectionDone` /
+        channel writes before the loop's next turn), or errbacks with
+        :class:`~treadle.internet.error.ConnectionDone` /
         :class:`~treadle.internet.error.ConnectionLost` if the client went away first (a
         :class:`~treadle.internet.error.ConnectionAborted` when the server cut it off).
         Called after either happened, it returns an already-fired Deferred (Twisted's never
         fires).
         """
         if self._disconnected:
-            assert self._lost_reason is not None
-            return fail(self._lost_reason)
+            reason = self._rare_view().lost_reason
+            assert reason is not None
+            return fail(reason)
         if self.finished:
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -647,7 +606,7 @@ class RequestCore:
         self._disconnected = True
         self._held = None
         # Without its traceback: frames of the failed write would keep this request alive.
-        self._lost_reason = reason.with_traceback(None)
+        self._rare_state().lost_reason = reason.with_traceback(None)
         # As Twisted: the body is closed and the channel let go (the request talks to its
         # wire, never to ``channel``, so nothing of treadle's needs it any more).
         content = self._content

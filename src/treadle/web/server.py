@@ -227,7 +227,7 @@ class Request(ResourceRequestHelpers, http.Request):
 
     def _parses_forms(self) -> bool:
         """As the request was told, else as its site says (``Site(parsePOSTFormSubmission=)``)."""
-        explicit = self._parse_forms
+        explicit = self._rare_view().parse_forms
         if explicit is None:
             return getattr(self.site, "_parsePOSTFormSubmission", True) is not False
         return explicit
