@@ -6,7 +6,7 @@ import asyncio
 import gc
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -220,70 +220,70 @@ class SoonOwner:
             raise ValueError(self.name)
 
 
-def test_a_soon_batch_runs_a_turn_s_owners_in_order_from_one_loop_callback() -> None:
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop of the test's own, closed after it."""
     loop = asyncio.new_event_loop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+
+
+def test_a_soon_batch_runs_a_turn_s_owners_in_order_from_one_loop_callback(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     scheduled: list[object] = []
 
     def call_soon(callback: Callable[[], object]) -> object:
         scheduled.append(callback)
         return loop.call_soon(callback)
 
-    try:
-        log: list[str] = []
-        batch = SoonBatch(call_soon)
-        for name in "abc":
-            batch.add(SoonOwner(log, name))
-        assert log == [] and len(scheduled) == 1
-        loop.run_until_complete(asyncio.sleep(0))
-        assert log == ["a", "b", "c"]
-        batch.add(SoonOwner(log, "d"))  # a later turn schedules its own callback
-        loop.run_until_complete(asyncio.sleep(0))
-        assert log == ["a", "b", "c", "d"] and len(scheduled) == 2
-    finally:
-        loop.close()
+    log: list[str] = []
+    batch = SoonBatch(call_soon)
+    for name in "abc":
+        batch.add(SoonOwner(log, name))
+    assert log == [] and len(scheduled) == 1
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["a", "b", "c"]
+    batch.add(SoonOwner(log, "d"))  # a later turn schedules its own callback
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["a", "b", "c", "d"] and len(scheduled) == 2
 
 
-def test_a_soon_batch_called_with_a_callback_is_the_loops_call_soon() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        ran: list[str] = []
-        handle = SoonBatch(loop.call_soon)(lambda: ran.append("x"))
-        assert isinstance(handle, asyncio.Handle)
-        loop.run_until_complete(asyncio.sleep(0))
-        assert ran == ["x"]
-    finally:
-        loop.close()
+def test_a_soon_batch_called_with_a_callback_is_the_loops_call_soon(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    ran: list[str] = []
+    handle = SoonBatch(loop.call_soon)(lambda: ran.append("x"))
+    assert isinstance(handle, asyncio.Handle)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert ran == ["x"]
 
 
-def test_a_discarded_soon_owner_does_not_run() -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        log: list[str] = []
-        batch = SoonBatch(loop.call_soon)
-        first, last = SoonOwner(log, "first"), SoonOwner(log, "last")
-        batch.add(first)
-        batch.add(last)
-        batch.discard(first)  # not the last added: kept (running it twice is harmless)
-        batch.discard(last)
-        loop.run_until_complete(asyncio.sleep(0))
-        assert log == ["first"]
-    finally:
-        loop.close()
+def test_a_discarded_soon_owner_does_not_run(loop: asyncio.AbstractEventLoop) -> None:
+    log: list[str] = []
+    batch = SoonBatch(loop.call_soon)
+    first, last = SoonOwner(log, "first"), SoonOwner(log, "last")
+    batch.add(first)
+    batch.add(last)
+    batch.discard(first)  # not the last added: kept (running it twice is harmless)
+    batch.discard(last)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["first"]
 
 
-def test_a_failing_soon_owner_is_reported_and_the_rest_run_at_the_next_turn() -> None:
-    loop = asyncio.new_event_loop()
+def test_a_failing_soon_owner_is_reported_and_the_rest_run_at_the_next_turn(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: errors.append(context))
-    try:
-        log: list[str] = []
-        batch = SoonBatch(loop.call_soon)
-        batch.add(SoonOwner(log, "a"))
-        batch.add(SoonOwner(log, "b", fail=True))
-        batch.add(SoonOwner(log, "c"))
-        loop.run_until_complete(asyncio.sleep(0))
-        loop.run_until_complete(asyncio.sleep(0))
-        assert log == ["a", "b", "c"]
-        assert [str(e["exception"]) for e in errors] == ["b"]
-    finally:
-        loop.close()
+    log: list[str] = []
+    batch = SoonBatch(loop.call_soon)
+    batch.add(SoonOwner(log, "a"))
+    batch.add(SoonOwner(log, "b", fail=True))
+    batch.add(SoonOwner(log, "c"))
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["a", "b", "c"]
+    assert [str(e["exception"]) for e in errors] == ["b"]
