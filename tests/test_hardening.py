@@ -725,6 +725,41 @@ def test_a_thousand_pipelined_requests_are_answered_in_order(serve: Any) -> None
     ]
 
 
+class Mixed(Resource):
+    """Answers by the path's first letter: ``s`` small, ``b`` large, ``d`` a turn later,
+    ``w`` streamed in two writes; the body names the path."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> object:
+        path = request.path
+        kind = path[1:2]
+        if kind == b"b":
+            return path + b"x" * (64 * 1024)
+        if kind == b"d":
+            asyncio.get_running_loop().call_soon(lambda: (request.write(path), request.finish()))
+            return NOT_DONE_YET
+        if kind == b"w":
+            request.write(path)
+            asyncio.get_running_loop().call_soon(lambda: (request.write(b"!"), request.finish()))
+            return NOT_DONE_YET
+        return path
+
+
+def test_pipelined_responses_of_every_kind_keep_their_order(serve: Any) -> None:
+    """Small answers held back for one write, large, later and streamed ones, in one batch."""
+    url = serve(Mixed())
+    paths = [b"/%s%d" % (b"sbsdsws"[i % 7 : i % 7 + 1], i) for i in range(200)]
+    data = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % p for p in paths[:-1])
+    data += b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % paths[-1]
+    responses = split_responses(exchange(url, data, timeout=30))
+    expected = [
+        p + b"x" * (64 * 1024) if p[1:2] == b"b" else p + b"!" if p[1:2] == b"w" else p
+        for p in paths
+    ]
+    assert [body for _, _, body in responses] == expected
+
+
 @contextlib.contextmanager
 def buffer_peak(server: ServerThread, site: Site) -> Iterator[list[int]]:
     """Sample the largest transport write buffer of ``site`` every 2 ms while in the block."""
