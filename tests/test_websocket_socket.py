@@ -541,6 +541,36 @@ def test_a_peer_that_reads_nothing_is_dropped(serve_ws: Any) -> None:
         wait_for(lambda: not site.connections, "the connection to be dropped")
 
 
+def test_an_upgrade_pipelined_behind_a_request_comes_after_its_response(serve_ws: Any) -> None:
+    """The plain response is held for the batch's one write; the 101 must not overtake it."""
+    factory = PeerFactory()
+    base = serve_ws(tree(factory)[0])
+    with socket.create_connection(host_port(base), timeout=DEADLINE) as sock:
+        sock.sendall(
+            b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /connect HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        received = b""
+        while received.count(b"\r\n\r\n") < 2:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed early: {received!r}"
+            received += chunk
+        first, _, rest = received.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert rest.startswith(b"Hello, world!HTTP/1.1 101 ")
+        # The connection now speaks WebSocket: a masked "request" gets "response" back.
+        mask = b"\x01\x02\x03\x04"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"request"))
+        sock.sendall(b"\x81\x87" + mask + payload)
+        frame = rest.partition(b"\r\n\r\n")[2]
+        while len(frame) < 10:
+            chunk = sock.recv(4096)
+            assert chunk, f"closed early: {frame!r}"
+            frame += chunk
+        assert frame[:10] == b"\x81\x08response"
+
+
 def test_await_send_waits_for_a_slow_reader(serve_ws: Any) -> None:
     sent: list[int] = []
 
