@@ -363,6 +363,36 @@ def test_custom_status_message_and_headers() -> None:
     assert b"Content-Length: 0\r\n" in value
 
 
+def test_twisted_s_queued_and_code_message_attributes() -> None:
+    seen: list[tuple[object, object]] = []
+
+    class Phrased(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> bytes:
+            seen.append((request.queued, request.code_message))
+            request.setResponseCode(200, "Fine")
+            seen.append((request.queued, request.code_message))
+            if request.path == b"/assigned":
+                request.code_message = b"Assigned"  # a plain attribute in Twisted
+            request.queued = 1
+            seen.append((request.queued, request.code_message))
+            return b""
+
+    channel, transport = connect(Site(Phrased()))
+    channel.data_received(request_bytes(target="/set") + request_bytes(target="/assigned"))
+    lines = [line for line in transport.value().split(b"\r\n") if line.startswith(b"HTTP/1.1")]
+    assert lines == [b"HTTP/1.1 200 Fine", b"HTTP/1.1 200 Assigned"]
+    assert seen == [
+        (0, None),
+        (0, b"Fine"),
+        (1, b"Fine"),
+        (0, None),
+        (0, b"Fine"),
+        (1, b"Assigned"),
+    ]
+
+
 def test_header_values_with_line_breaks_are_refused() -> None:
     from treadle.web.http_headers import Headers
 
