@@ -361,8 +361,7 @@ class ChannelCore:
 
         Whatever writes to the connection other than the per-request path calls this first.
         """
-        if self._corked is not None:
-            flush_corked(self)
+        flush_corked(self)
 
     def _close(self) -> None:
         """Close the connection once the transport has flushed what it holds.
@@ -374,8 +373,7 @@ class ChannelCore:
             return  # aborted or gone already
         self._last_activity = self._now()
         self._unsent = -1
-        if self._corked is not None:
-            flush_corked(self)
+        flush_corked(self)
         if self.asyncio_transport is not None:
             self.asyncio_transport.close()
 
@@ -478,8 +476,7 @@ def _head_received(channel: ChannelCore, invite: bool) -> None:
     elif channel._active is None and not channel._queue:
         channel._enter(HEAD_DONE)
         assert channel.asyncio_transport is not None
-        if channel._corked is not None:
-            flush_corked(channel)
+        flush_corked(channel)
         channel.asyncio_transport.write(_CONTINUE_LINE)
     else:
         channel._enter(AWAIT_INVITE)  # owed once the responses before it are out
@@ -609,8 +606,8 @@ def _dispatch(channel: ChannelCore) -> None:
 def flush_corked(channel: ChannelCore) -> None:
     """Write the responses held back while a pipelined batch is answered, in one piece.
 
-    Called whenever ``channel._corked`` is not None and anything else is about to be written
-    (or the connection closed); cheap to call when nothing is held.
+    Called before anything else is written or the connection is closed; cheap when
+    nothing is held (the per-request path tests ``_corked`` itself first).
     """
     corked = channel._corked
     channel._corked = None
@@ -643,8 +640,7 @@ def answered(channel: ChannelCore, request: Any, keeps: bool) -> None:
         return
     if channel._state == CONTINUE and not queue and channel.asyncio_transport is not None:
         channel._enter(INVITED)
-        if channel._corked is not None:
-            flush_corked(channel)
+        flush_corked(channel)
         channel.asyncio_transport.write(_CONTINUE_LINE)
     if not channel._dispatching:
         channel._buffered = 0

@@ -293,6 +293,7 @@ class TwistedChannelMixin:
     # What the mixin reads of the channel (slots of HTTPChannel).
     factory: Any
     asyncio_transport: Any
+    uncork: Callable[[], None]
     call_soon: Any
     _active: Any
     _queue: list[Any] | None
@@ -499,8 +500,7 @@ class TwistedChannelMixin:
         if active is not None:
             active.flush_held()
         if self.asyncio_transport is not None:
-            channel: Any = self
-            channel.uncork()
+            self.uncork()
             self.asyncio_transport.write(data)
 
     def writeSequence(self, iovec: list[bytes]) -> None:
