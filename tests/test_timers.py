@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from treadle.internet._timers import SoonBatch, TimerHeap
+from treadle.internet._timers import MAX_WAIT, SoonBatch, TimerHeap
 from treadle.internet.task import Clock
 
 
@@ -287,3 +287,52 @@ def test_a_failing_soon_owner_is_reported_and_the_rest_run_at_the_next_turn(
     loop.run_until_complete(asyncio.sleep(0))
     assert log == ["a", "b", "c"]
     assert [str(e["exception"]) for e in errors] == ["b"]
+
+
+def test_a_soon_batch_on_a_loop_runs_early_once_its_first_owner_waited_max_wait(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    now = [100.0]
+    log: list[str] = []
+    batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
+    batch.add(SoonOwner(log, "a"))
+    now[0] += MAX_WAIT / 2
+    batch.add(SoonOwner(log, "b"))
+    assert log == []  # a turn of fast callbacks: all wait for its end
+    now[0] += MAX_WAIT
+    batch.add(SoonOwner(log, "c"))
+    assert log == ["a", "b", "c"]  # a slow turn: the batch ran at once
+    batch.add(SoonOwner(log, "d"))  # the rest of the turn starts a batch of its own
+    assert log == ["a", "b", "c"]
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["a", "b", "c", "d"]
+
+
+def test_an_owner_failing_in_an_early_run_is_reported_by_the_loop_not_its_caller(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    now = [0.0]
+    log: list[str] = []
+    batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
+    batch.add(SoonOwner(log, "a", fail=True))
+    now[0] += 2 * MAX_WAIT
+    batch.add(SoonOwner(log, "b"))  # runs both, raises nothing here
+    assert log == ["a", "b"]
+    loop.run_until_complete(asyncio.sleep(0))
+    assert [str(e["exception"]) for e in errors] == ["a"]
+
+
+def test_a_soon_batch_on_a_test_clock_has_no_wait_to_bound(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    now = [0.0]
+    log: list[str] = []
+    batch = SoonBatch(loop.call_soon, now=lambda: now[0])
+    batch.add(SoonOwner(log, "a"))
+    now[0] += 10 * MAX_WAIT
+    batch.add(SoonOwner(log, "b"))
+    assert log == []  # the test's next advance runs them
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["a", "b"]

@@ -22,16 +22,25 @@ server makes one per streamed response: a response written and finished in one c
 holds its first bytes for a turn (see :meth:`~treadle.web._request_core.RequestCore.write`).
 When thousands of pending responses come due together, their Handles lived together until
 the turn ended, some 300 bytes each of peak memory. A :class:`SoonBatch` runs every owner it
-was given in a turn from one loop callback, and keeps nothing per owner but a list slot.
+was given in a turn from one loop callback, and keeps nothing per owner but a list slot. The
+HTTP/1.1 channels holding small responses until the turn ends are owners of the same batch
+(see :mod:`treadle.web._channel_core`).
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
+import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-__all__ = ["SoonBatch", "TimerHeap"]
+__all__ = ["MAX_WAIT", "SoonBatch", "TimerHeap"]
+
+#: Seconds the first owner of a :class:`SoonBatch` on a running loop may wait for the turn to
+#: end before an owner added after it runs the batch at once. A turn of fast callbacks (a
+#: few dozen responses of some microseconds each) stays well under it.
+MAX_WAIT: Final = 0.001
 
 #: Stale entries tolerated before the heap is considered for a rebuild.
 _REBUILD_AFTER: Final = 64
@@ -224,15 +233,36 @@ class SoonBatch:
     code: the owners added during a turn run in the order added, from a single callback
     scheduled by the first of them, so they share that callback's context.
 
+    On a running loop, no owner waits much longer than :data:`MAX_WAIT` for the turn to end:
+    an owner added once the first has waited that long runs the batch at once. A turn of
+    slow callbacks (a resource that computes for milliseconds, one request after another)
+    then sends its responses as they come, nearly, rather than all at its end.
+
     Args:
         call_soon: The loop's ``call_soon``, or a test clock's equivalent.
+        on_loop: Whether ``call_soon`` is a running loop's (its next turn comes by itself),
+            rather than a test clock's (whose next turn is the test's next ``advance``, and
+            which has no wait to bound).
+        now: The clock :data:`MAX_WAIT` is measured on.
+
+    Attributes:
+        on_loop: As given.
     """
 
-    __slots__ = ("_call_soon", "_owners")
+    __slots__ = ("_call_soon", "_now", "_owners", "_since", "on_loop")
 
-    def __init__(self, call_soon: Callable[[Callable[[], object]], object]) -> None:
+    def __init__(
+        self,
+        call_soon: Callable[[Callable[[], object]], object],
+        *,
+        on_loop: bool = False,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._call_soon = call_soon
         self._owners: list[Any] | None = None
+        self.on_loop = on_loop
+        self._now = now
+        self._since = 0.0  # when the first of the owners was added
 
     def __call__(self, callback: Callable[[], object]) -> object:
         """Run ``callback`` at the loop's next turn, as the loop's ``call_soon`` does."""
@@ -244,14 +274,32 @@ class SoonBatch:
         if owners is None:
             self._owners = [owner]
             self._call_soon(self._run)
+            if self.on_loop:
+                self._since = self._now()
         else:
             owners.append(owner)
+            if self.on_loop and self._now() - self._since > MAX_WAIT:
+                self._run_early()
 
     def discard(self, owner: SoonOwner) -> None:
         """Forget ``owner`` if it is the last one added (the case worth the cost of a look)."""
         owners = self._owners
         if owners and owners[-1] is owner:
             owners.pop()
+
+    def _run_early(self) -> None:
+        # The loop callback scheduled for these stays, and finds nothing to run (or the
+        # owners added after these). Its caller is some request's code: an owner's error
+        # goes to the loop, as it would have from the turn's callback.
+        owners = self._owners
+        self._owners = None
+        if owners is None:
+            return
+        for owner in owners:
+            try:
+                owner._run_soon()
+            except Exception as e:
+                self._call_soon(functools.partial(_raise, e))
 
     def _run(self) -> None:
         # Owners added while these run wait for the next turn, under a callback of their own.
@@ -273,3 +321,8 @@ class SoonBatch:
                     else:
                         self._owners[:0] = rest
                 raise
+
+
+def _raise(error: BaseException) -> None:
+    """Raise ``error`` (from a loop callback: the loop reports it)."""
+    raise error
