@@ -1,7 +1,8 @@
-"""The HTTP/1.1 channel over an in-memory transport, with time driven by a Clock."""
+"""The HTTP/1.1 channel over an in-memory transport, with time driven by a Clock or a loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -9,16 +10,18 @@ from typing import Any
 import h11
 import pytest
 
+from treadle.internet._timers import MAX_WAIT, SoonBatch
 from treadle.internet.address import IPv4Address
 from treadle.internet.error import ConnectionAborted
 from treadle.internet.task import Clock
 from treadle.python.failure import Failure
 from treadle.web._channel_core import CORK_MAX
+from treadle.web.http import HTTPChannel
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
 from treadle.web.testing import StringTransport, connect, request_bytes
 
-from .conftest import Held, host_port, raw_request, wait_for
+from .conftest import Held, host_port, raw_request, run_scenario, wait_for
 
 
 class Hello(Resource):
@@ -1024,7 +1027,7 @@ def test_a_log_of_the_sites_own_is_called_with_the_access_log_off(
     assert logged == [b"class /", b"class /", b"instance /", b"instance /"]
 
 
-# -- pipelined responses written together ------------------------------------------------------
+# -- small responses written when the loop turns ----------------------------------------------
 
 
 class Sized(Resource):
@@ -1038,57 +1041,184 @@ class Sized(Resource):
         return b"small " + request.path
 
 
-def test_small_pipelined_responses_go_out_in_one_write() -> None:
+def on_loop(resource: Resource | Site) -> tuple[HTTPChannel, StringTransport]:
+    """A channel of a ``Site`` (a new one for a resource) on the running loop, as a server's
+    (no test clock)."""
+    site = resource if isinstance(resource, Site) else Site(resource)
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.connection_made(transport)  # type: ignore[arg-type]
+    return channel, transport
+
+
+async def next_turn() -> None:
+    """Let the loop run what was scheduled "soon" (the held responses' write)."""
+    await asyncio.sleep(0)
+
+
+def test_a_small_response_is_written_when_the_loop_turns() -> None:
+    async def scenario() -> None:
+        channel, transport = on_loop(Hello())
+        channel.data_received(request_bytes(target="/a"))
+        assert transport.written == []  # finished, held for the turn
+        await next_turn()
+        assert len(transport.written) == 1
+        assert [r[2] for r in parse_responses(transport.value())] == [b"hello /a"]
+
+    run_scenario(scenario)
+
+
+def test_the_responses_of_several_connections_leave_in_the_same_turn() -> None:
+    async def scenario() -> None:
+        connections = [on_loop(Hello()) for _ in range(3)]
+        for i, (channel, _) in enumerate(connections):
+            channel.data_received(request_bytes(target=f"/{i}"))
+        assert all(transport.written == [] for _, transport in connections)
+        await next_turn()
+        for i, (_, transport) in enumerate(connections):
+            assert [r[2] for r in parse_responses(transport.value())] == [b"hello /%d" % i]
+
+    run_scenario(scenario)
+
+
+def test_a_response_finished_later_by_a_task_is_held_for_the_turn_too() -> None:
+    held = Held()
+
+    async def scenario() -> None:
+        channel, transport = on_loop(held)
+        channel.data_received(request_bytes(target="/later"))
+        await next_turn()
+        assert transport.written == []  # pending
+        held.release(b"done")
+        assert transport.written == []
+        await next_turn()
+        assert [r[2] for r in parse_responses(transport.value())] == [b"done"]
+
+    run_scenario(scenario)
+
+
+def test_a_slow_turn_sends_what_waited_max_wait_before_the_turn_ends() -> None:
+    async def scenario() -> None:
+        site = Site(Hello())
+        site.timing()  # the loop's own deadline heap and batch, made now
+        now = [0.0]
+        loop = asyncio.get_running_loop()
+        site._soon = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
+        first, second, third = on_loop(site), on_loop(site), on_loop(site)
+        first[0].data_received(request_bytes(target="/1"))
+        now[0] += MAX_WAIT / 2
+        second[0].data_received(request_bytes(target="/2"))
+        assert first[1].written == [] and second[1].written == []
+        now[0] += MAX_WAIT  # a resource computed for a while meanwhile
+        third[0].data_received(request_bytes(target="/3"))
+        for i, (_, transport) in enumerate([first, second, third], 1):
+            assert [r[2] for r in parse_responses(transport.value())] == [b"hello /%d" % i]
+
+    run_scenario(scenario)
+
+
+def test_a_channel_on_a_test_clock_writes_at_once() -> None:
     channel, transport = connect(Site(Hello()))
-    channel.data_received(b"".join(request_bytes(target=f"/{i}") for i in range(16)))
-    assert len(transport.written) == 1  # one send for the batch, not sixteen
-    assert [r[2] for r in parse_responses(transport.value())] == [
-        b"hello /%d" % i for i in range(16)
-    ]
+    channel.data_received(request_bytes(target="/a"))
+    assert [r[2] for r in parse_responses(transport.value())] == [b"hello /a"]
+
+
+def test_a_closing_response_is_written_before_the_connection_closes() -> None:
+    async def scenario() -> None:
+        channel, transport = on_loop(Hello())
+        channel.data_received(
+            request_bytes(target="/a", headers=[("Host", "x"), ("Connection", "close")])
+        )
+        # Not held: the close would otherwise come before it.
+        assert [r[2] for r in parse_responses(transport.value())] == [b"hello /a"]
+        assert transport.closed
+
+    run_scenario(scenario)
+
+
+def test_a_held_response_of_a_connection_lost_meanwhile_is_dropped() -> None:
+    async def scenario() -> None:
+        channel, transport = on_loop(Hello())
+        channel.data_received(request_bytes(target="/a"))
+        channel.connection_lost(None)
+        await next_turn()
+        assert transport.written == []
+
+    run_scenario(scenario)
+
+
+def test_small_pipelined_responses_go_out_in_one_write() -> None:
+    async def scenario() -> None:
+        channel, transport = on_loop(Hello())
+        channel.data_received(b"".join(request_bytes(target=f"/{i}") for i in range(16)))
+        await next_turn()
+        assert len(transport.written) == 1  # one send for the batch, not sixteen
+        assert [r[2] for r in parse_responses(transport.value())] == [
+            b"hello /%d" % i for i in range(16)
+        ]
+
+    run_scenario(scenario)
 
 
 def test_a_large_response_takes_the_held_ones_with_it_in_order() -> None:
-    channel, transport = connect(Site(Sized()))
-    channel.data_received(
-        request_bytes(target="/a") + request_bytes(target="/big") + request_bytes(target="/c")
-    )
-    bodies = [r[2] for r in parse_responses(transport.value())]
-    assert bodies == [b"small /a", b"x" * (CORK_MAX + 1), b"small /c"]
-    # /a waited for /big and left with it; /c, the last, went alone.
-    assert len(transport.written) == 2
-    assert transport.written[0].endswith(b"x" * (CORK_MAX + 1))
+    async def scenario() -> None:
+        channel, transport = on_loop(Sized())
+        channel.data_received(
+            request_bytes(target="/a") + request_bytes(target="/big") + request_bytes(target="/c")
+        )
+        # /a waited for /big and left with it at once; /c, held, leaves when the loop turns.
+        assert len(transport.written) == 1
+        assert transport.written[0].endswith(b"x" * (CORK_MAX + 1))
+        await next_turn()
+        assert len(transport.written) == 2
+        bodies = [r[2] for r in parse_responses(transport.value())]
+        assert bodies == [b"small /a", b"x" * (CORK_MAX + 1), b"small /c"]
+
+    run_scenario(scenario)
 
 
 def test_held_responses_go_out_when_the_next_request_stays_pending() -> None:
     held = Held(immediate={b"/a": b"a", b"/c": b"c"})
-    channel, transport = connect(Site(held))
-    channel.data_received(
-        request_bytes(target="/a") + request_bytes(target="/slow") + request_bytes(target="/c")
-    )
-    assert [r[2] for r in parse_responses(transport.value())] == [b"a"]
-    held.pending[0].write(b"slow")
-    held.pending[0].finish()
-    assert [r[2] for r in parse_responses(transport.value())] == [b"a", b"slow", b"c"]
+
+    async def scenario() -> None:
+        channel, transport = on_loop(held)
+        channel.data_received(
+            request_bytes(target="/a") + request_bytes(target="/slow") + request_bytes(target="/c")
+        )
+        await next_turn()
+        assert [r[2] for r in parse_responses(transport.value())] == [b"a"]
+        held.pending[0].write(b"slow")
+        held.pending[0].finish()
+        await next_turn()
+        assert [r[2] for r in parse_responses(transport.value())] == [b"a", b"slow", b"c"]
+
+    run_scenario(scenario)
 
 
 @pytest.mark.parametrize("path", [b"/raw", b"/lose"])
 def test_writing_through_the_request_transport_comes_after_held_responses(path: bytes) -> None:
-    channel, transport = connect(Site(Dropper()))
-    channel.data_received(request_bytes(target="/first") + request_bytes(target=path.decode()))
-    data = transport.value()
-    assert data.startswith(b"HTTP/1.1 200 OK\r\n")
-    _, _, rest = data.partition(b"\r\n\r\n")
-    assert rest.startswith(b"ok")  # the first response, whole, before anything of the second
-    second = rest[2:]
-    if path == b"/raw":
-        assert second == b"HTTP/1.1 299 Raw\r\nContent-Length: 3\r\n\r\nraw"
-    else:
-        assert second.startswith(b"HTTP/1.1 200 OK\r\n") and second.endswith(b"\r\npartial\r\n")
-    assert transport.closed
+    async def scenario() -> None:
+        channel, transport = on_loop(Dropper())
+        channel.data_received(request_bytes(target="/first") + request_bytes(target=path.decode()))
+        data = transport.value()
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n")
+        _, _, rest = data.partition(b"\r\n\r\n")
+        assert rest.startswith(b"ok")  # the first response, whole, before anything of the second
+        second = rest[2:]
+        if path == b"/raw":
+            assert second == b"HTTP/1.1 299 Raw\r\nContent-Length: 3\r\n\r\nraw"
+        else:
+            assert second.startswith(b"HTTP/1.1 200 OK\r\n") and second.endswith(b"\r\npartial\r\n")
+        assert transport.closed
+
+    run_scenario(scenario)
 
 
 def test_an_abort_in_a_pipeline_still_sends_the_responses_finished_before_it() -> None:
-    channel, transport = connect(Site(Dropper()))
-    channel.data_received(request_bytes(target="/first") + request_bytes(target="/abort"))
-    assert [r[2] for r in parse_responses(transport.value())] == [b"ok"]
-    assert transport.aborted
+    async def scenario() -> None:
+        channel, transport = on_loop(Dropper())
+        channel.data_received(request_bytes(target="/first") + request_bytes(target="/abort"))
+        assert [r[2] for r in parse_responses(transport.value())] == [b"ok"]
+        assert transport.aborted
+
+    run_scenario(scenario)

@@ -26,15 +26,21 @@ how the limits are counted (exactly where a callback sees the bytes, to within t
 :data:`~treadle.web._parser.FEED_SLICE` bytes elsewhere) is in :mod:`treadle.web._parser`;
 timeouts, the minimum body rate among them, in :mod:`treadle.web._channel_timeouts`.
 
-Pipelined responses are written together: while :func:`_dispatch` answers a request with
-more queued behind it, a small whole response (head and body in one piece) is held in
-``_corked`` rather than written, and the held responses go to the transport in one write
-when the batch ends, when a response that is not small and whole comes, or before anything
-else is written or the connection closes (:func:`flush_corked` is called on every other way
-out: the request's transport, a producer, a refusal, ``100 Continue``, an upgrade, closing
-and aborting). Sixteen pipelined requests then cost one ``send`` instead of sixteen, which
-was half their CPU time. Only responses already finished are held, so no application code
-waits on it, and at most ``maxPipelined`` of them at :data:`CORK_MAX` bytes each.
+Small responses are written when the loop turns: a whole response (head and body in one piece)
+of at most :data:`CORK_MAX` bytes is held in ``_corked`` rather than written, the channel is
+added to the loop's :class:`~treadle.internet._timers.SoonBatch`, and at the loop's next turn
+(or once the first has waited :data:`~treadle.internet._timers.MAX_WAIT`, in a turn of slow
+callbacks) every connection writes what it holds, in one write each. Why: a response written
+while the server still has requests of the same turn to read wakes a client that then sends its
+next request and sleeps again, and each such wake-up is paid in the server's ``send``; written
+together after the turn's reads, the responses wake each client once, and sixteen pipelined
+requests cost one ``send`` instead of sixteen (the measurements are in
+bench/profiles/README.md). The bytes leave in order: :func:`flush_corked` runs first on every
+other way to the connection (a larger or streamed response, the request's transport, a
+producer, a refusal, ``100 Continue``, an upgrade, closing and aborting). Only finished
+responses are held, so no application code waits on it, and at most ``maxPipelined`` of them on
+one connection. A channel driven by hand on a test clock (:func:`treadle.web.testing.connect`)
+writes at once, as a test written for Twisted expects.
 
 Compiled, the public class is a Python subclass of :class:`ChannelCore`, so a program's own
 channel classes and attributes behave as Python's. The core calls the mixins' methods
@@ -100,8 +106,9 @@ error_log = logging.getLogger("treadle.error")
 
 _CONTINUE_LINE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
-#: The largest response (head and body) held back in a pipelined batch: the syscall a batch
-#: saves matters for small responses, and larger ones keep the transport's flow control.
+#: The largest response (head and body) held until the loop's next turn: the wake-ups and
+#: system calls saved matter for small responses, and larger ones keep the transport's flow
+#: control.
 CORK_MAX: Final = 8192
 
 
@@ -170,7 +177,7 @@ class ChannelCore:
         self._active: Any = None  # the ChannelRequest being answered
         # True while _dispatch runs, so a request finished inside it does not dispatch again.
         self._dispatching: bool = False
-        # Whole responses of a pipelined batch not yet written (see the module docstring).
+        # Whole responses held until the loop's next turn (see the module docstring).
         self._corked: list[bytes] | None = None
         self._reading_paused: bool = False
         self._writing_paused: bool = False
@@ -357,10 +364,14 @@ class ChannelCore:
                 self._body_started = self._last_activity = self._now()
 
     def uncork(self) -> None:
-        """Write the whole responses held back in a pipelined batch (see the module docstring).
+        """Write the whole responses held until the loop's next turn (see the module docstring).
 
         Whatever writes to the connection other than the per-request path calls this first.
         """
+        flush_corked(self)
+
+    def _run_soon(self) -> None:
+        """What the loop's :class:`~treadle.internet._timers.SoonBatch` runs: :meth:`uncork`."""
         flush_corked(self)
 
     def _close(self) -> None:
@@ -590,8 +601,6 @@ def _dispatch(channel: ChannelCore) -> None:
                     return
     finally:
         channel._dispatching = False
-        if channel._corked is not None:
-            flush_corked(channel)
     if (
         channel._reading_paused
         and channel._active is None
@@ -604,7 +613,7 @@ def _dispatch(channel: ChannelCore) -> None:
 
 
 def flush_corked(channel: ChannelCore) -> None:
-    """Write the responses held back while a pipelined batch is answered, in one piece.
+    """Write the responses held until the loop's next turn, in one piece.
 
     Called before anything else is written or the connection is closed; cheap when
     nothing is held (the per-request path tests ``_corked`` itself first).

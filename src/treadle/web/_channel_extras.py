@@ -322,7 +322,7 @@ class ChannelExtras:
         :class:`~treadle.internet.error.ConnectionAborted`.
         """
         if self._enter(ABORT) == ABORTED and self.asyncio_transport is not None:
-            # Responses of a pipelined batch held back were finished: they go out first, as
+            # Responses held for the loop's next turn were finished: they go out first, as
             # they would have had each been written at once.
             self.uncork()
             self.asyncio_transport.abort()

@@ -109,7 +109,7 @@ class ChannelTransport(Transport):
         active = channel._active
         if active is not None:
             active.flush_held()
-        channel.uncork()  # responses of a pipelined batch held back go first
+        channel.uncork()  # responses held for the loop's next turn go first
         super().write(data)
 
     def loseConnection(self) -> None:

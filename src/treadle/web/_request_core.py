@@ -427,7 +427,7 @@ class RequestCore:
     def _transport(self) -> Any:
         """The asyncio transport the response goes to (None once the connection is lost).
 
-        Responses of a pipelined batch held back are written first: what the caller writes
+        Responses held until the loop's next turn are written first: what the caller writes
         comes after them.
         """
         http1 = self._http1
@@ -529,7 +529,7 @@ class RequestCore:
         """
         http1 = self._http1
         if http1 is not None and http1._corked is not None:
-            flush_corked(http1)  # earlier responses of a pipelined batch go first
+            flush_corked(http1)  # earlier responses held for the turn go first
         held = self._held
         if held is None:
             return
@@ -569,8 +569,8 @@ class RequestCore:
         """Return a Deferred that fires when this request's story ends.
 
         It fires with None once ``finish()`` handed the last byte to the transport (or, for
-        a small response answering one of several pipelined requests, to the batch the
-        channel writes before the loop's next turn), or errbacks with
+        a small whole response on HTTP/1.1, to what the channel writes at the loop's next
+        turn), or errbacks with
         :class:`~treadle.internet.error.ConnectionDone` /
         :class:`~treadle.internet.error.ConnectionLost` if the client went away first (a
         :class:`~treadle.internet.error.ConnectionAborted` when the server cut it off).
@@ -774,17 +774,21 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
         lines.append(trailer_section(request))
     data = b"".join(lines)
     if http1 is not None:
-        # Pipelined: a small whole response with another request queued behind it waits to
-        # go out with the next ones (see treadle.web._channel_core).
-        cork = length is not None and http1._dispatching and http1._queue and len(data) <= CORK_MAX
+        # A small whole response waits for the loop's next turn, to leave with the others
+        # this turn finishes (see treadle.web._channel_core).
         corked = http1._corked
+        if length is not None and len(data) <= CORK_MAX:
+            soon = http1.call_soon
+            if isinstance(soon, SoonBatch) and soon.on_loop:
+                if corked is None:
+                    http1._corked = [data]
+                    soon.add(http1)
+                else:
+                    corked.append(data)
+                return
         if corked is not None:
             corked.append(data)
-            if not cork:
-                flush_corked(http1)
-            return
-        if cork:
-            http1._corked = [data]
+            flush_corked(http1)
             return
     transport: Any = (
         http1.asyncio_transport if http1 is not None else request._wire.asyncio_transport

@@ -495,7 +495,7 @@ class HTTPFactory:
                 # that comes earlier still waits a whole loop tick rather than spinning.
                 deadlines = TimerHeap(source, source.call_later, source.time, 0.001, 0.001)
                 # Made once: a bound method per connection is 64 bytes each keeps.
-                self._soon = SoonBatch(source.call_soon)
+                self._soon = SoonBatch(source.call_soon, on_loop=True)
             else:
                 deadlines = TimerHeap(source, clock.callLater, clock.seconds)
                 self._soon = SoonBatch(_soon_on(clock))
