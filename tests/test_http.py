@@ -1117,6 +1117,35 @@ def test_a_slow_turn_sends_what_waited_max_wait_before_the_turn_ends() -> None:
     run_scenario(scenario)
 
 
+def test_written_then_finished_in_one_slow_callback_are_still_whole_responses() -> None:
+    held = Held()
+
+    async def scenario() -> None:
+        site = Site(held)
+        site.timing()
+        now = [0.0]
+        site._soon = SoonBatch(
+            asyncio.get_running_loop().call_soon, on_loop=True, now=lambda: now[0]
+        )
+        connections = [on_loop(site) for _ in range(3)]
+        for channel, _ in connections:
+            channel.data_received(request_bytes(target="/wait"))
+        await next_turn()
+        # One callback answering them all, slowly, as a broadcast does: each write is held
+        # until the callback is over, however long it takes.
+        for request in held.pending:
+            request.write(b"body")
+            now[0] += 2 * MAX_WAIT
+        for request in held.pending:
+            request.finish()
+        await next_turn()
+        for _, transport in connections:
+            [(code, fields, body)] = parse_responses(transport.value())
+            assert (code, body, fields.get(b"content-length")) == (200, b"body", b"4")
+
+    run_scenario(scenario)
+
+
 def test_a_channel_on_a_test_clock_writes_at_once() -> None:
     channel, transport = connect(Site(Hello()))
     channel.data_received(request_bytes(target="/a"))

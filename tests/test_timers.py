@@ -289,26 +289,57 @@ def test_a_failing_soon_owner_is_reported_and_the_rest_run_at_the_next_turn(
     assert [str(e["exception"]) for e in errors] == ["b"]
 
 
-def test_a_soon_batch_on_a_loop_runs_early_once_its_first_owner_waited_max_wait(
+def test_bounded_owners_run_at_once_once_the_first_waited_max_wait(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     now = [100.0]
     log: list[str] = []
     batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
-    batch.add(SoonOwner(log, "a"))
+    batch.add_bounded(SoonOwner(log, "a"))
     now[0] += MAX_WAIT / 2
-    batch.add(SoonOwner(log, "b"))
+    batch.add_bounded(SoonOwner(log, "b"))
     assert log == []  # a turn of fast callbacks: all wait for its end
     now[0] += MAX_WAIT
-    batch.add(SoonOwner(log, "c"))
-    assert log == ["a", "b", "c"]  # a slow turn: the batch ran at once
-    batch.add(SoonOwner(log, "d"))  # the rest of the turn starts a batch of its own
+    batch.add_bounded(SoonOwner(log, "c"))
+    assert log == ["a", "b", "c"]  # a slow turn: they ran at once
+    batch.add_bounded(SoonOwner(log, "d"))  # the rest of the turn waits afresh
     assert log == ["a", "b", "c"]
     loop.run_until_complete(asyncio.sleep(0))
     assert log == ["a", "b", "c", "d"]
 
 
-def test_an_owner_failing_in_an_early_run_is_reported_by_the_loop_not_its_caller(
+def test_owners_that_need_their_callback_over_wait_for_the_turn_however_slow(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    now = [0.0]
+    log: list[str] = []
+    batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
+    batch.add(SoonOwner(log, "held"))  # a response written, maybe to be finished next
+    batch.add_bounded(SoonOwner(log, "a"))
+    now[0] += 2 * MAX_WAIT
+    batch.add(SoonOwner(log, "held too"))
+    batch.add_bounded(SoonOwner(log, "b"))
+    assert log == ["a", "b"]
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["a", "b", "held", "held too"]
+
+
+def test_one_loop_callback_serves_both_kinds_of_owner(loop: asyncio.AbstractEventLoop) -> None:
+    scheduled: list[object] = []
+
+    def call_soon(callback: Callable[[], object]) -> object:
+        scheduled.append(callback)
+        return loop.call_soon(callback)
+
+    log: list[str] = []
+    batch = SoonBatch(call_soon, on_loop=True)
+    batch.add(SoonOwner(log, "plain"))
+    batch.add_bounded(SoonOwner(log, "bounded"))
+    loop.run_until_complete(asyncio.sleep(0))
+    assert log == ["bounded", "plain"] and len(scheduled) == 1
+
+
+def test_a_bounded_owner_failing_in_an_early_run_is_reported_by_the_loop_not_its_caller(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     errors: list[dict[str, Any]] = []
@@ -316,9 +347,9 @@ def test_an_owner_failing_in_an_early_run_is_reported_by_the_loop_not_its_caller
     now = [0.0]
     log: list[str] = []
     batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
-    batch.add(SoonOwner(log, "a", fail=True))
+    batch.add_bounded(SoonOwner(log, "a", fail=True))
     now[0] += 2 * MAX_WAIT
-    batch.add(SoonOwner(log, "b"))  # runs both, raises nothing here
+    batch.add_bounded(SoonOwner(log, "b"))  # runs both, raises nothing here
     assert log == ["a", "b"]
     loop.run_until_complete(asyncio.sleep(0))
     assert [str(e["exception"]) for e in errors] == ["a"]
@@ -330,9 +361,9 @@ def test_a_soon_batch_on_a_test_clock_has_no_wait_to_bound(
     now = [0.0]
     log: list[str] = []
     batch = SoonBatch(loop.call_soon, now=lambda: now[0])
-    batch.add(SoonOwner(log, "a"))
+    batch.add_bounded(SoonOwner(log, "a"))
     now[0] += 10 * MAX_WAIT
-    batch.add(SoonOwner(log, "b"))
+    batch.add_bounded(SoonOwner(log, "b"))
     assert log == []  # the test's next advance runs them
     loop.run_until_complete(asyncio.sleep(0))
     assert log == ["a", "b"]

@@ -37,9 +37,9 @@ from typing import Any, Final, Protocol
 
 __all__ = ["MAX_WAIT", "SoonBatch", "TimerHeap"]
 
-#: Seconds the first owner of a :class:`SoonBatch` on a running loop may wait for the turn to
-#: end before an owner added after it runs the batch at once. A turn of fast callbacks (a
-#: few dozen responses of some microseconds each) stays well under it.
+#: Seconds the first bounded owner of a :class:`SoonBatch` on a running loop may wait for the
+#: turn to end before one added after it runs them at once. A turn of fast callbacks (a few
+#: dozen responses of some microseconds each) stays well under it.
 MAX_WAIT: Final = 0.001
 
 #: Stale entries tolerated before the heap is considered for a rebuild.
@@ -229,14 +229,19 @@ class SoonBatch:
     """``call_soon`` for one loop, which can also run many owners from one loop callback.
 
     Called with a callback, it is the loop's ``call_soon`` (the callback keeps its own Handle
-    and context). :meth:`add` is for treadle's own deferred work that runs no application
-    code: the owners added during a turn run in the order added, from a single callback
-    scheduled by the first of them, so they share that callback's context.
+    and context). :meth:`add` and :meth:`add_bounded` are for treadle's own deferred work
+    that runs no application code: the owners added during a turn run from a single
+    callback scheduled by the first of them, so they share that callback's context; those
+    of :meth:`add_bounded` first, then those of :meth:`add`, each kind in the order added.
 
-    On a running loop, no owner waits much longer than :data:`MAX_WAIT` for the turn to end:
-    an owner added once the first has waited that long runs the batch at once. A turn of
-    slow callbacks (a resource that computes for milliseconds, one request after another)
-    then sends its responses as they come, nearly, rather than all at its end.
+    An owner of :meth:`add` waits for the turn to end, whatever it takes: its work depends on
+    the callback that added it being over (a response written and then finished in the same
+    callback goes out whole). The work of an owner of :meth:`add_bounded` may be done at any
+    point (it writes responses already finished), and on a running loop none waits much
+    longer than :data:`MAX_WAIT`: one added once the first of the turn has waited that long
+    runs them all at once. A turn of slow callbacks (a resource computing for milliseconds,
+    one request after another) then sends its responses nearly as they come, rather than
+    all at its end.
 
     Args:
         call_soon: The loop's ``call_soon``, or a test clock's equivalent.
@@ -249,7 +254,7 @@ class SoonBatch:
         on_loop: As given.
     """
 
-    __slots__ = ("_call_soon", "_now", "_owners", "_since", "on_loop")
+    __slots__ = ("_bounded", "_call_soon", "_now", "_owners", "_scheduled", "_since", "on_loop")
 
     def __init__(
         self,
@@ -260,42 +265,58 @@ class SoonBatch:
     ) -> None:
         self._call_soon = call_soon
         self._owners: list[Any] | None = None
+        self._bounded: list[Any] | None = None
+        self._scheduled = False
         self.on_loop = on_loop
         self._now = now
-        self._since = 0.0  # when the first of the owners was added
+        self._since = 0.0  # when the first of the bounded owners was added
 
     def __call__(self, callback: Callable[[], object]) -> object:
         """Run ``callback`` at the loop's next turn, as the loop's ``call_soon`` does."""
         return self._call_soon(callback)
 
     def add(self, owner: SoonOwner) -> None:
-        """Call ``owner._run_soon()`` at the loop's next turn."""
+        """Call ``owner._run_soon()`` once the turn is over: at the loop's next turn."""
         owners = self._owners
         if owners is None:
             self._owners = [owner]
-            self._call_soon(self._run)
+            if not self._scheduled:
+                self._scheduled = True
+                self._call_soon(self._run)
+        else:
+            owners.append(owner)
+
+    def add_bounded(self, owner: SoonOwner) -> None:
+        """Call ``owner._run_soon()`` at the loop's next turn, or sooner in a slow turn (see
+        the class docstring)."""
+        bounded = self._bounded
+        if bounded is None:
+            self._bounded = [owner]
+            if not self._scheduled:
+                self._scheduled = True
+                self._call_soon(self._run)
             if self.on_loop:
                 self._since = self._now()
         else:
-            owners.append(owner)
+            bounded.append(owner)
             if self.on_loop and self._now() - self._since > MAX_WAIT:
-                self._run_early()
+                self._run_bounded_now()
 
     def discard(self, owner: SoonOwner) -> None:
-        """Forget ``owner`` if it is the last one added (the case worth the cost of a look)."""
+        """Forget ``owner`` if it is the last one :meth:`add` took (the case worth the cost
+        of a look)."""
         owners = self._owners
         if owners and owners[-1] is owner:
             owners.pop()
 
-    def _run_early(self) -> None:
-        # The loop callback scheduled for these stays, and finds nothing to run (or the
-        # owners added after these). Its caller is some request's code: an owner's error
-        # goes to the loop, as it would have from the turn's callback.
-        owners = self._owners
-        self._owners = None
-        if owners is None:
+    def _run_bounded_now(self) -> None:
+        # The turn's callback stays scheduled for the rest. The caller is some request's
+        # code: an owner's error goes to the loop, as it would have from that callback.
+        bounded = self._bounded
+        self._bounded = None
+        if bounded is None:
             return
-        for owner in owners:
+        for owner in bounded:
             try:
                 owner._run_soon()
             except Exception as e:
@@ -303,10 +324,16 @@ class SoonBatch:
 
     def _run(self) -> None:
         # Owners added while these run wait for the next turn, under a callback of their own.
-        owners = self._owners
-        self._owners = None
+        self._scheduled = False
+        owners = self._bounded
+        plain = self._owners
+        self._bounded = self._owners = None
         if owners is None:
-            return
+            if plain is None:
+                return
+            owners = plain
+        elif plain is not None:
+            owners.extend(plain)
         for i, owner in enumerate(owners):
             try:
                 owner._run_soon()
@@ -317,7 +344,9 @@ class SoonBatch:
                 if rest:
                     if self._owners is None:
                         self._owners = rest
-                        self._call_soon(self._run)
+                        if not self._scheduled:
+                            self._scheduled = True
+                            self._call_soon(self._run)
                     else:
                         self._owners[:0] = rest
                 raise

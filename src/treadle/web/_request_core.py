@@ -782,7 +782,7 @@ def _start_response(request: RequestCore, body: bytes, length: int | None) -> No
             if isinstance(soon, SoonBatch) and soon.on_loop:
                 if corked is None:
                     http1._corked = [data]
-                    soon.add(http1)
+                    soon.add_bounded(http1)
                 else:
                     corked.append(data)
                 return
