@@ -18,6 +18,7 @@ import pytest
 from treadle.web.asgi import ASGIResource
 from treadle.web.resource import Resource
 from treadle.web.server import Request, Site
+from treadle.web.testing import StringTransport
 
 from .conftest import DEADLINE, raw_request, wait_for
 from .test_asgi import Scope, error_lines, mount, scope_echo, start
@@ -335,3 +336,31 @@ def test_a_request_instance_with_its_own_finish_is_called(serve: Any) -> None:
     answer = raw_request(serve(Site(wrapper)), GET.replace(b"/app", b"/"))
     assert answer.startswith(b"HTTP/1.1 201 Created") and answer.endswith(b"made")
     assert wrapper.calls == ["_write_whole b'made'"]
+
+
+def test_one_resource_serves_on_one_loop_then_another() -> None:
+    """The calls of a request run on the loop serving its connection, also when the last
+    request of the same resource came on another loop (a server started again, a test)."""
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        loops.append(asyncio.get_running_loop())
+        await start(send)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    site = Site(mount(app))
+
+    async def one_request() -> None:
+        channel = site.buildProtocol(None)
+        transport = StringTransport()
+        channel.connection_made(transport)  # type: ignore[arg-type]
+        channel.data_received(GET)
+        deadline = asyncio.get_running_loop().time() + DEADLINE
+        while not transport.value().endswith(b"\r\n\r\nok"):
+            assert asyncio.get_running_loop().time() < deadline, transport.value()
+            await asyncio.sleep(0.001)
+        assert loops[-1] is asyncio.get_running_loop()
+
+    for _ in range(2):
+        asyncio.run(one_request())
+    assert len(loops) == 2 and loops[0] is not loops[1]

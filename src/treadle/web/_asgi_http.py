@@ -630,11 +630,21 @@ class Rendering:
         Returns:
             ``NOT_DONE_YET``.
         """
-        loop = _running_loop()
         calls = self._http_calls
-        if calls is None or calls.deadlines.source is not loop:
-            calls = self._calls_on(loop)
         core = _direct_request(request)
+        channel = core._http1 if core is not None else None
+        if (
+            calls is not None
+            and channel is not None
+            and channel._deadlines.source is calls.deadlines.source
+        ):
+            # The connection's timers are on the loop of the last request's calls: this
+            # one runs there too (asking asyncio costs a getpid() system call each time).
+            loop = calls.loop
+        else:
+            loop = _running_loop()
+            if calls is None or calls.deadlines.source is not loop:
+                calls = self._calls_on(loop)
         fields = core.requestHeaders if core is not None else request.requestHeaders
         if fields._has(b"upgrade"):
             return self._render_upgrade(request, loop, calls)
