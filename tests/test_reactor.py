@@ -503,3 +503,43 @@ def test_adopt_stream_connection_serves_a_socket_the_process_has() -> None:
 
     answer = asyncio.run(main())
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"Hello, world!")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_response_finished_in_the_turn_that_stops_the_reactor_is_sent(loop: str) -> None:
+    """Small responses wait for the loop's next turn to be written; ``run()`` gives the
+    loop that turn after ``stop()``, before the shutdown triggers (asyncio's loop alone
+    would stop without it)."""
+    program = textwrap.dedent(
+        """
+        import socket
+        from treadle.internet import reactor
+        from treadle.web import resource, server
+
+        class Bye(resource.Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                reactor.stop()
+                return b"bye"
+
+        port = reactor.listenTCP(0, server.Site(Bye()), interface="127.0.0.1")
+        client = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=30)
+        client.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        reactor.run()
+        reply = b""
+        while not reply.endswith(b"bye") and (chunk := client.recv(65536)):
+            reply += chunk
+        print(reply.split(b"\\r\\n\\r\\n", 1)[1].decode())
+        """
+    )
+    env = dict(os.environ, TREADLE_LOOP=loop)
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    assert result.stdout.strip() == "bye"

@@ -639,6 +639,13 @@ class Reactor:
         try:
             with serving_thresholds():
                 loop.run_forever()
+                if not self._crashed:
+                    # What the last turn scheduled "soon" runs before the shutdown triggers,
+                    # as Twisted runs the calls due before its shutdown event: responses
+                    # finished in that turn wait for the next one to be written (see
+                    # treadle.web._channel_core), and asyncio's loop stops without it.
+                    loop.call_soon(loop.stop)
+                    loop.run_forever()
         finally:
             self.running = False
             for sig in handled:
