@@ -6,6 +6,7 @@ rest goes through a real server (both loops) with httpx, http.client and raw soc
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import http.client
 import math
@@ -24,9 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from treadle.internet._timers import MAX_WAIT, SoonBatch
 from treadle.web import _conditional, _mime, _safe_paths, _sendfile, static
 from treadle.web._registry import Registry
 from treadle.web.resource import IResource, Resource
+from treadle.web.server import Site
 from treadle.web.static import (
     MAX_RANGE_PARTS,
     Data,
@@ -36,8 +39,9 @@ from treadle.web.static import (
     getTypeAndEncoding,
     loadMimeTypes,
 )
+from treadle.web.testing import StringTransport, connect, request_bytes
 
-from .conftest import DEADLINE, ServerThread, host_port, raw_request, wait_for
+from .conftest import DEADLINE, ServerThread, host_port, raw_request, run_scenario, wait_for
 
 BIG = 5 * 1024 * 1024
 SECRET = b"TOP-SECRET-CONTENT"
@@ -1542,3 +1546,75 @@ def test_prepared_fields_hold_exactly_their_own() -> None:
         PreparedFields((b"date",), (b"x",))
     with pytest.raises(ValueError):
         PreparedFields((b"etag",), ())
+
+
+# -- one lstat for the requests of a turn -------------------------------------------------------
+
+
+def _channel_on_the_loop(site: Site) -> tuple[Any, StringTransport]:
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.connection_made(transport)
+    return channel, transport
+
+
+def test_the_requests_of_one_turn_share_one_lstat_and_the_next_turn_sees_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = tmp_path / "page.txt"
+    page.write_bytes(b"old")
+    target = os.fsencode(str(page))
+    calls: list[bytes] = []
+    real_lstat = os.lstat
+
+    def counting_lstat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if path == target:
+            calls.append(path)
+        return real_lstat(path, *args, **kwargs)
+
+    def body(transport: StringTransport) -> bytes:
+        return transport.value().rpartition(b"\r\n\r\n")[2]
+
+    async def scenario() -> None:
+        site = Site(File(str(tmp_path)))
+        site.timing()
+        now = [0.0]  # the batch's clock: still, so that no turn lasts MAX_WAIT here
+        site._soon = SoonBatch(
+            asyncio.get_running_loop().call_soon, on_loop=True, now=lambda: now[0]
+        )
+        first = _channel_on_the_loop(site)
+        first[0].data_received(request_bytes(target="/page.txt"))  # the entry is remembered
+        await asyncio.sleep(0)
+        monkeypatch.setattr(os, "lstat", counting_lstat)
+        clients = [_channel_on_the_loop(site) for _ in range(3)]
+        for channel, _ in clients[:2]:
+            channel.data_received(request_bytes(target="/page.txt"))
+        assert len(calls) == 1  # two requests of one turn, one lstat
+        page.write_bytes(b"new!")
+        os.utime(page, ns=(0, 10**9))
+        clients[2][0].data_received(request_bytes(target="/page.txt"))
+        await asyncio.sleep(0)
+        assert [body(t) for _, t in clients] == [b"old", b"old", b"old"]  # as of the turn's lstat
+        later = _channel_on_the_loop(site)
+        later[0].data_received(request_bytes(target="/page.txt"))
+        await asyncio.sleep(0)
+        assert body(later[1]) == b"new!"
+        assert len(calls) == 2
+        now[0] += 2 * MAX_WAIT  # a turn that lasts: after MAX_WAIT, a fresh lstat
+        again = _channel_on_the_loop(site)
+        again[0].data_received(request_bytes(target="/page.txt"))
+        assert len(calls) == 3
+
+    run_scenario(scenario)
+
+
+def test_a_channel_on_a_test_clock_checks_the_file_at_each_request(tmp_path: Path) -> None:
+    page = tmp_path / "page.txt"
+    page.write_bytes(b"old")
+    site = Site(File(str(tmp_path)))
+    channel, transport = connect(site)
+    channel.data_received(request_bytes(target="/page.txt"))
+    page.write_bytes(b"new!")
+    os.utime(page, ns=(0, 10**9))
+    channel.data_received(request_bytes(target="/page.txt"))
+    assert transport.value().endswith(b"\r\n\r\nnew!")

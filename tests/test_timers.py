@@ -367,3 +367,25 @@ def test_a_soon_batch_on_a_test_clock_has_no_wait_to_bound(
     assert log == []  # the test's next advance runs them
     loop.run_until_complete(asyncio.sleep(0))
     assert log == ["a", "b"]
+
+
+def test_turn_numbers_hold_within_a_turn_and_for_at_most_max_wait(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    now = [0.0]
+    scheduled: list[object] = []
+
+    def call_soon(callback: Callable[[], object]) -> object:
+        scheduled.append(callback)
+        return loop.call_soon(callback)
+
+    batch = SoonBatch(call_soon, on_loop=True, now=lambda: now[0])
+    first = batch.turn()
+    now[0] += MAX_WAIT / 2
+    assert batch.turn() == first and len(scheduled) == 1
+    now[0] += MAX_WAIT
+    second = batch.turn()
+    assert second != first  # a turn lasting longer than MAX_WAIT
+    loop.run_until_complete(asyncio.sleep(0))
+    third = batch.turn()
+    assert third not in (first, second) and len(scheduled) == 2  # the next turn

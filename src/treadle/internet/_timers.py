@@ -254,7 +254,17 @@ class SoonBatch:
         on_loop: As given.
     """
 
-    __slots__ = ("_bounded", "_call_soon", "_now", "_owners", "_scheduled", "_since", "on_loop")
+    __slots__ = (
+        "_bounded",
+        "_call_soon",
+        "_now",
+        "_owners",
+        "_scheduled",
+        "_since",
+        "_turn_began",
+        "_turns",
+        "on_loop",
+    )
 
     def __init__(
         self,
@@ -270,6 +280,8 @@ class SoonBatch:
         self.on_loop = on_loop
         self._now = now
         self._since = 0.0  # when the first of the bounded owners was added
+        self._turns = 0  # see turn()
+        self._turn_began = 0.0  # when the number turn() gives was first given
 
     def __call__(self, callback: Callable[[], object]) -> object:
         """Run ``callback`` at the loop's next turn, as the loop's ``call_soon`` does."""
@@ -302,6 +314,19 @@ class SoonBatch:
             if self.on_loop and self._now() - self._since > MAX_WAIT:
                 self._run_bounded_now()
 
+    def turn(self) -> int:
+        """A number that stays the same until the loop's next turn, and for at most
+        :data:`MAX_WAIT`: what was learnt under it may be taken as still true meanwhile."""
+        now = self._now()
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self._run)
+            self._turn_began = now
+        if now - self._turn_began > MAX_WAIT:
+            self._turns += 1
+            self._turn_began = now
+        return self._turns
+
     def discard(self, owner: SoonOwner) -> None:
         """Forget ``owner`` if it is the last one :meth:`add` took (the case worth the cost
         of a look)."""
@@ -314,6 +339,7 @@ class SoonBatch:
         # code: an owner's error goes to the loop, as it would have from that callback.
         bounded = self._bounded
         self._bounded = None
+        self._turns += 1
         if bounded is None:
             return
         for owner in bounded:
@@ -325,6 +351,7 @@ class SoonBatch:
     def _run(self) -> None:
         # Owners added while these run wait for the next turn, under a callback of their own.
         self._scheduled = False
+        self._turns += 1
         owners = self._bounded
         plain = self._owners
         self._bounded = self._owners = None

@@ -36,12 +36,17 @@ a CRLF before the first delimiter, no ``Content-Encoding``).
 Speed. A directory ``File`` remembers the children it made (a ``File`` per entry, or the
 processor for it), keyed by segment, for entries that exist and are no link: a later request
 for the same name costs one ``lstat``, which confirms the entry is still there and still no
-link (anything else takes the full path above again), and is handed to the child's render
-as its ``stat``. A small file's bytes are kept with their ``ETag`` and ``Last-Modified`` by
-(device, inode, size, mtime_ns), so a plain ``GET`` of it (no ``Range``, no validators)
-costs that one system call and no open, read or header validation; its header fields are
-encoded once per file (:class:`~treadle.web._request_core.PreparedFields`) and written as one
-block unless something changes them before the head is sent.
+link (anything else takes the full path above again), and is handed to the child's render as
+its ``stat``. The requests of one turn of the event loop share that ``lstat`` (measured at 2 to
+4 µs of a 15 µs request on a virtual machine): a file changed on disk is seen by the requests
+handled from the loop's next turn on, or after a millisecond in a turn that lasts longer
+(:meth:`~treadle.internet._timers.SoonBatch.turn`); a channel on a test clock, or a request of
+another kind, has an ``lstat`` of its own. A small file's bytes are kept with their ``ETag``
+and ``Last-Modified`` by (device, inode, size, mtime_ns), so a plain ``GET`` of it (no
+``Range``, no validators) costs that one system call and no open, read or header validation;
+its header fields are encoded once per file
+(:class:`~treadle.web._request_core.PreparedFields`) and written as one block unless something
+changes them before the head is sent.
 
 Differences from Twisted: a directory without its slash gets ``301`` (Twisted: ``302``) with
 a relative ``Location`` (``./name/``, query kept) that cannot be turned into an off-site
@@ -71,6 +76,7 @@ from stat import S_ISDIR, S_ISLNK, S_ISREG
 from typing import IO, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from treadle.internet._timers import SoonBatch
 from treadle.python.filepath import FilePath
 from treadle.web import http
 from treadle.web._conditional import (
@@ -276,6 +282,8 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
     forbidden: ResourceLike = ForbiddenResource()
     # Children met before (see getChild), and the lstat traversal took for a request.
     _children: dict[bytes, _KnownChild] | None = None
+    # The lstat of each remembered entry for the requests of the loop's current turn.
+    _seen: dict[bytes, tuple[SoonBatch, int, os.stat_result]] | None = None
     _lstat: tuple[list[bytes], os.stat_result] | None = None
     # The header fields of the cached answer last sent (see render_GET).
     _prepared: _Prepared | None = None
@@ -428,7 +436,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
                 similar = known[1]
                 if similar is not None:
                     try:
-                        st = os.lstat(known[4])
+                        st = self._entry_lstat(known[4], request)
                     except (OSError, ValueError):
                         pass  # gone: getChild answers 404 or finds a sibling
                     else:
@@ -525,7 +533,7 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
         """
         path, similar, processor, accepts_stat, encoded = known
         try:
-            st = os.lstat(encoded)
+            st = self._entry_lstat(encoded, request)
         except (OSError, ValueError):
             return None  # gone: the slow path answers 404 or finds a sibling
         if stat.S_ISLNK(st.st_mode):
@@ -540,6 +548,27 @@ class File(Resource, FilePath[str]):  # type: ignore[misc]  # children: see belo
             # handed this lstat, which saves it a system call per request.
             return processor(path, self.registry, stat=st)  # type: ignore[call-arg]
         return processor(path, self.registry)
+
+    def _entry_lstat(self, encoded: bytes, request: Request | None) -> os.stat_result:
+        """The ``lstat`` of a remembered entry, one for the requests of a turn of the loop
+        (see the module docstring)."""
+        channel = getattr(request, "_http1", None)
+        batch = getattr(channel, "call_soon", None)
+        if type(batch) is not SoonBatch or not batch.on_loop:
+            return os.lstat(encoded)
+        turn = batch.turn()
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = {}
+        else:
+            known = seen.get(encoded)
+            if known is not None and known[0] is batch and known[1] == turn:
+                return known[2]
+        st = os.lstat(encoded)
+        if len(seen) >= MAX_CACHED_CHILDREN:
+            seen.clear()
+        seen[encoded] = (batch, turn, st)
+        return st
 
     def _remember_child(self, segment: bytes, known: _KnownChild) -> None:
         children = self._children
