@@ -267,6 +267,20 @@ def test_default_backlog_is_generous() -> None:
     assert DEFAULT_BACKLOG >= 2048
 
 
+def _child_output(program: str, env: dict[str, str] | None = None) -> str:
+    """What ``program`` prints, run in a child interpreter (``reactor.run()`` owns the loop of
+    its process)."""
+    result = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    return result.stdout.strip()
+
+
 def test_run_and_stop_standalone_the_twisted_way() -> None:
     # reactor.run() owns the process's loop: run it in a child interpreter.
     program = textwrap.dedent(
@@ -281,10 +295,7 @@ def test_run_and_stop_standalone_the_twisted_way() -> None:
         print(order)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "['running', 'later', 'shutdown']"
+    assert _child_output(program) == "['running', 'later', 'shutdown']"
 
 
 def test_nothing_is_served_before_the_reactor_runs() -> None:
@@ -325,10 +336,7 @@ def test_nothing_is_served_before_the_reactor_runs() -> None:
         print(reply.split(b"\\r\\n\\r\\n", 1)[1].decode())
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert result.stdout.strip() == "['running', 'render']"
+    assert _child_output(program) == "['running', 'render']"
 
 
 def _thresholds_seen_by_run(prelude: str, env: dict[str, str] | None = None) -> list[object]:
@@ -351,15 +359,7 @@ def _thresholds_seen_by_run(prelude: str, env: dict[str, str] | None = None) -> 
     )
     child_env = {k: v for k, v in os.environ.items() if k != "TREADLE_GC"}
     child_env.update(env or {})
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env=child_env,
-    )
-    return ast.literal_eval(result.stdout.strip())  # type: ignore[no-any-return]
+    return ast.literal_eval(_child_output(program, child_env))  # type: ignore[no-any-return]
 
 
 def test_run_raises_the_collectors_default_thresholds_while_serving() -> None:
@@ -533,13 +533,4 @@ def test_a_response_finished_in_the_turn_that_stops_the_reactor_is_sent(loop: st
         print(reply.split(b"\\r\\n\\r\\n", 1)[1].decode())
         """
     )
-    env = dict(os.environ, TREADLE_LOOP=loop)
-    result = subprocess.run(
-        [sys.executable, "-c", program],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        env=env,
-    )
-    assert result.stdout.strip() == "bye"
+    assert _child_output(program, dict(os.environ, TREADLE_LOOP=loop)) == "bye"

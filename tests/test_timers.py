@@ -230,14 +230,23 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
         loop.close()
 
 
-def test_a_soon_batch_runs_a_turn_s_owners_in_order_from_one_loop_callback(
+def recording_call_soon(
     loop: asyncio.AbstractEventLoop,
-) -> None:
+) -> tuple[list[object], Callable[[Callable[[], object]], object]]:
+    """``loop.call_soon``, and the list of the callbacks it was given."""
     scheduled: list[object] = []
 
     def call_soon(callback: Callable[[], object]) -> object:
         scheduled.append(callback)
         return loop.call_soon(callback)
+
+    return scheduled, call_soon
+
+
+def test_a_soon_batch_runs_a_turn_s_owners_in_order_from_one_loop_callback(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    scheduled, call_soon = recording_call_soon(loop)
 
     log: list[str] = []
     batch = SoonBatch(call_soon)
@@ -325,11 +334,7 @@ def test_owners_that_need_their_callback_over_wait_for_the_turn_however_slow(
 
 
 def test_one_loop_callback_serves_both_kinds_of_owner(loop: asyncio.AbstractEventLoop) -> None:
-    scheduled: list[object] = []
-
-    def call_soon(callback: Callable[[], object]) -> object:
-        scheduled.append(callback)
-        return loop.call_soon(callback)
+    scheduled, call_soon = recording_call_soon(loop)
 
     log: list[str] = []
     batch = SoonBatch(call_soon, on_loop=True)
@@ -373,11 +378,7 @@ def test_turn_numbers_hold_within_a_turn_and_for_at_most_max_wait(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     now = [0.0]
-    scheduled: list[object] = []
-
-    def call_soon(callback: Callable[[], object]) -> object:
-        scheduled.append(callback)
-        return loop.call_soon(callback)
+    scheduled, call_soon = recording_call_soon(loop)
 
     batch = SoonBatch(call_soon, on_loop=True, now=lambda: now[0])
     first = batch.turn()

@@ -292,9 +292,7 @@ class SoonBatch:
         owners = self._owners
         if owners is None:
             self._owners = [owner]
-            if not self._scheduled:
-                self._scheduled = True
-                self._call_soon(self._run)
+            self._schedule()
         else:
             owners.append(owner)
 
@@ -304,9 +302,7 @@ class SoonBatch:
         bounded = self._bounded
         if bounded is None:
             self._bounded = [owner]
-            if not self._scheduled:
-                self._scheduled = True
-                self._call_soon(self._run)
+            self._schedule()
             if self.on_loop:
                 self._since = self._now()
         else:
@@ -319,13 +315,18 @@ class SoonBatch:
         :data:`MAX_WAIT`: what was learnt under it may be taken as still true meanwhile."""
         now = self._now()
         if not self._scheduled:
-            self._scheduled = True
-            self._call_soon(self._run)
+            self._schedule()
             self._turn_began = now
         if now - self._turn_began > MAX_WAIT:
             self._turns += 1
             self._turn_began = now
         return self._turns
+
+    def _schedule(self) -> None:
+        # One loop callback per turn, for whichever asked first: an owner or turn().
+        if not self._scheduled:
+            self._scheduled = True
+            self._call_soon(self._run)
 
     def discard(self, owner: SoonOwner) -> None:
         """Forget ``owner`` if it is the last one :meth:`add` took (the case worth the cost
@@ -371,9 +372,7 @@ class SoonBatch:
                 if rest:
                     if self._owners is None:
                         self._owners = rest
-                        if not self._scheduled:
-                            self._scheduled = True
-                            self._call_soon(self._run)
+                        self._schedule()
                     else:
                         self._owners[:0] = rest
                 raise
