@@ -1146,6 +1146,28 @@ def test_written_then_finished_in_one_slow_callback_are_still_whole_responses() 
     run_scenario(scenario)
 
 
+def test_what_a_render_schedules_for_the_next_turn_runs_after_its_response_left() -> None:
+    seen: list[bytes] = []
+
+    class Answers(Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Request) -> bytes:
+            # Work for after the response (e.g. a slow one): it must not hold the response.
+            asyncio.get_running_loop().call_soon(lambda: seen.append(transport.value()))
+            return b"answered"
+
+    async def scenario() -> None:
+        nonlocal transport
+        channel, transport = on_loop(Answers())
+        channel.data_received(request_bytes(target="/a"))
+        await next_turn()
+        assert len(seen) == 1 and seen[0].endswith(b"\r\n\r\nanswered")
+
+    transport = StringTransport()
+    run_scenario(scenario)
+
+
 def test_a_channel_on_a_test_clock_writes_at_once() -> None:
     channel, transport = connect(Site(Hello()))
     channel.data_received(request_bytes(target="/a"))

@@ -292,7 +292,7 @@ class SoonBatch:
         owners = self._owners
         if owners is None:
             self._owners = [owner]
-            self._schedule()
+            self.reserve()
         else:
             owners.append(owner)
 
@@ -302,7 +302,7 @@ class SoonBatch:
         bounded = self._bounded
         if bounded is None:
             self._bounded = [owner]
-            self._schedule()
+            self.reserve()
             if self.on_loop:
                 self._since = self._now()
         else:
@@ -315,15 +315,17 @@ class SoonBatch:
         :data:`MAX_WAIT`: what was learnt under it may be taken as still true meanwhile."""
         now = self._now()
         if not self._scheduled:
-            self._schedule()
+            self.reserve()
             self._turn_began = now
         if now - self._turn_began > MAX_WAIT:
             self._turns += 1
             self._turn_began = now
         return self._turns
 
-    def _schedule(self) -> None:
-        # One loop callback per turn, for whichever asked first: an owner or turn().
+    def reserve(self) -> None:
+        """Schedule the turn's callback now, if it is not yet: owners added later in the turn
+        then run before the callbacks scheduled after this call (a resource's
+        ``callLater(0, ...)`` made while it rendered does not hold its response back)."""
         if not self._scheduled:
             self._scheduled = True
             self._call_soon(self._run)
@@ -372,7 +374,7 @@ class SoonBatch:
                 if rest:
                     if self._owners is None:
                         self._owners = rest
-                        self._schedule()
+                        self.reserve()
                     else:
                         self._owners[:0] = rest
                 raise

@@ -39,8 +39,10 @@ bench/profiles/README.md). The bytes leave in order: :func:`flush_corked` runs f
 other way to the connection (a larger or streamed response, the request's transport, a
 producer, a refusal, ``100 Continue``, an upgrade, closing and aborting). Only finished
 responses are held, so no application code waits on it, and at most ``maxPipelined`` of them on
-one connection. A channel driven by hand on a test clock (:func:`treadle.web.testing.connect`)
-writes at once, as a test written for Twisted expects.
+one connection. The turn's callback is scheduled before a request is answered, so what its
+render schedules for the next turn (``callLater(0, ...)``) runs after the response left. A
+channel driven by hand on a test clock (:func:`treadle.web.testing.connect`) writes at once,
+as a test written for Twisted expects.
 
 Compiled, the public class is a Python subclass of :class:`ChannelCore`, so a program's own
 channel classes and attributes behave as Python's. The core calls the mixins' methods
@@ -59,7 +61,7 @@ from typing import Any, Final
 import httptools
 from mypy_extensions import mypyc_attr
 
-from treadle.internet._timers import TimerHeap
+from treadle.internet._timers import SoonBatch, TimerHeap
 from treadle.web._channel_common import (
     READ_AHEAD,
     ChannelFactory,
@@ -588,6 +590,11 @@ def _dispatch(channel: ChannelCore) -> None:
             if not isinstance(item, tuple):  # (a Message is a tuple)
                 channel._send_rejection(item)
                 return
+            soon = channel.call_soon
+            if isinstance(soon, SoonBatch) and soon.on_loop:
+                # The write of a response held for the turn comes before what its render
+                # schedules for the next (see the module docstring).
+                soon.reserve()
             make = channel._request_factory
             if make is None:  # a subclass's own, by Python's lookup (see ChannelCore)
                 public: Any = channel
