@@ -25,8 +25,10 @@ import pytest
 
 from treadle.internet import reactor
 from treadle.internet._reactor import new_event_loop
+from treadle.internet._timers import SoonBatch
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
+from treadle.web.testing import StringTransport
 
 try:
     import uvloop  # noqa: F401
@@ -215,3 +217,22 @@ class Held(Resource):
             request.write(body)
             request.finish()
         self.pending.clear()
+
+
+def on_loop(resource: Resource | Site) -> tuple[Any, StringTransport]:
+    """A channel of a ``Site`` (a new one for a resource) on the running loop, as a server's
+    (no test clock): its small responses wait for the loop's next turn."""
+    site = resource if isinstance(resource, Site) else Site(resource)
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.connection_made(transport)
+    return channel, transport
+
+
+def still_clock(site: Site) -> list[float]:
+    """Give ``site``, on the running loop, a batch whose clock moves only when the test moves
+    it (``now[0] += ...``, the list returned): no turn lasts ``MAX_WAIT`` unless it says so."""
+    site.timing()  # the loop's own deadline heap and batch, made now
+    now = [0.0]
+    site._soon = SoonBatch(asyncio.get_running_loop().call_soon, on_loop=True, now=lambda: now[0])
+    return now

@@ -10,18 +10,17 @@ from typing import Any
 import h11
 import pytest
 
-from treadle.internet._timers import MAX_WAIT, SoonBatch
+from treadle.internet._timers import MAX_WAIT
 from treadle.internet.address import IPv4Address
 from treadle.internet.error import ConnectionAborted
 from treadle.internet.task import Clock
 from treadle.python.failure import Failure
 from treadle.web._channel_core import CORK_MAX
-from treadle.web.http import HTTPChannel
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET, Request, Site
 from treadle.web.testing import StringTransport, connect, request_bytes
 
-from .conftest import Held, host_port, raw_request, run_scenario, wait_for
+from .conftest import Held, host_port, on_loop, raw_request, run_scenario, still_clock, wait_for
 
 
 class Hello(Resource):
@@ -1041,16 +1040,6 @@ class Sized(Resource):
         return b"small " + request.path
 
 
-def on_loop(resource: Resource | Site) -> tuple[HTTPChannel, StringTransport]:
-    """A channel of a ``Site`` (a new one for a resource) on the running loop, as a server's
-    (no test clock)."""
-    site = resource if isinstance(resource, Site) else Site(resource)
-    channel = site.buildProtocol(None)
-    transport = StringTransport()
-    channel.connection_made(transport)  # type: ignore[arg-type]
-    return channel, transport
-
-
 async def next_turn() -> None:
     """Let the loop run what was scheduled "soon" (the held responses' write)."""
     await asyncio.sleep(0)
@@ -1100,10 +1089,7 @@ def test_a_response_finished_later_by_a_task_is_held_for_the_turn_too() -> None:
 def test_a_slow_turn_sends_what_waited_max_wait_before_the_turn_ends() -> None:
     async def scenario() -> None:
         site = Site(Hello())
-        site.timing()  # the loop's own deadline heap and batch, made now
-        now = [0.0]
-        loop = asyncio.get_running_loop()
-        site._soon = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
+        now = still_clock(site)
         first, second, third = on_loop(site), on_loop(site), on_loop(site)
         first[0].data_received(request_bytes(target="/1"))
         now[0] += MAX_WAIT / 2
@@ -1122,11 +1108,7 @@ def test_written_then_finished_in_one_slow_callback_are_still_whole_responses() 
 
     async def scenario() -> None:
         site = Site(held)
-        site.timing()
-        now = [0.0]
-        site._soon = SoonBatch(
-            asyncio.get_running_loop().call_soon, on_loop=True, now=lambda: now[0]
-        )
+        now = still_clock(site)
         connections = [on_loop(site) for _ in range(3)]
         for channel, _ in connections:
             channel.data_received(request_bytes(target="/wait"))

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treadle.internet._timers import MAX_WAIT, SoonBatch
+from treadle.internet._timers import MAX_WAIT
 from treadle.web import _conditional, _mime, _safe_paths, _sendfile, static
 from treadle.web._registry import Registry
 from treadle.web.resource import IResource, Resource
@@ -41,7 +41,16 @@ from treadle.web.static import (
 )
 from treadle.web.testing import StringTransport, connect, request_bytes
 
-from .conftest import DEADLINE, ServerThread, host_port, raw_request, run_scenario, wait_for
+from .conftest import (
+    DEADLINE,
+    ServerThread,
+    host_port,
+    on_loop,
+    raw_request,
+    run_scenario,
+    still_clock,
+    wait_for,
+)
 
 BIG = 5 * 1024 * 1024
 SECRET = b"TOP-SECRET-CONTENT"
@@ -1551,13 +1560,6 @@ def test_prepared_fields_hold_exactly_their_own() -> None:
 # -- one lstat for the requests of a turn -------------------------------------------------------
 
 
-def _channel_on_the_loop(site: Site) -> tuple[Any, StringTransport]:
-    channel = site.buildProtocol(None)
-    transport = StringTransport()
-    channel.connection_made(transport)
-    return channel, transport
-
-
 def test_the_requests_of_one_turn_share_one_lstat_and_the_next_turn_sees_a_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1577,16 +1579,12 @@ def test_the_requests_of_one_turn_share_one_lstat_and_the_next_turn_sees_a_chang
 
     async def scenario() -> None:
         site = Site(File(str(tmp_path)))
-        site.timing()
-        now = [0.0]  # the batch's clock: still, so that no turn lasts MAX_WAIT here
-        site._soon = SoonBatch(
-            asyncio.get_running_loop().call_soon, on_loop=True, now=lambda: now[0]
-        )
-        first = _channel_on_the_loop(site)
+        now = still_clock(site)  # no turn lasts MAX_WAIT here unless moved
+        first = on_loop(site)
         first[0].data_received(request_bytes(target="/page.txt"))  # the entry is remembered
         await asyncio.sleep(0)
         monkeypatch.setattr(os, "lstat", counting_lstat)
-        clients = [_channel_on_the_loop(site) for _ in range(3)]
+        clients = [on_loop(site) for _ in range(3)]
         for channel, _ in clients[:2]:
             channel.data_received(request_bytes(target="/page.txt"))
         assert len(calls) == 1  # two requests of one turn, one lstat
@@ -1595,13 +1593,13 @@ def test_the_requests_of_one_turn_share_one_lstat_and_the_next_turn_sees_a_chang
         clients[2][0].data_received(request_bytes(target="/page.txt"))
         await asyncio.sleep(0)
         assert [body(t) for _, t in clients] == [b"old", b"old", b"old"]  # as of the turn's lstat
-        later = _channel_on_the_loop(site)
+        later = on_loop(site)
         later[0].data_received(request_bytes(target="/page.txt"))
         await asyncio.sleep(0)
         assert body(later[1]) == b"new!"
         assert len(calls) == 2
         now[0] += 2 * MAX_WAIT  # a turn that lasts: after MAX_WAIT, a fresh lstat
-        again = _channel_on_the_loop(site)
+        again = on_loop(site)
         again[0].data_received(request_bytes(target="/page.txt"))
         assert len(calls) == 3
 

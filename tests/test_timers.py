@@ -298,12 +298,19 @@ def test_a_failing_soon_owner_is_reported_and_the_rest_run_at_the_next_turn(
     assert [str(e["exception"]) for e in errors] == ["b"]
 
 
+def batch_on_a_still_clock(
+    call_soon: Callable[[Callable[[], object]], object], start: float, on_loop: bool = True
+) -> tuple[list[float], SoonBatch]:
+    """A batch whose clock reads ``now[0]`` (the list returned), moved only by the test."""
+    now = [start]
+    return now, SoonBatch(call_soon, on_loop=on_loop, now=lambda: now[0])
+
+
 def test_bounded_owners_run_at_once_once_the_first_waited_max_wait(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
-    now = [100.0]
+    now, batch = batch_on_a_still_clock(loop.call_soon, 100.0)
     log: list[str] = []
-    batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
     batch.add_bounded(SoonOwner(log, "a"))
     now[0] += MAX_WAIT / 2
     batch.add_bounded(SoonOwner(log, "b"))
@@ -320,9 +327,8 @@ def test_bounded_owners_run_at_once_once_the_first_waited_max_wait(
 def test_owners_that_need_their_callback_over_wait_for_the_turn_however_slow(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
-    now = [0.0]
+    now, batch = batch_on_a_still_clock(loop.call_soon, 0.0)
     log: list[str] = []
-    batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
     batch.add(SoonOwner(log, "held"))  # a response written, maybe to be finished next
     batch.add_bounded(SoonOwner(log, "a"))
     now[0] += 2 * MAX_WAIT
@@ -349,9 +355,8 @@ def test_a_bounded_owner_failing_in_an_early_run_is_reported_by_the_loop_not_its
 ) -> None:
     errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _, context: errors.append(context))
-    now = [0.0]
+    now, batch = batch_on_a_still_clock(loop.call_soon, 0.0)
     log: list[str] = []
-    batch = SoonBatch(loop.call_soon, on_loop=True, now=lambda: now[0])
     batch.add_bounded(SoonOwner(log, "a", fail=True))
     now[0] += 2 * MAX_WAIT
     batch.add_bounded(SoonOwner(log, "b"))  # runs both, raises nothing here
@@ -363,9 +368,8 @@ def test_a_bounded_owner_failing_in_an_early_run_is_reported_by_the_loop_not_its
 def test_a_soon_batch_on_a_test_clock_has_no_wait_to_bound(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
-    now = [0.0]
+    now, batch = batch_on_a_still_clock(loop.call_soon, 0.0, on_loop=False)
     log: list[str] = []
-    batch = SoonBatch(loop.call_soon, now=lambda: now[0])
     batch.add_bounded(SoonOwner(log, "a"))
     now[0] += 10 * MAX_WAIT
     batch.add_bounded(SoonOwner(log, "b"))
@@ -377,10 +381,8 @@ def test_a_soon_batch_on_a_test_clock_has_no_wait_to_bound(
 def test_turn_numbers_hold_within_a_turn_and_for_at_most_max_wait(
     loop: asyncio.AbstractEventLoop,
 ) -> None:
-    now = [0.0]
     scheduled, call_soon = recording_call_soon(loop)
-
-    batch = SoonBatch(call_soon, on_loop=True, now=lambda: now[0])
+    now, batch = batch_on_a_still_clock(call_soon, 0.0)
     first = batch.turn()
     now[0] += MAX_WAIT / 2
     assert batch.turn() == first and len(scheduled) == 1
