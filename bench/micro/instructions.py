@@ -14,7 +14,9 @@ difference by the difference in requests::
 ``headers`` (the browser request to a resource that reads three of its fields), ``static``
 (wrk's request for a 1 KiB file served by ``static.File``, as ``treadle web --path`` does),
 ``pipelined`` (16 of wrk's requests in one read: divide by 16 for one request), ``rpy``
-(wrk's request for the benchmark's ``.rpy`` script, which runs again for every request).
+(wrk's request for the benchmark's ``.rpy`` script, which runs again for every request),
+``rpy-class-once`` (the same script with its class imported from a module instead of defined
+in it: the difference from ``rpy`` is what the class statement costs each execution).
 """
 
 from __future__ import annotations
@@ -54,14 +56,26 @@ def static_root() -> Resource:
     return File(root)
 
 
-def rpy_root() -> Resource:
-    """A directory holding the benchmark's ``.rpy`` script, served as ``treadle web --path``."""
+def rpy_root(class_once: bool = False) -> Resource:
+    """A directory holding the benchmark's ``.rpy`` script, served as ``treadle web --path``.
+
+    With ``class_once``, the script's class lives in a module the script imports, so each
+    execution makes an instance but no class.
+    """
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     from run import RPY_FILE, RPY_SOURCE
 
     root = tempfile.mkdtemp(prefix="treadle-instructions-")
+    source = RPY_SOURCE
+    if class_once:
+        body, assignment = RPY_SOURCE.rsplit("\n\n\n", 1)
+        with open(os.path.join(root, "rpy_class_once.py"), "w") as f:
+            # An ordinary module imports through the real import system: treadle by name.
+            f.write(body.replace("from twisted.", "from treadle.") + "\n")
+        sys.path.insert(0, root)
+        source = f"from rpy_class_once import Hello\n\n\n{assignment}"
     with open(os.path.join(root, RPY_FILE), "w") as f:
-        f.write(RPY_SOURCE)
+        f.write(source)
     files = File(root)
     files.processors = {".rpy": script.ResourceScript}
     return files
@@ -74,6 +88,10 @@ KINDS = {
     "static": (static_root, WRK_GET.replace(b"GET / ", b"GET /1k.bin ")),
     "pipelined": (Hello, WRK_GET * 16),
     "rpy": (rpy_root, WRK_GET.replace(b"GET / ", b"GET /hello.rpy ")),
+    "rpy-class-once": (
+        lambda: rpy_root(class_once=True),
+        WRK_GET.replace(b"GET / ", b"GET /hello.rpy "),
+    ),
 }
 
 
