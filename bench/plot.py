@@ -5,9 +5,9 @@
 ``bench/run.py`` calls this with whichever Python can import matplotlib. Bars show the median
 req/s (MB/s for the large file, messages/s for WebSocket echo, bytes per connection for idle
 WebSockets, where the multiple is inverted so that above 1 still means treadle is ahead);
-treadle's bar is highlighted, and each peer's bar is labelled with
-treadle's multiple of it. In a scenario with another reference (``workers``: ``treadle-w2``), that
-server's bar is highlighted and the others are labelled with its multiple of them.
+treadle's bar is highlighted, and each peer's bar is labelled with treadle's multiple of it.
+In a scenario with another reference (the workers scenarios: ``treadle-w2``), that server's
+bar is highlighted and the others are labelled with its multiple of them.
 """
 
 from __future__ import annotations
@@ -79,7 +79,11 @@ def main(json_path: str, png_path: str) -> None:
     fig.suptitle(
         f"treadle benchmark {record['date']} — median of {cfg.get('rounds')} round(s) of "
         f"{cfg.get('duration_s')} s; {env.get('cpu', '')}, server and wrk on one core each"
-        + (" (workers: see its panel's title)" if "workers" in record["scenarios"] else ""),
+        + (
+            " (workers: see their panels' titles)"
+            if any(name.startswith("workers") for name in record["scenarios"])
+            else ""
+        ),
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.975))

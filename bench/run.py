@@ -15,11 +15,14 @@ What it does, in order:
    warm it up with wrk, then measure with wrk pinned to core 1 (``taskset -c 1``); read the server's
    CPU time (``/proc/PID/stat`` utime+stime over the measured run) and peak RSS (``VmHWM`` in
    ``/proc/PID/status``), summed over the server's process tree; stop the server.
-   The ``workers`` scenario compares ``treadle web --workers 2`` with ``--workers 1``: a 2-process
+   The ``workers`` scenarios compare ``treadle web --workers 2`` with ``--workers 1``: a 2-process
    server needs two cores, so both variants run on cores 0 and 1 (0 and 2 when there is a third
-   core), and wrk stays on core 1. The ``sessions`` scenario serves a visit counter with treadle's
-   session stores (memory, SQLite, and Redis: a redis-server started beside it, on the same core,
-   its CPU time counted with the server's) against Twisted's in-memory sessions.
+   core), and wrk stays on core 1. ``workers`` serves the 1 KiB file, where wrk's own work is a
+   large share of a request's; ``workers-template`` serves the template page (some 13 ms of CPU
+   each), where it is negligible, so the second worker's core is the server's alone. The
+   ``sessions`` scenario serves a visit counter with treadle's session stores (memory, SQLite, and
+   Redis: a redis-server started beside it, on the same core, its CPU time counted with the
+   server's) against Twisted's in-memory sessions.
 3. Print one table of medians over the rounds (req/s, p50, p99, server CPU µs per request, peak RSS,
    and treadle's throughput as a multiple of each server's), then one "target" line per scenario.
 4. Save ``bench/results/<timestamp>.json`` and ``bench/results/latest.json``, and draw
@@ -118,6 +121,24 @@ resource = Hello()
 """
 TEMPLATE_APP = "template_app.py"  # the template scenario's page, for treadle and Twisted alike
 TEMPLATE_ROWS = 1000
+TEMPLATE_RPY = "template.rpy"
+
+
+def template_rpy_source() -> str:
+    """The ``.rpy`` script serving the template page under ``treadle web`` (workers-template):
+    it builds the page's resource once per worker and keeps it (``cache()``)."""
+    return f"""\
+# The template scenario's page, built by the first request each worker serves, then kept.
+import sys
+
+cache()
+sys.path.insert(0, {str(APPS)!r})
+from template_app import build  # noqa: E402
+
+resource = build("treadle")[1].resource
+"""
+
+
 POST_HEAD = b"name=Hello%2C+world%21&filler="
 POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as lua/post.lua
 # Sessions made before the load of the sessions scenario: wrk sends their cookies in turn
@@ -146,9 +167,10 @@ PYTHON_PEERS = ["twisted", "aiohttp", "uvicorn", "granian", "hypercorn"]
 # An earlier treadle (--baseline PYTHON), measured wherever treadle is but in `workers`: before
 # and after a change, side by side in one run.
 BASELINE = "treadle-baseline"
-# `treadle web --workers N` as a server of its own, measured only in the `workers` scenario.
+# `treadle web --workers N` as a server of its own, measured only in the workers scenarios.
 TREADLE_WORKERS = {"treadle-w1": 1, "treadle-w2": 2}
-FILE_SCENARIOS = ("static", "static-100m", "rpy", "workers")
+WORKERS_SCENARIOS = ("workers", "workers-template")
+FILE_SCENARIOS = ("static", "static-100m", "rpy", *WORKERS_SCENARIOS)
 # treadle's shared session stores as servers of their own, measured only in the `sessions`
 # scenario (where `treadle` is the memory store, as in every other scenario).
 TREADLE_STORES = {"treadle-sqlite": "sqlite", "treadle-redis": "redis"}
@@ -265,6 +287,18 @@ SCENARIOS: dict[str, Scenario] = {
             64,
             ("treadle-w1", "treadle-w2"),
             expect=None,
+            reference="treadle-w2",
+            server_cpus=WORKERS_CPUS,
+        ),
+        Scenario(
+            "workers-template",
+            f"workers-template: the template page (about 13 ms of CPU each) from a .rpy, "
+            f"treadle web --workers 2 against 1, 16 connections "
+            f"(server on cores {WORKERS_CPUS}, wrk on core {CLIENT_CPU})",
+            "/" + TEMPLATE_RPY,
+            16,
+            ("treadle-w1", "treadle-w2"),
+            expect=None,  # checked by check_response, as the template scenario
             reference="treadle-w2",
             server_cpus=WORKERS_CPUS,
         ),
@@ -425,6 +459,7 @@ class Context:
             bytes((i * 7 + 13) % 256 for i in range(SMALL_SIZE))
         )
         (self.docroot / RPY_FILE).write_text(RPY_SOURCE)
+        (self.docroot / TEMPLATE_RPY).write_text(template_rpy_source())
         if "static-100m" in scenarios:
             chunk = os.urandom(1 << 20)
             with open(self.docroot / LARGE_FILE, "wb") as f:
@@ -879,7 +914,7 @@ def check_response(sc: Scenario, port: int, docroot: Path) -> None:
             expect = (docroot / SMALL_FILE).read_bytes()
         if expect is not None and body != expect:
             raise RuntimeError(f"check: unexpected body {body[:60]!r}")
-        if sc.name == "template":
+        if sc.name in ("template", "workers-template"):
             rows = body.count(b"<tr><td>")
             if not body.startswith(b"<!DOCTYPE html>\n<html>") or rows != TEMPLATE_ROWS:
                 raise RuntimeError(f"check: template page with {rows} rows: {body[:60]!r}")
@@ -1487,7 +1522,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if s not in SERVERS:
             p.error(f"unknown server {s!r}; choose from {', '.join(SERVERS)}")
     # `treadle` also selects its --workers variants (treadle-w1, treadle-w2), which only the
-    # workers scenario runs, and its session stores (treadle-sqlite, treadle-redis), which only
+    # workers scenarios run, and its session stores (treadle-sqlite, treadle-redis), which only
     # the sessions scenario runs. Table order is fixed (treadle first), whatever the order named.
     # The baseline runs exactly when --baseline names its Python (the default --servers lists
     # it, and a row saying "no --baseline given" in every scenario would only be noise).
@@ -1639,10 +1674,14 @@ def main(argv: list[str] | None = None) -> int:
         f"treadle benchmark — median of {opts.rounds} round(s), {opts.duration} s each "
         f"(delayed {opts.delayed_duration} s), "
         f"server on core {SERVER_CPU}, wrk on core {CLIENT_CPU}"
-        + (f" (workers: server on cores {WORKERS_CPUS})" if "workers" in opts.scenario_list else "")
+        + (
+            f" (workers: server on cores {WORKERS_CPUS})"
+            if any(s in WORKERS_SCENARIOS for s in opts.scenario_list)
+            else ""
+        )
     )
     print("treadle x = treadle's req/s (MB/s for static-100m) divided by that server's", end="")
-    if "workers" in results:
+    if any(s in WORKERS_SCENARIOS for s in results):
         print("; in workers, treadle-w2's divided by that row's", end="")
     print("; in sessions, treadle is its memory sessions" if "sessions" in results else "")
     print()
