@@ -867,6 +867,14 @@ def test_treadle_web_serves_the_tour(processes: Processes, http: httpx.Client) -
         r"\S+ \S+ INFO examples\.interrupted: client left /interrupted\.rpy before its answer "
         r"was ready \(Connection was closed cleanly\.\)$",
     )
+    # A fresh process, where interrupted.rpy's `from twisted.internet import reactor` ran
+    # first: the `from twisted.internet import task` of live.rpy and clock.rpy, run after it,
+    # still loads task (a cached answer to the first statement once made both fail with 500).
+    live = http.get(url + "/live.rpy")
+    assert live.status_code == 200
+    assert "<title>" in live.text and "import" not in live.text
+    with http.stream("GET", url + "/clock.rpy") as clock:
+        assert clock.status_code == 200
 
 
 STATIC = [

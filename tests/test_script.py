@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -423,6 +424,38 @@ def test_reactor_is_the_treadle_reactor() -> None:
     importer = TwistedImporter()
     internet = importer("twisted.internet", None, None, ("reactor",), 0)
     assert internet.reactor is reactor
+
+
+def test_each_from_import_loads_the_submodules_it_names() -> None:
+    # `from twisted.internet import reactor`, then `from twisted.internet import task` with
+    # task not loaded yet: the second statement must import task, not be answered with the
+    # package the first one got (which has no task). A stand-in import system loads only
+    # what each call names, as the real one loads a submodule only when asked for it.
+    package = types.ModuleType("treadle.stand_in")
+    asked: list[tuple[str, tuple[str, ...]]] = []
+
+    def real_import(
+        name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> types.ModuleType:
+        asked.append((name, tuple(fromlist or ())))
+        for item in fromlist or ():
+            setattr(package, item, f"the {item} submodule")
+        return package
+
+    importer = TwistedImporter(real_import)
+    assert importer("twisted.stand_in", None, None, ("reactor",), 0).reactor == (
+        "the reactor submodule"
+    )
+    assert importer("twisted.stand_in", None, None, ("task",), 0).task == "the task submodule"
+    # Each statement's answer is kept: running both again (a script's next execution) asks
+    # the import system nothing more.
+    importer("twisted.stand_in", None, None, ("reactor",), 0)
+    importer("twisted.stand_in", None, None, ("task",), 0)
+    assert asked == [("treadle.stand_in", ("reactor",)), ("treadle.stand_in", ("task",))]
+    # A fromlist given as a list (a hand-made call, not a statement) is answered too, uncached.
+    assert importer("twisted.stand_in", None, None, ["clock"], 0).clock == "the clock submodule"
+    importer("twisted.stand_in", None, None, ["clock"], 0)
+    assert asked[2:] == [("treadle.stand_in", ("clock",))] * 2
 
 
 SESSION_COUNTER = """\

@@ -71,9 +71,12 @@ class TwistedImporter:
 
     def __init__(self, real_import: _ImportFunction | None = None) -> None:
         self._real_import = real_import or _current_import
-        # ``from twisted.x import y`` answers, by Twisted name: a script runs its imports on
-        # every request, and a hit here is the whole cost of one.
-        self._answers: dict[str, Any] = {}
+        # ``from twisted.x import y`` answers, by Twisted name and the names imported: a script
+        # runs its imports on every request, and a hit here is the whole cost of one. The
+        # names are part of the key because a ``from`` import may name a submodule, which only
+        # the import itself loads: the package answered for ``from twisted.internet import
+        # reactor`` lacks ``task`` until ``from twisted.internet import task`` imports it.
+        self._answers: dict[tuple[str, tuple[str, ...]], Any] = {}
 
     def __call__(
         self,
@@ -95,8 +98,10 @@ class TwistedImporter:
         """
         if level != 0:
             return self._real_import(name, globals, locals, fromlist, level)
-        if fromlist:
-            answer = self._answers.get(name)
+        # The compiler hands a tuple; a list (a hand-made call) is imported without the cache.
+        key = (name, fromlist) if fromlist and type(fromlist) is tuple else None
+        if key is not None:
+            answer = self._answers.get(key)
             if answer is not None:
                 return answer
         target = treadle_name(name)
@@ -112,7 +117,8 @@ class TwistedImporter:
             raise _not_provided(name, e.name) from None
         if fromlist:
             self._check_fromlist(name, module, fromlist)
-            self._answers[name] = module
+            if key is not None:
+                self._answers[key] = module
         return module
 
     def _check_fromlist(self, name: str, module: Any, fromlist: Sequence[str]) -> None:
