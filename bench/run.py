@@ -122,12 +122,9 @@ resource = Hello()
 TEMPLATE_APP = "template_app.py"  # the template scenario's page, for treadle and Twisted alike
 TEMPLATE_ROWS = 1000
 TEMPLATE_RPY = "template.rpy"
-
-
-def template_rpy_source() -> str:
-    """The ``.rpy`` script serving the template page under ``treadle web`` (workers-template):
-    it builds the page's resource once per worker and keeps it (``cache()``)."""
-    return f"""\
+# The workers-template scenario's script: the template page under `treadle web`, its resource
+# built by the first request each worker serves and kept (cache()).
+TEMPLATE_RPY_SOURCE = f"""\
 # The template scenario's page, built by the first request each worker serves, then kept.
 import sys
 
@@ -137,8 +134,6 @@ from template_app import build  # noqa: E402
 
 resource = build("treadle")[1].resource
 """
-
-
 POST_HEAD = b"name=Hello%2C+world%21&filler="
 POST_BODY = POST_HEAD + b"x" * (1024 - len(POST_HEAD))  # the same 1 KiB body as lua/post.lua
 # Sessions made before the load of the sessions scenario: wrk sends their cookies in turn
@@ -459,7 +454,7 @@ class Context:
             bytes((i * 7 + 13) % 256 for i in range(SMALL_SIZE))
         )
         (self.docroot / RPY_FILE).write_text(RPY_SOURCE)
-        (self.docroot / TEMPLATE_RPY).write_text(template_rpy_source())
+        (self.docroot / TEMPLATE_RPY).write_text(TEMPLATE_RPY_SOURCE)
         if "static-100m" in scenarios:
             chunk = os.urandom(1 << 20)
             with open(self.docroot / LARGE_FILE, "wb") as f:
