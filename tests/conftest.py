@@ -17,8 +17,8 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -129,6 +129,19 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.005)
+
+
+_T = TypeVar("_T")
+
+
+def run_on_loop(loop_kind: str, coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to completion on a fresh loop of the given kind (``loop_kind``), failing the
+    test if it takes longer than :data:`DEADLINE`."""
+    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
+    try:
+        return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
+    finally:
+        loop.close()
 
 
 def run_scenario(scenario: Callable[[], Awaitable[Any]]) -> Any:

@@ -14,28 +14,18 @@ import pickle
 import sqlite3
 import threading
 import urllib.request
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import DEADLINE, ServerThread
+from tests.conftest import DEADLINE, ServerThread, run_on_loop
 from treadle.enterprise import adbapi
 from treadle.internet._reactor import new_event_loop
 from treadle.web.resource import Resource
 from treadle.web.server import NOT_DONE_YET
 
 _T = TypeVar("_T")
-
-
-def run(loop_kind: str, coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion on a fresh loop of the given kind."""
-    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
-    finally:
-        loop.close()
 
 
 class Recording(sqlite3.Connection):
@@ -77,7 +67,7 @@ def test_queries_run_in_the_pool_and_fire_on_the_loop(loop_kind: str, db: str) -
         finally:
             pool.close()
 
-    rows, worker, fired_in = run(loop_kind, main())
+    rows, worker, fired_in = run_on_loop(loop_kind, main())
     assert rows == [(1, "one"), (2, "two")]
     assert worker.startswith("PoolThread-adbapi sqlite3-")
     assert fired_in is threading.current_thread()
@@ -106,7 +96,7 @@ def test_an_interaction_commits_its_statements_together(loop_kind: str, db: str)
         finally:
             pool.close()
 
-    left, error, rows = run(loop_kind, main())
+    left, error, rows = run_on_loop(loop_kind, main())
     assert (left, error) == (6, "overdrawn")
     assert rows == [("a", 6), ("b", 4)]
 
@@ -131,7 +121,7 @@ def test_run_with_connection_commits_or_rolls_back(loop_kind: str, db: str) -> N
         finally:
             pool.close()
 
-    assert run(loop_kind, main()) == [("kept",)]
+    assert run_on_loop(loop_kind, main()) == [("kept",)]
 
 
 def test_each_thread_has_its_own_connection(loop_kind: str, db: str) -> None:
@@ -156,7 +146,7 @@ def test_each_thread_has_its_own_connection(loop_kind: str, db: str) -> None:
         finally:
             pool.close()
 
-    ids, open_connections = run(loop_kind, main())
+    ids, open_connections = run_on_loop(loop_kind, main())
     assert len(ids) == 2 and open_connections == 2
     assert len(set(opened)) == 2 and all(name.startswith("PoolThread-") for name in opened)
 
@@ -177,7 +167,7 @@ def test_close_closes_each_connection_in_its_own_thread(
         pool.close()
         return pool
 
-    pool = run(loop_kind, main())
+    pool = run_on_loop(loop_kind, main())
     assert len(Recording.closed_in) == 2
     assert all(name.startswith("PoolThread-adbapi") for name in Recording.closed_in)
     assert pool.connections == {} and not pool.running
@@ -202,7 +192,7 @@ def test_a_thread_that_ends_closes_its_connection(loop_kind: str, db: str) -> No
         finally:
             pool.close()
 
-    closed, rows = run(loop_kind, main())
+    closed, rows = run_on_loop(loop_kind, main())
     assert len(closed) == 1 and rows == [(1,)]
 
 
@@ -227,7 +217,7 @@ def test_a_connection_that_cannot_roll_back_is_replaced(
         finally:
             pool.close()
 
-    assert run(loop_kind, main()) == [(7,)]
+    assert run_on_loop(loop_kind, main()) == [(7,)]
     assert "Rollback failed" in [r.getMessage() for r in caplog.records]
 
 
@@ -244,7 +234,7 @@ def test_calls_after_close_fail_at_once(loop_kind: str, db: str) -> None:
         finally:
             pool.close()
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())
 
 
 def test_cp_arguments_are_the_pools_and_the_rest_go_to_connect(db: str) -> None:

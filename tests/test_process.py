@@ -13,30 +13,19 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import DEADLINE
+from tests.conftest import run_on_loop
 from treadle.internet import reactor
-from treadle.internet._reactor import new_event_loop
 from treadle.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from treadle.internet.protocol import ProcessProtocol
 from treadle.python.failure import Failure
 
 _T = TypeVar("_T")
 PY = sys.executable
-
-
-def run(loop_kind: str, coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion on a fresh loop of the given kind."""
-    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
-    finally:
-        loop.close()
 
 
 class Recorder(ProcessProtocol):
@@ -97,7 +86,7 @@ def test_output_exit_and_the_order_of_events(loop_kind: str) -> None:
         reason = await p.ended
         return p, t, reason, pid
 
-    p, t, reason, pid = run(loop_kind, main())
+    p, t, reason, pid = run_on_loop(loop_kind, main())
     assert isinstance(pid, int) and pid > 0
     assert p.data == {1: b"out", 2: b"err"}
     assert reason.check(ProcessDone) and reason.value.exitCode == 0
@@ -113,7 +102,7 @@ def test_a_non_zero_exit_code_is_process_terminated(loop_kind: str) -> None:
         p, t = spawn("import sys; sys.exit(3)")
         return await p.ended, t
 
-    reason, t = run(loop_kind, main())
+    reason, t = run_on_loop(loop_kind, main())
     assert reason.check(ProcessTerminated)
     assert (reason.value.exitCode, reason.value.signal, reason.value.status) == (3, None, 3 << 8)
     assert t.status == 3 << 8
@@ -138,7 +127,7 @@ def test_signal_process_ends_the_child(loop_kind: str, signal_id: Any, number: i
         t.signalProcess(signal_id)
         return await p.ended, t
 
-    reason, t = run(loop_kind, main())
+    reason, t = run_on_loop(loop_kind, main())
     assert reason.check(ProcessTerminated)
     assert (reason.value.exitCode, reason.value.signal) == (None, number)
     with pytest.raises(ProcessExitedAlready):
@@ -153,7 +142,7 @@ def test_an_unknown_signal_name_is_a_value_error(loop_kind: str) -> None:
         t.signalProcess("SIGKILL")
         await p.ended
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())
 
 
 def test_stdin_writes_are_flushed_before_close(loop_kind: str) -> None:
@@ -176,7 +165,7 @@ def test_stdin_writes_are_flushed_before_close(loop_kind: str) -> None:
 
     import hashlib
 
-    p = run(loop_kind, main())
+    p = run_on_loop(loop_kind, main())
     expected = b"head:" + big
     assert p.data[1].split() == [
         str(len(expected)).encode(),
@@ -193,7 +182,7 @@ def test_a_child_closing_its_stdin_is_noticed(loop_kind: str) -> None:
         await p.ended
         return pid_while_running, p.events
 
-    pid, events = run(loop_kind, main())
+    pid, events = run_on_loop(loop_kind, main())
     assert pid is not None  # the pipe closed while the child still ran
     assert events.index(("lost", 0)) < events.index(("exited", ProcessTerminated))
 
@@ -208,7 +197,7 @@ def test_pause_producing_holds_output_until_resumed(loop_kind: str) -> None:
         await p.ended
         return before, p
 
-    before, p = run(loop_kind, main())
+    before, p = run_on_loop(loop_kind, main())
     assert 1 not in before
     assert p.data[1] == b"held\n"
 
@@ -225,7 +214,7 @@ def test_lose_connection_closes_every_pipe(loop_kind: str) -> None:
         await p.ended
         return p
 
-    p = run(loop_kind, main())
+    p = run_on_loop(loop_kind, main())
     assert sorted(e[1] for e in p.events if e[0] == "lost") == [0, 1, 2]
 
 
@@ -243,7 +232,7 @@ def test_the_environment_is_empty_by_default_not_inherited(
             await p.ended
         return [p.data[1] for p in (default, given, inherited)]
 
-    default, given, inherited = run(loop_kind, main())
+    default, given, inherited = run_on_loop(loop_kind, main())
     assert default == b"[]\n"
     assert given == b"['ONLY']\n"
     assert b"'TREADLE_MARK'" in inherited
@@ -257,7 +246,7 @@ def test_path_is_the_working_directory_and_args0_is_argv0(loop_kind: str, tmp_pa
         await p.ended
         return p.data[1]
 
-    cwd, argv0 = run(loop_kind, main()).decode().splitlines()
+    cwd, argv0 = run_on_loop(loop_kind, main()).decode().splitlines()
     assert Path(cwd).resolve() == tmp_path.resolve()
     assert argv0 == "custom-argv0"
 
@@ -274,7 +263,7 @@ def test_extra_child_descriptors_read_and_write(loop_kind: str) -> None:
         await p.ended
         return p
 
-    p = run(loop_kind, main())
+    p = run_on_loop(loop_kind, main())
     assert p.data == {3: b"on three", 1: b"to four"}
     assert sorted(e[1] for e in p.events if e[0] == "lost") == [0, 1, 2, 3, 4]
 
@@ -290,7 +279,7 @@ def test_a_child_descriptor_may_be_one_of_ours(loop_kind: str, tmp_path: Path) -
             )
             await p.ended
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())
     assert target.read_bytes() == b"to the file\n"
 
 
@@ -303,7 +292,7 @@ def test_use_pty_runs_the_child_on_a_terminal(loop_kind: str) -> None:
         await p.ended
         return p.data[1]
 
-    output = run(loop_kind, main())
+    output = run_on_loop(loop_kind, main())
     assert b"True True" in output and output.rstrip().endswith(b"TYPED")
 
 
@@ -329,7 +318,7 @@ def test_a_pull_producer_feeds_stdin(loop_kind: str) -> None:
         await p.ended
         return p.data[1]
 
-    assert run(loop_kind, main()) == b"400000\n"
+    assert run_on_loop(loop_kind, main()) == b"400000\n"
 
 
 def test_bad_calls_raise_at_once_and_leak_nothing(loop_kind: str, tmp_path: Path) -> None:
@@ -356,7 +345,7 @@ def test_bad_calls_raise_at_once_and_leak_nothing(loop_kind: str, tmp_path: Path
         await done.ended
         assert descriptors() == before
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="Linux pidfds")
@@ -369,7 +358,7 @@ def test_exit_is_noticed_without_pidfds_too(
         p, _ = spawn("import sys; sys.exit(5)")
         return await p.ended
 
-    assert run(loop_kind, main()).value.exitCode == 5
+    assert run_on_loop(loop_kind, main()).value.exitCode == 5
 
 
 TWISTED_PROGRAM = """

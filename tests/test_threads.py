@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import DEADLINE
+from tests.conftest import run_on_loop
 from treadle.internet import reactor
-from treadle.internet._reactor import new_event_loop
 from treadle.internet.defer import Deferred
 from treadle.internet.threads import (
     blockingCallFromThread,
@@ -26,15 +24,6 @@ from treadle.internet.threads import (
 from treadle.python.threadpool import ThreadPool
 
 _T = TypeVar("_T")
-
-
-def run(loop_kind: str, coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion on a fresh loop of the given kind."""
-    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
-    finally:
-        loop.close()
 
 
 def test_defer_to_thread_runs_off_the_loop_and_fires_on_it(loop_kind: str) -> None:
@@ -49,7 +38,7 @@ def test_defer_to_thread_runs_off_the_loop_and_fires_on_it(loop_kind: str) -> No
         total, worker = await d
         return total, worker, fired_in[0], threading.current_thread()
 
-    total, worker, fired_in, loop_thread = run(loop_kind, main())
+    total, worker, fired_in, loop_thread = run_on_loop(loop_kind, main())
     assert total == 42
     assert worker.startswith("PoolThread-treadle.internet.reactor-")
     assert fired_in is loop_thread
@@ -63,7 +52,7 @@ def test_defer_to_thread_fails_with_what_the_function_raised(loop_kind: str) -> 
         with pytest.raises(LookupError, match="from the thread"):
             await deferToThread(work)
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())
 
 
 def test_defer_to_thread_pool_uses_the_given_pool(loop_kind: str) -> None:
@@ -74,7 +63,7 @@ def test_defer_to_thread_pool_uses_the_given_pool(loop_kind: str) -> None:
         return await deferToThreadPool(reactor, pool, lambda: threading.current_thread().name)
 
     try:
-        assert run(loop_kind, main()) == "PoolThread-mine-0"
+        assert run_on_loop(loop_kind, main()) == "PoolThread-mine-0"
     finally:
         pool.stop()
 
@@ -98,7 +87,7 @@ def test_call_multiple_in_thread_runs_the_calls_in_order_in_one_thread(loop_kind
         await done
         return seen
 
-    seen = run(loop_kind, main())
+    seen = run_on_loop(loop_kind, main())
     assert [tag for tag, _ in seen] == ["a", "b!"]
     assert seen[0][1] == seen[1][1] and seen[0][1].startswith("PoolThread-")
 
@@ -127,7 +116,7 @@ def test_blocking_call_from_thread_returns_values_deferreds_and_coroutines(
         results = await deferToThread(in_thread)
         return results, threading.current_thread().name
 
-    results, loop_thread = run(loop_kind, main())
+    results, loop_thread = run_on_loop(loop_kind, main())
     assert results == [loop_thread, "from a Deferred", "from a coroutine"]
 
 
@@ -152,7 +141,7 @@ def test_blocking_call_from_thread_re_raises_in_the_calling_thread(loop_kind: st
     async def main() -> list[str]:
         return await deferToThread(in_thread)
 
-    assert run(loop_kind, main()) == [
+    assert run_on_loop(loop_kind, main()) == [
         "ValueError: raised at once",
         "KeyError: 'from a Deferred'",
     ]
@@ -164,4 +153,4 @@ def test_blocking_call_from_the_reactor_thread_is_refused(loop_kind: str) -> Non
         with pytest.raises(RuntimeError, match="reactor's own thread"):
             blockingCallFromThread(reactor, lambda: None)
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import warnings
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import DEADLINE
+from tests.conftest import run_on_loop
 from treadle.internet import reactor
-from treadle.internet._reactor import new_event_loop
 from treadle.internet.defer import Deferred
 from treadle.internet.error import ProcessDone
 from treadle.internet.utils import (
@@ -32,21 +29,12 @@ _T = TypeVar("_T")
 PY = sys.executable
 
 
-def run(loop_kind: str, coro: Coroutine[Any, Any, _T]) -> _T:
-    """Run ``coro`` to completion on a fresh loop of the given kind."""
-    loop = asyncio.new_event_loop() if loop_kind == "asyncio" else new_event_loop()
-    try:
-        return loop.run_until_complete(asyncio.wait_for(coro, DEADLINE))
-    finally:
-        loop.close()
-
-
 def test_get_process_output_returns_stdout_with_the_executable_as_argv0(loop_kind: str) -> None:
     async def main() -> bytes:
         code = "import sys; print(sys.orig_argv[0]); print(sys.argv[1:])"
         return await getProcessOutput(PY, ["-c", code, "a", "b"])
 
-    assert run(loop_kind, main()).decode().splitlines() == [PY, "['a', 'b']"]
+    assert run_on_loop(loop_kind, main()).decode().splitlines() == [PY, "['a', 'b']"]
 
 
 def test_get_process_output_fails_on_stderr_unless_errortoo(loop_kind: str) -> None:
@@ -67,7 +55,7 @@ def test_get_process_output_fails_on_stderr_unless_errortoo(loop_kind: str) -> N
         both = await getProcessOutput(PY, ["-c", code], errortoo=True)
         return error, reason, both
 
-    error, reason, both = run(loop_kind, main())
+    error, reason, both = run_on_loop(loop_kind, main())
     assert str(error) == "got stderr: b'oops'"
     assert reason.check(ProcessDone)  # processEnded errbacks whatever the reason, as Twisted
     # Two pipes: which one is read first is up to the scheduler.
@@ -80,7 +68,7 @@ def test_get_process_value_is_the_exit_code_or_none_on_a_signal(loop_kind: str) 
         killed = await getProcessValue(PY, ["-c", "import os; os.kill(os.getpid(), 9)"])
         return code, killed
 
-    assert run(loop_kind, main()) == (7, None)
+    assert run_on_loop(loop_kind, main()) == (7, None)
 
 
 def test_get_process_output_and_value_with_stdin(loop_kind: str) -> None:
@@ -89,7 +77,7 @@ def test_get_process_output_and_value_with_stdin(loop_kind: str) -> None:
     async def main() -> Any:
         return await getProcessOutputAndValue(PY, ["-c", code], stdinBytes=b"in")
 
-    assert run(loop_kind, main()) == (b"IN\n", b"e", 2)
+    assert run_on_loop(loop_kind, main()) == (b"IN\n", b"e", 2)
 
 
 def test_a_signal_fails_with_a_tuple_like_error(loop_kind: str) -> None:
@@ -102,7 +90,7 @@ def test_a_signal_fails_with_a_tuple_like_error(loop_kind: str) -> None:
             return e
         pytest.fail("a killed child did not fail the Deferred")
 
-    error = run(loop_kind, main())
+    error = run_on_loop(loop_kind, main())
     out, err, sig = error
     assert (out, err, sig) == (b"o\n", b"", signal.SIGTERM)
     assert error == (b"o\n", b"", signal.SIGTERM) and error[2] == 15 and len(error) == 3
@@ -120,7 +108,7 @@ def test_the_environment_is_empty_by_default_and_path_is_the_directory(
             await getProcessOutput(PY, ["-c", code], env=None),
         ]
 
-    isolated, inherited = run(loop_kind, main())
+    isolated, inherited = run_on_loop(loop_kind, main())
     assert isolated.decode().split() == ["False", str(tmp_path)]
     assert inherited.startswith(b"True ")
 
@@ -131,7 +119,7 @@ def test_a_missing_program_fails_the_deferred(loop_kind: str, tmp_path: Path) ->
             with pytest.raises(FileNotFoundError):
                 await call(str(tmp_path / "missing"))
 
-    run(loop_kind, main())
+    run_on_loop(loop_kind, main())
 
 
 def warn(message: str = "old") -> str:
