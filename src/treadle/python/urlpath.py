@@ -9,6 +9,11 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 __all__ = ["URLPath"]
 
+# What a URI holds as it is (RFC 3986: unreserved, reserved, and "%" of escapes).
+_URI_BYTES = (
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;=%"
+)
+
 
 class URLPath:
     """An absolute URL split into parts; every operation returns a new URLPath.
@@ -37,6 +42,10 @@ class URLPath:
         """Parse an absolute URL given as bytes."""
         if not isinstance(url, bytes):
             raise ValueError("'url' must be bytes")
+        if url.translate(None, _URI_BYTES):
+            # Bytes a URI may not hold (UTF-8 past ASCII, spaces, quotes, ...): kept
+            # percent-encoded, as a browser sends them.
+            url = quote(url, safe=_URI_BYTES).encode("ascii")
         parts = urlsplit(url)
         return cls(parts.scheme, parts.netloc, parts.path, parts.query, parts.fragment)
 
@@ -73,11 +82,12 @@ class URLPath:
         return self._with_path(b"/".join(segments), keepQuery)
 
     def parent(self, keepQuery: bool = False) -> URLPath:
-        """Return the URL one level up (``/a/b/c`` → ``/a/``)."""
-        segments = self.pathList()
-        if segments[-1] == b"":
-            segments = segments[:-1]
-        return self._with_path(b"/".join([*segments[:-1], b""]) or b"/", keepQuery)
+        """Return the URL of the directory above this one, as a link to ``..`` resolves
+        (``/a/b/c`` → ``/a/``, ``/a/b/`` → ``/a/``)."""
+        directories = self.pathList()[:-1]  # the last segment names a file, or is empty
+        if len(directories) > 1:
+            directories = directories[:-1]
+        return self._with_path(b"/".join([*directories, b""]) or b"/", keepQuery)
 
     def here(self, keepQuery: bool = False) -> URLPath:
         """Return the URL of the current directory (``/a/b/c`` → ``/a/b/``)."""
