@@ -152,6 +152,14 @@ def test_logout_once_the_request_ends_either_way(site: Any, end: str) -> None:
     assert realm.logouts == 1
 
 
+# What Twisted's wrapper answers an unexpected error with: _UnsafeErrorPage(500,
+# "Internal Error", "").
+TWISTEDS_500_PAGE = (
+    b"\n<html>\n  <head><title>500 - Internal Error</title></head>\n  <body>\n"
+    b"    <h1>Internal Error</h1>\n    <p></p>\n  </body>\n</html>\n"
+)
+
+
 def test_unexpected_errors_are_500_and_logged_with_the_failure(site: Any) -> None:
     wrapped, _, factories, portal = site
 
@@ -182,6 +190,7 @@ def test_unexpected_errors_are_500_and_logged_with_the_failure(site: Any) -> Non
             request = request_for([b"child"], header)
             request.render(getChildForRequest(wrapped, request))
             assert request.responseCode == 500
+            assert b"".join(request.written) == TWISTEDS_500_PAGE
     finally:
         globalLogPublisher.removeObserver(events.append)
     failures = [e["log_failure"] for e in events if "log_failure" in e]

@@ -806,6 +806,15 @@ def test_body_arguments_replace_query_arguments_for_post_only() -> None:
     assert args_of(b"PUT") == {b"a": [b"1", b"2"], b"b": [b"3"]}
 
 
+def test_query_fields_split_on_ampersands_only_and_bare_names_are_kept() -> None:
+    # README, Differences: ";" is no separator (cache poisoning, CVE-2021-23336), and a name
+    # without "=" gets the empty value, as parse_qs(keep_blank_values=True) gives.
+    request = http_module.Request(_channel_stub())
+    request.method = b"GET"
+    request.uri = b"/f?x=1;y=2&debug&a=&a=%41+b"
+    assert request.args == {b"x": [b"1;y=2"], b"debug": [b""], b"a": [b"", b"A b"]}
+
+
 def _channel_stub() -> Any:
     site = Site(Resource())
     channel, _transport = connect(site)

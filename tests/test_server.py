@@ -307,6 +307,10 @@ class Broken(Resource):
     isLeaf = True
 
     def render_GET(self, request: Request) -> bytes:
+        # What was set for a body that never came must not describe the error page.
+        request.setHeader(b"content-encoding", b"gzip")
+        request.setHeader(b"cache-control", b"max-age=3600")
+        request.addCookie(b"step", b"1")
         raise ValueError("secret detail")
 
 
@@ -344,6 +348,9 @@ def test_head_405_404_and_500(serve: Any, caplog: pytest.LogCaptureFixture) -> N
         assert failed.status_code == 500
         assert "secret detail" not in failed.text
         assert "Processing Failed" in failed.text
+        assert failed.headers["content-type"] == "text/html"
+        for name in ("content-encoding", "cache-control", "set-cookie"):
+            assert name not in failed.headers  # README: the page carries its own only
         # The connection stays usable after the error.
         assert client.get(url + "/hello").text == "Hello, world!"
     assert any(

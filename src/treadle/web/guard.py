@@ -443,7 +443,7 @@ class HTTPAuthSessionWrapper:
                 continue
             except Exception:
                 error_log.exception("unexpected failure from credential factory %r", factory)
-                return ErrorPage(500, "Internal Server Error", "Authentication failed.")
+                return ErrorPage(500, "Internal Error", "")  # Twisted's page
             return self._login(credentials, factory)
         return UnauthorizedResource(self._credentialFactories)
 
@@ -474,4 +474,4 @@ class HTTPAuthSessionWrapper:
             "unexpected error while logging in",
             exc_info=failure.value,
         )
-        return ErrorPage(500, "Internal Server Error", "Authentication failed."), None
+        return ErrorPage(500, "Internal Error", ""), None  # Twisted's page

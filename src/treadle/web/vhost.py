@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from treadle.web.http import BAD_REQUEST
+from treadle.web.pages import notFound
 from treadle.web.resource import ErrorPage, NoResource, Resource, ResourceLike
 
 if TYPE_CHECKING:
@@ -93,13 +94,13 @@ class NameVirtualHost(Resource):
         """Return the resource registered for the request's host, the default, or a 404."""
         header = request.requestHeaders.getRawHeaders(b"host")
         if not header:
-            return self.default or NoResource()
+            return self.default or notFound()
         host = _normalise_host(_host_without_port(header[0]))
         found = self.hosts.get(host, self.default)
         if found is not None:
             return found
-        # The host comes from the client: NoResource escapes it in the page.
-        return NoResource(f"There is no site named {host.decode('latin-1')} on this server.")
+        # Twisted's page and words; the host comes from the client, and the page escapes it.
+        return notFound("Not Found", f"host {host.decode('ascii', 'replace')!r} not in vhost map")
 
     def render(self, request: Request) -> object:
         """Render the host's resource (reached only when nothing is left of the path)."""
@@ -186,13 +187,14 @@ def _drop_consumed_path(request: Request) -> None:
 
 
 def _report_scheme(request: Request, secure: bool) -> None:
-    """Make ``request.isSecure()`` answer ``secure`` from now on.
+    """Make ``request.isSecure()`` answer ``secure`` from now on (as 1 or 0, Twisted's).
 
     Twisted's monster replaces the method on the request, and programs behind it (and their
     tests) rely on the answer changing as soon as the scheme segment is passed, before the
     host is known; the method is replaced here the same way.
     """
-    request.isSecure = lambda: secure  # type: ignore[method-assign]
+    answer = int(secure)
+    request.isSecure = lambda: answer  # type: ignore[method-assign,assignment,return-value]
 
 
 class VHostMonsterResource(Resource):
