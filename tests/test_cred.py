@@ -534,7 +534,9 @@ def file_db_program(prefix: str, directory: Path) -> list[object]:
         value = box[0]
         if hasattr(value, "value"):  # a Failure
             assert isinstance(value.value, error_m.UnauthorizedLogin)
-            return "UnauthorizedLogin"
+            # The message too: Twisted's says nothing (an unknown user and a wrong password
+            # must not be told apart by a client shown the message).
+            return f"UnauthorizedLogin({value.getErrorMessage()!r})"
         return value
 
     up = creds_m.UsernamePassword

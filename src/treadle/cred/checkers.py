@@ -13,6 +13,11 @@ bcrypt, ``{SHA}``, ``$apr1$``, ``$1$``, ``$5$`` and ``$6$`` hashes, the slow one
 worker thread). Only :class:`InMemoryUsernamePasswordDatabaseDontUse`, a plain-text
 :class:`FilePasswordDB` and a :class:`CallableChecker` given ``ha1=`` can check HTTP Digest
 credentials, which need the password (or ``HA1``) on the server.
+
+Every refusal is a bare :class:`~treadle.cred.error.UnauthorizedLogin`, as Twisted's: an
+unknown user and a wrong password fail alike, so a program that shows the error's message to
+its client tells an attacker nothing about which names exist. (Why a login could not be
+checked at all, an unreadable file or an unsupported hash, is logged.)
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ def _matched(ok: object, avatarId: bytes) -> bytes:
     """Return ``avatarId`` if ``ok`` is true; raise UnauthorizedLogin otherwise."""
     if ok:
         return avatarId
-    raise UnauthorizedLogin("Bad password")
+    raise UnauthorizedLogin()
 
 
 @implementer(ICredentialsChecker)
@@ -155,7 +160,7 @@ class InMemoryUsernamePasswordDatabaseDontUse:
         """
         password = self.users.get(credentials.username)
         if password is None:
-            return fail(UnauthorizedLogin("No such user"))
+            return fail(UnauthorizedLogin())
         d = maybeDeferred(credentials.checkPassword, password)
         return d.addCallback(_matched, credentials.username)
 
@@ -226,7 +231,7 @@ class FilePasswordDB:
                 stamp = os.fstat(f.fileno())
         except OSError as e:
             error_log.error("password file %s cannot be read: %s", self.filename, e)
-            raise UnauthorizedLogin("Password file unreadable") from None
+            raise UnauthorizedLogin() from None
         self._stamp = (stamp.st_mtime_ns, stamp.st_size)
         users = []
         for line in lines:
@@ -285,7 +290,7 @@ class FilePasswordDB:
         try:
             username, stored = self.getUser(credentials.username)
         except KeyError:
-            return fail(UnauthorizedLogin("No such user"))
+            return fail(UnauthorizedLogin())
         except UnauthorizedLogin:
             return fail(Failure())
         if self.hash is None:
@@ -293,10 +298,10 @@ class FilePasswordDB:
             return d.addCallback(_matched, username)
         plain = IUsernamePassword(credentials, None)
         if plain is None:
-            return fail(UnauthorizedLogin("Hashed passwords need a plain-text password"))
+            return fail(UnauthorizedLogin())
         computed = self.hash(plain.username, plain.password, stored)
         ok = isinstance(computed, bytes) and hmac.compare_digest(computed, stored)
-        return succeed(username) if ok else fail(UnauthorizedLogin("Bad password"))
+        return succeed(username) if ok else fail(UnauthorizedLogin())
 
 
 #: Twisted's older name for :class:`FilePasswordDB`.
@@ -363,7 +368,7 @@ class CallableChecker:
                 result = self.check(username, credentials.password.decode("utf-8"))
                 verify = bool
         except UnicodeDecodeError:
-            return fail(UnauthorizedLogin("Credentials are not UTF-8"))
+            return fail(UnauthorizedLogin())
         except Exception:
             return fail(Failure())
         if inspect.isawaitable(result):
@@ -434,9 +439,9 @@ class HtpasswdChecker:
             hashed = self._entries().get(credentials.username)
         except OSError as e:
             error_log.error("htpasswd file %s cannot be read: %s", self.path, e)
-            return fail(UnauthorizedLogin("Password file unreadable"))
+            return fail(UnauthorizedLogin())
         if hashed is None:
-            return fail(UnauthorizedLogin("No such user"))
+            return fail(UnauthorizedLogin())
         scheme = _crypt.htpasswd_scheme(hashed)
         if scheme is None or (scheme == "bcrypt" and _crypt.bcrypt_module() is None):
             if credentials.username not in self._warned:
@@ -452,7 +457,7 @@ class HtpasswdChecker:
                     credentials.username.decode("utf-8", "replace"),
                     why,
                 )
-            return fail(UnauthorizedLogin("Unsupported password hash"))
+            return fail(UnauthorizedLogin())
         password: bytes = credentials.password
         if scheme == "sha1":  # cheap: no thread
             return succeed(_matched(_crypt.verify_hash(hashed, password), credentials.username))
