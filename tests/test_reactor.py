@@ -24,6 +24,7 @@ from treadle.web.resource import Resource
 from treadle.web.server import Site
 
 from .conftest import Hello as WorldHello
+from .conftest import run_on_loop
 
 
 def test_call_later_runs_with_arguments_and_returns_a_delayed_call() -> None:
@@ -296,6 +297,43 @@ def test_run_and_stop_standalone_the_twisted_way() -> None:
         """
     )
     assert _child_output(program) == "['running', 'later', 'shutdown']"
+
+
+def test_run_makes_its_thread_the_io_thread() -> None:
+    program = textwrap.dedent(
+        """
+        import threading
+        from treadle.internet import reactor, threads
+        from treadle.python import threadable
+        seen = [threadable.isInIOThread()]  # no thread registered, no loop running
+        def in_worker():
+            return threadable.isInIOThread()
+        def check():
+            seen.append(threadable.isInIOThread())
+            d = threads.deferToThread(in_worker)
+            d.addCallback(seen.append)
+            d.addCallback(lambda _: reactor.stop())
+        reactor.callWhenRunning(check)
+        reactor.run()
+        print(seen, threadable.ioThread == threading.get_ident())
+        """
+    )
+    assert _child_output(program) == "[False, True, False] True"
+
+
+def test_without_a_registered_thread_the_loops_thread_is_the_io_thread(
+    loop_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from treadle.python import threadable
+
+    monkeypatch.setattr(threadable, "ioThread", None)  # as if reactor.run() never ran here
+
+    async def main() -> tuple[bool, bool]:
+        elsewhere = await asyncio.get_running_loop().run_in_executor(None, threadable.isInIOThread)
+        return threadable.isInIOThread(), elsewhere
+
+    assert run_on_loop(loop_kind, main()) == (True, False)
+    assert not threadable.isInIOThread()
 
 
 def test_nothing_is_served_before_the_reactor_runs() -> None:

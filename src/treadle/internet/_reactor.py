@@ -53,6 +53,7 @@ from treadle.internet.interfaces import (
     IReactorUDP,
     IReactorUNIX,
 )
+from treadle.python import threadable
 from treadle.python.threadpool import ThreadPool
 
 __all__ = [
@@ -623,6 +624,7 @@ class Reactor:
             )
         loop = self._get_loop()
         self.running = True
+        threadable.registerAsIOThread()
         handled: list[signal.Signals] = []
         if installSignalHandlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
