@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import signal
 import sys
 import traceback
@@ -50,6 +51,7 @@ from treadle.internet.defer import Deferred, maybeDeferred
 from treadle.plugin import getPlugins
 from treadle.python import usage
 from treadle.python.failure import Failure
+from treadle.python.util import switchUID
 
 __all__ = ["RunOptions", "main"]
 
@@ -210,18 +212,19 @@ def _program_error(what: str, error: BaseException) -> StartupError:
 
 
 def _switch_user(application: Any) -> None:
-    """Run as the application's ``uid``/``gid`` (IProcess) when started as root."""
+    """Run as the application's ``uid``/``gid`` (IProcess) when started as root, as twistd:
+    a user without a group gets the user's own, and the user's supplementary groups."""
     process = service.IProcess(application, None)
     uid = getattr(process, "uid", None)
     gid = getattr(process, "gid", None)
     if os.getuid() != 0 or (uid is None and gid is None):
         return
     try:
-        if gid is not None:
-            os.setgroups([gid])
-            os.setgid(gid)
-        if uid is not None:
-            os.setuid(uid)
+        if uid is not None and gid is None:
+            gid = pwd.getpwuid(uid).pw_gid
+        switchUID(uid, gid)
+    except KeyError:
+        raise StartupError(f"cannot switch to uid {uid}: no such user") from None
     except OSError as e:
         raise StartupError(f"cannot switch to uid {uid}, gid {gid}: {e.strerror or e}") from None
     log.info("Switched to uid %s, gid %s.", uid, gid)
