@@ -138,6 +138,29 @@ def test_private_certificate_options_serve_https(
     assert result.version in ("TLSv1.2", "TLSv1.3")
 
 
+def test_a_tls_protocol_is_connected_once_the_handshake_succeeded(
+    server: ServerThread, server_cert: ssl.PrivateCertificate, ca_cert: ssl.Certificate
+) -> None:
+    # README, Differences: Twisted calls connectionMade at once, and connectionLost after a
+    # failed handshake; here a client that never completes one reaches no protocol.
+    made: list[str] = []
+
+    class Greeter(Protocol):
+        def connectionMade(self) -> None:
+            made.append("made")
+            self.transport.write(b"hi\n")
+            self.transport.loseConnection()
+
+    port = listen(server, Factory.forProtocol(Greeter), server_cert.options())
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\n\r\n")  # no handshake: the server gives up
+        while plain.recv(4096):  # (an alert, perhaps) until the server closes
+            pass
+    context, hostname = client_for(ca_cert)
+    assert exchange(port, context, hostname).data == b"hi\n"
+    assert server.call(lambda: list(made)) == ["made"]
+
+
 def test_ip_address_host_names_are_checked_against_ip_entries(
     server: ServerThread, server_cert: ssl.PrivateCertificate, ca_cert: ssl.Certificate
 ) -> None:
