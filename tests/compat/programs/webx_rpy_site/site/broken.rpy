@@ -1,0 +1,3 @@
+from twisted.web.resource import Resource
+
+raise RuntimeError("the script fails")

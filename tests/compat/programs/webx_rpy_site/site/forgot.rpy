@@ -1,0 +1,2 @@
+# No "resource" assigned: the server says so.
+x = 1
