@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -113,9 +113,13 @@ class Treadle:
     """
 
     def __init__(
-        self, args: list[str], cwd: Path | None = None, activated: socket.socket | None = None
+        self,
+        args: list[str],
+        cwd: Path | None = None,
+        activated: socket.socket | None = None,
+        command_words: Sequence[str] = ("web",),
     ) -> None:
-        command = [sys.executable, "-m", "treadle", "web", *args]
+        command = [sys.executable, "-m", "treadle", *command_words, *args]
         if activated is not None:
             command = [sys.executable, "-c", SYSTEMD_LAUNCHER, str(activated.fileno()), *args]
         self.proc = subprocess.Popen(
@@ -812,6 +816,21 @@ def test_https(run: Callable[..., Treadle], site: Path, tmp_path: Path) -> None:
     trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
     response = get(f"{server.url}/hello.txt", verify=trust)
     assert response.text == "hello"
+
+
+def test_treadle_run_web_is_treadle_web(site: Path) -> None:
+    # twistd -n web --path DIR, ported word for word.
+    server = Treadle(
+        ["--path", str(site), "--no-access-log", "--listen", "tcp:0:interface=127.0.0.1"],
+        command_words=("run", "-n", "--reactor=epoll", "web"),
+    )
+    try:
+        server.started()
+        assert get(f"{server.url}/hello.txt").text == "hello"
+    finally:
+        server.close()
+    refused = run_to_exit("run", "-n", "webby")  # any other name is a plugin's, as before
+    assert refused.returncode == 2 and "no plugin named 'webby'" in refused.stderr
 
 
 def test_tcp6(run: Callable[..., Treadle], site: Path) -> None:

@@ -386,6 +386,29 @@ def _serve_workers(options: WebOptions) -> int:
             sock.close()
 
 
+# twistd's options that change nothing under treadle, as ``treadle run`` accepts them.
+_IGNORED_TWISTD_FLAGS = frozenset({"-n", "--nodaemon", "-o", "--no_save"})
+_IGNORED_TWISTD_VALUES = frozenset({"-r", "--reactor"})
+
+
+def _twistd_web_arguments(args: Sequence[str]) -> list[str] | None:
+    """``["web", *ARGS]`` for ``treadle run [-n] web ARGS`` (``twistd -n web`` ported word
+    for word: twistd's built-in ``web`` plugin is ``treadle web``); None for any other
+    ``treadle run``."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _IGNORED_TWISTD_FLAGS or arg.startswith("--reactor="):
+            i += 1
+        elif arg in _IGNORED_TWISTD_VALUES:
+            i += 2
+        elif arg == "web":
+            return ["web", *args[i + 1 :]]
+        else:
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``treadle`` command.
 
@@ -398,10 +421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["run"]:
-        # ``treadle run`` (twistd's options and plugins) has a parser of its own.
-        from treadle._cli.run import main as run_main
+        web_args = _twistd_web_arguments(args[1:])
+        if web_args is None:
+            # ``treadle run`` (twistd's options and plugins) has a parser of its own.
+            from treadle._cli.run import main as run_main
 
-        return run_main(args[1:])
+            return run_main(args[1:])
+        args = web_args
     try:
         options = parse_command_line(args)
     except UsageError as e:
