@@ -34,7 +34,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from zope.interface import implementer
 
@@ -85,6 +85,19 @@ def _exit_reason(status: int) -> ProcessDone | ProcessTerminated:
     return ProcessTerminated(None, os.WTERMSIG(status), status)
 
 
+class PipeOwner(Protocol):
+    """What a :class:`_Pipe` reports to: a process, or standard I/O
+    (:mod:`treadle.internet.stdio`)."""
+
+    loop: Any
+
+    def _child_data(self, child_fd: int, data: bytes) -> None:
+        """``data`` arrived on the pipe of ``child_fd``."""
+
+    def _pipe_lost(self, child_fd: int) -> None:
+        """The pipe of ``child_fd`` ended (its descriptor is closed)."""
+
+
 class _Pipe:
     """Our end of one of the child's descriptors, watched on the loop.
 
@@ -95,7 +108,14 @@ class _Pipe:
     """
 
     def __init__(
-        self, process: Process, child_fd: int, fd: int, *, reads: bool, writes: bool
+        self,
+        process: PipeOwner,
+        child_fd: int,
+        fd: int,
+        *,
+        reads: bool,
+        writes: bool,
+        watch_close: bool = True,
     ) -> None:
         self.process = process
         self.child_fd = child_fd
@@ -111,8 +131,10 @@ class _Pipe:
         self.streaming = False
         self.producer_paused = False
         os.set_blocking(fd, False)
-        # A write-only pipe is watched for reading too: that is how its closing is seen.
-        self.start_reading()
+        # A write-only pipe is watched for reading too: that is how its closing is seen
+        # (unless told not to: a terminal it shares with a reading end is readable at will).
+        if reads or watch_close:
+            self.start_reading()
 
     # -- reading ------------------------------------------------------------------------------
 
