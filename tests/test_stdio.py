@@ -104,12 +104,18 @@ def run(framework: str, program: str, stdin: bytes | Path, tmp_path: Path) -> tu
     return stdout.decode(), done.stderr.decode()
 
 
+def given_through(through: str, data: bytes, tmp_path: Path) -> bytes | Path:
+    """``data`` as a pipe gets it (bytes), or as a regular file to redirect from."""
+    if through == "pipe":
+        return data
+    path = tmp_path / "input"
+    path.write_bytes(data)
+    return path
+
+
 @pytest.mark.parametrize("through", ["pipe", "file"])
 def test_a_line_filter_runs_as_under_twisted(through: str, tmp_path: Path) -> None:
-    given = b"hello\nworld\n"
-    if through == "file":
-        (tmp_path / "input").write_bytes(given)
-    stdin = tmp_path / "input" if through == "file" else given
+    stdin = given_through(through, b"hello\nworld\n", tmp_path)
     ours = run("treadle", UPPER, stdin, tmp_path)
     assert ours == run("twisted", UPPER, stdin, tmp_path)
     assert ours == ("ready\nHELLO\nWORLD\n", "made PipeAddress\nlost ConnectionDone\n")
@@ -126,10 +132,7 @@ def test_lose_connection_writes_what_is_queued_first(tmp_path: Path) -> None:
 def test_a_half_closeable_protocol_writes_after_its_input_ended(
     through: str, tmp_path: Path
 ) -> None:
-    given = b"x" * 100_000
-    if through == "file":
-        (tmp_path / "input").write_bytes(given)
-    stdin = tmp_path / "input" if through == "file" else given
+    stdin = given_through(through, b"x" * 100_000, tmp_path)
     ours = run("treadle", HALF, stdin, tmp_path)
     assert ours == run("twisted", HALF, stdin, tmp_path)
     assert ours == ("100000 bytes\n", "read side ended\nlost ConnectionDone\n")
