@@ -149,7 +149,8 @@ def selftest(echo_port, echo_factory):
     done = defer.Deferred()
     reactor.connectTCP("127.0.0.1", udp_port, EchoClientFactory(done))
     yield done
-    log.append("protocols after self-test: %d" % echo_factory.numProtocols)
+    # (echoserv's numProtocols is not logged: whether the server has seen the client's
+    # close yet, or the harness's own connections, is a matter of timing.)
     print("\n".join(log))
     finished.callback(None)
 
