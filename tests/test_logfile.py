@@ -11,6 +11,7 @@ import os
 import pickle
 import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,13 @@ def test_daily_log_file_rotates_on_a_new_day_as_twisteds(dirs: tuple[Path, Path]
         Days.today = (2026, 12, 9)
         log.write(b"tuesday\n")
         log.flush()
-        results.append((files_in(directory), log.lastDate, log.suffix((2026, 1, 2))))
+        saturday_noon = time.mktime((2026, 12, 6, 12, 0, 0, 0, 0, -1))
+        reader = log.getLog(saturday_noon)
+        lines = reader.readLines()
+        reader.close()
+        with pytest.raises(ValueError):
+            log.getLog(saturday_noon - 86400)
+        results.append((files_in(directory), log.lastDate, log.suffix((2026, 1, 2)), lines))
         log.close()
     assert results[0] == results[1]
     assert results[0][0] == {
@@ -105,7 +112,7 @@ def test_daily_log_file_rotates_on_a_new_day_as_twisteds(dirs: tuple[Path, Path]
         "app.log.2026_12_6": b"saturday\n",
         "app.log.2026_12_7": b"sunday\nsunday again\n",
     }
-    assert results[0][2] == "2026_1_2"
+    assert results[0][2:] == ("2026_1_2", ["saturday\n"])
 
 
 def test_daily_log_file_whose_days_file_exists_keeps_writing(dirs: tuple[Path, Path]) -> None:

@@ -129,6 +129,17 @@ class BaseLogFile:
         """A :class:`LogReader` of the current file."""
         return LogReader(self.path)
 
+    def _rotated(self, suffix: str) -> LogReader:
+        """A :class:`LogReader` of the rotated file with ``suffix``.
+
+        Raises:
+            ValueError: There is no such file.
+        """
+        filename = f"{self.path}.{suffix}"
+        if not os.path.exists(filename):
+            raise ValueError("no such logfile exists")
+        return LogReader(filename)
+
     def __getstate__(self) -> dict[str, Any]:
         """What a pickle keeps: not the open file, nor the lock."""
         state = dict(self.__dict__)
@@ -215,10 +226,7 @@ class LogFile(BaseLogFile):
         Raises:
             ValueError: There is no such file.
         """
-        filename = f"{self.path}.{identifier}"
-        if not os.path.exists(filename):
-            raise ValueError("no such logfile exists")
-        return LogReader(filename)
+        return self._rotated(str(identifier))
 
     def __getstate__(self) -> dict[str, Any]:
         """What a pickle keeps (the size is read again from the file)."""
@@ -287,10 +295,7 @@ class DailyLogFile(BaseLogFile):
         """
         if self.toDate(identifier) == self.lastDate:
             return self.getCurrentLog()
-        filename = f"{self.path}.{self.suffix(identifier)}"
-        if not os.path.exists(filename):
-            raise ValueError("no such logfile exists")
-        return LogReader(filename)
+        return self._rotated(self.suffix(identifier))
 
     def __getstate__(self) -> dict[str, Any]:
         """What a pickle keeps (the date is read again from the file)."""
